@@ -1,0 +1,151 @@
+#pragma once
+/// The proxy configuration: what `serve --config FILE` reads. An immutable snapshot once loaded;
+/// the proxy holds it as `std::shared_ptr<const config>` (STYLE.md 4). Every field is documented
+/// for users in docs/configuration.md.
+///
+/// Pure code: yaml-cpp for parsing, no sockets, no logging. Errors are values with file:line:col.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bedrock_meter::config {
+
+using milliseconds = std::chrono::milliseconds;
+
+struct tls_files {
+  std::string cert_file;  ///< PEM certificate chain
+  std::string key_file;   ///< PEM private key
+};
+
+/// One client-facing listener. Without `tls` it is plain HTTP (for loopback and development).
+struct listener_config {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 8080;  ///< 0 = pick a free port (tests); the bound port is logged
+  std::optional<tls_files> tls;
+};
+
+/// Where upstream credentials come from.
+enum class credential_source : std::uint8_t {
+  default_chain,  ///< env, shared files (AWS_PROFILE), container, IMDSv2 — AWS's order
+  environment,    ///< only AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
+  profile,        ///< only the shared credentials/config files, profile `profile`
+  container,      ///< only the ECS/EKS container endpoint
+  imds,           ///< only EC2 IMDSv2
+  bearer,         ///< an upstream Bedrock API key read from the env var `bearer_token_env`
+};
+
+struct upstream_credentials {
+  credential_source source = credential_source::default_chain;
+  std::string profile;            ///< for `profile` (default: $AWS_PROFILE or "default")
+  std::string bearer_token_env = "AWS_BEARER_TOKEN_BEDROCK";  ///< for `bearer`
+  milliseconds refresh_before{std::chrono::minutes(5)};  ///< refresh temporary creds this early
+};
+
+struct upstream_config {
+  std::string region = "us-east-1";
+  /// Regions a client may choose by signing for them; the request then goes to that region.
+  std::vector<std::string> allowed_client_regions;
+  /// Endpoint override, e.g. `https://vpce-...` or `http://127.0.0.1:9000` (tests). Empty: AWS's
+  /// `https://bedrock-runtime.{region}.amazonaws.com`. May contain `{region}`.
+  std::string endpoint;
+  std::string ca_file;   ///< extra trust anchor (PEM) in addition to the system store; empty = none
+  bool verify_tls = true;
+  upstream_credentials credentials;
+  milliseconds connect_timeout{std::chrono::seconds(5)};
+  milliseconds first_byte_timeout{std::chrono::seconds(60)};
+  milliseconds idle_timeout{std::chrono::seconds(60)};  ///< max gap between body bytes
+  std::uint32_t max_idle_connections = 64;              ///< per worker
+  milliseconds pool_idle_time{std::chrono::seconds(50)};
+};
+
+/// A proxy-issued SigV4 access key. The secret is needed in plaintext to verify HMACs (as AWS
+/// itself does); give it inline or through an environment variable.
+struct access_key {
+  std::string access_key_id;
+  std::string secret_access_key;      ///< resolved secret (from the file or `secret_env`)
+  std::string secret_env;             ///< name of the env var holding the secret, if used
+  std::string team;
+  std::string app;
+};
+
+/// A proxy-issued bearer key, stored as the hex SHA-256 of the token.
+struct bearer_key {
+  std::string sha256;  ///< 64 lowercase hex chars
+  std::string team;
+  std::string app;
+  std::string name;    ///< optional label for logs (never the token)
+};
+
+struct anonymous_identity {
+  bool enabled = false;  ///< off by default; for local demos only
+  std::string team = "anonymous";
+  std::string app = "anonymous";
+};
+
+struct auth_config {
+  std::vector<access_key> access_keys;
+  std::vector<bearer_key> bearer_keys;
+  anonymous_identity anonymous;
+  std::chrono::seconds max_clock_skew{300};
+};
+
+struct limits_config {
+  std::uint32_t max_header_bytes = 16 * 1024;
+  std::uint64_t max_body_bytes = 32ull * 1024 * 1024;
+  std::uint32_t max_connections = 10'000;  ///< per process; beyond it new connections are closed
+  milliseconds header_timeout{std::chrono::seconds(10)};   ///< whole request head must arrive
+  milliseconds body_timeout{std::chrono::seconds(60)};     ///< whole request body must arrive
+  milliseconds idle_timeout{std::chrono::seconds(60)};     ///< keep-alive idle between requests
+  milliseconds exchange_timeout{std::chrono::minutes(15)}; ///< cap on one request end to end
+  milliseconds shutdown_grace{std::chrono::seconds(30)};   ///< SIGTERM: in-flight may finish
+};
+
+struct logging_config {
+  std::string level = "info";      ///< trace, debug, info, warn, error, off
+  std::string access_log = "stdout";  ///< "stdout", "off", or a file path
+};
+
+struct admin_config {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 9464;
+  bool enabled = true;
+  std::string token_env;  ///< if set, admin endpoints require `Authorization: Bearer $TOKEN`
+};
+
+struct config {
+  std::string source_path;  ///< the file it was read from
+  std::vector<listener_config> listeners;
+  unsigned workers = 0;  ///< 0 = number of cores
+  upstream_config upstream;
+  auth_config auth;
+  limits_config limits;
+  logging_config logging;
+  admin_config admin;
+};
+
+/// A validation or parse problem, with where it is.
+struct config_error {
+  std::string file;
+  int line = 0;    ///< 1-based; 0 when not known
+  int column = 0;  ///< 1-based
+  std::string path;     ///< YAML path, e.g. `auth.access_keys[1].team`
+  std::string message;  ///< what is wrong and how to fix it
+  std::string to_string() const;  ///< "file:line:col: path: message"
+};
+
+struct load_result {
+  std::optional<config> value;       ///< set when there are no errors
+  std::vector<config_error> errors;  ///< all problems found, not just the first
+};
+
+/// Reads, parses and validates a config file. `getenv` resolves `*_env` fields (injected for
+/// tests; pass nullptr for the process environment).
+using env_lookup = const char* (*)(const char*);
+load_result load_file(const std::string& path, env_lookup getenv = nullptr);
+/// Same, from text (file name used in messages).
+load_result load_string(std::string_view yaml, std::string_view file_name, env_lookup getenv = nullptr);
+
+}  // namespace bedrock_meter::config

@@ -1,0 +1,94 @@
+#pragma once
+/// Incremental decoder and encoder for `application/vnd.amazon.eventstream`, the binary framing
+/// Bedrock uses for InvokeModelWithResponseStream and ConverseStream.
+///
+/// Frame layout (all integers big-endian): total length (4), headers length (4), CRC32 of those
+/// 8 bytes (4), headers, payload, CRC32 of everything before it (4). CRC is zlib's CRC32.
+/// Header: name length (1), name, value type (1), value (type-dependent). Types 0-9: bool true,
+/// bool false, byte, short, int, long, bytes (2-byte length), string (2-byte length), timestamp
+/// (8, ms), uuid (16).
+///
+/// Pure code: no I/O, no exceptions on bad input. Thread safety: one decoder per stream.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bedrock_meter::metering {
+
+/// Largest frame the decoder accepts. Bedrock chunks are far smaller; a larger prelude is treated
+/// as corruption so a hostile upstream cannot make the proxy buffer without bound.
+inline constexpr std::uint32_t max_event_frame_bytes = 16u * 1024u * 1024u;
+
+/// One decoded frame. Views point into the decoder's buffer or the caller's input and are valid
+/// only during the callback.
+struct event_message {
+  std::string_view message_type;  ///< `:message-type` (event, exception, error)
+  std::string_view event_type;    ///< `:event-type`, or `:exception-type` / `:error-code`
+  std::string_view content_type;  ///< `:content-type`, may be empty
+  std::string_view payload;       ///< raw payload bytes
+};
+
+enum class event_stream_error : std::uint8_t {
+  none = 0,
+  prelude_crc,     ///< prelude CRC mismatch
+  message_crc,     ///< message CRC mismatch
+  frame_length,    ///< total length < 16 or > max_event_frame_bytes, or headers overflow
+  header_format,   ///< malformed header block
+};
+
+std::string_view to_string(event_stream_error e) noexcept;
+
+/// Incremental decoder. Feed arbitrary chunks (down to one byte); each complete, valid frame is
+/// reported once through the callback. After the first error the decoder is poisoned: it reports
+/// that error from every later feed() and decodes nothing more (the proxy keeps forwarding bytes
+/// regardless; only metering stops). Memory is bounded by the largest frame seen; complete frames
+/// within one chunk are decoded in place without copying.
+class event_stream_decoder {
+ public:
+  using callback = std::function<void(const event_message&)>;
+
+  explicit event_stream_decoder(std::uint32_t max_frame = max_event_frame_bytes) noexcept;
+
+  /// Decodes as many whole frames as `bytes` completes. Returns the sticky error state.
+  event_stream_error feed(std::string_view bytes, const callback& on_message);
+  event_stream_error feed(std::span<const std::byte> bytes, const callback& on_message);
+
+  [[nodiscard]] event_stream_error error() const noexcept { return error_; }
+  [[nodiscard]] std::uint64_t frames() const noexcept { return frames_; }
+  /// Bytes held for an incomplete frame.
+  [[nodiscard]] std::size_t buffered() const noexcept { return buffer_.size(); }
+
+ private:
+  // (implementation detail fields; see event_stream.cpp)
+  std::uint32_t max_frame_;
+  event_stream_error error_ = event_stream_error::none;
+  std::uint64_t frames_ = 0;
+  std::string buffer_;
+};
+
+/// A header value for the encoder: strings only (all Bedrock response headers are strings).
+struct event_header {
+  std::string_view name;
+  std::string_view value;
+};
+
+/// Encodes one frame with string headers, appending it to `out`.
+void encode_event_frame(std::string& out, std::span<const event_header> headers,
+                        std::string_view payload);
+
+/// Convenience: an `event` frame with `:event-type`, `:content-type: application/json`,
+/// `:message-type: event`, as Bedrock sends them.
+std::string encode_event(std::string_view event_type, std::string_view json_payload);
+
+/// Convenience: an `exception` frame (`:exception-type`, `:message-type: exception`), as Bedrock
+/// sends a mid-stream error such as `throttlingException` or `modelStreamErrorException`.
+std::string encode_exception(std::string_view exception_type, std::string_view json_payload);
+
+/// zlib-compatible CRC32 (slicing-by-8), exposed for tests and the simulator.
+std::uint32_t crc32(std::string_view bytes, std::uint32_t seed = 0) noexcept;
+
+}  // namespace bedrock_meter::metering

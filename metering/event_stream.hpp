@@ -63,10 +63,16 @@ class event_stream_decoder {
   [[nodiscard]] std::size_t buffered() const noexcept { return buffer_.size(); }
 
  private:
-  // (implementation detail fields; see event_stream.cpp)
+  event_stream_error poison(event_stream_error e) noexcept;
+  event_stream_error deliver(std::string_view frame, const callback& on_message);
+
   std::uint32_t max_frame_;
   event_stream_error error_ = event_stream_error::none;
   std::uint64_t frames_ = 0;
+  /// Total length of the frame being assembled in buffer_, once its prelude has been validated;
+  /// 0 while fewer than 12 bytes of it have arrived.
+  std::size_t pending_total_ = 0;
+  /// Only the tail of an incomplete frame; complete frames are decoded from the caller's bytes.
   std::string buffer_;
 };
 
@@ -76,7 +82,9 @@ struct event_header {
   std::string_view value;
 };
 
-/// Encodes one frame with string headers, appending it to `out`.
+/// Encodes one frame with string headers, appending it to `out`. Throws std::length_error if a
+/// header name is empty or over 255 bytes, or a value over 65535 bytes: a programming error in
+/// the caller (the simulator and our own synthesized frames use short fixed names), not input.
 void encode_event_frame(std::string& out, std::span<const event_header> headers,
                         std::string_view payload);
 

@@ -40,8 +40,10 @@ enum class route_error : std::uint8_t {
   unknown_route,      ///< path is not a Bedrock Runtime operation -> 404 UnknownOperationException
   method_not_allowed, ///< known path, wrong method -> 405/404 as Bedrock
   bad_encoding,       ///< invalid percent-encoding in a path segment -> 400 ValidationException
-  empty_model_id,     ///< `/model//converse`
+  empty_model_id,     ///< `/model//converse`; also an empty guardrail id/version or invocation ARN
 };
+
+std::string_view to_string(route_error e) noexcept;
 
 struct route_result {
   route_error error = route_error::none;
@@ -49,7 +51,11 @@ struct route_result {
   explicit operator bool() const noexcept { return error == route_error::none; }
 };
 
-/// Parses `method` and the request target (path plus optional `?query`).
+/// Parses `method` and the request target (path plus optional `?query`). The query is ignored.
+/// Each path segment is percent-decoded on its own, after splitting, so `%2F` inside an ARN stays
+/// part of the model id. Methods compare case-sensitively (RFC 9110). A trailing slash makes the
+/// path unknown (`/model/x/invoke/`), except that an empty identifier segment reports
+/// empty_model_id. Allocates only the decoded identifiers.
 route_result parse_route(std::string_view method, std::string_view target);
 
 /// Percent-decodes `in`; nullopt on a malformed escape. `+` is not special in paths.

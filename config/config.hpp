@@ -138,14 +138,35 @@ struct config_error {
 
 struct load_result {
   std::optional<config> value;       ///< set when there are no errors
-  std::vector<config_error> errors;  ///< all problems found, not just the first
+  std::vector<config_error> errors;  ///< all problems found, not just the first; sorted by position
+  /// Legal but risky settings (anonymous access on, upstream TLS not verified, plain HTTP on a
+  /// non-loopback address, no client identities). Never block loading; `main` logs them.
+  std::vector<config_error> warnings;
 };
 
 /// Reads, parses and validates a config file. `getenv` resolves `*_env` fields (injected for
-/// tests; pass nullptr for the process environment).
+/// tests; pass nullptr for the process environment). Relative paths in the file (`tls.cert_file`,
+/// `tls.key_file`, `upstream.ca_file`, `logging.access_log`) are resolved against the directory of
+/// `path` and stored absolute. Never throws; I/O is limited to reading `path` and checking that the
+/// referenced files are readable.
 using env_lookup = const char* (*)(const char*);
 load_result load_file(const std::string& path, env_lookup getenv = nullptr);
-/// Same, from text (file name used in messages).
+/// Same, from text. `file_name` is used in messages and its directory (the current directory
+/// when it has none) anchors relative paths, as if the text had been read from that file.
 load_result load_string(std::string_view yaml, std::string_view file_name, env_lookup getenv = nullptr);
+
+/// `250ms`, `5s`, `15m`, `1h`, or combined (`1m30s`). Whole numbers only; a bare number has no
+/// unit and is rejected. Empty optional when malformed or beyond 168h.
+std::optional<milliseconds> parse_duration(std::string_view text);
+/// A byte count: a plain integer, or with `B`, `KiB`, `MiB`, `GiB` (powers of 1024).
+std::optional<std::uint64_t> parse_size(std::string_view text);
+/// An AWS region name: `^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$` (`us-east-1`, `us-gov-west-1`,
+/// `us-isob-east-1`). Cheap enough for the request path (no std::regex).
+bool is_valid_region(std::string_view region);
+/// `[A-Za-z0-9_.-]{1,64}`: what `team` and `app` may be, as they become Prometheus label values.
+bool is_valid_label_value(std::string_view value);
+/// The YAML spelling of a credential source (`default_chain`, `environment`, ...).
+std::string_view to_string(credential_source source);
+std::optional<credential_source> parse_credential_source(std::string_view text);
 
 }  // namespace bedrock_meter::config

@@ -61,6 +61,9 @@ std::string amz_date(std::chrono::system_clock::time_point t);
 
 /// Computes canonical request, string to sign and signature over the headers given, signing every
 /// header in `headers` (callers decide what to include). Does not modify anything.
+/// Query parameters are percent-decoded then re-encoded (raw UTF-8 and `%E1%88%B4` sign alike; a
+/// literal `+` is a plus, not a space) and sorted by key then value. Header values are trimmed,
+/// inner whitespace runs collapse to one space, duplicates join with `,` in request order.
 signature_parts compute(const request_view& req, const credentials& creds,
                         std::string_view amz_date_value, const signing_options& opt);
 
@@ -69,6 +72,9 @@ signature_parts compute(const request_view& req, const credentials& creds,
 /// (and `x-amz-security-token` when the credentials have one, and `x-amz-content-sha256` when
 /// asked), computes the signature over `host`, `content-type`, `accept` (when present) and every
 /// `x-amz-*` header, and appends `authorization`. Returns the parts for logging-free tests.
+/// Added header names are lowercase (valid for HTTP/2 too). `headers` must contain `host`.
+/// Cost: about 2.6 us for a Bedrock request on the dev machine (12 SHA-256 runs), excluding the
+/// body hash (~0.7 us per KiB).
 signature_parts sign(std::string_view method, std::string_view target, header_list& headers,
                      std::string_view payload_sha256_hex, const credentials& creds,
                      const signing_options& opt);
@@ -112,7 +118,20 @@ struct verify_options {
   std::chrono::seconds max_skew{300};
 };
 
-/// Verifies a SigV4-signed request against proxy-issued keys. `headers` as received.
+/// Verifies a SigV4-signed request against proxy-issued keys. `headers` as received; `target`
+/// exactly as received (the canonical URI is derived from it as the client's SDK did: normalized,
+/// then encoded once more); `payload_sha256_hex` is the lowercase hex SHA-256 of the body.
+/// Checks, first failure wins: Authorization present and AWS4-HMAC-SHA256 (else
+/// missing_authorization), parsable and single (malformed_authorization), key issued
+/// (unknown_access_key), scope service == opt.service / terminator aws4_request / region a DNS
+/// label (bad_scope), x-amz-date present and valid (missing_date), scope day == x-amz-date day
+/// (bad_scope), |now - x-amz-date| <= max_skew (clock_skew), `host` in SignedHeaders
+/// (host_not_signed; an HTTP/2 `:authority` header stands in for a missing `host`), every signed
+/// header present (signed_header_missing), x-amz-security-token equal to the issued token, and
+/// required when the key has one (session_token_refused), x-amz-content-sha256 when sent equal
+/// to the body hash, so UNSIGNED-PAYLOAD is refused (payload_hash_mismatch), then the signature
+/// (constant-time; signature_mismatch). `access_key_id` is filled once parsed and `region` once
+/// the scope is accepted, also on failure, for counters and logs; no secret is ever returned.
 verified verify(std::string_view method, std::string_view target, const header_list& headers,
                 std::string_view payload_sha256_hex, const key_lookup& lookup,
                 const verify_options& opt);

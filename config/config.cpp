@@ -1036,8 +1036,8 @@ class loader {
       const auto& l = cfg.listeners[i];
       if (!l.tls && !is_loopback(l.address)) {
         warn(listener_marks_.at(i), index_path("listeners", i),
-             "plain HTTP on non-loopback address " + l.address +
-                 ": bearer tokens would travel unencrypted; add 'tls' or bind 127.0.0.1");
+             "plain HTTP on non-loopback address '" + l.address +
+                 "': bearer tokens would travel unencrypted; add 'tls' or bind 127.0.0.1");
       }
     }
     if (cfg.auth.access_keys.empty() && cfg.auth.bearer_keys.empty() &&

@@ -18,6 +18,7 @@ using milliseconds = std::chrono::milliseconds;
 struct tls_files {
   std::string cert_file;  ///< PEM certificate chain
   std::string key_file;   ///< PEM private key
+  bool operator==(const tls_files&) const = default;
 };
 
 /// One client-facing listener. Without `tls` it is plain HTTP (for loopback and development).
@@ -25,6 +26,7 @@ struct listener_config {
   std::string address = "127.0.0.1";
   std::uint16_t port = 8080;  ///< 0 = pick a free port (tests); the bound port is logged
   std::optional<tls_files> tls;
+  bool operator==(const listener_config&) const = default;
 };
 
 /// Where upstream credentials come from.
@@ -42,6 +44,7 @@ struct upstream_credentials {
   std::string profile;            ///< for `profile` (default: $AWS_PROFILE or "default")
   std::string bearer_token_env = "AWS_BEARER_TOKEN_BEDROCK";  ///< for `bearer`
   milliseconds refresh_before{std::chrono::minutes(5)};  ///< refresh temporary creds this early
+  bool operator==(const upstream_credentials&) const = default;
 };
 
 struct upstream_config {
@@ -59,6 +62,7 @@ struct upstream_config {
   milliseconds idle_timeout{std::chrono::seconds(60)};  ///< max gap between body bytes
   std::uint32_t max_idle_connections = 64;              ///< per worker
   milliseconds pool_idle_time{std::chrono::seconds(50)};
+  bool operator==(const upstream_config&) const = default;
 };
 
 /// A proxy-issued SigV4 access key. The secret is needed in plaintext to verify HMACs (as AWS
@@ -69,6 +73,7 @@ struct access_key {
   std::string secret_env;             ///< name of the env var holding the secret, if used
   std::string team;
   std::string app;
+  bool operator==(const access_key&) const = default;
 };
 
 /// A proxy-issued bearer key, stored as the hex SHA-256 of the token.
@@ -77,12 +82,14 @@ struct bearer_key {
   std::string team;
   std::string app;
   std::string name;    ///< optional label for logs (never the token)
+  bool operator==(const bearer_key&) const = default;
 };
 
 struct anonymous_identity {
   bool enabled = false;  ///< off by default; for local demos only
   std::string team = "anonymous";
   std::string app = "anonymous";
+  bool operator==(const anonymous_identity&) const = default;
 };
 
 struct auth_config {
@@ -90,6 +97,7 @@ struct auth_config {
   std::vector<bearer_key> bearer_keys;
   anonymous_identity anonymous;
   std::chrono::seconds max_clock_skew{300};
+  bool operator==(const auth_config&) const = default;
 };
 
 struct limits_config {
@@ -101,11 +109,13 @@ struct limits_config {
   milliseconds idle_timeout{std::chrono::seconds(60)};     ///< keep-alive idle between requests
   milliseconds exchange_timeout{std::chrono::minutes(15)}; ///< cap on one request end to end
   milliseconds shutdown_grace{std::chrono::seconds(30)};   ///< SIGTERM: in-flight may finish
+  bool operator==(const limits_config&) const = default;
 };
 
 struct logging_config {
   std::string level = "info";      ///< trace, debug, info, warn, error, off
   std::string access_log = "stdout";  ///< "stdout", "off", or a file path
+  bool operator==(const logging_config&) const = default;
 };
 
 struct admin_config {
@@ -113,6 +123,7 @@ struct admin_config {
   std::uint16_t port = 9464;
   bool enabled = true;
   std::string token_env;  ///< if set, admin endpoints require `Authorization: Bearer $TOKEN`
+  bool operator==(const admin_config&) const = default;
 };
 
 struct config {
@@ -124,6 +135,8 @@ struct config {
   limits_config limits;
   logging_config logging;
   admin_config admin;
+  /// Field-wise, so a reload can tell an unchanged file apart and tests can compare snapshots.
+  bool operator==(const config&) const = default;
 };
 
 /// A validation or parse problem, with where it is.

@@ -255,6 +255,31 @@ TEST_F(config_test, minimal_config_gets_documented_defaults) {
   EXPECT_EQ(r.warnings[0].path, "auth");
 }
 
+TEST_F(config_test, documented_defaults_match_the_loader) {
+  // docs/configuration.md ends with every field at its default; loading it must give exactly what
+  // omitting everything gives, and what the structs default to.
+  const std::string doc = read_text(fs::path(BM_TEST_DATA_DIR) / ".." / ".." / "docs" /
+                                    "configuration.md");
+  const std::size_t section = doc.find("## Complete reference with defaults");
+  ASSERT_NE(section, std::string::npos);
+  const std::size_t begin = doc.find("```yaml\n", section);
+  ASSERT_NE(begin, std::string::npos);
+  const std::size_t end = doc.find("```", begin + 8);
+  ASSERT_NE(end, std::string::npos);
+  const auto documented = load(doc.substr(begin + 8, end - begin - 8));
+  ASSERT_TRUE(documented.errors.empty()) << all_errors(documented);
+  const auto omitted = load("listeners: [{}]\n");
+  ASSERT_TRUE(omitted.errors.empty()) << all_errors(omitted);
+  config expected;
+  expected.source_path = (dir_ / "config.yaml").string();
+  expected.listeners.emplace_back();
+  EXPECT_TRUE(*documented.value == expected);
+  EXPECT_TRUE(*omitted.value == expected);
+  // Guard the comparison itself: one changed field must make it fail.
+  const auto changed = load("listeners: [{}]\nlimits: {idle_timeout: 61s}\n");
+  EXPECT_FALSE(*changed.value == expected);
+}
+
 TEST_F(config_test, empty_sections_take_defaults) {
   const auto r = load("listeners: [{port: 1}]\nupstream:\nauth:\nlimits:\nlogging:\nadmin:\n");
   ASSERT_TRUE(r.errors.empty()) << all_errors(r);

@@ -210,8 +210,39 @@ def main():
     with open(os.path.join(HERE, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, ensure_ascii=False)
         f.write("\n")
+    write_fuzz_seeds(streams)
     if "--botocore" in sys.argv:
         check_with_botocore(manifest)
+
+
+def write_fuzz_seeds(streams):
+    """Seed corpus for tests/fuzz/fuzz_event_stream.cpp: a control byte (low 4 bits = number of
+    chunk-size bytes, bit 4 = 4 KiB frame limit, bit 5 = repair CRCs), the chunk sizes, then the
+    stream."""
+    out_dir = os.path.join(HERE, "..", "fuzz", "event_stream")
+    os.makedirs(out_dir, exist_ok=True)
+    seeds = {}
+    for s in streams:
+        seeds[s.name + "_whole"] = bytes([1, 255]) + s.bytes
+        seeds[s.name + "_bytewise"] = bytes([1, 1]) + s.bytes
+        seeds[s.name + "_mixed"] = bytes([4, 3, 0, 17, 200]) + s.bytes
+    first = streams[0].bytes
+    flip = bytearray(first)
+    flip[5] ^= 0x40
+    seeds["prelude_crc"] = bytes([1, 7]) + bytes(flip)
+    flip = bytearray(first)
+    flip[len(first) // 2] ^= 0x01
+    seeds["message_crc"] = bytes([2, 5, 9]) + bytes(flip)
+    seeds["small_limit"] = bytes([0x11, 64]) + encode_frame(
+        [(":event-type", T_STRING, "chunk")], b"x" * 5000)
+    seeds["minimal_frame"] = bytes([0]) + encode_frame([], b"")
+    seeds["truncated"] = bytes([1, 2]) + first[: len(first) - 3]
+    # With CRC repair on, mutations of these reach the header parser.
+    seeds["repair_mixed_headers"] = bytes([0x21, 5]) + streams[-1].bytes
+    seeds["repair_converse"] = bytes([0x22, 1, 40]) + streams[1].bytes
+    for name, data in seeds.items():
+        with open(os.path.join(out_dir, name), "wb") as f:
+            f.write(data)
 
 
 def check_with_botocore(manifest):

@@ -596,7 +596,8 @@ TEST_F(SigV4Verify, ClockSkewWindow) {
 TEST_F(SigV4Verify, HostNotSigned) {
   // Signed without host, host added afterwards (as a careless client or a tamperer would).
   sigv4::header_list h{{"content-type", "application/json"}, {"x-amz-date", sigv4::amz_date(t0_)}};
-  const sigv4::request_view req{"POST", target_, &h, sigv4::sha256_hex(body_)};
+  const std::string payload = sigv4::sha256_hex(body_);  // request_view only borrows it
+  const sigv4::request_view req{"POST", target_, &h, payload};
   sigv4::signing_options o = opts(t0_);
   const sigv4::signature_parts parts = sigv4::compute(req, client_, sigv4::amz_date(t0_), o);
   h.emplace_back("host", "localhost");
@@ -731,7 +732,8 @@ TEST_F(SigV4Verify, BadScope) {
   // Scope day differs from x-amz-date's day (still within the skew window: 23:58 vs 00:01).
   const auto near_midnight = parse_iso8601("2025-01-02T00:01:00Z");
   sigv4::header_list h{{"host", "localhost"}, {"x-amz-date", "20250102T000100Z"}};
-  const sigv4::request_view req{"POST", target_, &h, sigv4::sha256_hex(body_)};
+  const std::string payload = sigv4::sha256_hex(body_);  // request_view only borrows it
+  const sigv4::request_view req{"POST", target_, &h, payload};
   const sigv4::signature_parts parts =
       sigv4::compute(req, client_, "20250101T235800Z", opts(near_midnight));
   h.emplace_back("authorization", parts.authorization);

@@ -1,0 +1,998 @@
+#include "metering/usage.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+// basic_parser's member templates live in this header; this is the only translation unit that
+// instantiates basic_parser<path_handler>.
+#include <boost/json/basic_parser_impl.hpp>
+
+#include "metering/event_stream.hpp"
+
+namespace bedrock_meter::metering {
+namespace {
+
+namespace json = boost::json;
+
+// ---------------------------------------------------------------------------------------------
+// Limits (STYLE.md 7).
+
+/// Non-streaming bodies are parsed as they pass without being held, so memory is bounded either
+/// way; the cap bounds CPU on absurd bodies. A Converse answer of 128k output tokens is ~1 MiB.
+/// Past the cap body parsing stops and whatever it captured is dropped (InvokeModel still has its
+/// headers; otherwise the request is settled as estimated).
+constexpr std::uint64_t max_parsed_body_bytes = 8u * 1024u * 1024u;
+/// JSON nesting tracked by path. Every usage field sits at depth <= 4; deeper containers (tool
+/// input documents) are walked but not named, so the path buffer never grows.
+constexpr std::size_t max_tracked_depth = 16;
+/// Key bytes kept per path segment; longer keys cannot name a usage field and are marked
+/// unmatchable.
+constexpr std::size_t max_key_bytes = 64;
+/// Nesting the parser accepts at all (model-generated tool input can be deep).
+constexpr std::size_t max_json_depth = 1024;
+constexpr std::size_t max_tier_bytes = 32;
+constexpr std::size_t max_ttl_bytes = 4;
+/// Estimation: about four UTF-8 bytes of generated text per token (English; other scripts have
+/// fewer bytes per token, so this errs low for them).
+constexpr std::uint64_t estimate_bytes_per_token = 4;
+
+// ---------------------------------------------------------------------------------------------
+// What a JSON document can tell us: counts per response shape. Shapes are captured side by side
+// (their paths do not collide), and the family decides afterwards which one to believe.
+
+enum class shape : std::uint8_t {
+  converse,            ///< Converse body / ConverseStream metadata `usage`
+  anthropic,           ///< Messages body `usage`; in streams: message_delta `usage`
+  anthropic_start,     ///< stream only: message_start `message.usage`
+  nova,                ///< Nova InvokeModel `usage`; stream `metadata.usage`
+  titan,               ///< Titan text / embeddings
+  llama,               ///< Meta Llama
+  openai,              ///< OpenAI chat completions (gpt-oss, DeepSeek, Mistral chat, Jamba)
+  cohere,              ///< Cohere `meta.billed_units`
+  invocation_metrics,  ///< stream only: `amazon-bedrock-invocationMetrics`
+  count_,
+};
+constexpr std::size_t shape_count = static_cast<std::size_t>(shape::count_);
+
+enum class field : std::uint8_t { input, output, cache_read, cache_write, cache_write_1h, count_ };
+constexpr std::size_t field_count = static_cast<std::size_t>(field::count_);
+
+constexpr std::size_t index_of(shape s) noexcept { return static_cast<std::size_t>(s); }
+constexpr std::size_t index_of(field f) noexcept { return static_cast<std::size_t>(f); }
+
+struct counts {
+  std::array<std::uint64_t, field_count> value{};
+  std::uint8_t set = 0;  // bit per field: present in the document (a reported zero is present)
+
+  void put(field f, std::uint64_t v) noexcept {
+    value[index_of(f)] = v;
+    set = static_cast<std::uint8_t>(set | (1u << index_of(f)));
+  }
+  void add(field f, std::uint64_t v) noexcept {
+    value[index_of(f)] += v;
+    set = static_cast<std::uint8_t>(set | (1u << index_of(f)));
+  }
+  [[nodiscard]] bool has(field f) const noexcept { return (set & (1u << index_of(f))) != 0; }
+  [[nodiscard]] std::uint64_t get(field f) const noexcept { return value[index_of(f)]; }
+  [[nodiscard]] bool any_tokens() const noexcept { return has(field::input) || has(field::output); }
+};
+
+enum class doc_kind : std::uint8_t {
+  converse_body,   ///< Converse response body
+  converse_event,  ///< one ConverseStream event payload
+  invoke_body,     ///< InvokeModel response body (model-native JSON)
+  invoke_chunk,    ///< one InvokeModelWithResponseStream chunk, base64-decoded
+  chunk_wrapper,   ///< the `{"bytes": ..., "p": ...}` payload of a `chunk` event
+};
+
+struct rule {
+  std::string_view path;  ///< keys joined by '.', array elements as "[]"
+  shape target;
+  field slot;
+  bool accumulate = false;  ///< sum every occurrence (Titan `results[].tokenCount`)
+};
+
+constexpr std::array converse_rules{
+    rule{"usage.inputTokens", shape::converse, field::input},
+    rule{"usage.outputTokens", shape::converse, field::output},
+    rule{"usage.cacheReadInputTokens", shape::converse, field::cache_read},
+    rule{"usage.cacheWriteInputTokens", shape::converse, field::cache_write},
+};
+
+constexpr std::array invoke_body_rules{
+    rule{"usage.input_tokens", shape::anthropic, field::input},
+    rule{"usage.output_tokens", shape::anthropic, field::output},
+    rule{"usage.cache_read_input_tokens", shape::anthropic, field::cache_read},
+    rule{"usage.cache_creation_input_tokens", shape::anthropic, field::cache_write},
+    rule{"usage.cache_creation.ephemeral_1h_input_tokens", shape::anthropic,
+         field::cache_write_1h},
+    rule{"usage.inputTokens", shape::nova, field::input},
+    rule{"usage.outputTokens", shape::nova, field::output},
+    rule{"usage.cacheReadInputTokenCount", shape::nova, field::cache_read},
+    rule{"usage.cacheWriteInputTokenCount", shape::nova, field::cache_write},
+    rule{"inputTextTokenCount", shape::titan, field::input},
+    rule{"results[].tokenCount", shape::titan, field::output, true},
+    rule{"prompt_token_count", shape::llama, field::input},
+    rule{"generation_token_count", shape::llama, field::output},
+    rule{"usage.prompt_tokens", shape::openai, field::input},
+    rule{"usage.completion_tokens", shape::openai, field::output},
+    rule{"usage.prompt_tokens_details.cached_tokens", shape::openai, field::cache_read},
+    rule{"meta.billed_units.input_tokens", shape::cohere, field::input},
+    rule{"meta.billed_units.output_tokens", shape::cohere, field::output},
+};
+
+constexpr std::array invoke_chunk_rules{
+    rule{"amazon-bedrock-invocationMetrics.inputTokenCount", shape::invocation_metrics,
+         field::input},
+    rule{"amazon-bedrock-invocationMetrics.outputTokenCount", shape::invocation_metrics,
+         field::output},
+    rule{"amazon-bedrock-invocationMetrics.cacheReadInputTokenCount", shape::invocation_metrics,
+         field::cache_read},
+    rule{"amazon-bedrock-invocationMetrics.cacheWriteInputTokenCount", shape::invocation_metrics,
+         field::cache_write},
+    rule{"message.usage.input_tokens", shape::anthropic_start, field::input},
+    rule{"message.usage.output_tokens", shape::anthropic_start, field::output},
+    rule{"message.usage.cache_read_input_tokens", shape::anthropic_start, field::cache_read},
+    rule{"message.usage.cache_creation_input_tokens", shape::anthropic_start, field::cache_write},
+    rule{"message.usage.cache_creation.ephemeral_1h_input_tokens", shape::anthropic_start,
+         field::cache_write_1h},
+    rule{"usage.input_tokens", shape::anthropic, field::input},
+    rule{"usage.output_tokens", shape::anthropic, field::output},
+    rule{"usage.cache_read_input_tokens", shape::anthropic, field::cache_read},
+    rule{"usage.cache_creation_input_tokens", shape::anthropic, field::cache_write},
+    rule{"usage.cache_creation.ephemeral_1h_input_tokens", shape::anthropic,
+         field::cache_write_1h},
+    rule{"metadata.usage.inputTokens", shape::nova, field::input},
+    rule{"metadata.usage.outputTokens", shape::nova, field::output},
+    rule{"metadata.usage.cacheReadInputTokenCount", shape::nova, field::cache_read},
+    rule{"metadata.usage.cacheWriteInputTokenCount", shape::nova, field::cache_write},
+    rule{"inputTextTokenCount", shape::titan, field::input},
+    rule{"totalOutputTextTokenCount", shape::titan, field::output},
+    rule{"prompt_token_count", shape::llama, field::input},
+    rule{"generation_token_count", shape::llama, field::output},
+    rule{"usage.prompt_tokens", shape::openai, field::input},
+    rule{"usage.completion_tokens", shape::openai, field::output},
+    rule{"usage.prompt_tokens_details.cached_tokens", shape::openai, field::cache_read},
+    rule{"response.meta.billed_units.input_tokens", shape::cohere, field::input},
+    rule{"response.meta.billed_units.output_tokens", shape::cohere, field::output},
+};
+
+// Generated text, counted only to estimate output when usage never arrives.
+constexpr std::array<std::string_view, 2> converse_body_text{
+    "output.message.content[].text",
+    "output.message.content[].reasoningContent.reasoningText.text",
+};
+constexpr std::array<std::string_view, 3> converse_event_text{
+    "delta.text",
+    "delta.toolUse.input",
+    "delta.reasoningContent.text",
+};
+constexpr std::array<std::string_view, 9> invoke_body_text{
+    "content[].text",                 // Anthropic
+    "content[].thinking",             // Anthropic extended thinking
+    "output.message.content[].text",  // Nova
+    "results[].outputText",           // Titan
+    "generation",                     // Llama
+    "outputs[].text",                 // Mistral text completion
+    "choices[].message.content",      // OpenAI-compatible chat, Mistral chat, Jamba
+    "choices[].text",                 // DeepSeek text completion
+    "text",                           // Cohere Command R
+};
+constexpr std::array<std::string_view, 11> invoke_chunk_text{
+    "delta.text",                    // Anthropic content_block_delta
+    "delta.partial_json",            // Anthropic tool input
+    "delta.thinking",                // Anthropic extended thinking
+    "contentBlockDelta.delta.text",  // Nova
+    "outputText",                    // Titan
+    "generation",                    // Llama
+    "outputs[].text",                // Mistral text completion
+    "choices[].delta.content",       // OpenAI-compatible
+    "choices[].message.content",     // Mistral chat
+    "choices[].text",                // DeepSeek
+    "text",                          // Cohere
+};
+
+template <std::size_t N>
+const rule* find_rule(const std::array<rule, N>& rules, std::string_view path) noexcept {
+  for (const rule& r : rules) {
+    if (r.path == path) return &r;
+  }
+  return nullptr;
+}
+
+/// Receives the values of one JSON document at a time, by path, and keeps what matters.
+struct extractor {
+  doc_kind kind = doc_kind::invoke_body;
+  std::array<counts, shape_count> shapes{};
+
+  // Converse `usage.cacheDetails[]`: one element at a time, committed when its object closes
+  // (the service model does not fix the order of `ttl` and `inputTokens` inside it).
+  std::array<char, max_ttl_bytes> ttl{};
+  std::size_t ttl_len = 0;
+  std::uint64_t detail_tokens = 0;
+  bool detail_has_tokens = false;
+  std::uint64_t details_1h = 0;
+  std::uint64_t details_total = 0;
+  bool details_seen = false;
+
+  bool usage_closed = false;  ///< a body's usage object (or the whole body) has closed
+  bool stop_seen = false;     ///< stream: a top-level stop / completion reason string arrived
+  std::uint64_t text_bytes = 0;
+  bool text_in_doc = false;  ///< the current document carried generated text
+  std::string tier;          ///< `serviceTier.type` (Converse body, ConverseStream metadata)
+  std::string* bytes_out = nullptr;  ///< chunk_wrapper: where the `bytes` string goes
+
+  void clear_body_captures() noexcept {
+    shapes = {};
+    details_1h = details_total = 0;
+    details_seen = false;
+    usage_closed = false;
+  }
+
+  void number(std::string_view path, std::uint64_t v) noexcept {
+    switch (kind) {
+      case doc_kind::converse_body:
+      case doc_kind::converse_event:
+        if (path == "usage.cacheDetails[].inputTokens") {
+          detail_tokens = v;
+          detail_has_tokens = true;
+          return;
+        }
+        apply(find_rule(converse_rules, path), v);
+        return;
+      case doc_kind::invoke_body:
+        apply(find_rule(invoke_body_rules, path), v);
+        return;
+      case doc_kind::invoke_chunk:
+        apply(find_rule(invoke_chunk_rules, path), v);
+        return;
+      case doc_kind::chunk_wrapper:
+        return;
+    }
+  }
+
+  void apply(const rule* r, std::uint64_t v) noexcept {
+    if (r == nullptr) return;
+    counts& c = shapes[index_of(r->target)];
+    if (r->accumulate) {
+      c.add(r->slot, v);
+    } else {
+      c.put(r->slot, v);
+    }
+  }
+
+  void string_part(std::string_view path, std::string_view s, bool first) {
+    switch (kind) {
+      case doc_kind::chunk_wrapper:
+        if (path == "bytes" && bytes_out != nullptr) {
+          if (first) bytes_out->clear();
+          bytes_out->append(s);
+        }
+        return;
+      case doc_kind::converse_body:
+      case doc_kind::converse_event:
+        if (path_in(kind == doc_kind::converse_body ? std::span<const std::string_view>(
+                                                          converse_body_text)
+                                                    : std::span<const std::string_view>(
+                                                          converse_event_text),
+                    path)) {
+          count_text(s);
+        } else if (path == "usage.cacheDetails[].ttl") {
+          if (first) ttl_len = 0;
+          const std::size_t n = std::min(s.size(), ttl.size() - ttl_len);
+          std::copy_n(s.data(), n, ttl.data() + ttl_len);
+          ttl_len += n;
+        } else if (path == "serviceTier.type") {
+          if (first) tier.clear();
+          tier.append(s.substr(0, max_tier_bytes - std::min(tier.size(), max_tier_bytes)));
+        }
+        return;
+      case doc_kind::invoke_body:
+        if (path_in(invoke_body_text, path)) count_text(s);
+        return;
+      case doc_kind::invoke_chunk:
+        if (path_in(invoke_chunk_text, path)) {
+          count_text(s);
+        } else if (path == "stop_reason" || path == "completionReason") {
+          stop_seen = true;  // Llama / Titan: a non-null reason marks the last chunk
+        }
+        return;
+    }
+  }
+
+  static bool path_in(std::span<const std::string_view> paths, std::string_view path) noexcept {
+    return std::find(paths.begin(), paths.end(), path) != paths.end();
+  }
+
+  void count_text(std::string_view s) noexcept {
+    text_bytes += s.size();
+    text_in_doc = true;
+  }
+
+  void object_end(std::string_view path) noexcept {
+    switch (kind) {
+      case doc_kind::converse_body:
+      case doc_kind::converse_event:
+        if (path == "usage.cacheDetails[]") {
+          if (detail_has_tokens) {
+            details_total += detail_tokens;
+            if (std::string_view(ttl.data(), ttl_len) == "1h") details_1h += detail_tokens;
+            details_seen = true;
+          }
+          detail_has_tokens = false;
+          detail_tokens = 0;
+          ttl_len = 0;
+        } else if (path == "usage") {
+          usage_closed = true;
+        }
+        return;
+      case doc_kind::invoke_body:
+        if (path == "usage" || path == "meta") usage_closed = true;
+        return;
+      case doc_kind::invoke_chunk:
+      case doc_kind::chunk_wrapper:
+        return;
+    }
+  }
+
+  void document_end() noexcept {
+    if (kind == doc_kind::converse_body || kind == doc_kind::invoke_body) usage_closed = true;
+  }
+};
+
+/// SAX handler for boost::json::basic_parser: keeps the path of the current value in a fixed
+/// buffer and reports scalars to the extractor. Nothing here allocates after construction.
+class path_handler {
+ public:
+  static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
+
+  explicit path_handler(extractor* ex) : ex_(ex) {
+    // Worst case: every tracked level is a truncated key plus '.', marker and "[]".
+    path_.reserve(max_tracked_depth * (max_key_bytes + 4));
+    frames_.reserve(max_tracked_depth);
+  }
+
+  bool on_document_begin(json::error_code&) {
+    path_.clear();
+    frames_.clear();
+    untracked_ = 0;
+    return true;
+  }
+  bool on_document_end(json::error_code&) {
+    ex_->document_end();
+    return true;
+  }
+  bool on_object_begin(json::error_code&) {
+    push(false);
+    return true;
+  }
+  bool on_object_end(std::size_t, json::error_code&) {
+    if (pop()) ex_->object_end(path_);
+    return true;
+  }
+  bool on_array_begin(json::error_code&) {
+    push(true);
+    return true;
+  }
+  bool on_array_end(std::size_t, json::error_code&) {
+    pop();
+    return true;
+  }
+  bool on_key_part(json::string_view s, std::size_t n, json::error_code&) {
+    key(s, n, false);
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t n, json::error_code&) {
+    key(s, n, true);
+    return true;
+  }
+  bool on_string_part(json::string_view s, std::size_t n, json::error_code&) {
+    if (untracked_ == 0) ex_->string_part(path_, std::string_view(s.data(), s.size()), n == s.size());
+    return true;
+  }
+  bool on_string(json::string_view s, std::size_t n, json::error_code&) {
+    if (untracked_ == 0) ex_->string_part(path_, std::string_view(s.data(), s.size()), n == s.size());
+    return true;
+  }
+  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_int64(std::int64_t v, json::string_view, json::error_code&) {
+    if (v >= 0) number(static_cast<std::uint64_t>(v));
+    return true;
+  }
+  bool on_uint64(std::uint64_t v, json::string_view, json::error_code&) {
+    number(v);
+    return true;
+  }
+  bool on_double(double v, json::string_view, json::error_code&) {
+    // Counts are integers; a provider writing `12.0` still means 12. Negative, NaN and
+    // out-of-range values are not counts.
+    if (v >= 0.0 && v < 1.8e19) number(static_cast<std::uint64_t>(v));
+    return true;
+  }
+  bool on_bool(bool, json::error_code&) { return true; }
+  bool on_null(json::error_code&) { return true; }  // Llama's later `prompt_token_count: null`
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+ private:
+  struct frame {
+    std::size_t base;  // path length where this container's own path ends
+  };
+
+  void push(bool array) {
+    if (untracked_ > 0 || frames_.size() == max_tracked_depth) {
+      ++untracked_;
+      return;
+    }
+    frames_.push_back(frame{path_.size()});
+    if (array) path_ += "[]";
+  }
+
+  // Returns true when a tracked container closed; path_ is then that container's path.
+  bool pop() {
+    if (untracked_ > 0) {
+      --untracked_;
+      return false;
+    }
+    if (frames_.empty()) return false;
+    path_.resize(frames_.back().base);
+    frames_.pop_back();
+    return true;
+  }
+
+  void key(json::string_view s, std::size_t n, bool last) {
+    if (untracked_ > 0 || frames_.empty()) return;
+    if (n == s.size()) {  // first part of this key
+      // An object's frame base is its own path; an array element object's base ends in "[]".
+      path_.resize(frames_.back().base);
+      if (!path_.empty()) path_ += '.';
+      key_len_ = 0;
+    }
+    const std::size_t room = max_key_bytes - std::min(key_len_, max_key_bytes);
+    path_.append(s.data(), std::min(room, s.size()));
+    key_len_ += s.size();
+    if (last && key_len_ > max_key_bytes) path_ += '\x01';  // matches no rule
+  }
+
+  void number(std::uint64_t v) {
+    if (untracked_ == 0) ex_->number(path_, v);
+  }
+
+  extractor* ex_;
+  std::string path_;
+  std::vector<frame> frames_;
+  std::size_t untracked_ = 0;
+  std::size_t key_len_ = 0;
+};
+
+using json_scanner = json::basic_parser<path_handler>;
+
+json::parse_options scanner_options() noexcept {
+  json::parse_options o;
+  o.max_depth = max_json_depth;
+  o.allow_invalid_utf8 = true;  // metering only reads numbers; never reject a body over text
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Base64 (RFC 4648, standard alphabet, padded), for `chunk` payloads. Table-driven, four input
+// bytes per step, no allocation beyond the reused output buffer.
+
+constexpr std::uint8_t b64_invalid = 0xFF;
+
+constexpr std::array<std::uint8_t, 256> make_b64_table() noexcept {
+  std::array<std::uint8_t, 256> t{};
+  for (auto& v : t) v = b64_invalid;
+  std::uint8_t i = 0;
+  for (char c = 'A'; c <= 'Z'; ++c) t[static_cast<unsigned char>(c)] = i++;
+  for (char c = 'a'; c <= 'z'; ++c) t[static_cast<unsigned char>(c)] = i++;
+  for (char c = '0'; c <= '9'; ++c) t[static_cast<unsigned char>(c)] = i++;
+  t[static_cast<unsigned char>('+')] = 62;
+  t[static_cast<unsigned char>('/')] = 63;
+  return t;
+}
+
+constexpr std::array<std::uint8_t, 256> b64_table = make_b64_table();
+
+/// Decodes `in` into `out` (replacing its contents). False on a character outside the alphabet
+/// or an impossible length.
+bool base64_decode(std::string_view in, std::string& out) {
+  if (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  if (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  const std::size_t full = in.size() / 4;
+  const std::size_t rest = in.size() % 4;
+  if (rest == 1) return false;
+  out.resize(full * 3 + (rest == 0 ? 0 : rest - 1));
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  auto* o = reinterpret_cast<unsigned char*>(out.data());
+  for (std::size_t g = 0; g < full; ++g, p += 4, o += 3) {
+    const std::uint32_t a = b64_table[p[0]];
+    const std::uint32_t b = b64_table[p[1]];
+    const std::uint32_t c = b64_table[p[2]];
+    const std::uint32_t d = b64_table[p[3]];
+    if (((a | b | c | d) & 0x80u) != 0) return false;
+    const std::uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
+    o[0] = static_cast<unsigned char>(v >> 16);
+    o[1] = static_cast<unsigned char>(v >> 8);
+    o[2] = static_cast<unsigned char>(v);
+  }
+  if (rest >= 2) {
+    const std::uint32_t a = b64_table[p[0]];
+    const std::uint32_t b = b64_table[p[1]];
+    const std::uint32_t c = rest == 3 ? b64_table[p[2]] : 0;
+    if (((a | b | c) & 0x80u) != 0) return false;
+    const std::uint32_t v = (a << 18) | (b << 12) | (c << 6);
+    o[0] = static_cast<unsigned char>(v >> 16);
+    if (rest == 3) o[1] = static_cast<unsigned char>(v >> 8);
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which shapes to believe, in order: the family's own first, then every other one, so that an
+// application inference profile (family unknown) or a new model of a known provider still meters.
+
+constexpr std::array canonical_shapes{shape::anthropic, shape::nova,  shape::openai,
+                                      shape::cohere,    shape::llama, shape::titan};
+
+struct shape_order {
+  std::array<shape, canonical_shapes.size()> items{};
+  std::size_t size = 0;
+};
+
+shape_order shapes_for(model_family f) noexcept {
+  shape_order out;
+  auto add = [&out](shape s) {
+    for (std::size_t i = 0; i < out.size; ++i) {
+      if (out.items[i] == s) return;
+    }
+    out.items[out.size++] = s;
+  };
+  switch (f) {
+    case model_family::anthropic: add(shape::anthropic); break;
+    case model_family::amazon_nova: add(shape::nova); break;
+    case model_family::amazon_titan: add(shape::titan); break;
+    case model_family::meta_llama: add(shape::llama); break;
+    case model_family::cohere: add(shape::cohere); break;
+    case model_family::mistral:
+    case model_family::deepseek:
+    case model_family::openai:
+    case model_family::ai21: add(shape::openai); break;
+    case model_family::unknown: break;
+  }
+  for (shape s : canonical_shapes) add(s);
+  return out;
+}
+
+std::uint64_t min_u64(std::uint64_t a, std::uint64_t b) noexcept { return a < b ? a : b; }
+
+/// The counts of one shape as a token_usage (source left to the caller).
+token_usage usage_of(const counts& c, shape s, const extractor& ex) noexcept {
+  token_usage u;
+  u.input = c.get(field::input);
+  u.output = c.get(field::output);
+  u.cache_read = c.get(field::cache_read);
+  u.cache_write = c.get(field::cache_write);
+  switch (s) {
+    case shape::converse:
+      if (!c.has(field::cache_write) && ex.details_seen) u.cache_write = ex.details_total;
+      u.cache_write_1h = min_u64(ex.details_1h, u.cache_write);
+      break;
+    case shape::anthropic:
+    case shape::anthropic_start:
+      u.cache_write_1h = min_u64(c.get(field::cache_write_1h), u.cache_write);
+      break;
+    case shape::openai:
+      // OpenAI's prompt_tokens includes the cached prompt tokens; ours excludes them.
+      u.input -= min_u64(u.cache_read, u.input);
+      break;
+    default:
+      break;
+  }
+  return u;
+}
+
+/// Anthropic streams report input and cache counts in message_start and the final output count
+/// in message_delta (newer versions repeat the input counts there). Latest wins, field by field.
+counts merged_anthropic(const extractor& ex) noexcept {
+  counts out = ex.shapes[index_of(shape::anthropic_start)];
+  const counts& last = ex.shapes[index_of(shape::anthropic)];
+  for (std::size_t i = 0; i < field_count; ++i) {
+    const auto f = static_cast<field>(i);
+    if (last.has(f)) out.put(f, last.get(f));
+  }
+  return out;
+}
+
+std::optional<std::uint64_t> header_count(const header_lookup& headers, std::string_view name) {
+  std::string_view v = headers(name);
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  if (v.empty()) return std::nullopt;
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc{} || end != v.data() + v.size()) return std::nullopt;
+  return n;
+}
+
+bool is_billable(operation op) noexcept {
+  switch (op) {
+    case operation::invoke_model:
+    case operation::invoke_model_with_response_stream:
+    case operation::converse:
+    case operation::converse_stream:
+      return true;
+    default:
+      return false;
+  }
+}
+
+model_family provider_family(std::string_view provider, std::string_view rest) noexcept {
+  if (provider == "anthropic") return model_family::anthropic;
+  if (provider == "amazon") {
+    if (rest.starts_with("nova")) return model_family::amazon_nova;
+    if (rest.starts_with("titan")) return model_family::amazon_titan;
+    return model_family::unknown;
+  }
+  if (provider == "meta") return model_family::meta_llama;
+  if (provider == "mistral") return model_family::mistral;
+  if (provider == "cohere") return model_family::cohere;
+  if (provider == "deepseek") return model_family::deepseek;
+  if (provider == "openai") return model_family::openai;
+  if (provider == "ai21") return model_family::ai21;
+  return model_family::unknown;
+}
+
+}  // namespace
+
+model_family family_of(std::string_view id) noexcept {
+  if (id.starts_with("arn:")) {
+    // arn:PARTITION:bedrock:REGION:ACCOUNT:TYPE/ID — the id itself may contain ':' (`v1:0`).
+    for (int i = 0; i < 5; ++i) {
+      const std::size_t colon = id.find(':');
+      if (colon == std::string_view::npos) return model_family::unknown;
+      id.remove_prefix(colon + 1);
+    }
+    const std::size_t slash = id.find('/');
+    if (slash == std::string_view::npos) return model_family::unknown;
+    const std::string_view type = id.substr(0, slash);
+    id.remove_prefix(slash + 1);
+    if (type == "custom-model") {
+      id = id.substr(0, id.find('/'));  // custom-model/BASE_MODEL_ID/SUFFIX
+    } else if (type != "foundation-model" && type != "inference-profile" &&
+               type != "default-prompt-router") {
+      // application-inference-profile, provisioned-model, imported-model, prompt-router: opaque.
+      return model_family::unknown;
+    }
+  }
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const std::size_t dot = id.find('.');
+    if (dot == std::string_view::npos) return model_family::unknown;
+    const model_family f = provider_family(id.substr(0, dot), id.substr(dot + 1));
+    if (f != model_family::unknown) return f;
+    // A geographic or global profile prefix (`us.`, `eu.`, `apac.`, `jp.`, `au.`, `us-gov.`,
+    // `global.`, ...): the provider is the next segment.
+    id.remove_prefix(dot + 1);
+  }
+  return model_family::unknown;
+}
+
+struct usage_observer::impl {
+  enum class mode : std::uint8_t { none, converse_body, invoke_body, converse_stream, invoke_stream };
+
+  impl(operation op, std::string_view model_id)
+      : op_(op), family_(family_of(model_id)), parser_(scanner_options(), &ex_) {
+    on_frame_ = [this](const event_message& m) { frame(m); };
+  }
+
+  void on_head(unsigned status, const header_lookup& lookup) {
+    status_ = status;
+    // An empty lookup means "no headers", not a call through an empty std::function.
+    const header_lookup none = [](std::string_view) { return std::string_view{}; };
+    const header_lookup& headers = lookup ? lookup : none;
+    tier_ = headers("x-amzn-bedrock-service-tier").substr(0, max_tier_bytes);
+    if (status < 200 || status > 299 || !is_billable(op_)) {
+      mode_ = mode::none;
+      return;
+    }
+    switch (op_) {
+      case operation::converse:
+        mode_ = mode::converse_body;
+        ex_.kind = doc_kind::converse_body;
+        break;
+      case operation::converse_stream:
+        mode_ = mode::converse_stream;
+        break;
+      case operation::invoke_model_with_response_stream:
+        mode_ = mode::invoke_stream;
+        break;
+      case operation::invoke_model: {
+        mode_ = mode::invoke_body;
+        ex_.kind = doc_kind::invoke_body;
+        h_input_ = header_count(headers, "x-amzn-bedrock-input-token-count");
+        h_output_ = header_count(headers, "x-amzn-bedrock-output-token-count");
+        h_cache_read_ = header_count(headers, "x-amzn-bedrock-cache-read-input-token-count");
+        h_cache_write_ = header_count(headers, "x-amzn-bedrock-cache-write-input-token-count");
+        if (h_input_ || h_output_) {
+          usage_seen_ = true;
+          // The body still has something to add when a cache header is missing (its count may be
+          // in the body) or cache writes happened (headers carry no TTL split; an Anthropic body
+          // does). Otherwise the headers say everything and the body is not parsed at all.
+          parse_body_ = !h_cache_read_ || !h_cache_write_ || *h_cache_write_ > 0;
+        }
+        break;
+      }
+      default:
+        mode_ = mode::none;
+        break;
+    }
+  }
+
+  void on_body(std::string_view bytes) {
+    switch (mode_) {
+      case mode::none:
+        return;
+      case mode::converse_body:
+      case mode::invoke_body:
+        body(bytes);
+        return;
+      case mode::converse_stream:
+      case mode::invoke_stream:
+        if (decoder_.error() != event_stream_error::none) return;
+        if (decoder_.feed(bytes, on_frame_) != event_stream_error::none) ++decode_errors_;
+        return;
+    }
+  }
+
+  void body(std::string_view bytes) {
+    if (!parse_body_ || parser_.done() || bytes.empty()) return;
+    // Parse exactly up to the cap, so that what was counted does not depend on chunking.
+    const std::uint64_t room = max_parsed_body_bytes - body_bytes_;
+    const bool over = bytes.size() > room;
+    if (over) bytes = bytes.substr(0, static_cast<std::size_t>(room));
+    body_bytes_ += bytes.size();
+    json::error_code ec;
+    parser_.write_some(true, bytes.data(), bytes.size(), ec);
+    if (over && !parser_.done()) {
+      parse_body_ = false;
+      ex_.clear_body_captures();
+      return;
+    }
+    if (ec) {
+      parse_body_ = false;  // not JSON we understand; headers (if any) still stand
+      return;
+    }
+    if (!usage_seen_ && ex_.usage_closed) {
+      usage_seen_ = mode_ == mode::converse_body
+                        ? ex_.shapes[index_of(shape::converse)].any_tokens()
+                        : pick_shape(true).has_value();
+    }
+  }
+
+  void frame(const event_message& m) {
+    if (m.message_type == "exception" || m.message_type == "error") {
+      exception_seen_ = true;
+      return;
+    }
+    if (m.message_type != "event") return;
+    if (mode_ == mode::converse_stream) {
+      const bool delta = m.event_type == "contentBlockDelta";
+      if (!delta && m.event_type != "metadata") return;
+      if (delta) ++delta_events_;
+      if (!parse_whole(doc_kind::converse_event, m.payload)) ++decode_errors_;
+      if (ex_.shapes[index_of(shape::converse)].any_tokens()) usage_seen_ = true;
+      return;
+    }
+    if (m.event_type != "chunk") return;
+    ex_.bytes_out = &b64_;
+    b64_.clear();
+    if (!parse_whole(doc_kind::chunk_wrapper, m.payload) || b64_.empty() ||
+        !base64_decode(b64_, model_json_)) {
+      ++decode_errors_;
+      return;
+    }
+    ex_.text_in_doc = false;
+    if (!parse_whole(doc_kind::invoke_chunk, model_json_)) ++decode_errors_;
+    if (ex_.text_in_doc) ++delta_events_;
+    if (!usage_seen_ && stream_terminal()) usage_seen_ = true;
+  }
+
+  bool parse_whole(doc_kind kind, std::string_view doc) {
+    ex_.kind = kind;
+    parser_.reset();
+    json::error_code ec;
+    parser_.write_some(false, doc.data(), doc.size(), ec);
+    return !ec;
+  }
+
+  /// InvokeModelWithResponseStream: has a final count arrived? Invocation metrics always are;
+  /// a family's own events only when they are its last (Anthropic message_delta, Nova
+  /// metadata, the OpenAI usage chunk, Cohere stream-end; Titan and Llama repeat running counts
+  /// on every chunk, so theirs are final only with a stop reason).
+  [[nodiscard]] bool stream_terminal() const noexcept {
+    const auto& s = ex_.shapes;
+    if (s[index_of(shape::invocation_metrics)].any_tokens()) return true;
+    if (s[index_of(shape::anthropic)].has(field::output)) return true;
+    if (s[index_of(shape::nova)].has(field::output)) return true;
+    if (s[index_of(shape::openai)].has(field::output)) return true;
+    if (s[index_of(shape::cohere)].has(field::output)) return true;
+    if (ex_.stop_seen &&
+        (s[index_of(shape::titan)].has(field::output) ||
+         s[index_of(shape::llama)].has(field::output))) {
+      return true;
+    }
+    return false;
+  }
+
+  [[nodiscard]] counts shape_counts(shape s) const noexcept {
+    return s == shape::anthropic && mode_ == mode::invoke_stream ? merged_anthropic(ex_)
+                                                                 : ex_.shapes[index_of(s)];
+  }
+
+  /// The first shape in family order with any token count, or nullopt.
+  [[nodiscard]] std::optional<shape> pick_shape(bool need_tokens) const noexcept {
+    const shape_order order = shapes_for(family_);
+    for (std::size_t i = 0; i < order.size; ++i) {
+      const counts c = shape_counts(order.items[i]);
+      if (need_tokens ? c.any_tokens() : c.set != 0) return order.items[i];
+    }
+    return std::nullopt;
+  }
+
+  /// What the rules in docs/usage-sources.md "Estimation" say: keep any input and cache counts
+  /// the provider already reported; output is the largest of a reported running count, the
+  /// generated text bytes / 4 (rounded up), and the number of text-carrying events.
+  [[nodiscard]] token_usage estimate(const std::optional<shape>& partial) const noexcept {
+    token_usage u;
+    std::uint64_t reported_output = 0;
+    if (partial) {
+      u = usage_of(shape_counts(*partial), *partial, ex_);
+      reported_output = u.output;
+    }
+    const std::uint64_t from_text =
+        (ex_.text_bytes + estimate_bytes_per_token - 1) / estimate_bytes_per_token;
+    u.output = std::max({reported_output, from_text, delta_events_});
+    u.source = usage_source::estimated;
+    return u;
+  }
+
+  void finish(bool /*complete*/) {
+    if (finished_) return;
+    finished_ = true;
+    switch (mode_) {
+      case mode::none:
+        usage_ = token_usage{};
+        return;
+      case mode::converse_body:
+        flush_body();
+        settle_converse();
+        return;
+      case mode::converse_stream:
+        settle_converse();
+        return;
+      case mode::invoke_body:
+        flush_body();
+        settle_invoke_body();
+        return;
+      case mode::invoke_stream:
+        settle_invoke_stream();
+        return;
+    }
+  }
+
+  void flush_body() {
+    if (!parse_body_ || parser_.done() || body_bytes_ == 0) return;
+    json::error_code ec;
+    parser_.write_some(false, "", 0, ec);  // completes a top-level scalar; else incomplete
+  }
+
+  void settle_converse() {
+    const counts& c = ex_.shapes[index_of(shape::converse)];
+    // A stream's metadata frame arrives whole; a body's usage counts once its object closed.
+    const bool final_counts =
+        c.any_tokens() && (mode_ == mode::converse_stream || ex_.usage_closed);
+    if (final_counts) {
+      usage_ = usage_of(c, shape::converse, ex_);
+      usage_.source = usage_source::reported;
+      usage_seen_ = true;
+    } else {
+      usage_ = estimate(std::nullopt);
+    }
+  }
+
+  void settle_invoke_body() {
+    std::optional<token_usage> from_body;
+    if (parse_body_ && ex_.usage_closed) {
+      if (const auto s = pick_shape(true)) from_body = usage_of(ex_.shapes[index_of(*s)], *s, ex_);
+    }
+    if (h_input_ || h_output_) {
+      // Headers are authoritative; a count they lack comes from the body when it has one.
+      const token_usage b = from_body.value_or(token_usage{});
+      usage_.input = h_input_.value_or(b.input);
+      usage_.output = h_output_.value_or(b.output);
+      usage_.cache_read = h_cache_read_.value_or(b.cache_read);
+      usage_.cache_write = h_cache_write_.value_or(b.cache_write);
+      usage_.cache_write_1h = min_u64(b.cache_write_1h, usage_.cache_write);
+      usage_.source = usage_source::reported;
+    } else if (from_body) {
+      usage_ = *from_body;
+      usage_.source = usage_source::reported;
+      usage_seen_ = true;
+    } else {
+      usage_ = estimate(std::nullopt);
+    }
+  }
+
+  void settle_invoke_stream() {
+    const counts& metrics = ex_.shapes[index_of(shape::invocation_metrics)];
+    if (metrics.any_tokens()) {
+      usage_ = usage_of(metrics, shape::invocation_metrics, ex_);
+      // Invocation metrics carry no TTL split; Anthropic's message_start does.
+      const counts a = merged_anthropic(ex_);
+      usage_.cache_write_1h = min_u64(a.get(field::cache_write_1h), usage_.cache_write);
+      usage_.source = usage_source::reported;
+      usage_seen_ = true;
+      return;
+    }
+    if (stream_terminal()) {
+      if (const auto s = pick_shape(true)) {
+        usage_ = usage_of(shape_counts(*s), *s, ex_);
+        usage_.source = usage_source::reported;
+        usage_seen_ = true;
+        return;
+      }
+    }
+    usage_ = estimate(pick_shape(false));
+  }
+
+  [[nodiscard]] std::string_view service_tier() const noexcept {
+    return tier_.empty() ? std::string_view(ex_.tier) : std::string_view(tier_);
+  }
+
+  operation op_;
+  model_family family_;
+  mode mode_ = mode::none;
+  unsigned status_ = 0;
+  extractor ex_;
+  json_scanner parser_;
+  event_stream_decoder decoder_;
+  event_stream_decoder::callback on_frame_;
+  std::string b64_;         // reused: the current chunk's base64 text
+  std::string model_json_;  // reused: the current chunk's decoded model JSON
+  std::string tier_;
+  std::optional<std::uint64_t> h_input_, h_output_, h_cache_read_, h_cache_write_;
+  bool parse_body_ = true;
+  std::uint64_t body_bytes_ = 0;
+  std::uint64_t delta_events_ = 0;
+  std::uint64_t decode_errors_ = 0;
+  bool exception_seen_ = false;
+  bool usage_seen_ = false;
+  bool finished_ = false;
+  token_usage usage_;
+};
+
+usage_observer::usage_observer(operation op, std::string_view model_id)
+    : impl_(std::make_unique<impl>(op, model_id)) {}
+usage_observer::~usage_observer() = default;
+usage_observer::usage_observer(usage_observer&&) noexcept = default;
+usage_observer& usage_observer::operator=(usage_observer&&) noexcept = default;
+
+void usage_observer::on_head(unsigned status, const header_lookup& headers) {
+  impl_->on_head(status, headers);
+}
+void usage_observer::on_body(std::string_view bytes) { impl_->on_body(bytes); }
+void usage_observer::finish(bool complete) { impl_->finish(complete); }
+const token_usage& usage_observer::usage() const noexcept { return impl_->usage_; }
+std::string_view usage_observer::service_tier() const noexcept { return impl_->service_tier(); }
+bool usage_observer::usage_seen() const noexcept { return impl_->usage_seen_; }
+std::uint64_t usage_observer::decode_errors() const noexcept { return impl_->decode_errors_; }
+
+}  // namespace bedrock_meter::metering

@@ -1,0 +1,57 @@
+#pragma once
+// Client authentication against proxy-issued credentials: SigV4 access keys (the SDK signs as it
+// would for AWS; we verify), bearer keys (stored as SHA-256 hex; `Authorization: Bearer ...` as
+// boto3 sends with AWS_BEARER_TOKEN_BEDROCK) and an explicit anonymous identity for demos.
+// Built once per config snapshot; read-only afterwards, so any worker may use it unlocked.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "config/config.hpp"
+#include "proxy/bedrock_error.hpp"
+#include "proxy/sigv4.hpp"
+
+namespace bedrock_meter::proxy {
+
+/// Who is calling: attribution labels plus a principal for the access log (a key id or a bearer
+/// key's name/hash prefix, never a secret).
+struct identity {
+  enum class kind : std::uint8_t { sigv4, bearer, anonymous };
+  kind how = kind::anonymous;
+  std::string principal;
+  std::string team;
+  std::string app;
+};
+
+struct auth_outcome {
+  const identity* who = nullptr;      // set on success; points into the auth_index
+  std::optional<bedrock_error> error; // set on failure
+  std::string signed_region;          // the region a SigV4 client signed for (else empty)
+};
+
+class auth_index {
+ public:
+  explicit auth_index(const config::auth_config& cfg);
+
+  /// Authenticates one request. `payload_sha256_hex` is the hex SHA-256 of the body (the caller
+  /// computes it once and reuses it to re-sign upstream).
+  [[nodiscard]] auth_outcome authenticate(std::string_view method, std::string_view target,
+                                          const sigv4::header_list& headers,
+                                          std::string_view payload_sha256_hex,
+                                          std::chrono::system_clock::time_point now) const;
+
+ private:
+  struct sigv4_entry {
+    sigv4::issued_key key;
+    identity who;
+  };
+  std::unordered_map<std::string, sigv4_entry> access_keys_;   // by access key id
+  std::unordered_map<std::string, identity> bearer_keys_;      // by sha256 hex of the token
+  std::optional<identity> anonymous_;
+  std::chrono::seconds max_skew_;
+};
+
+}  // namespace bedrock_meter::proxy

@@ -1,0 +1,468 @@
+#include "proxy/exchange.hpp"
+
+#include <array>
+#include <chrono>
+
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "metering/route.hpp"
+#include "metering/usage.hpp"
+#include "proxy/bedrock_error.hpp"
+#include "proxy/server.hpp"
+
+namespace bedrock_meter::proxy {
+
+namespace http = beast::http;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+/// Bytes read from upstream per step: one event-stream chunk usually fits, and the stack
+/// buffer is the only copy between the two sockets.
+constexpr std::size_t relay_chunk_bytes = 16 * 1024;
+/// After a client goes away mid-stream, keep reading the upstream this long to get the exact
+/// usage (Bedrock bills the whole generation either way).
+constexpr std::chrono::seconds drain_limit{30};
+constexpr std::uint32_t max_upstream_header_bytes = 64 * 1024;
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto x = static_cast<unsigned char>(a[i]);
+    auto y = static_cast<unsigned char>(b[i]);
+    if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+/// Hop-by-hop headers (RFC 9110 7.6.1) and framing headers we recompute.
+bool is_hop_by_hop(std::string_view name) noexcept {
+  static constexpr std::string_view names[] = {
+      "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+      "te", "trailer", "transfer-encoding", "upgrade", "content-length", "expect", "http2-settings"};
+  for (auto n : names)
+    if (iequals(name, n)) return true;
+  return false;
+}
+
+/// The caller's credentials never travel upstream: we sign with our own.
+bool is_client_auth(std::string_view name) noexcept {
+  return iequals(name, "authorization") || iequals(name, "x-amz-date") ||
+         iequals(name, "x-amz-security-token") || iequals(name, "x-amz-content-sha256") ||
+         iequals(name, "host");
+}
+
+struct timing {
+  clock::time_point start = clock::now();
+  clock::time_point first_byte{};
+  clock::time_point end{};
+};
+
+struct settle_info {
+  std::string request_id;
+  const identity* who = nullptr;
+  const metering::route* route = nullptr;
+  unsigned status = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::string_view outcome = "ok";  // ok, client_abort, upstream_cut, upstream_error, refused
+  std::string_view region;
+  const metering::usage_observer* usage = nullptr;
+  timing t;
+};
+
+void count_status(proxy_stats& s, unsigned status) {
+  if (status >= 500) s.responses_5xx.fetch_add(1, std::memory_order_relaxed);
+  else if (status >= 400) s.responses_4xx.fetch_add(1, std::memory_order_relaxed);
+  else s.responses_2xx.fetch_add(1, std::memory_order_relaxed);
+}
+
+void json_escape_into(std::string& out, std::string_view s) {
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          static constexpr char hex[] = "0123456789abcdef";
+          out += "\\u00";
+          out += hex[(c >> 4) & 0xf];
+          out += hex[c & 0xf];
+        } else {
+          out += c;
+        }
+    }
+  }
+}
+
+void add_field(std::string& out, std::string_view key, std::string_view value) {
+  out += ",\"";
+  out += key;
+  out += "\":\"";
+  json_escape_into(out, value);
+  out += '"';
+}
+
+void add_field(std::string& out, std::string_view key, std::uint64_t value) {
+  out += ",\"";
+  out += key;
+  out += "\":";
+  out += std::to_string(value);
+}
+
+std::string_view source_name(metering::usage_source s) {
+  switch (s) {
+    case metering::usage_source::reported: return "reported";
+    case metering::usage_source::estimated: return "estimated";
+    case metering::usage_source::none: break;
+  }
+  return "none";
+}
+
+/// One structured access-log line per request. Only labels, counts and ids: never a header
+/// value, key or body.
+void settle(worker& w, const inbound_request& req, settle_info& s) {
+  auto& st = w.state().stats;
+  count_status(st, s.status);
+  if (s.outcome == "client_abort") st.client_aborts.fetch_add(1, std::memory_order_relaxed);
+  if (s.usage && s.usage->decode_errors() > 0)
+    st.stream_decode_errors.fetch_add(s.usage->decode_errors(), std::memory_order_relaxed);
+  if (!w.state().access) return;
+  s.t.end = clock::now();
+  using us = std::chrono::microseconds;
+  std::string line;
+  line.reserve(512);
+  line += "{\"request_id\":\"";
+  line += s.request_id;
+  line += '"';
+  add_field(line, "conn", req.connection_id);
+  add_field(line, "protocol", req.protocol);
+  add_field(line, "remote", req.remote);
+  add_field(line, "principal", s.who ? std::string_view(s.who->principal) : "-");
+  add_field(line, "team", s.who ? std::string_view(s.who->team) : "-");
+  add_field(line, "app", s.who ? std::string_view(s.who->app) : "-");
+  add_field(line, "operation",
+            s.route ? metering::operation_name(s.route->op) : std::string_view("-"));
+  add_field(line, "model", s.route ? std::string_view(s.route->model_id) : "-");
+  add_field(line, "region", s.region);
+  add_field(line, "status", s.status);
+  add_field(line, "outcome", s.outcome);
+  add_field(line, "bytes_in", s.bytes_in);
+  add_field(line, "bytes_out", s.bytes_out);
+  add_field(line, "duration_us",
+            static_cast<std::uint64_t>(std::chrono::duration_cast<us>(s.t.end - s.t.start).count()));
+  if (s.t.first_byte != clock::time_point{})
+    add_field(line, "first_byte_us",
+              static_cast<std::uint64_t>(
+                  std::chrono::duration_cast<us>(s.t.first_byte - s.t.start).count()));
+  if (s.usage) {
+    const auto& u = s.usage->usage();
+    add_field(line, "input_tokens", u.input);
+    add_field(line, "output_tokens", u.output);
+    add_field(line, "cache_read_tokens", u.cache_read);
+    add_field(line, "cache_write_tokens", u.cache_write);
+    add_field(line, "usage_source", source_name(u.source));
+    if (!s.usage->service_tier().empty()) add_field(line, "service_tier", s.usage->service_tier());
+  }
+  line += '}';
+  w.state().access->info(line);
+}
+
+template <class Stream>
+tcp_stream& lowest(Stream& s) {
+  return beast::get_lowest_layer(s);
+}
+
+/// Remaining time before the exchange's overall deadline, capped by a per-step timeout.
+std::chrono::milliseconds step(clock::time_point deadline, std::chrono::milliseconds cap) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+  return std::max(std::chrono::milliseconds(1), std::min(left, cap));
+}
+
+struct relay_result {
+  upstream_failure failure = upstream_failure::none;
+  error_code ec;
+  bool reusable = false;     // upstream connection may go back to the pool
+  bool wrote_request = false;
+};
+
+/// Forwards one signed request on `stream` and streams the response to `out` (Beast relay():
+/// read a piece, show it to the meter, write it, repeat; the loop is the back-pressure).
+template <class Stream>
+awaitable<relay_result> relay(Stream& stream, http::request<http::string_body>& ureq,
+                              response_sink& out, metering::usage_observer& meter,
+                              settle_info& s, exchange_result& result,
+                              const config::config& cfg, clock::time_point deadline) {
+  relay_result r;
+  auto& tcp = lowest(stream);
+
+  tcp.expires_after(step(deadline, cfg.upstream.first_byte_timeout));
+  auto [wec, wn] = co_await http::async_write(stream, ureq, use_ec);
+  if (wec) {
+    r.failure = wec == beast::error::timeout ? upstream_failure::timeout : upstream_failure::reset;
+    r.ec = wec;
+    co_return r;
+  }
+  r.wrote_request = true;
+
+  beast::flat_buffer buf;
+  http::response_parser<http::buffer_body> parser;
+  parser.header_limit(max_upstream_header_bytes);
+  parser.body_limit(boost::none);
+  auto [hec, hn] = co_await http::async_read_header(stream, buf, parser, use_ec);
+  if (hec) {
+    r.failure = hec == beast::error::timeout ? upstream_failure::timeout
+                : (hec == http::error::end_of_stream || hec == net::error::eof ||
+                   hec == net::error::connection_reset)
+                    ? upstream_failure::reset
+                    : upstream_failure::protocol;
+    r.ec = hec;
+    co_return r;
+  }
+  s.t.first_byte = clock::now();
+
+  auto& head = parser.get();
+  s.status = head.result_int();
+  sigv4::header_list headers;
+  headers.reserve(16);
+  for (const auto& f : head) {
+    if (is_hop_by_hop(f.name_string())) continue;
+    headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  }
+  // Errors the proxy makes carry x-amzn-RequestId; upstream responses already do: keep theirs.
+  for (const auto& [k, v] : headers)
+    if (iequals(k, "x-amzn-requestid")) s.request_id = v;
+
+  meter.on_head(s.status, [&head](std::string_view name) -> std::string_view {
+    const auto it = head.find(name);
+    return it == head.end() ? std::string_view{} : std::string_view(it->value());
+  });
+
+  std::optional<std::uint64_t> length;
+  if (!parser.chunked() && parser.content_length()) length = *parser.content_length();
+  const bool client_alive_at_start = true;
+  bool client_alive = client_alive_at_start;
+  if (auto ec = co_await out.write_head(s.status, headers, length); ec) {
+    client_alive = false;
+  } else {
+    result.response_started = true;
+  }
+
+  std::array<char, relay_chunk_bytes> chunk;
+  clock::time_point drain_deadline{};
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    tcp.expires_after(step(client_alive ? deadline : std::min(deadline, drain_deadline),
+                           cfg.upstream.idle_timeout));
+    auto [rec, rn] = co_await http::async_read_some(stream, buf, parser, use_ec);
+    if (rec == http::error::need_buffer) rec = {};
+    const std::size_t got = chunk.size() - parser.get().body().size;
+    if (got > 0) {
+      const std::string_view bytes(chunk.data(), got);
+      meter.on_body(bytes);
+      if (client_alive) {
+        if (auto ec = co_await out.write_body(bytes); ec) {
+          client_alive = false;
+          drain_deadline = clock::now() + drain_limit;
+        } else {
+          s.bytes_out += got;
+        }
+      }
+    }
+    if (rec) {
+      r.failure = rec == beast::error::timeout ? upstream_failure::timeout : upstream_failure::reset;
+      r.ec = rec;
+      break;
+    }
+    if (!client_alive && meter.usage_seen()) break;  // the exact count is in hand: stop draining
+  }
+
+  const bool complete = parser.is_done();
+  meter.finish(complete && client_alive);
+  if (client_alive) {
+    if (auto ec = co_await out.finish(complete); ec) client_alive = false;
+  }
+  if (!client_alive) {
+    s.outcome = "client_abort";
+    result.keep_alive = false;
+  } else if (!complete) {
+    s.outcome = "upstream_cut";
+    result.keep_alive = false;
+  }
+  r.reusable = complete && parser.keep_alive();
+  if (complete) r.failure = upstream_failure::none;
+  co_return r;
+}
+
+}  // namespace
+
+std::string_view inbound_request::header(std::string_view lowercase_name) const noexcept {
+  for (const auto& [k, v] : headers)
+    if (k == lowercase_name) return v;
+  return {};
+}
+
+awaitable<error_code> write_error(response_sink& out, const bedrock_error& err,
+                                  std::string_view request_id) {
+  const std::string body = error_body(err.message);
+  sigv4::header_list headers{
+      {"x-amzn-RequestId", std::string(request_id)},
+      {"x-amzn-ErrorType", error_type_header(err.type)},
+      {"Content-Type", "application/json"},
+  };
+  if (auto ec = co_await out.write_head(err.status, headers, body.size()); ec) co_return ec;
+  if (auto ec = co_await out.write_body(body); ec) co_return ec;
+  co_return co_await out.finish(true);
+}
+
+awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, response_sink& out) {
+  auto& state = w.state();
+  auto& stats = state.stats;
+  stats.requests.fetch_add(1, std::memory_order_relaxed);
+  stats.inflight.fetch_add(1, std::memory_order_relaxed);
+  struct inflight_guard {
+    proxy_stats& s;
+    ~inflight_guard() { s.inflight.fetch_sub(1, std::memory_order_relaxed); }
+  } guard{stats};
+
+  const auto snap = state.snapshot();  // one config snapshot for the whole exchange
+  const auto& cfg = *snap->cfg;
+  exchange_result result;
+  settle_info s;
+  s.request_id = w.new_request_id();
+  s.bytes_in = req.body.size();
+  const auto deadline = s.t.start + cfg.limits.exchange_timeout;
+
+  auto refuse = [&](const bedrock_error& err, std::string_view outcome) -> awaitable<void> {
+    s.status = err.status;
+    s.outcome = outcome;
+    auto ec = co_await write_error(out, err, s.request_id);
+    result.response_started = true;
+    if (ec) result.keep_alive = false;
+    co_return;
+  };
+
+  // Route: anything that is not a Bedrock Runtime operation is refused, never passed through
+  // unmetered.
+  auto parsed = metering::parse_route(req.method, req.target);
+  if (!parsed) {
+    stats.unknown_routes.fetch_add(1, std::memory_order_relaxed);
+    if (parsed.error == metering::route_error::bad_encoding ||
+        parsed.error == metering::route_error::empty_model_id)
+      co_await refuse(validation_error("The model identifier in the request path is invalid."),
+                      "refused");
+    else
+      co_await refuse(unknown_operation(req.method, req.target), "refused");
+    settle(w, req, s);
+    co_return result;
+  }
+  s.route = &parsed.value;
+
+  const std::string payload_hash = sigv4::sha256_hex(req.body);
+  auto auth = snap->auth.authenticate(req.method, req.target, req.headers, payload_hash,
+                                      std::chrono::system_clock::now());
+  if (auth.error) {
+    stats.auth_failures.fetch_add(1, std::memory_order_relaxed);
+    co_await refuse(*auth.error, "refused");
+    settle(w, req, s);
+    co_return result;
+  }
+  s.who = auth.who;
+  const upstream_target& target = snap->target_for(auth.signed_region);
+  s.region = target.region;
+
+  // Build the upstream request: same method, target and body; hop-by-hop and the caller's
+  // auth headers dropped; Host for the upstream; signed with the proxy's own credentials.
+  sigv4::header_list fwd;
+  fwd.reserve(req.headers.size() + 4);
+  fwd.emplace_back("host", target.host_header);
+  for (auto& [k, v] : req.headers) {
+    if (is_hop_by_hop(k) || is_client_auth(k)) continue;
+    fwd.emplace_back(k, v);
+  }
+  const auto& bearer = state.upstream_bearer_token();
+  if (!bearer.empty()) {
+    fwd.emplace_back("authorization", "Bearer " + bearer);
+  } else {
+    const auto creds = state.upstream_credentials();
+    if (!creds) {
+      co_await refuse(upstream_unavailable("The proxy has no upstream AWS credentials."),
+                      "upstream_error");
+      settle(w, req, s);
+      co_return result;
+    }
+    sigv4::signing_options opt;
+    opt.region = target.region;
+    opt.now = std::chrono::system_clock::now();
+    sigv4::sign(req.method, req.target, fwd, payload_hash, *creds, opt);
+  }
+
+  http::request<http::string_body> ureq;
+  ureq.method_string(req.method);
+  ureq.target(req.target);
+  ureq.version(11);
+  for (auto& [k, v] : fwd) ureq.insert(k, v);
+  ureq.keep_alive(true);
+  ureq.body() = std::move(req.body);
+  ureq.prepare_payload();
+
+  metering::usage_observer meter(parsed.value.op, parsed.value.model_id);
+  s.usage = &meter;
+
+  // One retry, only when a pooled connection turns out dead before the request was written:
+  // Bedrock never saw the request, so it cannot be billed twice.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto acq = co_await w.pool().acquire(target, step(deadline, cfg.upstream.connect_timeout));
+    if (!acq.conn) {
+      stats.upstream_errors[static_cast<int>(acq.failure)].fetch_add(1, std::memory_order_relaxed);
+      state.log->warn("upstream {} failed for {}: {}", to_string(acq.failure), target.pool_key,
+                      acq.ec.message());
+      co_await refuse(upstream_unavailable("The proxy could not reach Bedrock (" +
+                                           std::string(to_string(acq.failure)) + ")."),
+                      "upstream_error");
+      break;
+    }
+    const bool reused = acq.conn->requests > 0;
+    relay_result rr = acq.conn->tls()
+                          ? co_await relay(acq.conn->ssl(), ureq, out, meter, s, result, cfg,
+                                           deadline)
+                          : co_await relay(acq.conn->tcp(), ureq, out, meter, s, result, cfg,
+                                           deadline);
+    if (rr.failure != upstream_failure::none && !result.response_started) {
+      if (reused && !rr.wrote_request && attempt == 0) continue;
+      stats.upstream_errors[static_cast<int>(rr.failure)].fetch_add(1, std::memory_order_relaxed);
+      state.log->warn("upstream {} on {}: {}", to_string(rr.failure), target.pool_key,
+                      rr.ec.message());
+      co_await refuse(upstream_unavailable("Bedrock did not answer (" +
+                                           std::string(to_string(rr.failure)) + ")."),
+                      "upstream_error");
+      break;
+    }
+    if (rr.failure != upstream_failure::none) {
+      stats.upstream_errors[static_cast<int>(rr.failure)].fetch_add(1, std::memory_order_relaxed);
+    }
+    if (rr.reusable) {
+      ++acq.conn->requests;
+      w.pool().release(std::move(acq.conn));
+    }
+    break;
+  }
+  settle(w, req, s);
+  co_return result;
+}
+
+}  // namespace bedrock_meter::proxy

@@ -1,0 +1,246 @@
+// HTTP/1.1 sessions on Beast, over plain TCP or TLS. Parses each request (with limits on header
+// size, body size and time), hands it to the protocol-neutral exchange, and writes the response
+// through an http1_sink that streams: fixed-length bodies as they come, everything else chunked,
+// one chunk per upstream read so stream events are never held back.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <spdlog/spdlog.h>
+
+#include "proxy/bedrock_error.hpp"
+#include "proxy/exchange.hpp"
+#include "proxy/server.hpp"
+
+namespace bedrock_meter::proxy {
+
+namespace http = beast::http;
+
+namespace {
+
+template <class Stream>
+class http1_sink final : public response_sink {
+ public:
+  http1_sink(Stream& stream, worker& w, bool keep_alive, std::chrono::milliseconds write_timeout)
+      : stream_(stream), worker_(w), keep_alive_(keep_alive), write_timeout_(write_timeout) {}
+
+  awaitable<error_code> write_head(unsigned status, const sigv4::header_list& headers,
+                                   std::optional<std::uint64_t> content_length) override {
+    http::response<http::empty_body> res;
+    res.version(11);
+    res.result(status);
+    for (const auto& [k, v] : headers) res.insert(k, v);
+    if (content_length) {
+      res.content_length(*content_length);
+    } else {
+      res.chunked(true);
+      chunked_ = true;
+    }
+    // During shutdown, tell the client this connection ends after this response.
+    if (worker_.state().stopping.load(std::memory_order_relaxed)) keep_alive_ = false;
+    res.keep_alive(keep_alive_);
+    http::response_serializer<http::empty_body> sr(res);
+    beast::get_lowest_layer(stream_).expires_after(write_timeout_);
+    auto [ec, n] = co_await http::async_write_header(stream_, sr, use_ec);
+    co_return ec;
+  }
+
+  awaitable<error_code> write_body(std::string_view bytes) override {
+    beast::get_lowest_layer(stream_).expires_after(write_timeout_);
+    if (chunked_) {
+      auto [ec, n] =
+          co_await net::async_write(stream_, http::make_chunk(net::buffer(bytes)), use_ec);
+      co_return ec;
+    }
+    auto [ec, n] = co_await net::async_write(stream_, net::buffer(bytes), use_ec);
+    co_return ec;
+  }
+
+  awaitable<error_code> finish(bool complete) override {
+    if (!complete) {
+      // Without the last chunk (or short of Content-Length) the client sees a truncated body
+      // and raises, which is what it must see when the upstream broke mid-response.
+      keep_alive_ = false;
+      co_return error_code{};
+    }
+    if (chunked_) {
+      beast::get_lowest_layer(stream_).expires_after(write_timeout_);
+      auto [ec, n] = co_await net::async_write(stream_, http::make_chunk_last(), use_ec);
+      co_return ec;
+    }
+    co_return error_code{};
+  }
+
+  bool keep_alive() const noexcept { return keep_alive_; }
+
+ private:
+  Stream& stream_;
+  worker& worker_;
+  bool keep_alive_;
+  bool chunked_ = false;
+  std::chrono::milliseconds write_timeout_;
+};
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  return out;
+}
+
+/// Writes a refusal for a request that never became an exchange (malformed, too large).
+template <class Stream>
+awaitable<void> refuse_raw(Stream& stream, worker& w, const bedrock_error& err,
+                           std::chrono::milliseconds timeout) {
+  http1_sink<Stream> sink(stream, w, false, timeout);
+  co_await write_error(sink, err, w.new_request_id());
+}
+
+template <class Stream>
+awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::string remote) {
+  const auto conn_id = entry.id;
+  auto& state = w.state();
+  auto& tcp = beast::get_lowest_layer(stream);
+  beast::flat_buffer buffer;
+  bool first = true;
+  for (;;) {
+    const auto snap = state.snapshot();
+    const auto& lim = snap->cfg->limits;
+    if (state.stopping.load(std::memory_order_relaxed)) co_return;
+
+    // Keep-alive idle: wait for the first byte of the next request within idle_timeout, then
+    // the whole head within header_timeout (a client trickling a byte a second is cut off).
+    if (!first && buffer.size() == 0) {
+      tcp.expires_after(lim.idle_timeout);
+      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_ec);
+      if (ec) {
+        if (ec == beast::error::timeout) state.stats.timeouts.fetch_add(1, std::memory_order_relaxed);
+        co_return;
+      }
+      buffer.commit(n);
+    }
+    first = false;
+
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(lim.max_header_bytes);
+    parser.body_limit(lim.max_body_bytes);
+    tcp.expires_after(lim.header_timeout);
+    auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_ec);
+    if (hec) {
+      if (hec == http::error::end_of_stream || hec == net::error::eof ||
+          hec == net::error::operation_aborted)
+        co_return;
+      if (hec == beast::error::timeout) {
+        state.stats.timeouts.fetch_add(1, std::memory_order_relaxed);
+        co_return;
+      }
+      state.stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      if (hec == http::error::header_limit)
+        co_await refuse_raw(stream, w,
+                            validation_error("Request headers exceed the proxy's limit of " +
+                                             std::to_string(lim.max_header_bytes) + " bytes"),
+                            lim.header_timeout);
+      else
+        co_await refuse_raw(stream, w, validation_error("Malformed HTTP request"),
+                            lim.header_timeout);
+      co_return;
+    }
+    if (parser.content_length() && *parser.content_length() > lim.max_body_bytes) {
+      state.stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      co_await refuse_raw(stream, w, payload_too_large(lim.max_body_bytes), lim.header_timeout);
+      co_return;
+    }
+    if (const auto it = parser.get().find(http::field::expect);
+        it != parser.get().end() && beast::iequals(it->value(), "100-continue")) {
+      static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+      auto [ec, n] = co_await net::async_write(stream, net::buffer(cont), use_ec);
+      if (ec) co_return;
+    }
+    tcp.expires_after(lim.body_timeout);
+    auto [bec, bn] = co_await http::async_read(stream, buffer, parser, use_ec);
+    if (bec) {
+      if (bec == beast::error::timeout) {
+        state.stats.timeouts.fetch_add(1, std::memory_order_relaxed);
+        co_return;
+      }
+      state.stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      if (bec == http::error::body_limit)
+        co_await refuse_raw(stream, w, payload_too_large(lim.max_body_bytes), lim.header_timeout);
+      co_return;
+    }
+    tcp.expires_never();
+
+    auto& msg = parser.get();
+    inbound_request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    req.headers.reserve(16);
+    for (const auto& f : msg) req.headers.emplace_back(to_lower(f.name_string()), std::string(f.value()));
+    req.body = std::move(msg.body());
+    req.connection_id = conn_id;
+    req.protocol = "HTTP/1.1";
+    req.remote = remote;
+
+    http1_sink<Stream> sink(stream, w, msg.keep_alive(), lim.idle_timeout);
+    entry.in_exchange = true;
+    const auto result = co_await run_exchange(w, req, sink);
+    entry.in_exchange = false;
+    if (!result.keep_alive || !sink.keep_alive()) co_return;
+  }
+}
+
+/// A TLS close_notify exchange bounded in time: a peer that never answers must not hold us.
+awaitable<void> close_tls(beast::ssl_stream<tcp_stream>& s) {
+  beast::get_lowest_layer(s).expires_after(std::chrono::seconds(2));
+  co_await s.async_shutdown(use_ec);
+}
+
+}  // namespace
+
+awaitable<void> run_connection(worker& w, tcp_socket socket,
+                               std::shared_ptr<net::ssl::context> tls) {
+  auto& state = w.state();
+  state.stats.connections.fetch_add(1, std::memory_order_relaxed);
+  struct conn_guard {
+    proxy_stats& s;
+    ~conn_guard() { s.connections.fetch_sub(1, std::memory_order_relaxed); }
+  } guard{state.stats};
+
+  const auto conn_id = w.next_connection_id();
+  error_code ec;
+  const auto ep = socket.remote_endpoint(ec);
+  std::string remote = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  socket.set_option(tcp::no_delay(true), ec);
+
+  if (!tls) {
+    tcp_stream stream(std::move(socket));
+    auto reg = w.register_session(conn_id, &stream);
+    co_await serve(w, stream, *reg, std::move(remote));
+    w.unregister_session(reg);
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    co_return;
+  }
+
+  beast::ssl_stream<tcp_stream> stream(tcp_stream(std::move(socket)), *tls);
+  auto reg = w.register_session(conn_id, &beast::get_lowest_layer(stream));
+  beast::get_lowest_layer(stream).expires_after(state.snapshot()->cfg->limits.header_timeout);
+  auto [hec] = co_await stream.async_handshake(net::ssl::stream_base::server, use_ec);
+  if (hec) {
+    state.stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
+    state.log->debug("conn {} TLS handshake failed: {}", conn_id, hec.message());
+    w.unregister_session(reg);
+    co_return;
+  }
+  co_await serve(w, stream, *reg, std::move(remote));
+  w.unregister_session(reg);
+  co_await close_tls(stream);
+}
+
+}  // namespace bedrock_meter::proxy

@@ -1,0 +1,228 @@
+#include "proxy/server.hpp"
+
+#include <sys/socket.h>
+
+#include <stdexcept>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+namespace bedrock_meter::proxy {
+
+namespace {
+
+std::shared_ptr<net::ssl::context> make_server_tls(const config::tls_files& files) {
+  auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                   net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+  ctx->use_certificate_chain_file(files.cert_file);
+  ctx->use_private_key_file(files.key_file, net::ssl::context::pem);
+  // ALPN: HTTP/1.1 only until the HTTP/2 session exists; a client offering h2 and http/1.1
+  // falls back to http/1.1, one offering only h2 fails the handshake as it should.
+  SSL_CTX_set_alpn_select_cb(
+      ctx->native_handle(),
+      [](SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+         unsigned int inlen, void*) -> int {
+        for (unsigned i = 0; i + 1 <= inlen;) {
+          const unsigned len = in[i];
+          if (i + 1 + len > inlen) break;
+          if (len == 8 && std::string_view(reinterpret_cast<const char*>(in + i + 1), 8) ==
+                              "http/1.1") {
+            *out = in + i + 1;
+            *outlen = 8;
+            return SSL_TLSEXT_ERR_OK;
+          }
+          i += 1 + len;
+        }
+        return SSL_TLSEXT_ERR_NOACK;
+      },
+      nullptr);
+  return ctx;
+}
+
+awaitable<void> accept_loop(worker& w, tcp_acceptor& acceptor,
+                            std::shared_ptr<net::ssl::context> tls) {
+  auto& state = w.state();
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(use_ec);
+    if (ec) {
+      if (ec == net::error::operation_aborted || state.stopping.load()) co_return;
+      // EMFILE and friends: log once per occurrence and keep accepting.
+      state.log->warn("accept failed: {}", ec.message());
+      continue;
+    }
+    const auto limit = state.snapshot()->cfg->limits.max_connections;
+    if (state.stats.connections.load(std::memory_order_relaxed) >=
+        static_cast<std::int64_t>(limit)) {
+      state.stats.connections_refused.fetch_add(1, std::memory_order_relaxed);
+      error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    net::co_spawn(w.get_executor(), run_connection(w, std::move(socket), tls), net::detached);
+  }
+}
+
+}  // namespace
+
+runtime_snapshot::runtime_snapshot(std::shared_ptr<const config::config> c)
+    : cfg(std::move(c)), auth(cfg->auth) {
+  auto t = make_upstream_target(cfg->upstream, cfg->upstream.region);
+  if (!t) throw std::runtime_error("upstream.endpoint does not parse: " + cfg->upstream.endpoint);
+  default_target = std::move(*t);
+  for (const auto& r : cfg->upstream.allowed_client_regions) {
+    if (auto rt = make_upstream_target(cfg->upstream, r)) client_region_targets.push_back(*rt);
+  }
+}
+
+const upstream_target& runtime_snapshot::target_for(std::string_view signed_region) const noexcept {
+  if (!signed_region.empty() && signed_region != default_target.region) {
+    for (const auto& t : client_region_targets)
+      if (t.region == signed_region) return t;
+  }
+  return default_target;
+}
+
+shared_state::shared_state(std::shared_ptr<const config::config> cfg, credentials_source creds,
+                           std::string upstream_bearer_token)
+    : creds_(std::move(creds)), bearer_(std::move(upstream_bearer_token)) {
+  upstream_tls_ = make_upstream_tls_context(cfg->upstream);
+  snapshot_.store(std::make_shared<const runtime_snapshot>(std::move(cfg)));
+  log = spdlog::get("proxy");
+  if (!log) log = spdlog::default_logger();
+  access = spdlog::get("access");
+}
+
+void shared_state::replace(std::shared_ptr<const config::config> cfg) {
+  snapshot_.store(std::make_shared<const runtime_snapshot>(std::move(cfg)));
+}
+
+worker::worker(shared_state& state, unsigned index)
+    : state_(state),
+      index_(index),
+      pool_(ioc_.get_executor(), state.upstream_tls(),
+            state.snapshot()->cfg->upstream.max_idle_connections,
+            state.snapshot()->cfg->upstream.pool_idle_time),
+      rng_(std::random_device{}()) {}
+
+std::uint64_t worker::next_connection_id() noexcept {
+  // Worker index in the top bits keeps ids unique across workers without sharing a counter.
+  return (static_cast<std::uint64_t>(index_) << 48) | ++next_conn_;
+}
+
+std::string worker::new_request_id() {
+  const std::uint64_t hi = rng_();
+  const std::uint64_t lo = rng_();
+  unsigned char b[16];
+  for (int i = 0; i < 8; ++i) {
+    b[i] = static_cast<unsigned char>(hi >> (56 - 8 * i));
+    b[8 + i] = static_cast<unsigned char>(lo >> (56 - 8 * i));
+  }
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += hex[b[i] >> 4];
+    out += hex[b[i] & 0xf];
+  }
+  return out;
+}
+
+std::list<session_entry>::iterator worker::register_session(std::uint64_t id, tcp_stream* s) {
+  sessions_.push_front(session_entry{id, s, false});
+  return sessions_.begin();
+}
+
+void worker::unregister_session(std::list<session_entry>::iterator it) { sessions_.erase(it); }
+
+void worker::begin_shutdown() {
+  for (auto& a : acceptors) {
+    error_code ignored;
+    a->close(ignored);
+  }
+  for (auto& s : sessions_) {
+    // Sessions inside an exchange finish it and then close (they check `stopping`); idle
+    // keep-alive sessions are waiting for a request that must not start now.
+    if (!s.in_exchange) s.stream->cancel();
+  }
+  pool_.clear();
+}
+
+server::server(std::shared_ptr<shared_state> state) : state_(std::move(state)) {
+  const auto snap = state_->snapshot();
+  unsigned n = snap->cfg->workers;
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<worker>(*state_, i));
+}
+
+server::~server() {
+  for (auto& w : workers_) w->io_context().stop();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
+
+void server::bind() {
+  const auto snap = state_->snapshot();
+  for (const auto& l : snap->cfg->listeners) {
+    server_tls_.push_back(l.tls ? make_server_tls(*l.tls) : nullptr);
+    error_code ec;
+    const auto addr = net::ip::make_address(l.address, ec);
+    if (ec) throw std::runtime_error("listener address '" + l.address + "' is not an IP address");
+    std::uint16_t port = l.port;
+    for (auto& w : workers_) {
+      auto acc = std::make_unique<tcp_acceptor>(w->get_executor());
+      const tcp::endpoint ep(addr, port);
+      acc->open(ep.protocol());
+      acc->set_option(net::socket_base::reuse_address(true));
+      // One acceptor per worker on the same port: the kernel spreads connections over them.
+      const int one = 1;
+      ::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+      acc->bind(ep, ec);
+      if (ec)
+        throw std::runtime_error("cannot listen on " + l.address + ":" + std::to_string(port) +
+                                 ": " + ec.message());
+      acc->listen(net::socket_base::max_listen_connections);
+      port = acc->local_endpoint().port();  // port 0: the rest join the port the first got
+      w->acceptors.push_back(std::move(acc));
+    }
+    ports_.push_back(port);
+  }
+}
+
+void server::start() {
+  for (auto& w : workers_) {
+    for (std::size_t i = 0; i < w->acceptors.size(); ++i)
+      net::co_spawn(w->get_executor(), accept_loop(*w, *w->acceptors[i], server_tls_[i]),
+                    net::detached);
+    threads_.emplace_back([wp = w.get()] { wp->io_context().run(); });
+  }
+}
+
+bool server::shutdown(std::chrono::milliseconds grace) {
+  state_->stopping.store(true);
+  for (auto& w : workers_) net::post(w->io_context(), [wp = w.get()] { wp->begin_shutdown(); });
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  bool clean = true;
+  while (state_->stats.inflight.load() > 0 || state_->stats.connections.load() > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      clean = false;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (auto& w : workers_) w->io_context().stop();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+  return clean;
+}
+
+}  // namespace bedrock_meter::proxy

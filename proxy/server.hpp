@@ -1,0 +1,159 @@
+#pragma once
+// The running proxy: shared immutable state, N workers (one io_context, one acceptor per listener
+// with SO_REUSEPORT, one upstream pool each), and designed shutdown (STYLE.md 9).
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/ssl/context.hpp>
+
+#include "config/config.hpp"
+#include "proxy/auth.hpp"
+#include "proxy/net.hpp"
+#include "proxy/sigv4.hpp"
+#include "proxy/upstream.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace bedrock_meter::proxy {
+
+/// Everything derived from one config: swapped whole, read through a shared_ptr per request.
+struct runtime_snapshot {
+  explicit runtime_snapshot(std::shared_ptr<const config::config> c);
+  std::shared_ptr<const config::config> cfg;
+  auth_index auth;
+  upstream_target default_target;
+  std::vector<upstream_target> client_region_targets;  // for allowed_client_regions
+  /// The target for a request: the client's signed region when allowed, else the default.
+  const upstream_target& target_for(std::string_view signed_region) const noexcept;
+};
+
+/// Counters for every outcome (STYLE.md 13). Lock-free; the metrics adapter reads them.
+struct proxy_stats {
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> responses_2xx{0};
+  std::atomic<std::uint64_t> responses_4xx{0};
+  std::atomic<std::uint64_t> responses_5xx{0};
+  std::atomic<std::uint64_t> auth_failures{0};
+  std::atomic<std::uint64_t> unknown_routes{0};
+  std::atomic<std::uint64_t> client_aborts{0};
+  std::atomic<std::uint64_t> upstream_errors[7]{};  // by upstream_failure
+  std::atomic<std::uint64_t> stream_decode_errors{0};
+  std::atomic<std::uint64_t> bad_requests{0};       // malformed HTTP, limits exceeded
+  std::atomic<std::uint64_t> connections_refused{0};  // over max_connections
+  std::atomic<std::uint64_t> timeouts{0};           // client header/body/idle timeouts
+  std::atomic<std::int64_t> inflight{0};
+  std::atomic<std::int64_t> connections{0};
+};
+
+/// Returns the current upstream credentials snapshot (nullptr when none).
+using credentials_source = std::function<std::shared_ptr<const sigv4::credentials>()>;
+
+class shared_state {
+ public:
+  shared_state(std::shared_ptr<const config::config> cfg, credentials_source creds,
+               std::string upstream_bearer_token);
+
+  std::shared_ptr<const runtime_snapshot> snapshot() const noexcept { return snapshot_.load(); }
+  void replace(std::shared_ptr<const config::config> cfg);
+
+  std::shared_ptr<const sigv4::credentials> upstream_credentials() const {
+    return creds_ ? creds_() : nullptr;
+  }
+  const std::string& upstream_bearer_token() const noexcept { return bearer_; }
+  net::ssl::context* upstream_tls() noexcept { return upstream_tls_.get(); }
+
+  proxy_stats stats;
+  std::atomic<bool> stopping{false};
+  std::shared_ptr<spdlog::logger> log;     // "proxy"
+  std::shared_ptr<spdlog::logger> access;  // "access" (may be null: access log off)
+
+ private:
+  std::atomic<std::shared_ptr<const runtime_snapshot>> snapshot_;
+  credentials_source creds_;
+  std::string bearer_;
+  std::unique_ptr<net::ssl::context> upstream_tls_;
+};
+
+class worker;
+
+/// Bookkeeping for one client connection, owned by the worker thread (no locks): lets shutdown
+/// close connections idling between requests without touching ones mid-exchange.
+struct session_entry {
+  std::uint64_t id = 0;
+  tcp_stream* stream = nullptr;
+  bool in_exchange = false;
+};
+
+class worker {
+ public:
+  worker(shared_state& state, unsigned index);
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  executor get_executor() noexcept { return ioc_.get_executor(); }
+  net::io_context& io_context() noexcept { return ioc_; }
+  shared_state& state() noexcept { return state_; }
+  upstream_pool& pool() noexcept { return pool_; }
+  unsigned index() const noexcept { return index_; }
+
+  std::uint64_t next_connection_id() noexcept;
+  std::string new_request_id();  // UUID v4, from a per-worker generator
+
+  std::list<session_entry>::iterator register_session(std::uint64_t id, tcp_stream* s);
+  void unregister_session(std::list<session_entry>::iterator it);
+  /// On the worker thread: close every session not inside an exchange and stop acceptors.
+  void begin_shutdown();
+  std::vector<std::unique_ptr<tcp_acceptor>> acceptors;
+
+ private:
+  net::io_context ioc_{1};
+  shared_state& state_;
+  unsigned index_;
+  upstream_pool pool_;
+  std::uint64_t next_conn_ = 0;
+  std::mt19937_64 rng_;
+  std::list<session_entry> sessions_;
+};
+
+/// Binds the listeners, runs the workers, and stops gracefully.
+class server {
+ public:
+  explicit server(std::shared_ptr<shared_state> state);
+  ~server();
+
+  /// Binds every listener on every worker (SO_REUSEPORT). Throws with a clear message when a
+  /// port cannot be bound or a certificate cannot be loaded (startup: fail fast).
+  void bind();
+  /// The ports actually bound, in listener order (useful with port 0).
+  std::vector<std::uint16_t> bound_ports() const { return ports_; }
+  /// Starts the worker threads. Returns immediately.
+  void start();
+  /// Stop accepting, close idle connections, let exchanges finish within `grace`, then force.
+  /// Returns true when everything finished inside the grace period.
+  bool shutdown(std::chrono::milliseconds grace);
+
+  shared_state& state() noexcept { return *state_; }
+
+ private:
+  std::shared_ptr<shared_state> state_;
+  std::vector<std::unique_ptr<worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::vector<std::uint16_t> ports_;
+  std::vector<std::shared_ptr<net::ssl::context>> server_tls_;  // per listener (null = plain)
+};
+
+/// Serves one accepted connection (HTTP/1.1 over plain TCP or TLS). Defined in http1_session.cpp.
+awaitable<void> run_connection(worker& w, tcp_socket socket,
+                               std::shared_ptr<net::ssl::context> tls);
+
+}  // namespace bedrock_meter::proxy

@@ -1,0 +1,206 @@
+#include "proxy/upstream.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/verify_mode.hpp>
+#include <openssl/ssl.h>
+
+namespace bedrock_meter::proxy {
+
+namespace {
+
+constexpr std::chrono::seconds dns_cache_ttl{30};
+
+std::string replace_all(std::string s, std::string_view from, std::string_view to) {
+  for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
+    s.replace(pos, from.size(), to);
+  return s;
+}
+
+// A pooled connection is reusable only if the server has not closed it (EOF readable) and has
+// not sent anything unsolicited. Peeking without blocking tells us both.
+bool still_open(tcp_stream& s) {
+  char byte;
+  const auto fd = s.socket().native_handle();
+  const auto n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return false;  // orderly close
+  if (n > 0) return false;   // unexpected bytes: the stream is not in a known state
+  return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+}  // namespace
+
+std::optional<upstream_target> make_upstream_target(const config::upstream_config& cfg,
+                                                    std::string_view region) {
+  upstream_target t;
+  t.region = std::string(region);
+  std::string url = cfg.endpoint.empty() ? "https://bedrock-runtime.{region}.amazonaws.com"
+                                         : replace_all(cfg.endpoint, "{region}", region);
+  std::string_view rest = url;
+  if (rest.starts_with("https://")) {
+    t.tls = true;
+    rest.remove_prefix(8);
+  } else if (rest.starts_with("http://")) {
+    t.tls = false;
+    rest.remove_prefix(7);
+  } else {
+    return std::nullopt;
+  }
+  rest = rest.substr(0, rest.find('/'));
+  if (rest.empty()) return std::nullopt;
+  std::string_view host = rest;
+  std::string_view port = t.tls ? "443" : "80";
+  bool explicit_port = false;
+  if (rest.front() == '[') {  // IPv6 literal
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':') {
+      port = rest.substr(close + 2);
+      explicit_port = true;
+    }
+  } else if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+    explicit_port = true;
+  }
+  if (host.empty() || port.empty()) return std::nullopt;
+  t.host = std::string(host);
+  t.port = std::string(port);
+  const bool default_port = (t.tls && port == "443") || (!t.tls && port == "80");
+  t.host_header = std::string(rest.front() == '[' ? rest.substr(0, rest.find(']') + 1) : host);
+  if (explicit_port && !default_port) t.host_header += ":" + t.port;
+  t.pool_key = (t.tls ? "https://" : "http://") + t.host + ":" + t.port;
+  return t;
+}
+
+std::unique_ptr<net::ssl::context> make_upstream_tls_context(const config::upstream_config& cfg) {
+  auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                   net::ssl::context::no_tlsv1_1);
+  ctx->set_default_verify_paths();
+  if (!cfg.ca_file.empty()) ctx->load_verify_file(cfg.ca_file);
+  ctx->set_verify_mode(cfg.verify_tls ? net::ssl::verify_peer : net::ssl::verify_none);
+  // HTTP/1.1 upstream: advertise it so an h2-capable endpoint does not pick h2.
+  static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  SSL_CTX_set_alpn_protos(ctx->native_handle(), alpn, sizeof(alpn));
+  return ctx;
+}
+
+upstream_connection::upstream_connection(executor ex, const upstream_target& t,
+                                         net::ssl::context* tls)
+    : pool_key_(t.pool_key) {
+  if (t.tls && tls != nullptr) {
+    ssl_ = std::make_unique<beast::ssl_stream<tcp_stream>>(ex, *tls);
+  } else {
+    tcp_ = std::make_unique<tcp_stream>(ex);
+  }
+}
+
+tcp_stream& upstream_connection::tcp() noexcept {
+  return ssl_ ? beast::get_lowest_layer(*ssl_) : *tcp_;
+}
+
+std::string_view to_string(upstream_failure f) noexcept {
+  switch (f) {
+    case upstream_failure::none: return "none";
+    case upstream_failure::resolve: return "resolve";
+    case upstream_failure::connect: return "connect";
+    case upstream_failure::tls_handshake: return "tls";
+    case upstream_failure::timeout: return "timeout";
+    case upstream_failure::reset: return "reset";
+    case upstream_failure::protocol: return "protocol";
+  }
+  return "unknown";
+}
+
+upstream_pool::upstream_pool(executor ex, net::ssl::context* tls, std::uint32_t max_idle,
+                             std::chrono::milliseconds max_idle_time)
+    : ex_(ex), tls_(tls), max_idle_(max_idle), max_idle_time_(max_idle_time) {}
+
+awaitable<upstream_pool::acquired> upstream_pool::acquire(
+    const upstream_target& t, std::chrono::milliseconds connect_timeout) {
+  acquired out;
+  const auto now = std::chrono::steady_clock::now();
+  if (auto it = idle_.find(t.pool_key); it != idle_.end()) {
+    auto& list = it->second;
+    while (!list.empty()) {
+      auto c = std::move(list.back());  // most recently used first: warmest, least likely closed
+      list.pop_back();
+      if (now - c->idle_since < max_idle_time_ && still_open(c->tcp())) {
+        out.conn = std::move(c);
+        co_return out;
+      }
+    }
+  }
+
+  std::vector<tcp::endpoint> endpoints;
+  if (auto it = dns_.find(t.pool_key); it != dns_.end() && it->second.expires > now) {
+    endpoints = it->second.endpoints;
+  } else {
+    tcp_resolver resolver(ex_);
+    auto [ec, results] = co_await resolver.async_resolve(t.host, t.port, use_ec);
+    if (ec) {
+      out.failure = upstream_failure::resolve;
+      out.ec = ec;
+      co_return out;
+    }
+    for (const auto& r : results) endpoints.push_back(r.endpoint());
+    dns_[t.pool_key] = cached_endpoints{endpoints, now + dns_cache_ttl};
+  }
+
+  auto conn = std::make_unique<upstream_connection>(ex_, t, t.tls ? tls_ : nullptr);
+  auto& stream = conn->tcp();
+  stream.expires_after(connect_timeout);
+  auto [cec, ep] = co_await stream.async_connect(endpoints, use_ec);
+  if (cec) {
+    dns_.erase(t.pool_key);  // the address may have moved
+    out.failure = cec == beast::error::timeout ? upstream_failure::timeout : upstream_failure::connect;
+    out.ec = cec;
+    co_return out;
+  }
+  stream.socket().set_option(tcp::no_delay(true));
+  if (conn->tls()) {
+    auto& ssl = conn->ssl();
+    // SNI and hostname verification: without them a valid certificate for any name would pass.
+    // (SSL_set_tlsext_host_name is a macro with a C cast; this is what it expands to.)
+    if (SSL_ctrl(ssl.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                 const_cast<char*>(t.host.c_str())) != 1) {
+      out.failure = upstream_failure::tls_handshake;
+      out.ec = error_code(static_cast<int>(::ERR_get_error()), net::error::get_ssl_category());
+      co_return out;
+    }
+    ssl.set_verify_callback(net::ssl::host_name_verification(t.host));
+    auto [hec] = co_await ssl.async_handshake(net::ssl::stream_base::client, use_ec);
+    if (hec) {
+      out.failure = hec == beast::error::timeout ? upstream_failure::timeout
+                                                 : upstream_failure::tls_handshake;
+      out.ec = hec;
+      co_return out;
+    }
+  }
+  stream.expires_never();
+  out.conn = std::move(conn);
+  co_return out;
+}
+
+void upstream_pool::release(std::unique_ptr<upstream_connection> c) {
+  auto& list = idle_[c->pool_key()];
+  if (list.size() >= max_idle_) return;  // dropping closes it
+  c->tcp().expires_never();
+  c->idle_since = std::chrono::steady_clock::now();
+  list.push_back(std::move(c));
+}
+
+void upstream_pool::clear() { idle_.clear(); }
+
+std::size_t upstream_pool::idle_count() const noexcept {
+  std::size_t n = 0;
+  for (const auto& [k, v] : idle_) n += v.size();
+  return n;
+}
+
+}  // namespace bedrock_meter::proxy

@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <arpa/inet.h>
@@ -281,8 +282,13 @@ class loader {
       cfg.source_path = std::move(source_path);
       parse(yaml, cfg);
       if (errors_.empty()) result.value = std::move(cfg);
+    } catch (const YAML::DeepRecursion& e) {
+      // yaml-cpp's own message for this is "bad file".
+      error(e.mark, "", "YAML nested too deeply; a config never needs more than a few levels");
+    } catch (const YAML::ParserException& e) {
+      error(e.mark, "", "YAML syntax error: " + e.msg);
     } catch (const YAML::Exception& e) {
-      error(e.mark, "", e.msg);
+      error(e.mark, "", "YAML error: " + e.msg);
     } catch (const std::exception& e) {
       error(YAML::Mark::null_mark(), "", std::string("internal error while loading: ") + e.what());
     }

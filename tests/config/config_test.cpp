@@ -363,6 +363,12 @@ TEST_F(config_test, yaml_syntax_error_is_one_error_with_position) {
   EXPECT_GE(r.errors[0].line, 3);
   EXPECT_GT(r.errors[0].column, 0);
   EXPECT_EQ(r.errors[0].path, "");
+  EXPECT_TRUE(r.errors[0].message.starts_with("YAML syntax error: ")) << r.errors[0].message;
+
+  // yaml-cpp's recursion guard throws with the message "bad file"; say what is wrong instead.
+  const auto deep = load(std::string(5000, '['));
+  ASSERT_EQ(deep.errors.size(), 1u);
+  EXPECT_NE(deep.errors[0].message.find("nested too deeply"), std::string::npos);
 
   const auto indent = load("listeners:\n  - port: 8080\nupstream: x\n  region: y\n");
   ASSERT_EQ(indent.errors.size(), 1u) << all_errors(indent);

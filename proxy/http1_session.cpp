@@ -142,7 +142,9 @@ awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::stri
         co_return;
       }
       state.stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
-      if (hec == http::error::header_limit)
+      if (hec == http::error::body_limit)  // Content-Length over the limit: known from the head
+        co_await refuse_raw(stream, w, payload_too_large(lim.max_body_bytes), lim.header_timeout);
+      else if (hec == http::error::header_limit)
         co_await refuse_raw(stream, w,
                             validation_error("Request headers exceed the proxy's limit of " +
                                              std::to_string(lim.max_header_bytes) + " bytes"),

@@ -1,0 +1,234 @@
+"""Bad input and bad networks: every refusal is Bedrock-shaped, a misbehaving client costs one
+connection, upstream failures become a 503 instead of a hang, and SIGTERM lets in-flight
+streams finish before a clean exit."""
+import json
+import socket
+import threading
+import time
+import unittest
+from pathlib import Path
+import tempfile
+
+from botocore.exceptions import ClientError
+
+from harness import (CLAUDE, NOVA, UPSTREAM_BEARER, Proxy, Simulator, base_config, client,
+                     converse_messages, free_port, make_ca, raw_request)
+
+MSGS = converse_messages("SIM{input=3,output=2}")
+
+
+def http_post(path: str, body: bytes = b"{}", extra: bytes = b"") -> bytes:
+    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\n"
+            + extra + b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+class ClientSideLimits(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Simulator()
+        cls.proxy = Proxy(base_config(cls.sim.url, limits={
+            "max_header_bytes": "4KiB", "max_body_bytes": "64KiB", "header_timeout": "1s",
+            "idle_timeout": "1s", "max_connections": 8, "shutdown_grace": "5s"}))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.__exit__(None, None, None)
+        cls.sim.stop()
+
+    def assert_bedrock_error(self, resp: bytes, status: int, error_type: str):
+        head, _, body = resp.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(f"HTTP/1.1 {status}".encode()), head[:100])
+        self.assertIn(f"x-amzn-ErrorType: {error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/".encode(), head)
+        self.assertIn(b"x-amzn-RequestId: ", head)
+        self.assertIn("message", json.loads(body))
+
+    def test_unknown_routes_are_404_never_forwarded(self):
+        before = self.sim.stats()
+        for path in ("/", "/model/x/generate", "/guardrail-checks/invoke", "/v1/chat/completions",
+                     "/model/x/converse/extra"):
+            with self.subTest(path=path):
+                self.assert_bedrock_error(raw_request(self.proxy.port, http_post(path)), 404,
+                                          "UnknownOperationException")
+        self.assertEqual(self.sim.stats(), before)
+
+    def test_bad_percent_encoding_is_a_validation_error(self):
+        self.assert_bedrock_error(raw_request(self.proxy.port, http_post("/model/bad%zzid/converse")),
+                                  400, "ValidationException")
+
+    def test_malformed_request_costs_one_connection(self):
+        resp = raw_request(self.proxy.port, b"THIS IS NOT HTTP\r\n\r\n")
+        self.assert_bedrock_error(resp, 400, "ValidationException")
+        # The proxy still serves everyone else.
+        self.assertEqual(client(self.proxy.url).converse(modelId=CLAUDE, messages=MSGS)
+                         ["usage"]["outputTokens"], 2)
+
+    def test_oversized_body(self):
+        resp = raw_request(self.proxy.port, http_post("/model/x/converse", b"x" * (65 * 1024)))
+        self.assert_bedrock_error(resp, 413, "ValidationException")
+
+    def test_oversized_headers(self):
+        resp = raw_request(self.proxy.port,
+                           http_post("/model/x/converse", extra=b"X-Big: " + b"a" * 8000 + b"\r\n"))
+        self.assert_bedrock_error(resp, 400, "ValidationException")
+
+    def test_slow_client_trickling_headers_is_cut_off(self):
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5) as s:
+            closed = False
+            for byte in b"POST /model/x/converse HTTP/1.1\r\nHost: slow\r\n":
+                try:
+                    s.sendall(bytes([byte]))
+                    time.sleep(0.1)
+                except OSError:
+                    closed = True
+                    break
+                if time.monotonic() - start > 3:
+                    break
+            if not closed:
+                s.settimeout(3)
+                closed = s.recv(1) == b""
+        self.assertTrue(closed)
+        self.assertLess(time.monotonic() - start, 3.0)
+
+    def test_idle_keep_alive_connection_is_closed(self):
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5) as s:
+            s.settimeout(4)
+            start = time.monotonic()
+            self.assertEqual(s.recv(1), b"")
+            self.assertLess(time.monotonic() - start, 3.0)
+
+    def test_connection_limit(self):
+        socks = [socket.create_connection(("127.0.0.1", self.proxy.port)) for _ in range(8)]
+        try:
+            time.sleep(0.2)
+            extra = socket.create_connection(("127.0.0.1", self.proxy.port))
+            extra.settimeout(2)
+            try:
+                self.assertEqual(extra.recv(1), b"")  # closed at once
+            except ConnectionResetError:
+                pass
+            extra.close()
+        finally:
+            for s in socks:
+                s.close()
+
+
+class UpstreamFailures(unittest.TestCase):
+    def test_upstream_refused_is_a_503(self):
+        cfg = base_config(f"http://127.0.0.1:{free_port()}")
+        with Proxy(cfg) as proxy:
+            with self.assertRaises(ClientError) as cm:
+                client(proxy.url).converse(modelId=CLAUDE, messages=MSGS)
+            self.assertEqual(cm.exception.response["Error"]["Code"], "ServiceUnavailableException")
+            self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 503)
+            self.assertEqual(proxy.wait_for_log(1)[0]["outcome"], "upstream_error")
+
+    def test_upstream_first_byte_timeout_is_a_503_not_a_hang(self):
+        with Simulator() as sim:
+            cfg = base_config(sim.url, upstream={"first_byte_timeout": "500ms"})
+            with Proxy(cfg) as proxy:
+                start = time.monotonic()
+                with self.assertRaises(ClientError) as cm:
+                    client(proxy.url).converse(modelId=CLAUDE, messages=converse_messages(
+                        "SIM{fault=slow_first_byte,first_byte_ms=3000}"))
+                self.assertLess(time.monotonic() - start, 2.5)
+                self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 503)
+
+    def test_upstream_drops_connection_is_a_503(self):
+        with Simulator() as sim, Proxy(base_config(sim.url)) as proxy:
+            with self.assertRaises(ClientError) as cm:
+                client(proxy.url).converse(modelId=CLAUDE, messages=converse_messages("SIM{fault=drop}"))
+            self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 503)
+
+    def test_upstream_rejects_our_signature_passes_through_as_bedrock_said(self):
+        with Simulator() as sim:
+            with Proxy(base_config(sim.url), env={"AWS_SECRET_ACCESS_KEY": "wrong"}) as proxy:
+                with self.assertRaises(ClientError) as cm:
+                    client(proxy.url).converse(modelId=CLAUDE, messages=MSGS)
+                self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 403)
+
+
+class UpstreamAuthAndRegions(unittest.TestCase):
+    def test_upstream_bearer_key(self):
+        with Simulator() as sim:
+            cfg = base_config(sim.url, upstream={"credentials": {
+                "source": "bearer", "bearer_token_env": "TEST_UPSTREAM_BEARER"}})
+            with Proxy(cfg, env={"TEST_UPSTREAM_BEARER": UPSTREAM_BEARER,
+                                 "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}) as proxy:
+                r = client(proxy.url).converse(modelId=CLAUDE, messages=MSGS)
+                self.assertEqual(r["usage"]["outputTokens"], 2)
+
+    def test_client_region_used_only_when_allowed(self):
+        with Simulator("--region", "us-west-2") as sim:
+            cfg = base_config(sim.url, upstream={"allowed_client_regions": ["us-west-2"]})
+            with Proxy(cfg) as proxy:
+                r = client(proxy.url, region="us-west-2").converse(modelId=CLAUDE, messages=MSGS)
+                self.assertEqual(r["usage"]["outputTokens"], 2)
+                with self.assertRaises(ClientError):  # eu-west-1 not allowed: default region used
+                    client(proxy.url, region="eu-west-1").converse(modelId=CLAUDE, messages=MSGS)
+                regions = [l["region"] for l in proxy.wait_for_log(2)]
+                self.assertEqual(regions, ["us-west-2", "us-east-1"])
+
+
+class Tls(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = Path(tempfile.mkdtemp(prefix="bm-tls-"))
+        cls.certs = make_ca(cls.tmp)
+
+    def test_proxy_serves_tls_and_verifies_upstream_tls(self):
+        with Simulator(tls=(self.certs["cert"], self.certs["key"])) as sim:
+            cfg = base_config(sim.url, upstream={"ca_file": str(self.certs["ca"])})
+            cfg["listeners"] = [{"address": "127.0.0.1", "port": 0, "tls": {
+                "cert_file": str(self.certs["cert"]), "key_file": str(self.certs["key"])}}]
+            with Proxy(cfg) as proxy:
+                self.assertTrue(proxy.url.startswith("https://"))
+                c = client(proxy.url, verify=str(self.certs["ca"]))
+                r = c.converse(modelId=CLAUDE, messages=MSGS)
+                self.assertEqual(r["usage"]["outputTokens"], 2)
+                events = list(c.converse_stream(modelId=NOVA, messages=converse_messages(
+                    "SIM{input=2,output=3,events=3}"))["stream"])
+                self.assertEqual(events[-1]["metadata"]["usage"]["outputTokens"], 3)
+
+    def test_untrusted_upstream_certificate_is_refused(self):
+        with Simulator(tls=(self.certs["cert"], self.certs["key"])) as sim:
+            with Proxy(base_config(sim.url)) as proxy:  # no ca_file: the test CA is not trusted
+                with self.assertRaises(ClientError) as cm:
+                    client(proxy.url).converse(modelId=CLAUDE, messages=MSGS)
+                self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 503)
+                self.assertIn("tls", proxy.stderr())
+
+
+class GracefulShutdown(unittest.TestCase):
+    def test_sigterm_lets_in_flight_stream_finish_then_exits_zero(self):
+        with Simulator() as sim:
+            proxy = Proxy(base_config(sim.url))
+            try:
+                result = {}
+
+                def run_stream():
+                    r = client(proxy.url).converse_stream(modelId=NOVA, messages=converse_messages(
+                        "SIM{input=9,output=8,events=8,pace_ms=100}"))
+                    result["events"] = [next(iter(e)) for e in r["stream"]]
+
+                t = threading.Thread(target=run_stream)
+                t.start()
+                deadline = time.monotonic() + 5
+                while not sim.stats().get("operations", {}).get("ConverseStream") and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                time.sleep(0.1)
+                code = proxy.stop(timeout=15)
+                t.join(10)
+                self.assertEqual(code, 0)
+                self.assertEqual(result["events"][-1], "metadata")
+                self.assertEqual(result["events"].count("contentBlockDelta"), 8)
+                line = proxy.access_log()[-1]
+                self.assertEqual((line["operation"], line["output_tokens"]), ("ConverseStream", 8))
+                with self.assertRaises(OSError):
+                    socket.create_connection(("127.0.0.1", proxy.port), timeout=1).recv(1)
+            finally:
+                proxy.__exit__(None, None, None)
+
+
+if __name__ == "__main__":
+    unittest.main()

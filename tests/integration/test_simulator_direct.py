@@ -45,6 +45,9 @@ AKID = "AKIDSIMULATOR0001"
 SECRET = "sim/secret+key0001"
 AKID2 = "AKIDSIMULATOR0002"
 SECRET2 = "second-secret"
+AKID3 = "ASIASIMULATOR0003"  # temporary credentials: key pair plus session token
+SECRET3 = "third-secret"
+TOKEN3 = "FwoGZXIvYXdzEXAMPLEsessiontoken"
 BEARER = "ABSKc2ltdWxhdG9yLWJlYXJlci10b2tlbg=="
 REGION = "us-east-1"
 NO_RETRY = Config(retries={"total_max_attempts": 1}, read_timeout=20, connect_timeout=5)
@@ -59,7 +62,8 @@ class Sim:
         self.proc = subprocess.Popen(
             [SIM, "--listen", "127.0.0.1:0", "--port-file", port_file, "--region", REGION,
              "--access-key", AKID, "--secret-key", SECRET, "--access-key", AKID2,
-             "--secret-key", SECRET2, "--bearer-token", BEARER, "--seed", "7", *extra],
+             "--secret-key", SECRET2, "--access-key", AKID3, "--secret-key", SECRET3,
+             "--session-token", TOKEN3, "--bearer-token", BEARER, "--seed", "7", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().strip()
         if not line.startswith("bedrock-sim listening on 127.0.0.1:"):
@@ -91,9 +95,9 @@ class Sim:
         return json.loads(data)
 
 
-def make_client(port, scheme="http", akid=AKID, secret=SECRET, config=NO_RETRY, **kw):
+def make_client(port, scheme="http", akid=AKID, secret=SECRET, config=NO_RETRY, token=None, **kw):
     session = boto3.session.Session(aws_access_key_id=akid, aws_secret_access_key=secret,
-                                    region_name=REGION)
+                                    aws_session_token=token, region_name=REGION)
     return session.client("bedrock-runtime", endpoint_url=f"{scheme}://127.0.0.1:{port}",
                           config=config, **kw)
 
@@ -479,6 +483,17 @@ class SimulatorTest(unittest.TestCase):
         c = make_client(self.sim.port, akid=AKID2, secret=SECRET2)
         self.assertEqual(c.count_tokens(modelId="m", input={"converse": {"messages": user("SIM{input=2}")}})
                          ["inputTokens"], 2)
+
+    def test_session_token(self):
+        c = make_client(self.sim.port, akid=AKID3, secret=SECRET3, token=TOKEN3)
+        r = c.converse(modelId="amazon.nova-lite-v1:0", messages=user("SIM{output=2}"))
+        self.assertEqual(r["usage"]["outputTokens"], 2)
+        for token in (None, "other-token"):
+            with self.subTest(token=token):
+                c = make_client(self.sim.port, akid=AKID3, secret=SECRET3, token=token)
+                with self.assertRaises(ClientError) as ctx:
+                    c.converse(modelId="amazon.nova-lite-v1:0", messages=user("hi"))
+                self.assert_code(ctx, "UnrecognizedClientException", 403)
 
     def test_bad_signature(self):
         c = make_client(self.sim.port, secret="wrong")

@@ -702,7 +702,8 @@ awaitable<void> accept_loop(worker* w) {
 
 void usage(std::ostream& os) {
   os << "usage: bedrock-sim --listen HOST:PORT [--port-file PATH] [--threads N] [--region R]\n"
-        "                   [--access-key AKID --secret-key SECRET]... [--bearer-token TOKEN]\n"
+        "                   [--access-key AKID --secret-key SECRET [--session-token T]]...\n"
+        "                   [--bearer-token TOKEN]\n"
         "                   [--no-auth] [--tls-cert FILE --tls-key FILE] [--seed N]\n"
         "                   [--latency-ms N]\n";
 }
@@ -718,6 +719,7 @@ std::optional<std::uint64_t> to_u64(std::string_view s) {
 std::optional<options> parse_args(int argc, char** argv) {
   options opt;
   std::string pending_key;
+  std::string last_key;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     auto value = [&]() -> std::optional<std::string_view> {
@@ -733,7 +735,8 @@ std::optional<options> parse_args(int argc, char** argv) {
     } else if (a == "--no-auth") {
       opt.no_auth = true;
     } else if (a == "--listen" || a == "--port-file" || a == "--threads" || a == "--region" ||
-               a == "--access-key" || a == "--secret-key" || a == "--bearer-token" ||
+               a == "--access-key" || a == "--secret-key" || a == "--session-token" ||
+               a == "--bearer-token" ||
                a == "--tls-cert" || a == "--tls-key" || a == "--seed" || a == "--latency-ms") {
       auto v = value();
       if (!v) return std::nullopt;
@@ -771,7 +774,15 @@ std::optional<options> parse_args(int argc, char** argv) {
           return std::nullopt;
         }
         opt.keys[pending_key] = proxy::sigv4::issued_key{std::string(*v), {}};
+        last_key = pending_key;
         pending_key.clear();
+      } else if (a == "--session-token") {
+        // Temporary credentials: the key pair just given then also requires this token.
+        if (last_key.empty() || !pending_key.empty()) {
+          std::cerr << "bedrock-sim: --session-token must follow --access-key/--secret-key\n";
+          return std::nullopt;
+        }
+        opt.keys[last_key].session_token = std::string(*v);
       } else if (a == "--bearer-token") {
         opt.bearer_token = std::string(*v);
       } else if (a == "--tls-cert") {

@@ -260,6 +260,10 @@ class credential_provider {
 
   fetch_fn fetch_;
   provider_options opt_;
+  // libstdc++ 12 implements this with a lock bit in the control-block pointer (not lock-free, but
+  // readers only ever wait for another pointer copy, never for a fetch). Its load() drops the bit
+  // with memory_order_relaxed, which ThreadSanitizer reports as a race against store() (a TSan
+  // build needs a suppression for std::_Sp_atomic); on x86-64 a locked RMW is a full barrier.
   std::atomic<std::shared_ptr<const aws_credentials>> current_;
 
   std::mutex fetch_mu_;  // serializes fetches between the thread and refresh_*() callers

@@ -15,6 +15,7 @@
 #include "metering/route.hpp"
 #include "metering/usage.hpp"
 #include "proxy/bedrock_error.hpp"
+#include "proxy/headers.hpp"
 #include "proxy/server.hpp"
 
 namespace bedrock_meter::proxy {
@@ -31,35 +32,6 @@ constexpr std::size_t relay_chunk_bytes = 16 * 1024;
 /// usage (Bedrock bills the whole generation either way).
 constexpr std::chrono::seconds drain_limit{30};
 constexpr std::uint32_t max_upstream_header_bytes = 64 * 1024;
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto x = static_cast<unsigned char>(a[i]);
-    auto y = static_cast<unsigned char>(b[i]);
-    if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
-
-/// Hop-by-hop headers (RFC 9110 7.6.1) and framing headers we recompute.
-bool is_hop_by_hop(std::string_view name) noexcept {
-  static constexpr std::string_view names[] = {
-      "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-      "te", "trailer", "transfer-encoding", "upgrade", "content-length", "expect", "http2-settings"};
-  for (auto n : names)
-    if (iequals(name, n)) return true;
-  return false;
-}
-
-/// The caller's credentials never travel upstream: we sign with our own.
-bool is_client_auth(std::string_view name) noexcept {
-  return iequals(name, "authorization") || iequals(name, "x-amz-date") ||
-         iequals(name, "x-amz-security-token") || iequals(name, "x-amz-content-sha256") ||
-         iequals(name, "host");
-}
 
 struct timing {
   clock::time_point start = clock::now();
@@ -239,7 +211,7 @@ awaitable<relay_result> relay(Stream& stream, http::request<http::string_body>& 
   sigv4::header_list headers;
   headers.reserve(16);
   for (const auto& f : head) {
-    if (is_hop_by_hop(f.name_string())) continue;
+    if (!forward_response_header(f.name_string())) continue;
     headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
   }
   // Errors the proxy makes carry x-amzn-RequestId; upstream responses already do: keep theirs.
@@ -391,7 +363,7 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
   fwd.reserve(req.headers.size() + 4);
   fwd.emplace_back("host", target.host_header);
   for (auto& [k, v] : req.headers) {
-    if (is_hop_by_hop(k) || is_client_auth(k)) continue;
+    if (!forward_request_header(k)) continue;
     fwd.emplace_back(k, v);
   }
   const auto& bearer = state.upstream_bearer_token();

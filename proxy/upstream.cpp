@@ -36,8 +36,10 @@ std::optional<upstream_target> make_upstream_target(const config::upstream_confi
                                                     std::string_view region) {
   upstream_target t;
   t.region = std::string(region);
-  std::string url = cfg.endpoint.empty() ? "https://bedrock-runtime.{region}.amazonaws.com"
-                                         : replace_all(cfg.endpoint, "{region}", region);
+  const std::string url =
+      replace_all(cfg.endpoint.empty() ? "https://bedrock-runtime.{region}.amazonaws.com"
+                                       : cfg.endpoint,
+                  "{region}", region);
   std::string_view rest = url;
   if (rest.starts_with("https://")) {
     t.tls = true;

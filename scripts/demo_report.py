@@ -1,0 +1,27 @@
+"""Per-model summary of what the proxy saw, read from its access log (one JSON line per
+request, written when the request settles)."""
+import collections
+import json
+import sys
+
+rows = collections.OrderedDict()
+teams = collections.Counter()
+for line in open(sys.argv[1]):
+    if not line.startswith("{"):
+        continue
+    r = json.loads(line)
+    key = (r["model"], r["operation"])
+    row = rows.setdefault(key, collections.Counter())
+    row["requests"] += 1
+    for t in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+        row[t] += r.get(t, 0)
+    teams[(r["team"], r["app"])] += 1
+
+print()
+print(f"{'model':46} {'operation':30} {'req':>4} {'input':>7} {'output':>7} {'cache_rd':>8} {'cache_wr':>8}")
+for (model, op), row in rows.items():
+    print(f"{model:46} {op:30} {row['requests']:>4} {row['input_tokens']:>7} {row['output_tokens']:>7} "
+          f"{row['cache_read_tokens']:>8} {row['cache_write_tokens']:>8}")
+print()
+print("requests by team/app: " + ", ".join(f"{t}/{a}: {n}" for (t, a), n in teams.items()))
+print("(spend in USD is added by the pricing issue; token counts above are what Bedrock reported)")

@@ -69,8 +69,10 @@ bool parse_args(int argc, char** argv, args& out, std::string& error) {
   return true;
 }
 
+/// Loads and validates; prints every error (and warning) as `file:line:col: path: message`.
 std::shared_ptr<const config::config> load_or_report(std::string_view path) {
   auto r = config::load_file(std::string(path));
+  for (const auto& w : r.warnings) std::cerr << "warning: " << w.to_string() << '\n';
   if (!r.value) {
     for (const auto& e : r.errors) std::cerr << e.to_string() << '\n';
     std::cerr << "bedrock-meter: " << r.errors.size() << " problem(s) in " << path << '\n';
@@ -90,9 +92,6 @@ int check_config(const args& a) {
   std::cout << path << ": OK (" << cfg->listeners.size() << " listener(s), "
             << cfg->auth.access_keys.size() << " access key(s), " << cfg->auth.bearer_keys.size()
             << " bearer key(s), upstream region " << cfg->upstream.region << ")\n";
-  if (cfg->auth.anonymous.enabled)
-    std::cout << "warning: auth.anonymous.enabled is true: anyone who can reach a listener can "
-                 "spend on your account\n";
   return 0;
 }
 
@@ -232,9 +231,6 @@ int serve(const args& a) {
       return std::shared_ptr<const sigv4::credentials>(snap, &snap->creds);
     };
   }
-  if (cfg->auth.anonymous.enabled)
-    log->warn("auth.anonymous.enabled is true: unauthenticated requests are accepted as team '{}'",
-              cfg->auth.anonymous.team);
 
   std::shared_ptr<shared_state> state;
   std::unique_ptr<server> srv;

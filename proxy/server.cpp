@@ -177,6 +177,17 @@ void server::bind() {
     const auto addr = net::ip::make_address(l.address, ec);
     if (ec) throw std::runtime_error("listener address '" + l.address + "' is not an IP address");
     std::uint16_t port = l.port;
+    if (port != 0) {
+      // SO_REUSEPORT would let us join another process's socket on this port (any process of
+      // the same user that also set it) and silently split its traffic. Probe without it first.
+      tcp_acceptor probe(workers_.front()->get_executor());
+      probe.open(addr.is_v6() ? tcp::v6() : tcp::v4());
+      probe.set_option(net::socket_base::reuse_address(true));  // TIME_WAIT is not "in use"
+      probe.bind(tcp::endpoint(addr, port), ec);
+      if (ec)
+        throw std::runtime_error("cannot listen on " + l.address + ":" + std::to_string(port) +
+                                 ": " + ec.message());
+    }
     for (auto& w : workers_) {
       auto acc = std::make_unique<tcp_acceptor>(w->get_executor());
       const tcp::endpoint ep(addr, port);

@@ -1,0 +1,137 @@
+"""The bedrock-meter command line: check-config explains each error with its location,
+keys create mints credentials that work once their printed config lines are added, and SIGHUP
+reloads the config without a restart (a bad file is rejected and the old one kept)."""
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from harness import (CLAUDE, PROXY_BIN, ROOT, Proxy, Simulator, base_config, bearer_client,
+                     bearer_env, client, converse_messages)
+
+MSGS = converse_messages("SIM{input=4,output=2}")
+
+
+def run(*args):
+    return subprocess.run([PROXY_BIN, *args], capture_output=True, text=True, timeout=30)
+
+
+class CheckConfig(unittest.TestCase):
+    def test_shipped_demo_config_is_valid(self):
+        r = run("check-config", "--config", str(ROOT / "config/examples/demo.yaml"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("OK", r.stdout)
+
+    def test_errors_name_file_line_column_and_path(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "bad.yaml"
+            p.write_text("listeners:\n  - address: 127.0.0.1\n    port: 99999\nupstream:\n  regoin: us-east-1\n")
+            r = run("check-config", "--config", str(p))
+            self.assertEqual(r.returncode, 1)
+            self.assertRegex(r.stderr, re.escape(str(p)) + r":3:\d+: listeners\[0\]\.port: ")
+            self.assertRegex(r.stderr, re.escape(str(p)) + r":5:\d+: upstream\.regoin: .*region")
+
+    def test_missing_file(self):
+        r = run("check-config", "--config", "/nonexistent/config.yaml")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("/nonexistent/config.yaml", r.stderr)
+
+    def test_usage_errors(self):
+        self.assertEqual(run("frobnicate").returncode, 2)
+        self.assertEqual(run("serve").returncode, 2)
+        self.assertEqual(run("keys", "create", "--team", "bad team!", "--app", "x").returncode, 2)
+
+
+class KeysCreate(unittest.TestCase):
+    def test_minted_keys_work_once_added_to_the_config(self):
+        sig = run("keys", "create", "--team", "research", "--app", "notebooks")
+        bearer = run("keys", "create", "--team", "ops", "--app", "runbooks", "--type", "bearer")
+        self.assertEqual((sig.returncode, bearer.returncode), (0, 0))
+        akid = re.search(r"AWS_ACCESS_KEY_ID=(\S+)", sig.stdout).group(1)
+        secret = re.search(r"AWS_SECRET_ACCESS_KEY=(\S+)", sig.stdout).group(1)
+        token = re.search(r"AWS_BEARER_TOKEN_BEDROCK=(\S+)", bearer.stdout).group(1)
+        sha = re.search(r"sha256: ([0-9a-f]{64})", bearer.stdout).group(1)
+        self.assertRegex(akid, r"^BMAK[A-Z2-7]{16}$")
+        self.assertEqual(len(secret), 40)
+        self.assertNotIn(token, bearer.stdout.split("sha256:")[1])  # config lines hold the hash only
+        # Two runs never mint the same key.
+        self.assertNotEqual(akid, re.search(r"AWS_ACCESS_KEY_ID=(\S+)",
+                                            run("keys", "create", "--team", "a", "--app", "b").stdout).group(1))
+        with Simulator() as sim:
+            cfg = base_config(sim.url)
+            cfg["auth"]["access_keys"].append({"access_key_id": akid, "secret_access_key": secret,
+                                               "team": "research", "app": "notebooks"})
+            cfg["auth"]["bearer_keys"].append({"sha256": sha, "team": "ops", "app": "runbooks"})
+            with Proxy(cfg) as proxy:
+                client(proxy.url, akid, secret).converse(modelId=CLAUDE, messages=MSGS)
+                with bearer_env(token):
+                    bearer_client(proxy.url).converse(modelId=CLAUDE, messages=MSGS)
+                teams = [(l["team"], l["app"]) for l in proxy.wait_for_log(2)]
+                self.assertEqual(teams, [("research", "notebooks"), ("ops", "runbooks")])
+
+
+class Reload(unittest.TestCase):
+    def test_sighup_adds_a_key_and_keeps_the_old_config_when_the_new_one_is_bad(self):
+        with Simulator() as sim:
+            cfg = base_config(sim.url)
+            with Proxy(cfg) as proxy:
+                newcomer = client(proxy.url, "BMAKNEWKEY00000001", "new-secret-0001")
+                with self.assertRaises(ClientError):
+                    newcomer.converse(modelId=CLAUDE, messages=MSGS)
+                cfg["auth"]["access_keys"].append({"access_key_id": "BMAKNEWKEY00000001",
+                                                   "secret_access_key": "new-secret-0001",
+                                                   "team": "new", "app": "app"})
+                proxy.config_path.write_text(json.dumps(cfg))
+                proxy.proc.send_signal(signal.SIGHUP)
+                deadline = time.monotonic() + 5
+                while "config reloaded" not in proxy.stderr() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                self.assertEqual(newcomer.converse(modelId=CLAUDE, messages=MSGS)["usage"]["outputTokens"], 2)
+
+                proxy.config_path.write_text("listeners: [")  # broken YAML
+                proxy.proc.send_signal(signal.SIGHUP)
+                deadline = time.monotonic() + 5
+                while "reload rejected" not in proxy.stderr() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                self.assertIn("reload rejected", proxy.stderr())
+                self.assertEqual(newcomer.converse(modelId=CLAUDE, messages=MSGS)["usage"]["outputTokens"], 2)
+                self.assertEqual(proxy.stop(), 0)
+
+
+class StartupFailsFast(unittest.TestCase):
+    def test_no_upstream_credentials_is_one_clear_line_and_exit_1(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "c.yaml"
+            p.write_text(json.dumps(base_config("http://127.0.0.1:9")))
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+            env.update({"AWS_EC2_METADATA_DISABLED": "true", "HOME": d,
+                        "AWS_SHARED_CREDENTIALS_FILE": str(Path(d) / "none"),
+                        "AWS_CONFIG_FILE": str(Path(d) / "none")})
+            r = subprocess.run([PROXY_BIN, "serve", "--config", str(p)], capture_output=True,
+                               text=True, timeout=30, env=env)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("upstream credentials", r.stderr)
+
+    def test_port_in_use(self):
+        with Simulator() as sim:
+            cfg = base_config(sim.url)
+            cfg["listeners"] = [{"address": "127.0.0.1", "port": sim.port}]
+            with tempfile.TemporaryDirectory() as d:
+                p = Path(d) / "c.yaml"
+                p.write_text(json.dumps(cfg))
+                env = {**os.environ, "AWS_ACCESS_KEY_ID": "A", "AWS_SECRET_ACCESS_KEY": "B"}
+                r = subprocess.run([PROXY_BIN, "serve", "--config", str(p)], capture_output=True,
+                                   text=True, timeout=30, env=env)
+                self.assertEqual(r.returncode, 1)
+                self.assertIn(f"cannot listen on 127.0.0.1:{sim.port}", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -197,6 +197,7 @@ int serve(const args& a) {
   ::signal(SIGPIPE, SIG_IGN);
 
   std::unique_ptr<credential_provider> provider;
+  std::shared_ptr<published_credentials> creds;  // what workers read; refreshed below
   std::string bearer;
   if (cfg->upstream.credentials.source == config::credential_source::bearer) {
     auto t = bearer_token(cfg->upstream.credentials, {});
@@ -207,14 +208,23 @@ int serve(const args& a) {
     bearer = std::move(*t.value);
     log->info("upstream auth: bearer key from ${}", cfg->upstream.credentials.bearer_token_env);
   } else {
+    creds = std::make_shared<published_credentials>();
+    // The refresh callback runs on the provider's thread after each refresh; it republishes the
+    // new keys for the workers. It may fire only once `create` has returned and set `live`.
+    auto live = std::make_shared<std::atomic<credential_provider*>>(nullptr);
     provider_options opt;
     opt.policy.refresh_before = cfg->upstream.credentials.refresh_before;
-    opt.on_refresh = [log](const refresh_event& e) {
-      if (e.result == refresh_result::failed)
+    opt.on_refresh = [log, live, creds](const refresh_event& e) {
+      if (e.result == refresh_result::failed) {
         log->warn("upstream credentials refresh from {} failed ({} in a row): {}", e.source,
                   e.consecutive_failures, e.error.message);
-      else
-        log->info("upstream credentials refreshed from {}", e.source);
+        return;
+      }
+      if (auto* p = live->load()) {
+        auto snap = p->current();
+        creds->publish(std::shared_ptr<const sigv4::credentials>(snap, &snap->creds));
+      }
+      log->info("upstream credentials refreshed from {}", e.source);
     };
     auto p = credential_provider::create(cfg->upstream.credentials, std::move(opt));
     if (!p) {
@@ -222,14 +232,10 @@ int serve(const args& a) {
       return 1;
     }
     provider = std::move(*p.value);
-    log->info("upstream credentials from {}", provider->current()->source);
-  }
-  credentials_source creds;
-  if (provider) {
-    creds = [p = provider.get()]() -> std::shared_ptr<const sigv4::credentials> {
-      auto snap = p->current();
-      return std::shared_ptr<const sigv4::credentials>(snap, &snap->creds);
-    };
+    live->store(provider.get());  // first, so no refresh from now on is missed
+    auto snap = provider->current();
+    creds->publish(std::shared_ptr<const sigv4::credentials>(snap, &snap->creds));
+    log->info("upstream credentials from {}", snap->source);
   }
 
   std::shared_ptr<shared_state> state;
@@ -283,7 +289,7 @@ int serve(const args& a) {
     log->warn("shutdown grace period ended with {} request(s) still in flight",
               state->stats.inflight.load());
   srv.reset();
-  if (provider) provider->stop();
+  if (provider) provider->stop();  // joins the refresh thread before `creds` goes away
   log->info("stopped");
   spdlog::shutdown();
   return 0;

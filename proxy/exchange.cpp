@@ -311,7 +311,7 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
     ~inflight_guard() { s.inflight.fetch_sub(1, std::memory_order_relaxed); }
   } guard{stats};
 
-  const auto snap = state.snapshot();  // one config snapshot for the whole exchange
+  const auto snap = w.snapshot();  // one config snapshot (a copy) for the whole exchange
   const auto& cfg = *snap->cfg;
   exchange_result result;
   settle_info s;
@@ -370,7 +370,7 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
   if (!bearer.empty()) {
     fwd.emplace_back("authorization", "Bearer " + bearer);
   } else {
-    const auto creds = state.upstream_credentials();
+    const auto creds = w.upstream_credentials();
     if (!creds) {
       co_await refuse(upstream_unavailable("The proxy has no upstream AWS credentials."),
                       "upstream_error");

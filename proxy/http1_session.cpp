@@ -111,7 +111,7 @@ awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::stri
   beast::flat_buffer buffer;
   bool first = true;
   for (;;) {
-    const auto snap = state.snapshot();
+    const auto snap = w.snapshot();
     const auto& lim = snap->cfg->limits;
     if (state.stopping.load(std::memory_order_relaxed)) co_return;
 
@@ -232,7 +232,7 @@ awaitable<void> run_connection(worker& w, tcp_socket socket,
 
   beast::ssl_stream<tcp_stream> stream(tcp_stream(std::move(socket)), *tls);
   auto reg = w.register_session(conn_id, &beast::get_lowest_layer(stream));
-  beast::get_lowest_layer(stream).expires_after(state.snapshot()->cfg->limits.header_timeout);
+  beast::get_lowest_layer(stream).expires_after(w.snapshot()->cfg->limits.header_timeout);
   auto [hec] = co_await stream.async_handshake(net::ssl::stream_base::server, use_ec);
   if (hec) {
     state.stats.bad_requests.fetch_add(1, std::memory_order_relaxed);

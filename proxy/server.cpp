@@ -56,7 +56,7 @@ awaitable<void> accept_loop(worker& w, tcp_acceptor& acceptor,
       state.log->warn("accept failed: {}", ec.message());
       continue;
     }
-    const auto limit = state.snapshot()->cfg->limits.max_connections;
+    const auto limit = w.snapshot()->cfg->limits.max_connections;
     if (state.stats.connections.load(std::memory_order_relaxed) >=
         static_cast<std::int64_t>(limit)) {
       state.stats.connections_refused.fetch_add(1, std::memory_order_relaxed);
@@ -88,18 +88,19 @@ const upstream_target& runtime_snapshot::target_for(std::string_view signed_regi
   return default_target;
 }
 
-shared_state::shared_state(std::shared_ptr<const config::config> cfg, credentials_source creds,
+shared_state::shared_state(std::shared_ptr<const config::config> cfg,
+                           std::shared_ptr<const published_credentials> creds,
                            std::string upstream_bearer_token)
     : creds_(std::move(creds)), bearer_(std::move(upstream_bearer_token)) {
   upstream_tls_ = make_upstream_tls_context(cfg->upstream);
-  snapshot_.store(std::make_shared<const runtime_snapshot>(std::move(cfg)));
+  snapshot_.publish(std::make_shared<const runtime_snapshot>(std::move(cfg)));
   log = spdlog::get("proxy");
   if (!log) log = spdlog::default_logger();
   access = spdlog::get("access");
 }
 
 void shared_state::replace(std::shared_ptr<const config::config> cfg) {
-  snapshot_.store(std::make_shared<const runtime_snapshot>(std::move(cfg)));
+  snapshot_.publish(std::make_shared<const runtime_snapshot>(std::move(cfg)));
 }
 
 worker::worker(shared_state& state, unsigned index)
@@ -108,7 +109,10 @@ worker::worker(shared_state& state, unsigned index)
       pool_(ioc_.get_executor(), state.upstream_tls(),
             state.snapshot()->cfg->upstream.max_idle_connections,
             state.snapshot()->cfg->upstream.pool_idle_time),
-      rng_(std::random_device{}()) {}
+      snapshot_(state.snapshots()),
+      rng_(std::random_device{}()) {
+  if (state.credentials() != nullptr) creds_.emplace(*state.credentials());
+}
 
 std::uint64_t worker::next_connection_id() noexcept {
   // Worker index in the top bits keeps ids unique across workers without sharing a counter.

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <optional>
 #include <memory>
 #include <random>
 #include <string>
@@ -17,6 +18,7 @@
 #include "config/config.hpp"
 #include "proxy/auth.hpp"
 #include "proxy/net.hpp"
+#include "proxy/published.hpp"
 #include "proxy/sigv4.hpp"
 #include "proxy/upstream.hpp"
 
@@ -55,20 +57,23 @@ struct proxy_stats {
   std::atomic<std::int64_t> connections{0};
 };
 
-/// Returns the current upstream credentials snapshot (nullptr when none).
-using credentials_source = std::function<std::shared_ptr<const sigv4::credentials>()>;
+/// Upstream AWS credentials as published by the credential provider's refresh (empty snapshot
+/// when the upstream uses a bearer key instead).
+using published_credentials = published<sigv4::credentials>;
 
 class shared_state {
  public:
-  shared_state(std::shared_ptr<const config::config> cfg, credentials_source creds,
-               std::string upstream_bearer_token);
+  shared_state(std::shared_ptr<const config::config> cfg,
+               std::shared_ptr<const published_credentials> creds, std::string upstream_bearer_token);
 
-  std::shared_ptr<const runtime_snapshot> snapshot() const noexcept { return snapshot_.load(); }
+  /// For code off the request path (startup, reload, admin). Workers read through their own
+  /// snapshot_reader (worker::snapshot()).
+  std::shared_ptr<const runtime_snapshot> snapshot() const { return snapshot_.load(); }
+  /// Validated config -> new snapshot, published to every worker. Throws if the snapshot cannot
+  /// be built (the old one stays).
   void replace(std::shared_ptr<const config::config> cfg);
-
-  std::shared_ptr<const sigv4::credentials> upstream_credentials() const {
-    return creds_ ? creds_() : nullptr;
-  }
+  const published<runtime_snapshot>& snapshots() const noexcept { return snapshot_; }
+  const published_credentials* credentials() const noexcept { return creds_.get(); }
   const std::string& upstream_bearer_token() const noexcept { return bearer_; }
   net::ssl::context* upstream_tls() noexcept { return upstream_tls_.get(); }
 
@@ -78,8 +83,8 @@ class shared_state {
   std::shared_ptr<spdlog::logger> access;  // "access" (may be null: access log off)
 
  private:
-  std::atomic<std::shared_ptr<const runtime_snapshot>> snapshot_;
-  credentials_source creds_;
+  published<runtime_snapshot> snapshot_;
+  std::shared_ptr<const published_credentials> creds_;
   std::string bearer_;
   std::unique_ptr<net::ssl::context> upstream_tls_;
 };
@@ -106,6 +111,13 @@ class worker {
   upstream_pool& pool() noexcept { return pool_; }
   unsigned index() const noexcept { return index_; }
 
+  /// This worker's view of the current config snapshot (no lock, no shared refcount traffic).
+  const std::shared_ptr<const runtime_snapshot>& snapshot() { return snapshot_.get(); }
+  /// Current upstream AWS credentials, or nullptr (bearer upstream, or none yet).
+  std::shared_ptr<const sigv4::credentials> upstream_credentials() {
+    return creds_ ? creds_->get() : nullptr;
+  }
+
   std::uint64_t next_connection_id() noexcept;
   std::string new_request_id();  // UUID v4, from a per-worker generator
 
@@ -120,6 +132,8 @@ class worker {
   shared_state& state_;
   unsigned index_;
   upstream_pool pool_;
+  snapshot_reader<runtime_snapshot> snapshot_;
+  std::optional<snapshot_reader<sigv4::credentials>> creds_;
   std::uint64_t next_conn_ = 0;
   std::mt19937_64 rng_;
   std::list<session_entry> sessions_;

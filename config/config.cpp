@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include "config/rate_table_loader.hpp"
+
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
@@ -17,6 +19,7 @@
 #include <span>
 #include <sstream>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 namespace bedrock_meter::config {
@@ -152,8 +155,9 @@ constexpr std::array<std::string_view, 6> log_levels = {"trace", "debug", "info"
                                                         "warn",  "error", "off"};
 
 // Known keys per section, in the order docs/configuration.md lists them.
-constexpr std::array<std::string_view, 7> top_keys = {"listeners", "workers", "upstream", "auth",
-                                                      "limits",    "logging", "admin"};
+constexpr std::array<std::string_view, 11> top_keys = {
+    "listeners", "workers", "upstream", "auth",   "limits",  "logging",
+    "admin",     "pricing", "models",   "ledger", "metering"};
 constexpr std::array<std::string_view, 3> listener_keys = {"address", "port", "tls"};
 constexpr std::array<std::string_view, 2> tls_keys = {"cert_file", "key_file"};
 constexpr std::array<std::string_view, 11> upstream_keys = {
@@ -173,6 +177,19 @@ constexpr std::array<std::string_view, 8> limits_keys = {
     "body_timeout",     "idle_timeout",   "exchange_timeout", "shutdown_grace"};
 constexpr std::array<std::string_view, 2> logging_keys = {"level", "access_log"};
 constexpr std::array<std::string_view, 4> admin_keys = {"enabled", "address", "port", "token_env"};
+constexpr std::array<std::string_view, 2> pricing_keys = {"rate_table", "reload"};
+constexpr std::array<std::string_view, 2> reload_keys = {"watch", "poll_interval"};
+constexpr std::array<std::string_view, 1> models_keys = {"mappings"};
+constexpr std::array<std::string_view, 5> mapping_keys = {"arn", "base_model", "team", "app",
+                                                          "hourly_usd"};
+constexpr std::array<std::string_view, 4> ledger_keys = {"path", "queue_capacity", "batch_max",
+                                                         "flush_interval"};
+constexpr std::array<std::string_view, 3> metering_keys = {
+    "drain_on_client_abort", "drain_timeout", "max_concurrent_drains"};
+// Resource types of Bedrock ARNs that name something a mapping can give a meaning to.
+constexpr std::array<std::string_view, 6> mappable_arn_types = {
+    "application-inference-profile", "provisioned-model", "imported-model", "custom-model",
+    "inference-profile",             "foundation-model"};
 
 struct entry {
   std::string key;
@@ -293,8 +310,8 @@ class loader {
       error(YAML::Mark::null_mark(), "", std::string("internal error while loading: ") + e.what());
     }
     if (!errors_.empty()) result.value.reset();
-    sort(errors_);
-    sort(warnings_);
+    sort(errors_, file_);
+    sort(warnings_, file_);
     result.errors = std::move(errors_);
     result.warnings = std::move(warnings_);
     return result;
@@ -319,9 +336,11 @@ class loader {
     return e;
   }
 
-  static void sort(std::vector<config_error>& v) {
-    std::stable_sort(v.begin(), v.end(), [](const config_error& a, const config_error& b) {
-      return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+  /// By position; problems of other files (the rate table) after the config's own, by file.
+  static void sort(std::vector<config_error>& v, const std::string& own_file) {
+    std::stable_sort(v.begin(), v.end(), [&](const config_error& a, const config_error& b) {
+      return std::tuple(a.file != own_file, a.file, a.line, a.column) <
+             std::tuple(b.file != own_file, b.file, b.line, b.column);
     });
   }
 
@@ -576,6 +595,10 @@ class loader {
     if (const entry* e = top.get("limits")) parse_limits(*e, cfg.limits);
     if (const entry* e = top.get("logging")) parse_logging(*e, cfg.logging);
     if (const entry* e = top.get("admin")) parse_admin(*e, cfg.admin);
+    if (const entry* e = top.get("pricing")) parse_pricing(*e, cfg);
+    if (const entry* e = top.get("models")) parse_models(*e, cfg.models);
+    if (const entry* e = top.get("ledger")) parse_ledger(*e, cfg.ledger);
+    if (const entry* e = top.get("metering")) parse_metering(*e, cfg.metering);
     cross_checks(top, cfg);
   }
 
@@ -1026,6 +1049,199 @@ class loader {
     }
   }
 
+  void parse_pricing(const entry& e, config& cfg) {
+    pricing_config& p = cfg.pricing;
+    const section s(*this, e.value, "pricing", pricing_keys, mark_of(e));
+    if (!s.is_map()) return;
+    std::string path;
+    // No default: the shipped table is one choice among several (a synced or edited copy), and
+    // pricing with a table nobody chose would look authoritative.
+    if (read_string(s, "rate_table", path, true)) {
+      const entry& f = *s.get("rate_table");
+      const std::string resolved = readable_file(f, "pricing.rate_table", path);
+      if (!resolved.empty()) {
+        p.rate_table = resolved;
+        auto r = load_rate_table_file(resolved);
+        if (!r.errors.empty()) {
+          error(mark_of(f), "pricing.rate_table",
+                "rate table '" + resolved + "' has " + std::to_string(r.errors.size()) +
+                    (r.errors.size() == 1 ? " error" : " errors") +
+                    " (listed with its own file:line); fix the table or point at another one");
+        }
+        for (auto& err : r.errors) errors_.push_back(std::move(err));
+        for (auto& w : r.warnings) warnings_.push_back(std::move(w));
+        cfg.rate_table = std::move(r.table);
+      }
+    }
+    if (const entry* r = s.get("reload"); r != nullptr && !r->value.IsNull()) {
+      const section rs(*this, r->value, "pricing.reload", reload_keys, mark_of(*r));
+      if (rs.is_map()) {
+        read_bool(rs, "watch", p.reload.watch);
+        read_duration(rs, "poll_interval", p.reload.poll_interval, false,
+                      milliseconds(std::chrono::hours(1)));
+      }
+    }
+  }
+
+  void parse_models(const entry& e, models_config& out) {
+    if (e.value.IsNull()) return;
+    const section s(*this, e.value, "models", models_keys, mark_of(e));
+    if (!s.is_map()) return;
+    const entry* list = s.get("mappings");
+    if (list == nullptr) return;
+    std::vector<std::pair<std::string, int>> seen;  // arn, line
+    for_each_item(*list, "models.mappings", mapping_keys, "mappings", [&](const section& m) {
+      metering::model_mapping mapping;
+      bool ok = true;
+      if (read_string(m, "arn", mapping.arn, true)) {
+        const entry& a = *m.get("arn");
+        ok &= check_mapping_arn(a, child(m.path(), "arn"), mapping.arn);
+        if (const auto dup = std::find_if(seen.begin(), seen.end(),
+                                          [&](const auto& x) { return x.first == mapping.arn; });
+            dup != seen.end()) {
+          error(mark_of(a), child(m.path(), "arn"),
+                "duplicate mapping for '" + mapping.arn + "' (already mapped on line " +
+                    std::to_string(dup->second) + "); keep one");
+          ok = false;
+        } else {
+          seen.emplace_back(mapping.arn, mark_of(a).line + 1);
+        }
+      } else {
+        ok = false;
+      }
+      if (read_string(m, "base_model", mapping.base_model, true)) {
+        const auto resolved = metering::resolve_model(mapping.base_model);
+        if (resolved.base_model.empty()) {
+          error(mark_of(*m.get("base_model")), child(m.path(), "base_model"),
+                "'" + mapping.base_model + "' is not a base model or inference-profile id; " +
+                    "write e.g. anthropic.claude-3-5-sonnet-20240620-v1:0 or " +
+                    "us.anthropic.claude-3-5-sonnet-20240620-v1:0");
+          ok = false;
+        } else {
+          mapping_marks_.push_back({mapping.base_model, resolved.base_model,
+                                    mark_of(*m.get("base_model")),
+                                    child(m.path(), "base_model")});
+        }
+      } else {
+        ok = false;
+      }
+      read_label(m, "team", mapping.team, false);
+      read_label(m, "app", mapping.app, false);
+      if (const entry* h = m.get("hourly_usd")) {
+        const std::string path = child(m.path(), "hourly_usd");
+        // Exact decimal text, like rate-table prices; at most 6 decimals.
+        const auto micro = h->value.IsScalar()
+                               ? metering::parse_rate_per_million(trim(h->value.Scalar()))
+                               : std::nullopt;
+        if (!micro || *micro == 0) {
+          error(mark_of(*h), path,
+                "expected a positive USD amount per hour such as \"44.00\" (at most 6 decimals)");
+          ok = false;
+        } else {
+          mapping.hourly_usd = static_cast<double>(*micro) / 1e6;
+        }
+      }
+      if (ok) out.mappings.push_back(std::move(mapping));
+    });
+  }
+
+  /// A mapping names one ARN whose id carries no base model (or a bare profile id).
+  bool check_mapping_arn(const entry& e, const std::string& path, const std::string& arn) {
+    if (!arn.starts_with("arn:")) {
+      // A bare application-profile or provisioned-model id, as some SDKs send it.
+      const bool ok = std::all_of(arn.begin(), arn.end(), [](char c) {
+        return is_lower(c) || is_upper(c) || is_digit(c) || c == '.' || c == '-' || c == ':' ||
+               c == '_' || c == '/';
+      });
+      if (!ok) {
+        error(mark_of(e), path,
+              "'" + arn + "' is neither an ARN nor a model id; write the full ARN, e.g. " +
+                  "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123");
+      }
+      return ok;
+    }
+    // arn:PARTITION:bedrock:REGION:ACCOUNT:TYPE/ID
+    std::vector<std::string_view> parts;
+    std::string_view rest = arn;
+    for (int i = 0; i < 5; ++i) {
+      const std::size_t colon = rest.find(':');
+      if (colon == std::string_view::npos) break;
+      parts.push_back(rest.substr(0, colon));
+      rest.remove_prefix(colon + 1);
+    }
+    parts.push_back(rest);
+    const std::string fix =
+        "; write arn:aws:bedrock:REGION:ACCOUNT:TYPE/ID, e.g. "
+        "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abc123";
+    if (parts.size() != 6 || !parts[1].starts_with("aws") || parts[2] != "bedrock") {
+      error(mark_of(e), path, "'" + arn + "' is not a Bedrock ARN" + fix);
+      return false;
+    }
+    if (!is_valid_region(parts[3])) {
+      error(mark_of(e), path, "'" + std::string(parts[3]) + "' in the ARN is not a region" + fix);
+      return false;
+    }
+    const std::size_t slash = parts[5].find('/');
+    const std::string_view type = parts[5].substr(0, slash);
+    if (slash == std::string_view::npos || slash + 1 == parts[5].size() ||
+        std::find(mappable_arn_types.begin(), mappable_arn_types.end(), type) ==
+            mappable_arn_types.end()) {
+      std::string msg = "'" + arn + "' has resource type '" + std::string(type) + "'";
+      if (const auto near = closest(type, mappable_arn_types); !near.empty() && near != type) {
+        msg += "; did you mean '" + std::string(near) + "'?";
+      } else {
+        msg += "; mappings take " + join(mappable_arn_types) + " ARNs ending in /ID";
+      }
+      error(mark_of(e), path, std::move(msg));
+      return false;
+    }
+    return true;
+  }
+
+  void parse_ledger(const entry& e, ledger_config& l) {
+    if (e.value.IsNull()) return;
+    const section s(*this, e.value, "ledger", ledger_keys, mark_of(e));
+    if (!s.is_map()) return;
+    std::string path;
+    if (read_string(s, "path", path, false) && !path.empty()) {
+      // The file is created on first start; its directory must exist.
+      l.path = resolve(path);
+      std::error_code ec;
+      const auto dir = std::filesystem::path(l.path).parent_path();
+      if (!std::filesystem::is_directory(dir, ec)) {
+        error(mark_of(*s.get("path")), "ledger.path",
+              "directory '" + dir.string() + "' does not exist; create it or choose another path" +
+                  (std::filesystem::path(path).is_relative()
+                       ? " (resolved from '" + path + "' relative to the config file's directory)"
+                       : std::string()));
+      } else if (std::filesystem::is_directory(l.path, ec)) {
+        error(mark_of(*s.get("path")), "ledger.path",
+              "'" + l.path + "' is a directory; give the database file, e.g. " + path +
+                  "/ledger.db");
+      }
+    }
+    read_uint(s, "queue_capacity", l.queue_capacity, 1, 16'777'216,
+              "use a number from 1 to 16777216 (records held in memory before appends wait)");
+    read_uint(s, "batch_max", l.batch_max, 1, 1'000'000,
+              "use a number from 1 to 1000000 (records per transaction)");
+    if (l.batch_max > l.queue_capacity && s.get("batch_max") != nullptr) {
+      error(mark_of(*s.get("batch_max")), "ledger.batch_max",
+            "batch_max " + std::to_string(l.batch_max) + " is larger than queue_capacity " +
+                std::to_string(l.queue_capacity) + "; a batch cannot exceed the queue");
+    }
+    read_duration(s, "flush_interval", l.flush_interval, false, milliseconds(std::chrono::minutes(1)));
+  }
+
+  void parse_metering(const entry& e, metering_config& mc) {
+    if (e.value.IsNull()) return;
+    const section s(*this, e.value, "metering", metering_keys, mark_of(e));
+    if (!s.is_map()) return;
+    read_bool(s, "drain_on_client_abort", mc.drain_on_client_abort);
+    read_duration(s, "drain_timeout", mc.drain_timeout, false, milliseconds(std::chrono::hours(1)));
+    read_uint(s, "max_concurrent_drains", mc.max_concurrent_drains, 1, 1'000'000,
+              "use a number from 1 to 1000000 (streams drained at once after client aborts)");
+  }
+
   void cross_checks(const section& top, const config& cfg) {
     if (cfg.admin.enabled && cfg.admin.port != 0) {
       for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
@@ -1046,6 +1262,30 @@ class loader {
                  "': bearer tokens would travel unencrypted; add 'tls' or bind 127.0.0.1");
       }
     }
+    if (top.get("pricing") == nullptr) {
+      warn(top.mark(), "pricing",
+           "no pricing section: every request is counted as unpriced and no spend is recorded; "
+           "add 'pricing: {rate_table: rates/bedrock.yaml}'");
+    }
+    if (cfg.ledger.path.empty()) {
+      const entry* l = top.get("ledger");
+      warn(l != nullptr ? l->key_node.Mark() : top.mark(), "ledger.path",
+           "no ledger: spend lives only in Prometheus counters, which restart from zero with the "
+           "process; add 'ledger: {path: ledger.db}'");
+    }
+    if (cfg.rate_table != nullptr) {
+      for (const auto& m : mapping_marks_) {
+        bool priced = false;
+        for (const auto& candidate : metering::base_model_candidates(m.base)) {
+          priced |= cfg.rate_table->by_model.contains(candidate);
+        }
+        if (!priced) {
+          warn(m.mark, m.path,
+               "the rate table has no entry for '" + m.base + "' (from '" + m.written +
+                   "'): requests through this mapping will be unpriced");
+        }
+      }
+    }
     if (cfg.auth.access_keys.empty() && cfg.auth.bearer_keys.empty() &&
         !cfg.auth.anonymous.enabled) {
       const entry* auth = top.get("auth");
@@ -1061,6 +1301,13 @@ class loader {
   std::vector<config_error> warnings_;
   std::vector<YAML::Mark> listener_marks_;  // parallel to config::listeners, for later checks
   YAML::Mark admin_port_mark_ = YAML::Mark::null_mark();
+  struct mapping_mark {
+    std::string written;  // base_model as written
+    std::string base;     // resolved base model
+    YAML::Mark mark;
+    std::string path;
+  };
+  std::vector<mapping_mark> mapping_marks_;  // checked against the rate table once it is loaded
 };
 
 section::section(loader& l, const YAML::Node& node, std::string path,
@@ -1111,6 +1358,18 @@ env_lookup effective(env_lookup getenv) {
 }
 
 }  // namespace
+
+std::string_view closest_match(std::string_view word, std::span<const std::string_view> candidates) {
+  return closest(word, candidates);
+}
+
+bool models_config::operator==(const models_config& other) const {
+  return std::equal(mappings.begin(), mappings.end(), other.mappings.begin(), other.mappings.end(),
+                    [](const metering::model_mapping& a, const metering::model_mapping& b) {
+                      return a.arn == b.arn && a.base_model == b.base_model &&
+                             a.hourly_usd == b.hourly_usd && a.team == b.team && a.app == b.app;
+                    });
+}
 
 std::optional<milliseconds> parse_duration(std::string_view text) {
   const auto d = parse_duration_uncapped(text);

@@ -6,14 +6,21 @@
 /// Pure code: yaml-cpp for parsing, no sockets, no logging. Errors are values with file:line:col.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "metering/model_id.hpp"
+#include "metering/rate_table.hpp"
+
 namespace bedrock_meter::config {
 
 using milliseconds = std::chrono::milliseconds;
+/// The validated rate table a config names (config/rate_table_loader.hpp).
+using rate_table_ptr = std::shared_ptr<const metering::rate_table>;
 
 struct tls_files {
   std::string cert_file;  ///< PEM certificate chain
@@ -126,6 +133,45 @@ struct admin_config {
   bool operator==(const admin_config&) const = default;
 };
 
+/// When the rate table is re-read without a restart (SIGHUP and the admin endpoint always work).
+struct rate_table_reload {
+  bool watch = true;                          ///< poll the file for changes
+  milliseconds poll_interval{std::chrono::seconds(2)};  ///< how often the file is checked
+  bool operator==(const rate_table_reload&) const = default;
+};
+
+struct pricing_config {
+  /// Absolute path of the rate-table file (docs/pricing.md). Empty: no `pricing` section, so
+  /// every request is unpriced (the loader warns).
+  std::string rate_table;
+  rate_table_reload reload;
+  bool operator==(const pricing_config&) const = default;
+};
+
+/// Application inference profiles, provisioned and imported models: what their ARNs mean.
+struct models_config {
+  std::vector<metering::model_mapping> mappings;  ///< ARNs unique; order as in the file
+  /// Field-wise (metering::model_mapping has no operator==).
+  bool operator==(const models_config& other) const;
+};
+
+/// The durable ledger (SQLite; proxy/ledger.hpp). Defaults match `proxy::ledger_options`.
+struct ledger_config {
+  std::string path;  ///< absolute path of the database file; empty = no ledger (the loader warns)
+  std::uint32_t queue_capacity = 65536;  ///< records in memory, not yet committed
+  std::uint32_t batch_max = 512;         ///< most records per transaction
+  milliseconds flush_interval{50};       ///< longest a record waits before its group commits
+  bool operator==(const ledger_config&) const = default;
+};
+
+/// What happens to a streamed answer whose client went away before its usage event.
+struct metering_config {
+  bool drain_on_client_abort = true;  ///< keep reading upstream for the exact token counts
+  milliseconds drain_timeout{std::chrono::seconds(30)};  ///< then estimate
+  std::uint32_t max_concurrent_drains = 256;  ///< beyond it, estimate at once
+  bool operator==(const metering_config&) const = default;
+};
+
 struct config {
   std::string source_path;  ///< the file it was read from
   std::vector<listener_config> listeners;
@@ -135,6 +181,13 @@ struct config {
   limits_config limits;
   logging_config logging;
   admin_config admin;
+  pricing_config pricing;
+  models_config models;
+  ledger_config ledger;
+  metering_config metering;
+  /// The table `pricing.rate_table` names, loaded and validated with the config (so
+  /// `check-config` checks it too); null without a `pricing` section. Compared by identity.
+  rate_table_ptr rate_table;
   /// Field-wise, so a reload can tell an unchanged file apart and tests can compare snapshots.
   bool operator==(const config&) const = default;
 };
@@ -178,6 +231,9 @@ std::optional<std::uint64_t> parse_size(std::string_view text);
 bool is_valid_region(std::string_view region);
 /// `[A-Za-z0-9_.-]{1,64}`: what `team` and `app` may be, as they become Prometheus label values.
 bool is_valid_label_value(std::string_view value);
+/// The closest of `candidates` to `word` for a "did you mean" hint (within two edits, a
+/// transposition counting as one), or empty when nothing is close.
+std::string_view closest_match(std::string_view word, std::span<const std::string_view> candidates);
 /// The YAML spelling of a credential source (`default_chain`, `environment`, ...).
 std::string_view to_string(credential_source source);
 std::optional<credential_source> parse_credential_source(std::string_view text);

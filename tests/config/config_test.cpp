@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -250,9 +251,23 @@ TEST_F(config_test, minimal_config_gets_documented_defaults) {
   EXPECT_EQ(c.admin.address, "127.0.0.1");
   EXPECT_EQ(c.admin.port, 9464);
   EXPECT_EQ(c.admin.token_env, "");
-  // Nobody can authenticate: legal, but worth a warning.
-  ASSERT_EQ(r.warnings.size(), 1u);
-  EXPECT_EQ(r.warnings[0].path, "auth");
+  EXPECT_TRUE(c.pricing.rate_table.empty());
+  EXPECT_EQ(c.rate_table, nullptr);
+  EXPECT_TRUE(c.pricing.reload.watch);
+  EXPECT_EQ(c.pricing.reload.poll_interval, 2s);
+  EXPECT_TRUE(c.models.mappings.empty());
+  EXPECT_EQ(c.ledger.path, "");
+  EXPECT_EQ(c.ledger.queue_capacity, 65536u);
+  EXPECT_EQ(c.ledger.batch_max, 512u);
+  EXPECT_EQ(c.ledger.flush_interval, 50ms);
+  EXPECT_TRUE(c.metering.drain_on_client_abort);
+  EXPECT_EQ(c.metering.drain_timeout, 30s);
+  EXPECT_EQ(c.metering.max_concurrent_drains, 256u);
+  // Nobody can authenticate, nothing is priced, nothing is durable: legal, but worth warnings.
+  ASSERT_EQ(r.warnings.size(), 3u);
+  EXPECT_EQ(r.warnings[0].path, "pricing");
+  EXPECT_EQ(r.warnings[1].path, "ledger.path");
+  EXPECT_EQ(r.warnings[2].path, "auth");
 }
 
 TEST_F(config_test, documented_defaults_match_the_loader) {
@@ -890,9 +905,14 @@ TEST_F(config_test, anonymous_enabled_is_allowed_with_a_warning) {
   ASSERT_TRUE(r.errors.empty()) << all_errors(r);
   EXPECT_TRUE(r.value->auth.anonymous.enabled);
   EXPECT_EQ(r.value->auth.anonymous.team, "anonymous");
-  ASSERT_EQ(r.warnings.size(), 1u);
-  EXPECT_EQ(r.warnings[0].path, "auth.anonymous.enabled");
-  EXPECT_EQ(r.warnings[0].line, 3);
+  const auto anonymous = std::find_if(r.warnings.begin(), r.warnings.end(), [](const auto& w) {
+    return w.path == "auth.anonymous.enabled";
+  });
+  ASSERT_NE(anonymous, r.warnings.end());
+  EXPECT_EQ(anonymous->line, 3);
+  EXPECT_EQ(std::count_if(r.warnings.begin(), r.warnings.end(),
+                          [](const auto& w) { return w.path == "auth"; }),
+            0);
 }
 
 TEST_F(config_test, admin_token_env_must_be_set_when_admin_is_enabled) {
@@ -945,6 +965,191 @@ TEST_F(config_test, load_file_reports_an_unreadable_path) {
   EXPECT_NE(d.errors[0].message.find("not a regular file"), std::string::npos);
 }
 
+// ---------------------------------------------------------------- pricing, models, ledger, metering
+
+constexpr std::string_view small_table = R"(version: "t-1"
+currency: USD
+unit: per_million_tokens
+entries:
+  - model: anthropic.claude-3-5-sonnet-20240620-v1:0
+    regions: ["*"]
+    input: "3.00"
+    output: "15.00"
+    source: test
+)";
+
+TEST_F(config_test, pricing_models_ledger_and_metering_parse) {
+  write_text(dir_ / "rates" / "t.yaml", small_table);
+  fs::create_directories(dir_ / "data");
+  const auto r = load(R"(listeners: [{port: 1}]
+auth: {anonymous: {enabled: true}}
+pricing:
+  rate_table: rates/t.yaml
+  reload: { watch: false, poll_interval: 500ms }
+models:
+  mappings:
+    - arn: arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123
+      base_model: us.anthropic.claude-3-5-sonnet-20240620-v1:0
+      team: search
+      app: web
+    - arn: arn:aws:bedrock:us-east-1:123456789012:provisioned-model/xyz
+      base_model: anthropic.claude-3-5-sonnet-20240620-v1:0
+      hourly_usd: "44.00"
+ledger:
+  path: data/ledger.db
+  queue_capacity: 1024
+  batch_max: 64
+  flush_interval: 100ms
+metering:
+  drain_on_client_abort: false
+  drain_timeout: 5s
+  max_concurrent_drains: 8
+)");
+  ASSERT_TRUE(r.errors.empty()) << all_errors(r);
+  const config& c = *r.value;
+  EXPECT_EQ(c.pricing.rate_table, (dir_ / "rates" / "t.yaml").string());
+  EXPECT_FALSE(c.pricing.reload.watch);
+  EXPECT_EQ(c.pricing.reload.poll_interval, 500ms);
+  ASSERT_NE(c.rate_table, nullptr);
+  EXPECT_EQ(c.rate_table->version, "t-1");
+  EXPECT_EQ(c.rate_table->entries.at(0).rates.output, 15'000'000);
+  EXPECT_EQ(c.rate_table->entries.at(0).location, (dir_ / "rates" / "t.yaml").string() + ":5");
+  ASSERT_EQ(c.models.mappings.size(), 2u);
+  EXPECT_EQ(c.models.mappings[0].arn,
+            "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123");
+  EXPECT_EQ(c.models.mappings[0].base_model, "us.anthropic.claude-3-5-sonnet-20240620-v1:0");
+  EXPECT_EQ(c.models.mappings[0].team, "search");
+  EXPECT_EQ(c.models.mappings[0].app, "web");
+  EXPECT_FALSE(c.models.mappings[0].hourly_usd.has_value());
+  EXPECT_EQ(c.models.mappings[1].hourly_usd, 44.0);
+  EXPECT_EQ(c.ledger.path, (dir_ / "data" / "ledger.db").string());
+  EXPECT_EQ(c.ledger.queue_capacity, 1024u);
+  EXPECT_EQ(c.ledger.batch_max, 64u);
+  EXPECT_EQ(c.ledger.flush_interval, 100ms);
+  EXPECT_FALSE(c.metering.drain_on_client_abort);
+  EXPECT_EQ(c.metering.drain_timeout, 5s);
+  EXPECT_EQ(c.metering.max_concurrent_drains, 8u);
+  // Only the anonymous warning: pricing and a ledger are configured, every mapping is priced.
+  ASSERT_EQ(r.warnings.size(), 1u) << r.warnings[0].to_string();
+  EXPECT_EQ(r.warnings[0].path, "auth.anonymous.enabled");
+}
+
+TEST_F(config_test, new_sections_report_errors_with_locations) {
+  write_text(dir_ / "rates" / "t.yaml", small_table);
+  const auto r = load(R"(listeners: [{port: 1}]
+pricing:
+  reload: { poll_interval: 2 }
+models:
+  mappings:
+    - arn: arn:aws:s3:::bucket
+      base_model: anthropic.claude-3-5-sonnet-20240620-v1:0
+    - arn: arn:aws:bedrock:us-east-1:123456789012:provisioned-modle/xyz
+      base_model: "not a model"
+      hourly_usd: "-44"
+      team: "bad team"
+    - arn: arn:aws:bedrock:us-east-1:123456789012:imported-model/m1
+      base_model: meta.llama3-1-8b-instruct-v1:0
+    - arn: arn:aws:bedrock:us-east-1:123456789012:imported-model/m1
+ledger:
+  path: missing-dir/ledger.db
+  queue_capacity: 10
+  batch_max: 20
+  flush_intervall: 1s
+metering:
+  drain_timeout: 30
+  max_concurrent_drains: 0
+)");
+  EXPECT_FALSE(r.value.has_value());
+  const std::vector<std::pair<std::string, int>> expected = {
+      {"pricing.rate_table", 3},  // where the pricing map starts
+      {"pricing.reload.poll_interval", 3},
+      {"models.mappings[0].arn", 6},
+      {"models.mappings[1].arn", 8},
+      {"models.mappings[1].base_model", 9},
+      {"models.mappings[1].hourly_usd", 10},
+      {"models.mappings[1].team", 11},
+      {"models.mappings[3].arn", 14},
+      {"models.mappings[3].base_model", 14},
+      {"ledger.path", 16},
+      {"ledger.batch_max", 18},
+      {"ledger.flush_intervall", 19},
+      {"metering.drain_timeout", 21},
+      {"metering.max_concurrent_drains", 22},
+  };
+  for (const auto& [path, line] : expected) {
+    const auto* e = error_at(r, path);
+    if (e != nullptr) {
+      EXPECT_EQ(e->line, line) << path;
+    }
+  }
+  EXPECT_EQ(r.errors.size(), expected.size()) << all_errors(r);
+  EXPECT_NE(error_at(r, "models.mappings[1].arn")->message.find("did you mean 'provisioned-model'"),
+            std::string::npos);
+  EXPECT_NE(error_at(r, "models.mappings[3].arn")->message.find("already mapped on line 12"),
+            std::string::npos);
+  EXPECT_NE(error_at(r, "ledger.flush_intervall")->message.find("did you mean 'flush_interval'"),
+            std::string::npos);
+  EXPECT_NE(error_at(r, "ledger.batch_max")->message.find("larger than queue_capacity"),
+            std::string::npos);
+  EXPECT_NE(error_at(r, "metering.drain_timeout")->message.find("has no unit"), std::string::npos);
+}
+
+TEST_F(config_test, rate_table_errors_surface_through_load_file_with_their_own_location) {
+  write_text(dir_ / "rates" / "bad.yaml", R"(version: "t-2"
+entries:
+  - model: anthropic.claude-3-5-sonnet-20240620-v1:0
+    regions: [us-east1]
+    input: "3.00"
+    output: "1.5.0"
+    source: test
+)");
+  write_text(dir_ / "config.yaml", "listeners: [{port: 1}]\npricing:\n  rate_table: rates/bad.yaml\n");
+  const auto r = load_file((dir_ / "config.yaml").string(), fake_env);
+  EXPECT_FALSE(r.value.has_value());
+  ASSERT_EQ(r.errors.size(), 3u) << all_errors(r);
+  // The config's own error first, pointing at the reference...
+  EXPECT_EQ(r.errors[0].file, (dir_ / "config.yaml").string());
+  EXPECT_EQ(r.errors[0].path, "pricing.rate_table");
+  EXPECT_EQ(r.errors[0].line, 3);
+  EXPECT_NE(r.errors[0].message.find("has 2 errors"), std::string::npos);
+  // ...then the table's, at the table's file:line.
+  const std::string table = (dir_ / "rates" / "bad.yaml").string();
+  EXPECT_EQ(r.errors[1].file, table);
+  EXPECT_EQ(r.errors[1].path, "entries[0].regions[0]");
+  EXPECT_EQ(r.errors[1].line, 4);
+  EXPECT_EQ(r.errors[2].file, table);
+  EXPECT_EQ(r.errors[2].path, "entries[0].output");
+  EXPECT_EQ(r.errors[2].line, 6);
+  EXPECT_EQ(r.errors[2].to_string().rfind(table + ":6:13: entries[0].output: ", 0), 0u)
+      << r.errors[2].to_string();
+
+  const auto missing = load("listeners: [{port: 1}]\npricing: {rate_table: rates/none.yaml}\n");
+  const auto* e = error_at(missing, "pricing.rate_table");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->line, 2);
+  EXPECT_NE(e->message.find("does not exist"), std::string::npos);
+}
+
+TEST_F(config_test, mapping_to_a_model_the_table_does_not_price_warns) {
+  write_text(dir_ / "rates" / "t.yaml", small_table);
+  const auto r = load(R"(listeners: [{port: 1}]
+pricing: {rate_table: rates/t.yaml}
+ledger: {path: ledger.db}
+auth: {anonymous: {enabled: true}}
+models:
+  mappings:
+    - arn: arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/p1
+      base_model: eu.amazon.nova-pro-v1:0
+)");
+  ASSERT_TRUE(r.errors.empty()) << all_errors(r);
+  const auto w = std::find_if(r.warnings.begin(), r.warnings.end(), [](const auto& x) {
+    return x.path == "models.mappings[0].base_model";
+  });
+  ASSERT_NE(w, r.warnings.end());
+  EXPECT_EQ(w->line, 8);
+  EXPECT_NE(w->message.find("'amazon.nova-pro-v1:0'"), std::string::npos) << w->message;
+}
+
 // ---------------------------------------------------------------- shipped examples
 
 TEST_F(config_test, demo_example_loads_cleanly) {
@@ -962,21 +1167,34 @@ TEST_F(config_test, demo_example_loads_cleanly) {
   ASSERT_EQ(c.auth.bearer_keys.size(), 1u);
   EXPECT_EQ(c.auth.bearer_keys[0].team, "support");
   EXPECT_FALSE(c.auth.anonymous.enabled);
-  EXPECT_TRUE(r.warnings.empty());
+  ASSERT_NE(c.rate_table, nullptr);
+  EXPECT_EQ(c.pricing.rate_table,
+            fs::absolute(examples_dir / ".." / "rates" / "bedrock.yaml").lexically_normal().string());
+  EXPECT_EQ(c.ledger.path, fs::absolute(examples_dir / "ledger.db").lexically_normal().string());
+  EXPECT_TRUE(r.warnings.empty()) << r.warnings.front().to_string();
 }
 
 TEST_F(config_test, production_example_loads_with_its_certs_in_place) {
-  make_certs();
+  // The example's layout: examples/production.yaml next to rates/bedrock.yaml.
+  make_certs("examples/certs");
+  fs::create_directories(dir_ / "rates");
+  fs::copy_file(examples_dir / ".." / "rates" / "bedrock.yaml", dir_ / "rates" / "bedrock.yaml");
   fake_env_vars()["BM_SECRET_SEARCH"] = "search-secret";
   fake_env_vars()["BM_SECRET_SUPPORT"] = "support-secret";
   fake_env_vars()["BM_ADMIN_TOKEN"] = "admin-token";
   const auto r = load_string(read_text(examples_dir / "production.yaml"),
-                             (dir_ / "production.yaml").string(), fake_env);
+                             (dir_ / "examples" / "production.yaml").string(), fake_env);
   ASSERT_TRUE(r.errors.empty()) << all_errors(r);
   const config& c = *r.value;
   ASSERT_EQ(c.listeners.size(), 1u);
   ASSERT_TRUE(c.listeners[0].tls.has_value());
-  EXPECT_EQ(c.listeners[0].tls->cert_file, (dir_ / "certs" / "server.pem").string());
+  EXPECT_EQ(c.listeners[0].tls->cert_file, (dir_ / "examples" / "certs" / "server.pem").string());
+  EXPECT_EQ(c.pricing.rate_table, (dir_ / "rates" / "bedrock.yaml").string());
+  ASSERT_NE(c.rate_table, nullptr);
+  EXPECT_EQ(c.rate_table->version, "2026-07-24.1");
+  ASSERT_EQ(c.models.mappings.size(), 1u);
+  EXPECT_EQ(c.models.mappings[0].team, "search");
+  EXPECT_EQ(c.ledger.path, (dir_ / "examples" / "ledger.db").string());
   EXPECT_EQ(c.upstream.credentials.source, credential_source::default_chain);
   EXPECT_EQ(c.auth.access_keys.size(), 2u);
   EXPECT_EQ(c.auth.access_keys[1].secret_access_key, "support-secret");

@@ -148,7 +148,7 @@ std::list<session_entry>::iterator worker::register_session(std::uint64_t id, tc
 void worker::unregister_session(std::list<session_entry>::iterator it) { sessions_.erase(it); }
 
 void worker::begin_shutdown() {
-  for (auto& a : acceptors) {
+  for (auto& a : acceptors_) {
     error_code ignored;
     a->close(ignored);
   }
@@ -206,7 +206,7 @@ void server::bind() {
                                  ": " + ec.message());
       acc->listen(net::socket_base::max_listen_connections);
       port = acc->local_endpoint().port();  // port 0: the rest join the port the first got
-      w->acceptors.push_back(std::move(acc));
+      w->acceptors().push_back(std::move(acc));
     }
     ports_.push_back(port);
   }
@@ -214,8 +214,8 @@ void server::bind() {
 
 void server::start() {
   for (auto& w : workers_) {
-    for (std::size_t i = 0; i < w->acceptors.size(); ++i)
-      net::co_spawn(w->get_executor(), accept_loop(*w, *w->acceptors[i], server_tls_[i]),
+    for (std::size_t i = 0; i < w->acceptors().size(); ++i)
+      net::co_spawn(w->get_executor(), accept_loop(*w, *w->acceptors()[i], server_tls_[i]),
                     net::detached);
     threads_.emplace_back([wp = w.get()] { wp->io_context().run(); });
   }

@@ -125,10 +125,12 @@ class worker {
   void unregister_session(std::list<session_entry>::iterator it);
   /// On the worker thread: close every session not inside an exchange and stop acceptors.
   void begin_shutdown();
-  std::vector<std::unique_ptr<tcp_acceptor>> acceptors;
+  std::vector<std::unique_ptr<tcp_acceptor>>& acceptors() noexcept { return acceptors_; }
 
  private:
+  // Declared first so it is destroyed last: every I/O object below belongs to it.
   net::io_context ioc_{1};
+  std::vector<std::unique_ptr<tcp_acceptor>> acceptors_;
   shared_state& state_;
   unsigned index_;
   upstream_pool pool_;

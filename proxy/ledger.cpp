@@ -66,6 +66,40 @@ CREATE TABLE requests (
 CREATE INDEX requests_time ON requests(time_ms);
 CREATE INDEX requests_team_time ON requests(team, time_ms);
 CREATE INDEX requests_app_time ON requests(app, time_ms);
+CREATE TABLE rollup (
+  operation                    TEXT    NOT NULL,
+  model_label                  TEXT    NOT NULL,
+  region                       TEXT    NOT NULL,
+  service_tier                 TEXT    NOT NULL,
+  team                         TEXT    NOT NULL,
+  app                          TEXT    NOT NULL,
+  status                       INTEGER NOT NULL,
+  requests                     INTEGER NOT NULL,
+  unpriced_requests            INTEGER NOT NULL,
+  input_tokens                 INTEGER NOT NULL,
+  output_tokens                INTEGER NOT NULL,
+  cache_read_tokens            INTEGER NOT NULL,
+  cache_write_tokens           INTEGER NOT NULL,
+  estimated_input_tokens       INTEGER NOT NULL,
+  estimated_output_tokens      INTEGER NOT NULL,
+  estimated_cache_read_tokens  INTEGER NOT NULL,
+  estimated_cache_write_tokens INTEGER NOT NULL,
+  input_cost_hi                INTEGER NOT NULL,
+  input_cost_lo                INTEGER NOT NULL,
+  output_cost_hi               INTEGER NOT NULL,
+  output_cost_lo               INTEGER NOT NULL,
+  cache_read_cost_hi           INTEGER NOT NULL,
+  cache_read_cost_lo           INTEGER NOT NULL,
+  cache_write_cost_hi          INTEGER NOT NULL,
+  cache_write_cost_lo          INTEGER NOT NULL,
+  total_cost_hi                INTEGER NOT NULL,
+  total_cost_lo                INTEGER NOT NULL,
+  UNIQUE (operation, model_label, region, service_tier, team, app, status)
+);
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value
+);
 )sql",
 };
 
@@ -188,6 +222,48 @@ std::string money_sums_sql() {
     out += money_sum_sql(c);
   }
   return out;
+}
+
+// The Prometheus series groups, and what `rollup` keeps per group for pruned rows.
+constexpr std::string_view group_columns = "operation, model_label, region, service_tier, team, app, status";
+constexpr std::array<std::string_view, 10> count_columns = {
+    "requests",           "unpriced_requests",      "input_tokens",           "output_tokens",
+    "cache_read_tokens",  "cache_write_tokens",     "estimated_input_tokens", "estimated_output_tokens",
+    "estimated_cache_read_tokens", "estimated_cache_write_tokens"};
+
+// Every rollup column after the group keys, in order: counts, then money as hi/lo halves.
+std::vector<std::string> rollup_value_columns() {
+  std::vector<std::string> out(count_columns.begin(), count_columns.end());
+  for (auto c : cost_columns) {
+    out.push_back(std::string(c) + "_hi");
+    out.push_back(std::string(c) + "_lo");
+  }
+  return out;
+}
+
+// Aggregates `requests` rows (optionally restricted by `where`) into rollup-shaped rows, named as
+// the rollup columns so the two can be UNIONed.
+std::string group_sums_sql(std::string_view where) {
+  const std::array<std::string_view, count_columns.size()> count_exprs = {
+      "count(*)",
+      "SUM(priced = 0)",
+      "SUM(input_tokens)",
+      "SUM(output_tokens)",
+      "SUM(cache_read_tokens)",
+      "SUM(cache_write_tokens)",
+      "SUM(CASE WHEN usage_source = 'estimated' THEN input_tokens ELSE 0 END)",
+      "SUM(CASE WHEN usage_source = 'estimated' THEN output_tokens ELSE 0 END)",
+      "SUM(CASE WHEN usage_source = 'estimated' THEN cache_read_tokens ELSE 0 END)",
+      "SUM(CASE WHEN usage_source = 'estimated' THEN cache_write_tokens ELSE 0 END)"};
+  std::string sql = "SELECT " + std::string(group_columns);
+  for (std::size_t i = 0; i < count_columns.size(); ++i) {
+    sql += ", " + std::string(count_exprs[i]) + " AS " + std::string(count_columns[i]);
+  }
+  for (auto c : cost_columns) {
+    const std::string col(c);
+    sql += ", SUM(" + col + " >> 32) AS " + col + "_hi, SUM(" + col + " & 4294967295) AS " + col + "_lo";
+  }
+  return sql + " FROM requests " + std::string(where) + " GROUP BY " + std::string(group_columns);
 }
 
 // Checks a freshly opened connection holds a ledger (or is empty) and returns its user_version.
@@ -405,16 +481,17 @@ ledger_reader::~ledger_reader() { sqlite3_close_v2(db_); }
 ledger_result<std::vector<ledger_totals_row>> ledger_reader::totals() {
   using result = std::vector<ledger_totals_row>;
   std::lock_guard lk(mu_);
-  const std::string sql =
-      "SELECT operation, model_label, region, service_tier, team, app, status, count(*), "
-      "SUM(priced = 0), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), "
-      "SUM(cache_write_tokens), "
-      "SUM(CASE WHEN usage_source = 'estimated' THEN input_tokens ELSE 0 END), "
-      "SUM(CASE WHEN usage_source = 'estimated' THEN output_tokens ELSE 0 END), "
-      "SUM(CASE WHEN usage_source = 'estimated' THEN cache_read_tokens ELSE 0 END), "
-      "SUM(CASE WHEN usage_source = 'estimated' THEN cache_write_tokens ELSE 0 END)" +
-      money_sums_sql() +
-      " FROM requests GROUP BY operation, model_label, region, service_tier, team, app, status";
+  // Live rows plus what pruning rolled up, so counters do not drop when old rows are deleted.
+  // Re-summing hi and lo halves separately stays exact (each stays far inside int64).
+  std::string values;
+  std::string sums;
+  for (const auto& c : rollup_value_columns()) {
+    values += ", " + c;
+    sums += ", SUM(" + c + ")";
+  }
+  const std::string sql = "SELECT " + std::string(group_columns) + sums + " FROM (" + group_sums_sql("") +
+                          " UNION ALL SELECT " + std::string(group_columns) + values +
+                          " FROM rollup) GROUP BY " + std::string(group_columns);
   statement st;
   if (prepare(db_, sql, st) != SQLITE_OK) {
     return fail<result>(make_error(ledger_error::kind::sqlite, "ledger totals: " + errmsg(db_)));
@@ -528,6 +605,19 @@ ledger_result<std::vector<report_row>> ledger_reader::query_report(std::int64_t 
   return ok(std::move(rows));
 }
 
+ledger_result<std::optional<std::int64_t>> ledger_reader::pruned_before_ms() {
+  using result = std::optional<std::int64_t>;
+  std::lock_guard lk(mu_);
+  statement st;
+  if (prepare(db_, "SELECT value FROM meta WHERE key = 'pruned_before_ms'", st) != SQLITE_OK) {
+    return fail<result>(make_error(ledger_error::kind::sqlite, "ledger meta: " + errmsg(db_)));
+  }
+  const int rc = sqlite3_step(st.s);
+  if (rc == SQLITE_ROW) return ok(result(sqlite3_column_int64(st.s, 0)));
+  if (rc == SQLITE_DONE) return ok(result());
+  return fail<result>(make_error(ledger_error::kind::sqlite, "ledger meta: " + errmsg(db_)));
+}
+
 ledger_result<std::vector<ledger_record>> ledger_reader::records(std::int64_t from_ms, std::int64_t to_ms,
                                                                  std::size_t limit) {
   using result = std::vector<ledger_record>;
@@ -550,6 +640,80 @@ ledger_result<std::vector<ledger_record>> ledger_reader::records(std::int64_t fr
     return fail<result>(make_error(ledger_error::kind::sqlite, "ledger records: " + errmsg(db_)));
   }
   return ok(std::move(rows));
+}
+
+// --- retention ----------------------------------------------------------------------------------
+
+ledger_result<std::uint64_t> prune_ledger(const std::string& path, std::int64_t before_ms,
+                                          std::chrono::milliseconds busy_timeout) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close_v2)> db(raw, &sqlite3_close_v2);
+  if (rc != SQLITE_OK) return fail<std::uint64_t>(open_error(raw, path, false));
+  sqlite3_busy_timeout(raw, static_cast<int>(busy_timeout.count()));
+  auto version = check_identity(raw, path);
+  if (!version) return fail<std::uint64_t>(version.error);
+  if (*version.value != ledger_schema_version) {
+    return fail<std::uint64_t>(make_error(ledger_error::kind::not_a_ledger,
+                                          "ledger " + path + " has schema version " +
+                                              std::to_string(*version.value) + "; open it with the proxy first"));
+  }
+  auto failed = [&](std::string_view what) {
+    auto err = make_error(ledger_error::kind::sqlite, "pruning ledger " + path + ": " + std::string(what) + ": " + errmsg(raw));
+    exec(raw, "ROLLBACK");
+    return fail<std::uint64_t>(std::move(err));
+  };
+  if (exec(raw, "PRAGMA synchronous=FULL") != SQLITE_OK || exec(raw, "BEGIN IMMEDIATE") != SQLITE_OK) {
+    return failed("cannot take the write lock");
+  }
+
+  const auto values = rollup_value_columns();
+  std::string columns(group_columns);
+  std::string merge;
+  std::string carry;
+  for (const auto& c : values) {
+    columns += ", " + c;
+    if (!merge.empty()) merge += ", ";
+    merge += c + " = " + c + " + excluded." + c;
+  }
+  // Keep each lo half below 2^32 by carrying into hi, so repeated prunes never overflow.
+  for (auto c : cost_columns) {
+    const std::string hi = std::string(c) + "_hi";
+    const std::string lo = std::string(c) + "_lo";
+    if (!carry.empty()) carry += ", ";
+    carry += hi + " = " + hi + " + (" + lo + " >> 32), " + lo + " = " + lo + " & 4294967295";
+  }
+  // The SELECT has a WHERE clause, which SQLite's upsert-after-SELECT parsing requires.
+  const std::string upsert = "INSERT INTO rollup (" + columns + ") " + group_sums_sql("WHERE time_ms < ?1") +
+                             " ON CONFLICT (" + std::string(group_columns) + ") DO UPDATE SET " + merge;
+  {
+    statement st;
+    if (prepare(raw, upsert, st) != SQLITE_OK) return failed("rollup");
+    sqlite3_bind_int64(st.s, 1, before_ms);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return failed("rollup");
+  }
+  if (exec(raw, "UPDATE rollup SET " + carry) != SQLITE_OK) return failed("rollup carry");
+  std::uint64_t deleted = 0;
+  {
+    statement st;
+    if (prepare(raw, "DELETE FROM requests WHERE time_ms < ?1", st) != SQLITE_OK) return failed("delete");
+    sqlite3_bind_int64(st.s, 1, before_ms);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return failed("delete");
+    deleted = static_cast<std::uint64_t>(sqlite3_changes64(raw));
+  }
+  {
+    statement st;
+    if (prepare(raw,
+                "INSERT INTO meta (key, value) VALUES ('pruned_before_ms', ?1) "
+                "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                st) != SQLITE_OK) {
+      return failed("meta");
+    }
+    sqlite3_bind_int64(st.s, 1, before_ms);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return failed("meta");
+  }
+  if (exec(raw, "COMMIT") != SQLITE_OK) return failed("commit");
+  return ok(deleted);
 }
 
 // --- writer -------------------------------------------------------------------------------------
@@ -585,7 +749,12 @@ ledger_result<std::unique_ptr<ledger>> ledger::open(const std::string& path, led
                                          "': " + errmsg(raw) + "); WAL needs a local filesystem with shared memory"));
     }
   }
-  if (exec(raw, options.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL") != SQLITE_OK) {
+  // journal_size_limit: after a checkpoint the -wal file is truncated back to 64 MiB, so one
+  // burst does not leave a huge file behind.
+  const std::string pragmas = std::string(options.synchronous_full ? "PRAGMA synchronous=FULL;"
+                                                                   : "PRAGMA synchronous=NORMAL;") +
+                              "PRAGMA journal_size_limit=67108864;";
+  if (exec(raw, pragmas) != SQLITE_OK) {
     return fail<result>(make_error(ledger_error::kind::sqlite, "ledger " + path + ": " + errmsg(raw)));
   }
 

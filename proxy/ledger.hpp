@@ -196,6 +196,9 @@ class ledger_reader {
   ledger_result<std::vector<report_row>> query_report(std::int64_t from_ms, std::int64_t to_ms,
                                                       const std::vector<report_key>& group_by);
 
+  /// Rows before this time were pruned (see prune_ledger); nullopt when never pruned.
+  ledger_result<std::optional<std::int64_t>> pruned_before_ms();
+
   /// The records with from_ms <= time_ms < to_ms, in commit order (at most `limit`). For export,
   /// reconciliation and tests.
   ledger_result<std::vector<ledger_record>> records(std::int64_t from_ms, std::int64_t to_ms,
@@ -206,6 +209,15 @@ class ledger_reader {
   std::mutex mu_;
   sqlite3* db_;
 };
+
+/// Retention: in one transaction, adds the rows with time_ms < before_ms to the `rollup` table
+/// (per Prometheus series group, so `totals()` and the counters restored from it never go down)
+/// and deletes them. Uses its own connection, so it may run beside a live proxy: it waits up to
+/// `busy_timeout` for the write lock, and the proxy's writer retries while it holds it (records
+/// stay queued). Prune a day or so at a time on a large ledger. Reports, budgets and `records`
+/// no longer see pruned rows. Returns the number of rows deleted.
+ledger_result<std::uint64_t> prune_ledger(const std::string& path, std::int64_t before_ms,
+                                          std::chrono::milliseconds busy_timeout = std::chrono::seconds(10));
 
 struct ledger_options {
   /// Most rows per transaction. Larger groups commit faster per row; smaller keep memory down.

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -212,39 +213,33 @@ TEST(LedgerWriter, AppendAfterCloseIsRefusedAndCounted) {
 
 using group_key = std::tuple<std::string, std::string, std::string, std::string, std::string, std::string, unsigned>;
 
-TEST(LedgerTotals, EqualSumsComputedFromTheRecords) {
-  temp_dir dir;
-  const auto path = dir.file("t.db");
+std::map<group_key, ledger_totals_row> expected_totals(const std::vector<ledger_record>& recs) {
   std::map<group_key, ledger_totals_row> expected;
-  {
-    auto l = open_or_die(path);
-    ASSERT_TRUE(l);
-    for (int i = 0; i < 3000; ++i) {
-      auto r = make_record(7, i);
-      auto& e = expected[{r.operation, r.model_label, r.region, r.service_tier, r.team, r.app, r.status}];
-      const bool est = r.usage_source == metering::usage_source::estimated;
-      e.requests += 1;
-      e.unpriced_requests += r.priced ? 0 : 1;
-      e.input_tokens += r.input_tokens;
-      e.output_tokens += r.output_tokens;
-      e.cache_read_tokens += r.cache_read_tokens;
-      e.cache_write_tokens += r.cache_write_tokens;
-      e.estimated_input_tokens += est ? r.input_tokens : 0;
-      e.estimated_output_tokens += est ? r.output_tokens : 0;
-      e.estimated_cache_read_tokens += est ? r.cache_read_tokens : 0;
-      e.estimated_cache_write_tokens += est ? r.cache_write_tokens : 0;
-      e.input_cost += r.input_cost;
-      e.output_cost += r.output_cost;
-      e.cache_read_cost += r.cache_read_cost;
-      e.cache_write_cost += r.cache_write_cost;
-      e.total_cost += r.total_cost;
-      ASSERT_TRUE(l->append(std::move(r)));
-    }
-    l->close();
+  for (const auto& r : recs) {
+    auto& e = expected[{r.operation, r.model_label, r.region, r.service_tier, r.team, r.app, r.status}];
+    const bool est = r.usage_source == metering::usage_source::estimated;
+    e.requests += 1;
+    e.unpriced_requests += r.priced ? 0 : 1;
+    e.input_tokens += r.input_tokens;
+    e.output_tokens += r.output_tokens;
+    e.cache_read_tokens += r.cache_read_tokens;
+    e.cache_write_tokens += r.cache_write_tokens;
+    e.estimated_input_tokens += est ? r.input_tokens : 0;
+    e.estimated_output_tokens += est ? r.output_tokens : 0;
+    e.estimated_cache_read_tokens += est ? r.cache_read_tokens : 0;
+    e.estimated_cache_write_tokens += est ? r.cache_write_tokens : 0;
+    e.input_cost += r.input_cost;
+    e.output_cost += r.output_cost;
+    e.cache_read_cost += r.cache_read_cost;
+    e.cache_write_cost += r.cache_write_cost;
+    e.total_cost += r.total_cost;
   }
-  auto l = open_or_die(path);
-  ASSERT_TRUE(l);
-  auto totals = l->reader().totals();
+  return expected;
+}
+
+void expect_totals(ledger_reader& reader, const std::vector<ledger_record>& recs) {
+  const auto expected = expected_totals(recs);
+  auto totals = reader.totals();
   ASSERT_TRUE(totals) << totals.error.message;
   ASSERT_EQ(totals.value->size(), expected.size());
   for (const auto& row : *totals.value) {
@@ -267,6 +262,22 @@ TEST(LedgerTotals, EqualSumsComputedFromTheRecords) {
     EXPECT_EQ(i128(row.cache_write_cost), i128(e.cache_write_cost));
     EXPECT_EQ(i128(row.total_cost), i128(e.total_cost));
   }
+}
+
+TEST(LedgerTotals, EqualSumsComputedFromTheRecords) {
+  temp_dir dir;
+  const auto path = dir.file("t.db");
+  std::vector<ledger_record> recs;
+  for (int i = 0; i < 3000; ++i) recs.push_back(make_record(7, i));
+  {
+    auto l = open_or_die(path);
+    ASSERT_TRUE(l);
+    for (const auto& r : recs) ASSERT_TRUE(l->append(r));
+    l->close();
+  }
+  auto l = open_or_die(path);
+  ASSERT_TRUE(l);
+  expect_totals(l->reader(), recs);
 }
 
 TEST(LedgerTotals, MoneyBeyondInt64IsSummedExactly) {
@@ -317,6 +328,75 @@ TEST(LedgerTotals, MoneyBeyondInt64IsSummedExactly) {
   ASSERT_TRUE(report) << report.error.message;
   ASSERT_EQ(report.value->size(), 1u);
   EXPECT_EQ(i128(report.value->front().total_cost), i128(expected));
+}
+
+// --- retention -------------------------------------------------------------------------------------
+
+TEST(LedgerRetention, PruneDeletesOldRowsButTotalsNeverDrop) {
+  temp_dir dir;
+  const auto path = dir.file("prune.db");
+  constexpr std::int64_t start = 1'700'000'000'000;
+  constexpr std::int64_t day = 86'400'000;
+  std::vector<ledger_record> recs;
+  for (int i = 0; i < 2000; ++i) recs.push_back(make_record(8, i));
+  // Huge amounts in one group make the rollup carry lo halves into hi across prunes.
+  for (int i = 0; i < 12; ++i) {
+    auto r = make_record(9, i);
+    r.time_ms = start + i * 8 * day;
+    r.input_cost = INT64_MAX - i;
+    r.total_cost = INT64_MAX - 3 * i;
+    recs.push_back(std::move(r));
+  }
+  auto l = open_or_die(path);
+  ASSERT_TRUE(l);
+  for (const auto& r : recs) ASSERT_TRUE(l->append(r));
+  ASSERT_TRUE(l->flush());
+  expect_totals(l->reader(), recs);
+
+  // Pruned beside the live writer, as an operator's cron job would.
+  const std::int64_t cut = start + 45 * day;
+  const auto old_rows = static_cast<std::uint64_t>(
+      std::count_if(recs.begin(), recs.end(), [&](const ledger_record& r) { return r.time_ms < cut; }));
+  ASSERT_GT(old_rows, 0u);
+  auto pruned = prune_ledger(path, cut);
+  ASSERT_TRUE(pruned) << pruned.error.message;
+  EXPECT_EQ(*pruned.value, old_rows);
+  expect_totals(l->reader(), recs);
+
+  auto live = l->reader().records(INT64_MIN, INT64_MAX);
+  ASSERT_TRUE(live);
+  EXPECT_EQ(live.value->size(), recs.size() - old_rows);
+  for (const auto& r : *live.value) EXPECT_GE(r.time_ms, cut);
+  auto horizon = l->reader().pruned_before_ms();
+  ASSERT_TRUE(horizon);
+  EXPECT_EQ(*horizon.value, std::optional<std::int64_t>(cut));
+  auto report = l->reader().query_report(INT64_MIN, INT64_MAX, {});
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report.value->front().requests, recs.size() - old_rows);
+
+  // Late records (older than the cut) and new ones, then a second prune merges into the same
+  // rollup groups; an earlier cut later never moves the horizon back.
+  for (int i = 0; i < 300; ++i) {
+    auto r = make_record(10, i);
+    if (i % 3 == 0) r.time_ms = start + i;
+    recs.push_back(r);
+    ASSERT_TRUE(l->append(std::move(r)));
+  }
+  ASSERT_TRUE(l->flush());
+  expect_totals(l->reader(), recs);
+  ASSERT_TRUE(prune_ledger(path, start + 80 * day));
+  ASSERT_TRUE(prune_ledger(path, start + 10 * day));
+  expect_totals(l->reader(), recs);
+  horizon = l->reader().pruned_before_ms();
+  ASSERT_TRUE(horizon);
+  EXPECT_EQ(*horizon.value, std::optional<std::int64_t>(start + 80 * day));
+  EXPECT_EQ(l->counters().lost, 0u);
+  l->close();
+
+  // And after a restart.
+  auto reader = ledger_reader::open(path);
+  ASSERT_TRUE(reader) << reader.error.message;
+  expect_totals(**reader.value, recs);
 }
 
 // --- back-pressure ---------------------------------------------------------------------------------

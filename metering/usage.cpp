@@ -223,6 +223,7 @@ struct extractor {
   bool usage_closed = false;  ///< a body's usage object (or the whole body) has closed
   bool stop_seen = false;     ///< stream: a top-level stop / completion reason string arrived
   std::uint64_t text_bytes = 0;
+  std::uint64_t pending_text_bytes = 0;  // of a string still being parsed
   bool text_in_doc = false;  ///< the current document carried generated text
   std::string tier;          ///< `serviceTier.type` (Converse body, ConverseStream metadata)
   std::string* bytes_out = nullptr;  ///< chunk_wrapper: where the `bytes` string goes
@@ -266,7 +267,7 @@ struct extractor {
     }
   }
 
-  void string_part(std::string_view path, std::string_view s, bool first) {
+  void string_part(std::string_view path, std::string_view s, bool first, bool last) {
     switch (kind) {
       case doc_kind::chunk_wrapper:
         if (path == "bytes" && bytes_out != nullptr) {
@@ -281,7 +282,7 @@ struct extractor {
                                                     : std::span<const std::string_view>(
                                                           converse_event_text),
                     path)) {
-          count_text(s);
+          count_text(s, first, last);
         } else if (path == "usage.cacheDetails[].ttl") {
           if (first) ttl_len = 0;
           const std::size_t n = std::min(s.size(), ttl.size() - ttl_len);
@@ -293,11 +294,11 @@ struct extractor {
         }
         return;
       case doc_kind::invoke_body:
-        if (path_in(invoke_body_text, path)) count_text(s);
+        if (path_in(invoke_body_text, path)) count_text(s, first, last);
         return;
       case doc_kind::invoke_chunk:
         if (path_in(invoke_chunk_text, path)) {
-          count_text(s);
+          count_text(s, first, last);
         } else if (path == "stop_reason" || path == "completionReason") {
           stop_seen = true;  // Llama / Titan: a non-null reason marks the last chunk
         }
@@ -309,8 +310,15 @@ struct extractor {
     return std::find(paths.begin(), paths.end(), path) != paths.end();
   }
 
-  void count_text(std::string_view s) noexcept {
-    text_bytes += s.size();
+  // Text counts only once its string is complete, so a body that breaks off mid-string (or
+  // is malformed there) estimates the same whatever the chunk boundaries were (the fuzzer
+  // checks that whole and chunked feeding agree).
+  void count_text(std::string_view s, bool first, bool last) noexcept {
+    if (first) pending_text_bytes = 0;
+    pending_text_bytes += s.size();
+    if (!last) return;
+    text_bytes += pending_text_bytes;
+    pending_text_bytes = 0;
     text_in_doc = true;
   }
 
@@ -395,11 +403,13 @@ class path_handler {
     return true;
   }
   bool on_string_part(json::string_view s, std::size_t n, json::error_code&) {
-    if (untracked_ == 0) ex_->string_part(path_, std::string_view(s.data(), s.size()), n == s.size());
+    if (untracked_ == 0)
+      ex_->string_part(path_, std::string_view(s.data(), s.size()), n == s.size(), false);
     return true;
   }
   bool on_string(json::string_view s, std::size_t n, json::error_code&) {
-    if (untracked_ == 0) ex_->string_part(path_, std::string_view(s.data(), s.size()), n == s.size());
+    if (untracked_ == 0)
+      ex_->string_part(path_, std::string_view(s.data(), s.size()), n == s.size(), true);
     return true;
   }
   bool on_number_part(json::string_view, json::error_code&) { return true; }

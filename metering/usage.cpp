@@ -310,9 +310,9 @@ struct extractor {
     return std::find(paths.begin(), paths.end(), path) != paths.end();
   }
 
-  // Text counts only once its string is complete, so a body that breaks off mid-string (or
-  // is malformed there) estimates the same whatever the chunk boundaries were (the fuzzer
-  // checks that whole and chunked feeding agree).
+  // Text of a string still being parsed is held apart until the string completes, so that a
+  // body malformed mid-string estimates the same whatever the chunk boundaries were (the
+  // fuzzer checks that whole and chunked feeding agree).
   void count_text(std::string_view s, bool first, bool last) noexcept {
     if (first) pending_text_bytes = 0;
     pending_text_bytes += s.size();
@@ -778,6 +778,9 @@ struct usage_observer::impl {
     }
     if (ec) {
       parse_body_ = false;  // not JSON we understand; headers (if any) still stand
+      // How much of a malformed string the parser handed over before failing depends on the
+      // chunk boundaries: count none of it.
+      ex_.pending_text_bytes = 0;
       return;
     }
     if (!usage_seen_ && ex_.usage_closed) {
@@ -867,8 +870,11 @@ struct usage_observer::impl {
       u = usage_of(shape_counts(*partial), *partial, ex_);
       reported_output = u.output;
     }
+    // A string cut off by the end of the body or the parse cap still counts (the same bytes
+    // arrive whatever the chunking); one cut off by a syntax error was dropped in body().
     const std::uint64_t from_text =
-        (ex_.text_bytes + estimate_bytes_per_token - 1) / estimate_bytes_per_token;
+        (ex_.text_bytes + ex_.pending_text_bytes + estimate_bytes_per_token - 1) /
+        estimate_bytes_per_token;
     u.output = std::max({reported_output, from_text, delta_events_});
     u.source = usage_source::estimated;
     return u;

@@ -934,6 +934,12 @@ bool ledger::commit_with_retry(ledger_record* recs, std::size_t n) {
   auto backoff = opt_.retry_backoff_min;
   std::uint64_t failures = 0;
   for (;;) {
+    {
+      // Past the close deadline every remaining group is given up at once: one more attempt
+      // each could cost busy_timeout per group and hold shutdown for minutes.
+      std::lock_guard lk(mu_);
+      if (abandon_) return false;
+    }
     if (opt_.before_commit) opt_.before_commit();
     std::string why;
     const int rc = try_commit(recs, n, why);

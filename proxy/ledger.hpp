@@ -240,8 +240,9 @@ struct ledger_options {
   /// How long `close` keeps retrying before it gives up on records it cannot commit (they are
   /// then reported as lost through `log` and the `lost` counter). Shutdown must end eventually.
   std::chrono::milliseconds close_timeout{30000};
-  /// One line per event worth an operator's attention (commit failures, recovery, loss). Called
-  /// from the writer thread; must not call back into the ledger. Empty: silent.
+  /// One line per event worth an operator's attention (commit failures, recovery, loss, appends
+  /// after close). Called mostly from the writer thread, also from `append`/`close` callers, never
+  /// under the ledger's lock; must not call back into the ledger. Empty: silent.
   std::function<void(std::string_view)> log;
   /// Test hook: called on the writer thread before each commit attempt.
   std::function<void()> before_commit;

@@ -499,14 +499,19 @@ TEST(LedgerWriter, CloseGivesUpAfterItsTimeoutAndCountsTheLoss) {
   const auto path = dir.file("stuck.db");
   auto o = fast_options();
   o.close_timeout = 100ms;
+  o.batch_max = 2;
+  o.busy_timeout = 400ms;  // each further attempt would be slow: close must not make them
   auto l = open_or_die(path, o);
   ASSERT_TRUE(l);
   sqlite3* other = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &other), SQLITE_OK);
   exec_or_fail(other, "BEGIN IMMEDIATE");
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(l->append(make_record(4, i)));
-  EXPECT_EQ(l->close(), 3u);
-  EXPECT_EQ(l->counters().lost, 3u);
+  for (int i = 0; i < 9; ++i) ASSERT_TRUE(l->append(make_record(4, i)));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(l->close(), 9u);
+  // The deadline plus at most the one attempt in progress, not one busy_timeout per group.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms);
+  EXPECT_EQ(l->counters().lost, 9u);
   EXPECT_GE(l->counters().errors, 1u);
   exec_or_fail(other, "ROLLBACK");
   sqlite3_close(other);

@@ -2,12 +2,18 @@
 
 #include <signal.h>
 
+#include <charconv>
 #include <cstdio>
+#include <sys/stat.h>
+#include <thread>
 #include <fstream>
 #include <iostream>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <condition_variable>
+#include <mutex>
 
 #include <openssl/rand.h>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -15,6 +21,10 @@
 #include <spdlog/spdlog.h>
 
 #include "config/config.hpp"
+#include "config/rate_table_loader.hpp"
+#include "metering/money.hpp"
+#include "metering/rate_table.hpp"
+#include "proxy/ledger.hpp"
 #include "proxy/credentials.hpp"
 #include "proxy/server.hpp"
 #include "proxy/sigv4.hpp"
@@ -34,6 +44,14 @@ Usage:
       Validate a config file; print each problem with file:line:column. Exit 1 if any.
   bedrock-meter keys create --team TEAM --app APP [--type sigv4|bearer]
       Mint a client credential. It is printed once, with the config lines to add.
+  bedrock-meter price --model ID --region R --input N --output M [--cache-read N]
+                      [--cache-write N] [--cache-write-1h N] [--tier T] [--latency optimized]
+                      [--at YYYY-MM-DD] (--config FILE | --rates FILE)
+      Quote a request's cost from the rate table and name the entry used.
+  bedrock-meter report --config FILE [--since 24h|7d|YYYY-MM-DD] [--until ...] [--by team,app,model,day]
+      Spend table from the ledger.
+  bedrock-meter ledger export --config FILE [--since ...] [--until ...] [--format csv|jsonl]
+      Every ledger row in the window, for chargeback.
   bedrock-meter --version
 )";
 
@@ -176,6 +194,361 @@ void setup_logging(const config::config& cfg) {
   access->flush_on(spdlog::level::info);
 }
 
+/// Polls the rate-table file and reloads it when its modification time or size changes
+/// (`pricing.reload.watch`). A table that fails validation is logged and counted; the old one
+/// stays. Runs on its own thread, never on a worker.
+class rate_table_watch {
+ public:
+  rate_table_watch(shared_state& state, std::shared_ptr<spdlog::logger> log)
+      : state_(state), log_(std::move(log)) {
+    const auto cfg = state_.snapshot()->cfg;
+    if (cfg->pricing.rate_table.empty() || !cfg->pricing.reload.watch) return;
+    thread_ = std::thread([this] { run(); });
+  }
+  ~rate_table_watch() { stop(); }
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  struct stamp {
+    std::int64_t mtime_ns = 0;
+    std::int64_t size = -1;
+    bool operator==(const stamp&) const = default;
+  };
+  static stamp stat_of(const std::string& path) {
+    struct ::stat st {};
+    if (::stat(path.c_str(), &st) != 0) return {};
+    return {static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+            static_cast<std::int64_t>(st.st_size)};
+  }
+  void run() {
+    auto cfg = state_.snapshot()->cfg;
+    stamp last = stat_of(cfg->pricing.rate_table);
+    std::unique_lock lock(mutex_);
+    while (!cv_.wait_for(lock, cfg->pricing.reload.poll_interval, [this] { return stopping_; })) {
+      cfg = state_.snapshot()->cfg;
+      const stamp now = stat_of(cfg->pricing.rate_table);
+      if (now == last) continue;
+      last = now;
+      const auto errors = state_.reload_rate_table();
+      if (errors.empty()) {
+        log_->info("rate table reloaded from {} (version {})", cfg->pricing.rate_table,
+                   state_.rates().load()->version);
+      } else {
+        for (const auto& e : errors) log_->error("rate table reload rejected: {}", e);
+      }
+    }
+  }
+  shared_state& state_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+std::optional<std::uint64_t> parse_count(std::string_view s) {
+  std::uint64_t v = 0;
+  if (s.empty()) return 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+/// "24h", "7d", "30m" (before now), or a UTC date "2026-11-01" -> unix ms.
+std::optional<std::int64_t> parse_when(std::string_view s, std::int64_t now_ms) {
+  if (s.empty()) return std::nullopt;
+  if (s.size() == 10 && s[4] == '-' && s[7] == '-') {
+    int y = 0;
+    unsigned m = 0, d = 0;
+    if (std::from_chars(s.data(), s.data() + 4, y).ec != std::errc{} ||
+        std::from_chars(s.data() + 5, s.data() + 7, m).ec != std::errc{} ||
+        std::from_chars(s.data() + 8, s.data() + 10, d).ec != std::errc{})
+      return std::nullopt;
+    const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{m},
+                                          std::chrono::day{d}};
+    if (!ymd.ok()) return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::sys_days{ymd}.time_since_epoch())
+        .count();
+  }
+  const char unit = s.back();
+  const auto n = parse_count(s.substr(0, s.size() - 1));
+  if (!n || *n == 0) return std::nullopt;
+  std::int64_t ms = 0;
+  switch (unit) {
+    case 'm': ms = 60'000; break;
+    case 'h': ms = 3'600'000; break;
+    case 'd': ms = 86'400'000; break;
+    default: return std::nullopt;
+  }
+  return now_ms - static_cast<std::int64_t>(*n) * ms;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int price_command(const args& a) {
+  std::shared_ptr<const metering::rate_table> table;
+  std::vector<metering::model_mapping> mappings;
+  if (const auto rates = a.get("rates"); !rates.empty()) {
+    auto r = config::load_rate_table_file(std::string(rates));
+    for (const auto& e : r.errors) std::cerr << e.to_string() << '\n';
+    if (!r.table) return 1;
+    table = r.table;
+  } else if (const auto path = a.get("config"); !path.empty()) {
+    const auto cfg = load_or_report(path);
+    if (!cfg) return 1;
+    if (!cfg->rate_table) {
+      std::cerr << "price: " << path << " has no pricing.rate_table\n";
+      return 1;
+    }
+    table = cfg->rate_table;
+    mappings = cfg->models.mappings;
+  } else {
+    std::cerr << "price: give --config FILE or --rates FILE\n";
+    return 2;
+  }
+  const auto model = a.get("model");
+  const auto region = a.get("region", "us-east-1");
+  if (model.empty()) {
+    std::cerr << "price: --model is required\n";
+    return 2;
+  }
+  metering::token_usage u;
+  u.source = metering::usage_source::reported;
+  struct {
+    std::string_view name;
+    std::uint64_t* out;
+  } counts[] = {{"input", &u.input},
+                {"output", &u.output},
+                {"cache-read", &u.cache_read},
+                {"cache-write", &u.cache_write},
+                {"cache-write-1h", &u.cache_write_1h}};
+  for (auto& c : counts) {
+    const auto v = parse_count(a.get(c.name));
+    if (!v) {
+      std::cerr << "price: --" << c.name << " must be a whole number of tokens\n";
+      return 2;
+    }
+    *c.out = *v;
+  }
+  u.cache_write += u.cache_write_1h;  // --cache-write is the 5-minute part
+  metering::price_query q;
+  q.model_id = model;
+  q.region = region;
+  const auto tier = metering::parse_service_tier(a.get("tier"));
+  if (!tier) {
+    std::cerr << "price: --tier must be default, priority, flex or reserved\n";
+    return 2;
+  }
+  q.tier = *tier;
+  q.latency = a.get("latency") == "optimized" ? metering::latency_mode::optimized
+                                              : metering::latency_mode::standard;
+  q.at = std::chrono::system_clock::now();
+  if (const auto at = a.get("at"); !at.empty()) {
+    const auto ms = parse_when(at, now_ms());
+    if (!ms) {
+      std::cerr << "price: --at must be a date YYYY-MM-DD\n";
+      return 2;
+    }
+    q.at = std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms));
+  }
+  q.mappings = &mappings;
+  const auto p = metering::price(*table, u, q);
+  std::cout << "model:        " << model << " (" << metering::to_string(p.model.kind) << ", scope "
+            << metering::to_string(p.model.scope) << ")\n"
+            << "region:       " << region << "   tier: " << metering::to_string(q.tier)
+            << "   latency: " << metering::to_string(q.latency) << "\n"
+            << "rate table:   " << table->version << "\n";
+  if (!p.priced) {
+    std::cout << "UNPRICED:     " << p.note << "\n";
+    return 3;
+  }
+  if (p.entry)
+    std::cout << "entry:        " << p.entry->location << "  (" << p.entry->model << "; "
+              << p.entry->source << ")\n";
+  if (p.long_context) std::cout << "long context: yes (input above the entry's threshold)\n";
+  std::cout << "input:        " << u.input << " tokens  $" << metering::format_usd(p.cost.input, 9)
+            << "\noutput:       " << u.output << " tokens  $"
+            << metering::format_usd(p.cost.output, 9) << "\ncache read:   " << u.cache_read
+            << " tokens  $" << metering::format_usd(p.cost.cache_read, 9)
+            << "\ncache write:  " << u.cache_write << " tokens  $"
+            << metering::format_usd(p.cost.cache_write, 9) << "\ntotal:        $"
+            << metering::format_usd(p.cost.total(), 9) << "\n";
+  if (!p.note.empty()) std::cout << "note:         " << p.note << "\n";
+  return 0;
+}
+
+/// The ledger path from --config (or --ledger PATH).
+std::string ledger_path_of(const args& a) {
+  if (const auto l = a.get("ledger"); !l.empty()) return std::string(l);
+  if (const auto path = a.get("config"); !path.empty()) {
+    const auto cfg = load_or_report(path);
+    if (cfg) return cfg->ledger.path;
+  }
+  return {};
+}
+
+int report_command(const args& a) {
+  const auto path = ledger_path_of(a);
+  if (path.empty()) {
+    std::cerr << "report: give --config FILE (with ledger.path) or --ledger PATH\n";
+    return 2;
+  }
+  const auto now = now_ms();
+  const auto since = parse_when(a.get("since", "24h"), now);
+  const auto until = a.get("until").empty() ? std::optional<std::int64_t>(now + 1)
+                                            : parse_when(a.get("until"), now);
+  if (!since || !until) {
+    std::cerr << "report: --since/--until take 30m, 24h, 7d or a date YYYY-MM-DD\n";
+    return 2;
+  }
+  std::vector<report_key> keys;
+  std::string by(a.get("by", "team,model"));
+  for (std::size_t pos = 0; pos <= by.size();) {
+    const auto comma = std::min(by.find(',', pos), by.size());
+    auto name = std::string_view(by).substr(pos, comma - pos);
+    if (name == "model") name = "model_base";
+    const auto k = parse_report_key(name);
+    if (!k) {
+      std::cerr << "report: --by takes team, app, model, day\n";
+      return 2;
+    }
+    keys.push_back(*k);
+    pos = comma + 1;
+  }
+  auto reader = ledger_reader::open(path);
+  if (!reader) {
+    std::cerr << "report: " << reader.error.message << '\n';
+    return 1;
+  }
+  auto rows = (*reader.value)->query_report(*since, *until, keys);
+  if (!rows) {
+    std::cerr << "report: " << rows.error.message << '\n';
+    return 1;
+  }
+  std::sort(rows.value->begin(), rows.value->end(),
+            [](const report_row& x, const report_row& y) { return x.total_cost > y.total_cost; });
+  for (const auto k : keys) std::printf("%-44s ", std::string(to_string(k)).c_str());
+  std::printf("%9s %12s %12s %12s %12s %16s\n", "requests", "input", "output", "cache_read",
+              "cache_write", "spend_usd");
+  report_row sum;
+  for (const auto& r : *rows.value) {
+    for (const auto& key : r.keys) std::printf("%-44s ", key.empty() ? "-" : key.c_str());
+    std::printf("%9llu %12llu %12llu %12llu %12llu %16s\n",
+                static_cast<unsigned long long>(r.requests),
+                static_cast<unsigned long long>(r.input_tokens),
+                static_cast<unsigned long long>(r.output_tokens),
+                static_cast<unsigned long long>(r.cache_read_tokens),
+                static_cast<unsigned long long>(r.cache_write_tokens),
+                metering::format_usd(r.total_cost, 6).c_str());
+    sum.requests += r.requests;
+    sum.total_cost += r.total_cost;
+  }
+  std::printf("total: %llu requests, $%s\n", static_cast<unsigned long long>(sum.requests),
+              metering::format_usd(sum.total_cost, 6).c_str());
+  return 0;
+}
+
+std::string csv_field(std::string_view v) {
+  if (v.find_first_of(",\"\n\r") == std::string_view::npos) return std::string(v);
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+int ledger_export_command(const args& a) {
+  const auto path = ledger_path_of(a);
+  if (path.empty()) {
+    std::cerr << "ledger export: give --config FILE (with ledger.path) or --ledger PATH\n";
+    return 2;
+  }
+  const auto now = now_ms();
+  const auto since = parse_when(a.get("since", "30d"), now);
+  const auto until = a.get("until").empty() ? std::optional<std::int64_t>(now + 1)
+                                            : parse_when(a.get("until"), now);
+  const auto format = a.get("format", "csv");
+  if (!since || !until || (format != "csv" && format != "jsonl")) {
+    std::cerr << "ledger export: --since/--until take 30m, 24h, 7d or YYYY-MM-DD; --format csv|jsonl\n";
+    return 2;
+  }
+  auto reader = ledger_reader::open(path);
+  if (!reader) {
+    std::cerr << "ledger export: " << reader.error.message << '\n';
+    return 1;
+  }
+  auto recs = (*reader.value)->records(*since, *until);
+  if (!recs) {
+    std::cerr << "ledger export: " << recs.error.message << '\n';
+    return 1;
+  }
+  using field = std::pair<std::string_view, std::string>;
+  auto fields_of = [](const ledger_record& r) {
+    const auto u = [](std::uint64_t v) { return std::to_string(v); };
+    return std::vector<field>{
+        {"time_ms", std::to_string(r.time_ms)}, {"request_id", r.request_id}, {"team", r.team},
+        {"app", r.app}, {"principal", r.principal}, {"operation", r.operation},
+        {"model_requested", r.model_requested}, {"model_base", r.model_base},
+        {"region", r.region}, {"scope", r.scope}, {"service_tier", r.service_tier},
+        {"latency_mode", r.latency_mode}, {"status", std::to_string(r.status)},
+        {"outcome", std::string(to_string(r.outcome))}, {"input_tokens", u(r.input_tokens)},
+        {"output_tokens", u(r.output_tokens)}, {"cache_read_tokens", u(r.cache_read_tokens)},
+        {"cache_write_tokens", u(r.cache_write_tokens)},
+        {"cache_write_1h_tokens", u(r.cache_write_1h_tokens)},
+        {"usage_source", std::string(to_string(r.usage_source))},
+        {"cost_usd", metering::format_usd(r.total_cost, 12)},
+        {"input_cost_usd", metering::format_usd(r.input_cost, 12)},
+        {"output_cost_usd", metering::format_usd(r.output_cost, 12)},
+        {"cache_read_cost_usd", metering::format_usd(r.cache_read_cost, 12)},
+        {"cache_write_cost_usd", metering::format_usd(r.cache_write_cost, 12)},
+        {"priced", r.priced ? "true" : "false"}, {"pricing_note", r.unpriced_reason},
+        {"rate_table_version", r.rate_table_version}, {"rate_entry", r.rate_entry},
+        {"duration_us", std::to_string(r.duration_us)}};
+  };
+  bool header = true;
+  for (const auto& r : *recs.value) {
+    const auto fields = fields_of(r);
+    std::string line;
+    if (format == "csv") {
+      if (header) {
+        for (std::size_t i = 0; i < fields.size(); ++i)
+          line.append(i ? "," : "").append(fields[i].first);
+        std::cout << line << '\n';
+        line.clear();
+        header = false;
+      }
+      for (std::size_t i = 0; i < fields.size(); ++i)
+        line.append(i ? "," : "").append(csv_field(fields[i].second));
+    } else {
+      line = "{";
+      for (std::size_t i = 0; i < fields.size(); ++i) {
+        line.append(i ? ",\"" : "\"").append(fields[i].first).append("\":\"");
+        for (char c : fields[i].second) {
+          if (c == '"' || c == '\\') line += '\\';
+          if (static_cast<unsigned char>(c) >= 0x20) line += c;
+        }
+        line += '"';
+      }
+      line += '}';
+    }
+    std::cout << line << '\n';
+  }
+  return 0;
+}
+
 int serve(const args& a) {
   const auto path = a.get("config");
   if (path.empty()) {
@@ -238,10 +611,34 @@ int serve(const args& a) {
     log->info("upstream credentials from {}", snap->source);
   }
 
+  std::unique_ptr<ledger> book;
+  if (!cfg->ledger.path.empty()) {
+    ledger_options lo;
+    lo.batch_max = cfg->ledger.batch_max;
+    lo.queue_capacity = cfg->ledger.queue_capacity;
+    lo.flush_interval = cfg->ledger.flush_interval;
+    lo.log = [log](std::string_view m) { log->warn("ledger: {}", m); };
+    auto opened = ledger::open(cfg->ledger.path, std::move(lo));
+    if (!opened) {
+      log->critical("ledger: {}", opened.error.message);
+      return 1;
+    }
+    book = std::move(*opened.value);
+    log->info("ledger at {}", cfg->ledger.path);
+  } else {
+    log->warn("no ledger.path: priced requests are not recorded durably");
+  }
+  if (!cfg->rate_table)
+    log->warn("no pricing.rate_table: every request with tokens is recorded as unpriced");
+  else
+    log->info("rate table {} ({} entries) from {}", cfg->rate_table->version,
+              cfg->rate_table->entries.size(), cfg->pricing.rate_table);
+
   std::shared_ptr<shared_state> state;
   std::unique_ptr<server> srv;
   try {
     state = std::make_shared<shared_state>(cfg, creds, bearer);
+    state->ledger_sink = book.get();
     srv = std::make_unique<server>(state);
     srv->bind();
   } catch (const std::exception& e) {
@@ -257,6 +654,7 @@ int serve(const args& a) {
   }
   ports_json += "]";
   srv->start();
+  rate_table_watch watch(*state, log);
   if (const auto rf = a.get("ready-file"); !rf.empty()) {
     const std::string tmp = std::string(rf) + ".tmp";
     std::ofstream(tmp) << "{\"ports\":" << ports_json << "}\n";
@@ -269,12 +667,18 @@ int serve(const args& a) {
     if (sig == SIGHUP) {
       auto r = config::load_file(std::string(path));
       if (!r.value) {
+        state->stats.rate_table_reloads_failed.fetch_add(1, std::memory_order_relaxed);
         for (const auto& e : r.errors) log->error("reload rejected: {}", e.to_string());
         continue;
       }
       try {
-        state->replace(std::make_shared<const config::config>(std::move(*r.value)));
-        log->info("config reloaded from {} (listeners and workers change only on restart)", path);
+        auto next = std::make_shared<const config::config>(std::move(*r.value));
+        state->replace(next);
+        if (next->rate_table)
+          state->stats.rate_table_reloads_ok.fetch_add(1, std::memory_order_relaxed);
+        log->info("config reloaded from {} (listeners and workers change only on restart); rate "
+                  "table {}",
+                  path, next->rate_table ? next->rate_table->version : std::string("none"));
       } catch (const std::exception& e) {
         log->error("reload rejected: {}", e.what());
       }
@@ -288,7 +692,14 @@ int serve(const args& a) {
   if (!clean)
     log->warn("shutdown grace period ended with {} request(s) still in flight",
               state->stats.inflight.load());
+  watch.stop();
   srv.reset();
+  if (book) {
+    const auto lost = book->close();  // commits everything the settled requests appended
+    const auto c = book->counters();
+    log->info("ledger closed: {} records committed this run", c.committed);
+    if (lost > 0) log->error("ledger: {} records could not be committed", lost);
+  }
   if (provider) provider->stop();  // joins the refresh thread before `creds` goes away
   log->info("stopped");
   spdlog::shutdown();
@@ -318,6 +729,10 @@ int run_cli(int argc, char** argv) {
     if (cmd == "check-config") return check_config(a);
     if (cmd == "keys" && a.positional.size() > 1 && a.positional[1] == "create")
       return keys_create(a);
+    if (cmd == "price") return price_command(a);
+    if (cmd == "report") return report_command(a);
+    if (cmd == "ledger" && a.positional.size() > 1 && a.positional[1] == "export")
+      return ledger_export_command(a);
   } catch (const std::exception& e) {
     std::cerr << "bedrock-meter: " << e.what() << '\n';
     return 1;

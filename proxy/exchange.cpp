@@ -12,10 +12,13 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <spdlog/spdlog.h>
 
+#include "metering/money.hpp"
+#include "metering/rate_table.hpp"
 #include "metering/route.hpp"
 #include "metering/usage.hpp"
 #include "proxy/bedrock_error.hpp"
 #include "proxy/headers.hpp"
+#include "proxy/ledger.hpp"
 #include "proxy/server.hpp"
 
 namespace bedrock_meter::proxy {
@@ -28,9 +31,6 @@ namespace {
 /// Bytes read from upstream per step: one event-stream chunk usually fits, and the stack
 /// buffer is the only copy between the two sockets.
 constexpr std::size_t relay_chunk_bytes = 16 * 1024;
-/// After a client goes away mid-stream, keep reading the upstream this long to get the exact
-/// usage (Bedrock bills the whole generation either way).
-constexpr std::chrono::seconds drain_limit{30};
 constexpr std::uint32_t max_upstream_header_bytes = 64 * 1024;
 
 struct timing {
@@ -46,9 +46,11 @@ struct settle_info {
   unsigned status = 0;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
-  std::string_view outcome = "ok";  // ok, client_abort, upstream_cut, upstream_error, refused
+  ledger_outcome outcome = ledger_outcome::ok;
   std::string_view region;
+  metering::latency_mode latency = metering::latency_mode::standard;
   const metering::usage_observer* usage = nullptr;
+  std::chrono::system_clock::time_point wall_start = std::chrono::system_clock::now();
   timing t;
 };
 
@@ -94,28 +96,138 @@ void add_field(std::string& out, std::string_view key, std::uint64_t value) {
   out += std::to_string(value);
 }
 
-std::string_view source_name(metering::usage_source s) {
-  switch (s) {
-    case metering::usage_source::reported: return "reported";
-    case metering::usage_source::estimated: return "estimated";
-    case metering::usage_source::none: break;
-  }
-  return "none";
+/// Operations that are free (reads) or not billed by tokens at all.
+bool free_operation(metering::operation op) noexcept {
+  return op == metering::operation::count_tokens || op == metering::operation::get_async_invoke ||
+         op == metering::operation::list_async_invokes;
 }
 
-/// One structured access-log line per request. Only labels, counts and ids: never a header
-/// value, key or body.
-void settle(worker& w, const inbound_request& req, settle_info& s) {
-  auto& st = w.state().stats;
+/// What a request cost. Model operations are priced with the worker's current rate-table
+/// snapshot; free reads price to zero; ApplyGuardrail (text units) and StartAsyncInvoke
+/// (per-second / per-image outputs) are not billed by tokens and are recorded as unpriced with
+/// that reason rather than as $0.
+metering::priced price_request(worker& w, const settle_info& s, const config::config& cfg,
+                               const metering::rate_table* table) {
+  metering::priced p;
+  if (!s.route || !s.usage) {
+    p.priced = true;  // refused before reaching Bedrock: nothing billed
+    return p;
+  }
+  const auto op = s.route->op;
+  if (free_operation(op)) {
+    p.priced = true;
+    p.model = metering::resolve_model(s.route->model_id, cfg.models.mappings);
+    return p;
+  }
+  if (op == metering::operation::apply_guardrail || op == metering::operation::start_async_invoke) {
+    p.note = "not billed by tokens (";
+    p.note += metering::operation_name(op);
+    p.note += ")";
+    return p;
+  }
+  if (!table) {
+    p.note = "no rate table configured (pricing.rate_table)";
+    p.model = metering::resolve_model(s.route->model_id, cfg.models.mappings);
+    return p;
+  }
+  metering::price_query q;
+  q.model_id = s.route->model_id;
+  q.region = s.region;
+  q.tier = metering::parse_service_tier(s.usage->service_tier()).value_or(
+      metering::service_tier::standard);
+  q.latency = s.latency;
+  q.at = s.wall_start;
+  q.mappings = &cfg.models.mappings;
+  metering::price(*table, s.usage->usage(), q, p);
+  (void)w;
+  return p;
+}
+
+/// The bounded `model` label: a model the rate table knows, else "other" (DESIGN.md: a client
+/// sending random model ids cannot grow the series count).
+std::string model_label(const metering::priced& p, const metering::rate_table* table) {
+  if (p.entry) return p.entry->model;
+  if (table && !p.model.base_model.empty()) {
+    for (const auto& candidate : metering::base_model_candidates(p.model.base_model))
+      if (table->by_model.find(candidate) != table->by_model.end()) return candidate;
+  }
+  return "other";
+}
+
+/// Settles one request: price it, count it, write the ledger row and one access-log line. Only
+/// labels, counts and ids are logged: never a header value, key or body.
+void settle(worker& w, const inbound_request& req, settle_info& s, const config::config& cfg) {
+  auto& state = w.state();
+  auto& st = state.stats;
+  s.t.end = clock::now();
   count_status(st, s.status);
-  if (s.outcome == "client_abort") st.client_aborts.fetch_add(1, std::memory_order_relaxed);
+  if (s.outcome == ledger_outcome::client_abort)
+    st.client_aborts.fetch_add(1, std::memory_order_relaxed);
   if (s.usage && s.usage->decode_errors() > 0)
     st.stream_decode_errors.fetch_add(s.usage->decode_errors(), std::memory_order_relaxed);
-  if (!w.state().access) return;
-  s.t.end = clock::now();
+
+  const auto table = w.rates();  // one rate-table snapshot for this request
+  const metering::priced p = price_request(w, s, cfg, table.get());
+  const metering::token_usage none{};
+  const auto& u = s.usage ? s.usage->usage() : none;
+  if (!p.priced) st.unpriced_requests.fetch_add(1, std::memory_order_relaxed);
+  if (u.source == metering::usage_source::estimated)
+    st.estimated_requests.fetch_add(1, std::memory_order_relaxed);
+
   using us = std::chrono::microseconds;
+  const auto duration = std::chrono::duration_cast<us>(s.t.end - s.t.start).count();
+  const std::int64_t first_byte =
+      s.t.first_byte == clock::time_point{}
+          ? -1
+          : std::chrono::duration_cast<us>(s.t.first_byte - s.t.start).count();
+  const std::string tier(s.usage ? s.usage->service_tier() : std::string_view{});
+
+  if (state.ledger_sink != nullptr) {
+    ledger_record r;
+    r.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    s.wall_start.time_since_epoch()).count();
+    r.request_id = s.request_id;
+    if (s.who) {
+      r.team = s.who->team;
+      r.app = s.who->app;
+      r.principal = s.who->principal;
+    }
+    r.operation = s.route ? std::string(metering::operation_name(s.route->op)) : std::string("-");
+    if (s.route) r.model_requested = s.route->model_id;
+    r.model_base = p.entry ? p.entry->model : p.model.base_model;
+    r.model_label = model_label(p, table.get());
+    r.region = std::string(s.region);
+    r.scope = std::string(metering::to_string(p.model.scope));
+    r.service_tier = tier.empty() ? "default" : tier;
+    r.latency_mode = std::string(metering::to_string(s.latency));
+    r.status = s.status;
+    r.outcome = s.outcome;
+    r.input_tokens = u.input;
+    r.output_tokens = u.output;
+    r.cache_read_tokens = u.cache_read;
+    r.cache_write_tokens = u.cache_write;
+    r.cache_write_1h_tokens = u.cache_write_1h;
+    r.usage_source = u.source;
+    r.input_cost = p.cost.input;
+    r.output_cost = p.cost.output;
+    r.cache_read_cost = p.cost.cache_read;
+    r.cache_write_cost = p.cost.cache_write;
+    r.total_cost = p.cost.total();
+    r.priced = p.priced;
+    r.unpriced_reason = p.note;
+    r.rate_table_version = table ? table->version : std::string();
+    if (p.entry) r.rate_entry = p.entry->location;
+    r.duration_us = duration;
+    r.first_byte_us = first_byte;
+    r.bytes_in = s.bytes_in;
+    r.bytes_out = s.bytes_out;
+    if (!state.ledger_sink->append(std::move(r)))
+      st.ledger_append_failures.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  if (!state.access) return;
   std::string line;
-  line.reserve(512);
+  line.reserve(640);
   line += "{\"request_id\":\"";
   line += s.request_id;
   line += '"';
@@ -130,26 +242,25 @@ void settle(worker& w, const inbound_request& req, settle_info& s) {
   add_field(line, "model", s.route ? std::string_view(s.route->model_id) : "-");
   add_field(line, "region", s.region);
   add_field(line, "status", s.status);
-  add_field(line, "outcome", s.outcome);
+  add_field(line, "outcome", to_string(s.outcome));
   add_field(line, "bytes_in", s.bytes_in);
   add_field(line, "bytes_out", s.bytes_out);
-  add_field(line, "duration_us",
-            static_cast<std::uint64_t>(std::chrono::duration_cast<us>(s.t.end - s.t.start).count()));
-  if (s.t.first_byte != clock::time_point{})
-    add_field(line, "first_byte_us",
-              static_cast<std::uint64_t>(
-                  std::chrono::duration_cast<us>(s.t.first_byte - s.t.start).count()));
-  if (s.usage) {
-    const auto& u = s.usage->usage();
-    add_field(line, "input_tokens", u.input);
-    add_field(line, "output_tokens", u.output);
-    add_field(line, "cache_read_tokens", u.cache_read);
-    add_field(line, "cache_write_tokens", u.cache_write);
-    add_field(line, "usage_source", source_name(u.source));
-    if (!s.usage->service_tier().empty()) add_field(line, "service_tier", s.usage->service_tier());
-  }
+  add_field(line, "duration_us", static_cast<std::uint64_t>(duration));
+  if (first_byte >= 0) add_field(line, "first_byte_us", static_cast<std::uint64_t>(first_byte));
+  add_field(line, "input_tokens", u.input);
+  add_field(line, "output_tokens", u.output);
+  add_field(line, "cache_read_tokens", u.cache_read);
+  add_field(line, "cache_write_tokens", u.cache_write);
+  add_field(line, "usage_source", to_string(u.source));
+  if (!tier.empty()) add_field(line, "service_tier", tier);
+  if (s.latency != metering::latency_mode::standard)
+    add_field(line, "latency", metering::to_string(s.latency));
+  add_field(line, "priced", p.priced ? std::string_view("true") : std::string_view("false"));
+  add_field(line, "cost_usd", metering::format_usd(p.cost.total(), 9));
+  if (!p.note.empty()) add_field(line, "pricing_note", p.note);
+  if (table) add_field(line, "rate_table_version", table->version);
   line += '}';
-  w.state().access->info(line);
+  state.access->info(line);
 }
 
 template <class Stream>
@@ -177,7 +288,8 @@ template <class Stream>
 awaitable<relay_result> relay(Stream& stream, http::request<http::string_body>& ureq,
                               response_sink& out, metering::usage_observer& meter,
                               settle_info& s, exchange_result& result,
-                              const config::config& cfg, clock::time_point deadline) {
+                              const config::config& cfg, clock::time_point deadline,
+                              proxy_stats& stats) {
   relay_result r;
   auto& tcp = lowest(stream);
 
@@ -235,6 +347,30 @@ awaitable<relay_result> relay(Stream& stream, http::request<http::string_body>& 
 
   std::array<char, relay_chunk_bytes> chunk;
   clock::time_point drain_deadline{};
+  // After the client goes away mid-answer, keep reading the upstream (bounded in time and in how
+  // many at once) until the usage arrives: Bedrock bills the whole generation either way.
+  bool draining = false;
+  struct drain_guard {
+    proxy_stats& st;
+    bool& on;
+    ~drain_guard() {
+      if (on) st.draining.fetch_sub(1, std::memory_order_relaxed);
+    }
+  } drain_release{stats, draining};
+  auto start_drain = [&]() {
+    const auto& m = cfg.metering;
+    if (!m.drain_on_client_abort || meter.usage_seen()) return false;
+    if (stats.draining.fetch_add(1, std::memory_order_relaxed) >=
+        static_cast<std::int64_t>(m.max_concurrent_drains)) {
+      stats.draining.fetch_sub(1, std::memory_order_relaxed);
+      stats.drains_refused.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    stats.drains.fetch_add(1, std::memory_order_relaxed);
+    draining = true;
+    drain_deadline = clock::now() + m.drain_timeout;
+    return true;
+  };
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
@@ -249,7 +385,7 @@ awaitable<relay_result> relay(Stream& stream, http::request<http::string_body>& 
       if (client_alive) {
         if (auto ec = co_await out.write_body(bytes); ec) {
           client_alive = false;
-          drain_deadline = clock::now() + drain_limit;
+          if (!start_drain()) break;  // estimate from what was seen
         } else {
           s.bytes_out += got;
         }
@@ -269,15 +405,27 @@ awaitable<relay_result> relay(Stream& stream, http::request<http::string_body>& 
     if (auto ec = co_await out.finish(complete); ec) client_alive = false;
   }
   if (!client_alive) {
-    s.outcome = "client_abort";
+    s.outcome = ledger_outcome::client_abort;
     result.keep_alive = false;
   } else if (!complete) {
-    s.outcome = "upstream_cut";
+    s.outcome = ledger_outcome::upstream_cut;
     result.keep_alive = false;
   }
   r.reusable = complete && parser.keep_alive();
-  if (complete) r.failure = upstream_failure::none;
+  // A drain that ran out of time is the client's doing, not an upstream failure.
+  if (complete || !client_alive) r.failure = upstream_failure::none;
   co_return r;
+}
+
+/// Answers with a Bedrock-shaped error and records why (a plain function, not a capturing
+/// lambda coroutine: STYLE.md 8).
+awaitable<void> refuse(response_sink& out, settle_info& s, exchange_result& result,
+                       const bedrock_error& err, ledger_outcome outcome) {
+  s.status = err.status;
+  s.outcome = outcome;
+  auto ec = co_await write_error(out, err, s.request_id);
+  result.response_started = true;
+  if (ec) result.keep_alive = false;
 }
 
 }  // namespace
@@ -319,14 +467,9 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
   s.bytes_in = req.body.size();
   const auto deadline = s.t.start + cfg.limits.exchange_timeout;
 
-  auto refuse = [&](const bedrock_error& err, std::string_view outcome) -> awaitable<void> {
-    s.status = err.status;
-    s.outcome = outcome;
-    auto ec = co_await write_error(out, err, s.request_id);
-    result.response_started = true;
-    if (ec) result.keep_alive = false;
-    co_return;
-  };
+  s.latency = iequals(req.header("x-amzn-bedrock-performanceconfig-latency"), "optimized")
+                  ? metering::latency_mode::optimized
+                  : metering::latency_mode::standard;
 
   // Route: anything that is not a Bedrock Runtime operation is refused, never passed through
   // unmetered.
@@ -335,11 +478,11 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
     stats.unknown_routes.fetch_add(1, std::memory_order_relaxed);
     if (parsed.error == metering::route_error::bad_encoding ||
         parsed.error == metering::route_error::empty_model_id)
-      co_await refuse(validation_error("The model identifier in the request path is invalid."),
-                      "refused");
+      co_await refuse(out, s, result, validation_error("The model identifier in the request path is invalid."),
+                      ledger_outcome::refused);
     else
-      co_await refuse(unknown_operation(req.method, req.target), "refused");
-    settle(w, req, s);
+      co_await refuse(out, s, result, unknown_operation(req.method, req.target), ledger_outcome::refused);
+    settle(w, req, s, cfg);
     co_return result;
   }
   s.route = &parsed.value;
@@ -349,8 +492,8 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
                                       std::chrono::system_clock::now());
   if (auth.error) {
     stats.auth_failures.fetch_add(1, std::memory_order_relaxed);
-    co_await refuse(*auth.error, "refused");
-    settle(w, req, s);
+    co_await refuse(out, s, result, *auth.error, ledger_outcome::refused);
+    settle(w, req, s, cfg);
     co_return result;
   }
   s.who = auth.who;
@@ -372,9 +515,9 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
   } else {
     const auto creds = w.upstream_credentials();
     if (!creds) {
-      co_await refuse(upstream_unavailable("The proxy has no upstream AWS credentials."),
-                      "upstream_error");
-      settle(w, req, s);
+      co_await refuse(out, s, result, upstream_unavailable("The proxy has no upstream AWS credentials."),
+                      ledger_outcome::upstream_error);
+      settle(w, req, s, cfg);
       co_return result;
     }
     sigv4::signing_options opt;
@@ -403,25 +546,25 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
       stats.upstream_errors[static_cast<int>(acq.failure)].fetch_add(1, std::memory_order_relaxed);
       state.log->warn("upstream {} failed for {}: {}", to_string(acq.failure), target.pool_key,
                       acq.ec.message());
-      co_await refuse(upstream_unavailable("The proxy could not reach Bedrock (" +
+      co_await refuse(out, s, result, upstream_unavailable("The proxy could not reach Bedrock (" +
                                            std::string(to_string(acq.failure)) + ")."),
-                      "upstream_error");
+                      ledger_outcome::upstream_error);
       break;
     }
     const bool reused = acq.conn->requests > 0;
     relay_result rr = acq.conn->tls()
                           ? co_await relay(acq.conn->ssl(), ureq, out, meter, s, result, cfg,
-                                           deadline)
+                                           deadline, stats)
                           : co_await relay(acq.conn->tcp(), ureq, out, meter, s, result, cfg,
-                                           deadline);
+                                           deadline, stats);
     if (rr.failure != upstream_failure::none && !result.response_started) {
       if (reused && !rr.wrote_request && attempt == 0) continue;
       stats.upstream_errors[static_cast<int>(rr.failure)].fetch_add(1, std::memory_order_relaxed);
       state.log->warn("upstream {} on {}: {}", to_string(rr.failure), target.pool_key,
                       rr.ec.message());
-      co_await refuse(upstream_unavailable("Bedrock did not answer (" +
+      co_await refuse(out, s, result, upstream_unavailable("Bedrock did not answer (" +
                                            std::string(to_string(rr.failure)) + ")."),
-                      "upstream_error");
+                      ledger_outcome::upstream_error);
       break;
     }
     if (rr.failure != upstream_failure::none) {
@@ -433,7 +576,7 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
     }
     break;
   }
-  settle(w, req, s);
+  settle(w, req, s, cfg);
   co_return result;
 }
 

@@ -11,6 +11,8 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include "config/rate_table_loader.hpp"
+
 namespace bedrock_meter::proxy {
 
 namespace {
@@ -93,6 +95,7 @@ shared_state::shared_state(std::shared_ptr<const config::config> cfg,
                            std::string upstream_bearer_token)
     : creds_(std::move(creds)), bearer_(std::move(upstream_bearer_token)) {
   upstream_tls_ = make_upstream_tls_context(cfg->upstream);
+  rates_.publish(cfg->rate_table);
   snapshot_.publish(std::make_shared<const runtime_snapshot>(std::move(cfg)));
   log = spdlog::get("proxy");
   if (!log) log = spdlog::default_logger();
@@ -100,7 +103,28 @@ shared_state::shared_state(std::shared_ptr<const config::config> cfg,
 }
 
 void shared_state::replace(std::shared_ptr<const config::config> cfg) {
-  snapshot_.publish(std::make_shared<const runtime_snapshot>(std::move(cfg)));
+  std::lock_guard lock(reload_mutex_);
+  auto snap = std::make_shared<const runtime_snapshot>(cfg);
+  // A config reload re-read the rate table too (load_file validates it); publish both.
+  if (cfg->rate_table) rates_.publish(cfg->rate_table);
+  snapshot_.publish(std::move(snap));
+}
+
+std::vector<std::string> shared_state::reload_rate_table() {
+  std::lock_guard lock(reload_mutex_);
+  const auto path = snapshot_.load()->cfg->pricing.rate_table;
+  if (path.empty()) return {"no pricing.rate_table configured"};
+  auto r = config::load_rate_table_file(path);
+  if (!r.table) {
+    stats.rate_table_reloads_failed.fetch_add(1, std::memory_order_relaxed);
+    std::vector<std::string> errors;
+    for (const auto& e : r.errors) errors.push_back(e.to_string());
+    if (errors.empty()) errors.push_back(path + ": could not be loaded");
+    return errors;
+  }
+  stats.rate_table_reloads_ok.fetch_add(1, std::memory_order_relaxed);
+  rates_.publish(std::move(r.table));
+  return {};
 }
 
 worker::worker(shared_state& state, unsigned index)
@@ -110,6 +134,7 @@ worker::worker(shared_state& state, unsigned index)
             state.snapshot()->cfg->upstream.max_idle_connections,
             state.snapshot()->cfg->upstream.pool_idle_time),
       snapshot_(state.snapshots()),
+      rates_(state.rates()),
       rng_(std::random_device{}()) {
   if (state.credentials() != nullptr) creds_.emplace(*state.credentials());
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <mutex>
 #include <optional>
 #include <memory>
 #include <random>
@@ -16,6 +17,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "config/config.hpp"
+#include "metering/rate_table.hpp"
 #include "proxy/auth.hpp"
 #include "proxy/net.hpp"
 #include "proxy/published.hpp"
@@ -53,6 +55,14 @@ struct proxy_stats {
   std::atomic<std::uint64_t> bad_requests{0};       // malformed HTTP, limits exceeded
   std::atomic<std::uint64_t> connections_refused{0};  // over max_connections
   std::atomic<std::uint64_t> timeouts{0};           // client header/body/idle timeouts
+  std::atomic<std::uint64_t> unpriced_requests{0};  // tokens with no matching rate (never $0)
+  std::atomic<std::uint64_t> estimated_requests{0}; // usage estimated (stream ended without it)
+  std::atomic<std::uint64_t> drains{0};             // client gone: upstream read on for usage
+  std::atomic<std::uint64_t> drains_refused{0};     // over max_concurrent_drains: estimated
+  std::atomic<std::int64_t> draining{0};
+  std::atomic<std::uint64_t> rate_table_reloads_ok{0};
+  std::atomic<std::uint64_t> rate_table_reloads_failed{0};
+  std::atomic<std::uint64_t> ledger_append_failures{0};
   std::atomic<std::int64_t> inflight{0};
   std::atomic<std::int64_t> connections{0};
 };
@@ -60,6 +70,8 @@ struct proxy_stats {
 /// Upstream AWS credentials as published by the credential provider's refresh (empty snapshot
 /// when the upstream uses a bearer key instead).
 using published_credentials = published<sigv4::credentials>;
+
+class ledger;
 
 class shared_state {
  public:
@@ -74,6 +86,16 @@ class shared_state {
   void replace(std::shared_ptr<const config::config> cfg);
   const published<runtime_snapshot>& snapshots() const noexcept { return snapshot_; }
   const published_credentials* credentials() const noexcept { return creds_.get(); }
+
+  /// The rate table every request is priced with (one snapshot per request). Replaced by
+  /// `reload_rate_table` or a config reload; null when no `pricing` section.
+  const published<metering::rate_table>& rates() const noexcept { return rates_; }
+  /// Re-reads and validates the rate table file; the old table stays unless the new one is
+  /// valid. Returns the errors (empty on success). Thread-safe; counted in stats.
+  std::vector<std::string> reload_rate_table();
+
+  /// The durable ledger (nullptr when `ledger.path` is empty). Owned by the caller of serve.
+  ledger* ledger_sink = nullptr;
   const std::string& upstream_bearer_token() const noexcept { return bearer_; }
   net::ssl::context* upstream_tls() noexcept { return upstream_tls_.get(); }
 
@@ -84,6 +106,8 @@ class shared_state {
 
  private:
   published<runtime_snapshot> snapshot_;
+  published<metering::rate_table> rates_;
+  std::mutex reload_mutex_;  // serializes reloads (SIGHUP, file watch, admin), never requests
   std::shared_ptr<const published_credentials> creds_;
   std::string bearer_;
   std::unique_ptr<net::ssl::context> upstream_tls_;
@@ -117,6 +141,8 @@ class worker {
   std::shared_ptr<const sigv4::credentials> upstream_credentials() {
     return creds_ ? creds_->get() : nullptr;
   }
+  /// This worker's view of the current rate table (may be null: no pricing configured).
+  std::shared_ptr<const metering::rate_table> rates() { return rates_.get(); }
 
   std::uint64_t next_connection_id() noexcept;
   std::string new_request_id();  // UUID v4, from a per-worker generator
@@ -135,6 +161,7 @@ class worker {
   unsigned index_;
   upstream_pool pool_;
   snapshot_reader<runtime_snapshot> snapshot_;
+  snapshot_reader<metering::rate_table> rates_;
   std::optional<snapshot_reader<sigv4::credentials>> creds_;
   std::uint64_t next_conn_ = 0;
   std::mt19937_64 rng_;

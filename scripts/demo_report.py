@@ -1,6 +1,7 @@
 """Per-model summary of what the proxy saw, read from its access log (one JSON line per
 request, written when the request settles)."""
 import collections
+import decimal
 import json
 import sys
 
@@ -15,13 +16,16 @@ for line in open(sys.argv[1]):
     row["requests"] += 1
     for t in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
         row[t] += r.get(t, 0)
+    # cost_usd is an exact decimal string; sum it as Decimal, never as float.
+    row["cost"] += decimal.Decimal(r.get("cost_usd", "0"))
     teams[(r["team"], r["app"])] += 1
 
 print()
-print(f"{'model':46} {'operation':30} {'req':>4} {'input':>7} {'output':>7} {'cache_rd':>8} {'cache_wr':>8}")
+print(f"{'model':46} {'operation':30} {'req':>4} {'input':>7} {'output':>7} {'cache_rd':>8} {'cache_wr':>8} {'spend_usd':>12}")
 for (model, op), row in rows.items():
     print(f"{model:46} {op:30} {row['requests']:>4} {row['input_tokens']:>7} {row['output_tokens']:>7} "
-          f"{row['cache_read_tokens']:>8} {row['cache_write_tokens']:>8}")
+          f"{row['cache_read_tokens']:>8} {row['cache_write_tokens']:>8} {row['cost']:>12.6f}")
 print()
 print("requests by team/app: " + ", ".join(f"{t}/{a}: {n}" for (t, a), n in teams.items()))
-print("(spend in USD is added by the pricing issue; token counts above are what Bedrock reported)")
+total = sum((row["cost"] for row in rows.values()), decimal.Decimal(0))
+print(f"total spend: ${total:.6f} (token counts as Bedrock reported them, priced with the shipped rate table)")

@@ -67,8 +67,10 @@ CORRECTIONS = [
      {"input": ("5.32", "2.40"), "output": ("16", "2.40")},
      "NOTES.md correction: Llama 3.1 405B is 2.40/2.40, CSV says 5.32/16"),
     ("meta.llama3-2-11b-instruct-v1:0", None,
-     {"input": ("0.35", "0.16"), "output": ("0.35", "0.72")},
-     "NOTES.md correction: Llama 3.2 11B is 0.16/0.72 (as NOTES.md states it), CSV says 0.35"),
+     {"input": ("0.35", "0.16"), "output": ("0.35", "0.16")},
+     "NOTES.md correction: Llama 3.2 11B is 0.16/0.16 (NOTES.md's '0.16 / 0.72 (11b)' read with "
+     "its 'CSV says 0.35 / 2.0' column as 11b / 90b; AWS prices every Llama 3.x the same in "
+     "and out), CSV says 0.35"),
     ("meta.llama3-2-90b-instruct-v1:0", None,
      {"input": ("2", "0.72"), "output": ("2", "0.72")},
      "NOTES.md correction: Llama 3.2 90B is 0.72/0.72, CSV says 2.0"),

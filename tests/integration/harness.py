@@ -132,6 +132,8 @@ def base_config(upstream_url: str, **overrides) -> dict:
             ],
         },
         "limits": {"shutdown_grace": "10s"},
+        "pricing": {"rate_table": str(ROOT / "config" / "rates" / "bedrock.yaml"),
+                    "reload": {"watch": True, "poll_interval": "200ms"}},
         "logging": {"level": "info", "access_log": "stdout"},
         "admin": {"enabled": False},
     }
@@ -149,6 +151,10 @@ class Proxy:
     def __init__(self, cfg: dict, env: dict | None = None):
         self.tmp = Path(tempfile.mkdtemp(prefix="bm-proxy-"))
         self.config_path = self.tmp / "config.yaml"
+        # Every test proxy keeps its own ledger next to its config unless the test chose one.
+        cfg = {**cfg, "ledger": cfg.get("ledger") or {"path": str(self.tmp / "ledger.db"),
+                                                       "flush_interval": "20ms"}}
+        self.ledger_path = Path(cfg["ledger"]["path"])
         # JSON is YAML: no YAML library is needed to write the config.
         self.config_path.write_text(json.dumps(cfg, indent=2))
         ready = self.tmp / "ready.json"

@@ -10,6 +10,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/json/parse.hpp>
 #include <spdlog/spdlog.h>
 
 #include "metering/money.hpp"
@@ -417,6 +418,28 @@ awaitable<relay_result> relay(Stream& stream, http::request<http::string_body>& 
   co_return r;
 }
 
+/// The latency mode asked for: InvokeModel* send the `X-Amzn-Bedrock-PerformanceConfig-Latency`
+/// header; Converse* put `performanceConfig.latency` in the JSON body. The body is parsed only
+/// when the word "optimized" appears in it at all.
+metering::latency_mode requested_latency(const inbound_request& req, metering::operation op) {
+  if (iequals(req.header("x-amzn-bedrock-performanceconfig-latency"), "optimized"))
+    return metering::latency_mode::optimized;
+  if ((op == metering::operation::converse || op == metering::operation::converse_stream) &&
+      req.body.find("\"optimized\"") != std::string::npos) {
+    boost::system::error_code ec;
+    const auto doc = boost::json::parse(req.body, ec);
+    if (!ec && doc.is_object()) {
+      if (const auto* pc = doc.as_object().if_contains("performanceConfig");
+          pc && pc->is_object()) {
+        if (const auto* l = pc->as_object().if_contains("latency");
+            l && l->is_string() && l->as_string() == "optimized")
+          return metering::latency_mode::optimized;
+      }
+    }
+  }
+  return metering::latency_mode::standard;
+}
+
 /// Answers with a Bedrock-shaped error and records why (a plain function, not a capturing
 /// lambda coroutine: STYLE.md 8).
 awaitable<void> refuse(response_sink& out, settle_info& s, exchange_result& result,
@@ -467,9 +490,6 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
   s.bytes_in = req.body.size();
   const auto deadline = s.t.start + cfg.limits.exchange_timeout;
 
-  s.latency = iequals(req.header("x-amzn-bedrock-performanceconfig-latency"), "optimized")
-                  ? metering::latency_mode::optimized
-                  : metering::latency_mode::standard;
 
   // Route: anything that is not a Bedrock Runtime operation is refused, never passed through
   // unmetered.
@@ -486,6 +506,7 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
     co_return result;
   }
   s.route = &parsed.value;
+  s.latency = requested_latency(req, parsed.value.op);
 
   const std::string payload_hash = sigv4::sha256_hex(req.body);
   auto auth = snap->auth.authenticate(req.method, req.target, req.headers, payload_hash,

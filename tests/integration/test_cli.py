@@ -49,6 +49,47 @@ class CheckConfig(unittest.TestCase):
         self.assertEqual(run("keys", "create", "--team", "bad team!", "--app", "x").returncode, 2)
 
 
+class Price(unittest.TestCase):
+    RATES = str(ROOT / "config" / "rates" / "bedrock.yaml")
+
+    def test_quote_names_the_entry_and_is_exact(self):
+        r = run("price", "--rates", self.RATES, "--model", "anthropic.claude-3-5-haiku-20241022-v1:0",
+                "--region", "us-east-1", "--input", "1000", "--output", "200",
+                "--cache-read", "3000", "--cache-write", "500")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # 1000 x 0.80 + 200 x 4.00 + 3000 x 0.08 + 500 x 1.00, per 1M tokens = $0.00234
+        self.assertIn("total:        $0.002340000", r.stdout)
+        self.assertRegex(r.stdout, r"entry: +.*bedrock\.yaml:\d+")
+
+    def test_profile_and_latency_and_long_context(self):
+        r = run("price", "--rates", self.RATES, "--model", "us.anthropic.claude-sonnet-4-20250514-v1:0",
+                "--region", "us-west-2", "--input", "210000", "--output", "1000")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("scope geo", r.stdout)
+        self.assertIn("long context: yes", r.stdout)
+        # 210000 x 6.00 + 1000 x 22.50 per 1M = 1.26 + 0.0225
+        self.assertIn("total:        $1.282500000", r.stdout)
+        r = run("price", "--rates", self.RATES, "--model", "anthropic.claude-3-5-haiku-20241022-v1:0",
+                "--region", "us-east-1", "--input", "1000000", "--output", "0", "--latency", "optimized")
+        self.assertIn("total:        $1.000000000", r.stdout)
+
+    def test_unknown_model_is_unpriced_exit_3(self):
+        r = run("price", "--rates", self.RATES, "--model", "acme.nothing-v1:0", "--region",
+                "us-east-1", "--input", "5", "--output", "5")
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("UNPRICED", r.stdout)
+
+    def test_bad_rate_table_is_reported_with_its_location(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "rates.yaml"
+            p.write_text('version: "x"\ncurrency: USD\nunit: per_million_tokens\nentries:\n'
+                         '  - model: m.x-v1\n    regions: ["*"]\n    input: "-1"\n    output: "1"\n'
+                         '    source: "t"\n')
+            r = run("price", "--rates", str(p), "--model", "m.x-v1", "--input", "1", "--output", "1")
+            self.assertEqual(r.returncode, 1)
+            self.assertRegex(r.stderr, re.escape(str(p)) + r":7:\d+: ")
+
+
 class KeysCreate(unittest.TestCase):
     def test_minted_keys_work_once_added_to_the_config(self):
         sig = run("keys", "create", "--team", "research", "--app", "notebooks")

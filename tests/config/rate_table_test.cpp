@@ -492,7 +492,7 @@ TEST_F(shipped_table_test, notes_corrections_are_applied) {
        2'400'000},
       {"meta.llama3-1-70b-instruct-v1:0", "us-east-1", m::inference_scope::geo, 720'000, 720'000},
       {"meta.llama3-2-11b-instruct-v1:0", "us-east-1", m::inference_scope::in_region, 160'000,
-       720'000},
+       160'000},
       {"meta.llama3-2-90b-instruct-v1:0", "us-east-1", m::inference_scope::in_region, 720'000,
        720'000},
       {"mistral.mistral-large-2402-v1:0", "us-east-1", m::inference_scope::in_region, 4'000'000,

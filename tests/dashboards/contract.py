@@ -1,0 +1,67 @@
+"""The metrics contract (docs/metrics.md, /work/shared/DESIGN.md "Metrics contract"): every metric
+bedrock-meter exposes, as Prometheus names, with its type and labels. The dashboard and rule tests
+check every expression against it, so a typo in a metric or label name fails a test instead of
+drawing an empty panel. Scrape-time labels (job, instance) are allowed on every metric."""
+
+# name -> (type, labels)
+METRICS = {
+    "bedrock_requests_total": ("counter", {"operation", "model", "region", "team", "app", "code"}),
+    "bedrock_tokens_total": ("counter", {"operation", "model", "region", "tier", "team", "app", "type"}),
+    "bedrock_spend_usd_total": ("counter", {"model", "region", "tier", "team", "app", "type"}),
+    "bedrock_unpriced_requests_total": ("counter", {"model", "region"}),
+    "bedrock_estimated_tokens_total": ("counter", {"model", "type"}),
+    "gen_ai_client_token_usage": ("histogram", {"gen_ai_operation_name", "gen_ai_provider_name",
+                                                "gen_ai_request_model", "gen_ai_token_type"}),
+    "gen_ai_client_operation_duration_seconds": ("histogram", {
+        "gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type"}),
+    "gen_ai_client_operation_time_to_first_chunk_seconds": ("histogram", {
+        "gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"}),
+    "bedrock_budget_limit_usd": ("gauge", {"budget"}),
+    "bedrock_budget_spend_usd": ("gauge", {"budget"}),
+    "bedrock_budget_period_end_timestamp_seconds": ("gauge", {"budget"}),
+    "bedrock_budget_blocked_requests_total": ("counter", {"budget"}),
+    "bedrock_rate_table_info": ("gauge", {"version"}),
+    "bedrock_rate_table_reloads_total": ("counter", {"result"}),
+    "bedrock_inflight_requests": ("gauge", set()),
+    "bedrock_upstream_errors_total": ("counter", {"kind"}),
+    "bedrock_client_aborts_total": ("counter", set()),
+    "bedrock_ledger_queue_depth": ("gauge", set()),
+    "bedrock_ledger_records_total": ("counter", {"result"}),
+    "bedrock_build_info": ("gauge", {"version"}),
+}
+
+# Closed label value sets (the rest are bounded by config or the rate table).
+LABEL_VALUES = {
+    ("bedrock_tokens_total", "type"): {"input", "output", "cache_read", "cache_write"},
+    ("bedrock_spend_usd_total", "type"): {"input", "output", "cache_read", "cache_write"},
+    ("gen_ai_client_token_usage", "gen_ai_token_type"): {"input", "output"},
+    ("bedrock_rate_table_reloads_total", "result"): {"success", "failure"},
+    ("bedrock_upstream_errors_total", "kind"): {"resolve", "connect", "tls", "timeout", "reset", "protocol"},
+    ("bedrock_ledger_records_total", "result"): {"committed", "failed"},
+}
+
+SCRAPE_LABELS = {"job", "instance"}
+JOB = "bedrock-meter"
+
+# Series Prometheus itself makes, which dashboards and alerts may read.
+PROMETHEUS_SERIES = {
+    "up": {"job", "instance"},
+    "ALERTS": {"alertname", "alertstate", "severity", "budget", "model", "region"},
+}
+
+
+def series_labels():
+    """Every selectable series name -> the labels it may carry (histograms expand to their
+    _bucket/_sum/_count series; _bucket adds le)."""
+    out = {}
+    for name, (kind, labels) in METRICS.items():
+        labels = labels | SCRAPE_LABELS
+        if kind == "histogram":
+            out[name + "_bucket"] = labels | {"le"}
+            out[name + "_sum"] = labels
+            out[name + "_count"] = labels
+        else:
+            out[name] = labels
+    for name, labels in PROMETHEUS_SERIES.items():
+        out[name] = labels
+    return out

@@ -28,6 +28,11 @@ METRICS = {
     "bedrock_ledger_queue_depth": ("gauge", set()),
     "bedrock_ledger_records_total": ("counter", {"result"}),
     "bedrock_build_info": ("gauge", {"version"}),
+    # Beyond DESIGN.md's list, exposed by the metrics adapter (proxy/metrics.hpp).
+    "bedrock_connections": ("gauge", set()),
+    "bedrock_proxy_events_total": ("counter", {"event"}),
+    "bedrock_metrics_folded_samples_total": ("counter", {"metric"}),
+    "bedrock_metrics_dropped_samples_total": ("counter", {"metric"}),
 }
 
 # Closed label value sets (the rest are bounded by config or the rate table).
@@ -38,6 +43,10 @@ LABEL_VALUES = {
     ("bedrock_rate_table_reloads_total", "result"): {"success", "failure"},
     ("bedrock_upstream_errors_total", "kind"): {"resolve", "connect", "tls", "timeout", "reset", "protocol"},
     ("bedrock_ledger_records_total", "result"): {"committed", "failed"},
+    ("bedrock_proxy_events_total", "event"): {
+        "auth_failure", "unknown_route", "bad_request", "timeout", "connection_refused",
+        "stream_decode_error", "estimated_request", "drain", "drain_refused",
+        "ledger_append_failure"},
 }
 
 SCRAPE_LABELS = {"job", "instance"}

@@ -25,7 +25,9 @@
 #include "metering/money.hpp"
 #include "metering/rate_table.hpp"
 #include "proxy/ledger.hpp"
+#include "proxy/admin.hpp"
 #include "proxy/credentials.hpp"
+#include "proxy/metrics.hpp"
 #include "proxy/server.hpp"
 #include "proxy/sigv4.hpp"
 
@@ -549,6 +551,40 @@ int ledger_export_command(const args& a) {
   return 0;
 }
 
+/// Re-reads the config file (and the rate table it names) and publishes it. A file that fails
+/// validation is rejected with its errors and the running config stays. Used by SIGHUP and by
+/// `POST /-/reload` on the admin listener.
+reload_result reload_config(const std::string& path, shared_state& state, spdlog::logger& log) {
+  reload_result out;
+  auto r = config::load_file(path);
+  if (!r.value) {
+    state.stats.rate_table_reloads_failed.fetch_add(1, std::memory_order_relaxed);
+    out.result = reload_result::status::invalid;
+    for (const auto& e : r.errors) {
+      log.error("reload rejected: {}", e.to_string());
+      out.errors.push_back(e.to_string());
+    }
+    return out;
+  }
+  try {
+    auto next = std::make_shared<const config::config>(std::move(*r.value));
+    state.replace(next);
+    out.reloaded.push_back("config");
+    if (next->rate_table) {
+      state.stats.rate_table_reloads_ok.fetch_add(1, std::memory_order_relaxed);
+      out.reloaded.push_back("rate_table " + next->rate_table->version);
+    }
+    log.info("config reloaded from {} (listeners, workers and the ledger change only on "
+             "restart); rate table {}",
+             path, next->rate_table ? next->rate_table->version : std::string("none"));
+  } catch (const std::exception& e) {
+    log.error("reload rejected: {}", e.what());
+    out.result = reload_result::status::failed;
+    out.errors.emplace_back(e.what());
+  }
+  return out;
+}
+
 int serve(const args& a) {
   const auto path = a.get("config");
   if (path.empty()) {
@@ -634,13 +670,55 @@ int serve(const args& a) {
     log->info("rate table {} ({} entries) from {}", cfg->rate_table->version,
               cfg->rate_table->entries.size(), cfg->pricing.rate_table);
 
+  // Prometheus: the FinOps counters continue from the ledger's totals, so a restart does not
+  // reset them (and rate() sees no counter reset).
+  metrics_options mo;
+  mo.build_version = "0.1.0";
+  auto prom = std::make_unique<metrics>(mo);
+  if (book) {
+    auto totals = book->reader().totals();
+    if (!totals) {
+      log->critical("ledger: {}", totals.error.message);
+      return 1;
+    }
+    prom->restore(*totals.value);
+    log->info("metrics restored from the ledger ({} series)", totals.value->size());
+  }
+
   std::shared_ptr<shared_state> state;
   std::unique_ptr<server> srv;
+  std::unique_ptr<admin_server> admin;
   try {
     state = std::make_shared<shared_state>(cfg, creds, bearer);
     state->ledger_sink = book.get();
+    state->metrics_sink = prom.get();
     srv = std::make_unique<server>(state);
     srv->bind();
+    if (cfg->admin.enabled) {
+      auto ao = admin_options_from(cfg->admin);
+      if (!ao.error.empty()) throw std::runtime_error("admin: " + ao.error);
+      admin_handlers h;
+      h.metrics = [st = state.get(), m = prom.get()] {
+        const auto table = st->rates().load();
+        return m->serialize(scrape_inputs_from(st->stats, st->ledger_sink,
+                                               table ? table->version : std::string()));
+      };
+      h.ready = [st = state.get()] {
+        readiness r;
+        const auto snap = st->snapshot();
+        if (!st->rates().load()) r.reasons.emplace_back("no rate table loaded (pricing.rate_table)");
+        if (st->upstream_bearer_token().empty() &&
+            (st->credentials() == nullptr || !st->credentials()->load()))
+          r.reasons.emplace_back("no upstream credentials");
+        if (st->stopping.load()) r.reasons.emplace_back("shutting down");
+        return r;
+      };
+      h.reload = [p = std::string(path), st = state.get(), log] {
+        return reload_config(p, *st, *log);
+      };
+      admin = std::make_unique<admin_server>(std::move(ao.options), std::move(h));
+      admin->start();
+    }
   } catch (const std::exception& e) {
     log->critical("startup failed: {}", e.what());
     return 1;
@@ -653,11 +731,14 @@ int serve(const args& a) {
     ports_json += (i ? "," : "") + std::to_string(ports[i]);
   }
   ports_json += "]";
+  if (admin) log->info("admin listener on http://{}:{} (/metrics /healthz /readyz /-/reload)",
+                       cfg->admin.address, admin->port());
   srv->start();
   rate_table_watch watch(*state, log);
   if (const auto rf = a.get("ready-file"); !rf.empty()) {
     const std::string tmp = std::string(rf) + ".tmp";
-    std::ofstream(tmp) << "{\"ports\":" << ports_json << "}\n";
+    std::ofstream(tmp) << "{\"ports\":" << ports_json
+                       << ",\"admin_port\":" << (admin ? admin->port() : 0) << "}\n";
     std::rename(tmp.c_str(), std::string(rf).c_str());  // atomic: readers never see half a file
   }
 
@@ -665,23 +746,7 @@ int serve(const args& a) {
     int sig = 0;
     sigwait(&signals, &sig);
     if (sig == SIGHUP) {
-      auto r = config::load_file(std::string(path));
-      if (!r.value) {
-        state->stats.rate_table_reloads_failed.fetch_add(1, std::memory_order_relaxed);
-        for (const auto& e : r.errors) log->error("reload rejected: {}", e.to_string());
-        continue;
-      }
-      try {
-        auto next = std::make_shared<const config::config>(std::move(*r.value));
-        state->replace(next);
-        if (next->rate_table)
-          state->stats.rate_table_reloads_ok.fetch_add(1, std::memory_order_relaxed);
-        log->info("config reloaded from {} (listeners and workers change only on restart); rate "
-                  "table {}",
-                  path, next->rate_table ? next->rate_table->version : std::string("none"));
-      } catch (const std::exception& e) {
-        log->error("reload rejected: {}", e.what());
-      }
+      reload_config(std::string(path), *state, *log);
       continue;
     }
     break;
@@ -694,6 +759,7 @@ int serve(const args& a) {
               state->stats.inflight.load());
   watch.stop();
   srv.reset();
+  if (admin) admin->stop();  // after the workers: a last scrape sees every settled request
   if (book) {
     const auto lost = book->close();  // commits everything the settled requests appended
     const auto c = book->counters();

@@ -182,6 +182,40 @@ void settle(worker& w, const inbound_request& req, settle_info& s, const config:
           ? -1
           : std::chrono::duration_cast<us>(s.t.first_byte - s.t.start).count();
   const std::string tier(s.usage ? s.usage->service_tier() : std::string_view{});
+  const std::string label = model_label(p, table.get());
+  const std::string_view operation =
+      s.route ? metering::operation_name(s.route->op) : std::string_view("-");
+
+  if (auto* rec = w.recorder()) {
+    settled_request m;
+    m.operation = operation;
+    m.model_label = label;
+    m.gen_ai_model = label;  // bounded, unlike the requested id
+    m.region = s.region;
+    m.tier = tier;
+    if (s.who) {
+      m.team = s.who->team;
+      m.app = s.who->app;
+    }
+    m.status = s.status;
+    m.usage_known = u.source != metering::usage_source::none;
+    m.estimated = u.source == metering::usage_source::estimated;
+    m.input_tokens = u.input;
+    m.output_tokens = u.output;
+    m.cache_read_tokens = u.cache_read;
+    m.cache_write_tokens = u.cache_write;
+    m.priced = p.priced;
+    m.input_cost = p.cost.input;
+    m.output_cost = p.cost.output;
+    m.cache_read_cost = p.cost.cache_read;
+    m.cache_write_cost = p.cost.cache_write;
+    m.duration_s = static_cast<double>(duration) / 1e6;
+    m.streaming = s.route && metering::is_streaming(s.route->op);
+    if (m.streaming && first_byte >= 0) m.first_chunk_s = static_cast<double>(first_byte) / 1e6;
+    if (s.outcome == ledger_outcome::upstream_error) m.error_type = "upstream_error";
+    else if (s.outcome == ledger_outcome::upstream_cut) m.error_type = "upstream_cut";
+    rec->record(m);
+  }
 
   if (state.ledger_sink != nullptr) {
     ledger_record r;
@@ -193,10 +227,10 @@ void settle(worker& w, const inbound_request& req, settle_info& s, const config:
       r.app = s.who->app;
       r.principal = s.who->principal;
     }
-    r.operation = s.route ? std::string(metering::operation_name(s.route->op)) : std::string("-");
+    r.operation = std::string(operation);
     if (s.route) r.model_requested = s.route->model_id;
     r.model_base = p.entry ? p.entry->model : p.model.base_model;
-    r.model_label = model_label(p, table.get());
+    r.model_label = label;
     r.region = std::string(s.region);
     r.scope = std::string(metering::to_string(p.model.scope));
     r.service_tier = tier.empty() ? "default" : tier;

@@ -137,6 +137,7 @@ worker::worker(shared_state& state, unsigned index)
       rates_(state.rates()),
       rng_(std::random_device{}()) {
   if (state.credentials() != nullptr) creds_.emplace(*state.credentials());
+  if (state.metrics_sink != nullptr) recorder_ = state.metrics_sink->make_recorder();
 }
 
 std::uint64_t worker::next_connection_id() noexcept {

@@ -22,6 +22,7 @@
 #include "proxy/net.hpp"
 #include "proxy/published.hpp"
 #include "proxy/sigv4.hpp"
+#include "proxy/metrics.hpp"
 #include "proxy/upstream.hpp"
 
 namespace spdlog {
@@ -96,6 +97,9 @@ class shared_state {
 
   /// The durable ledger (nullptr when `ledger.path` is empty). Owned by the caller of serve.
   ledger* ledger_sink = nullptr;
+  /// The Prometheus adapter (nullptr: no metrics). Owned by the caller of serve; set before the
+  /// server is constructed, since each worker takes its own recorder from it.
+  metrics* metrics_sink = nullptr;
   const std::string& upstream_bearer_token() const noexcept { return bearer_; }
   net::ssl::context* upstream_tls() noexcept { return upstream_tls_.get(); }
 
@@ -143,6 +147,8 @@ class worker {
   }
   /// This worker's view of the current rate table (may be null: no pricing configured).
   std::shared_ptr<const metering::rate_table> rates() { return rates_.get(); }
+  /// This worker's metrics recorder (cached series handles; nullptr without metrics).
+  metrics::recorder* recorder() noexcept { return recorder_.get(); }
 
   std::uint64_t next_connection_id() noexcept;
   std::string new_request_id();  // UUID v4, from a per-worker generator
@@ -163,6 +169,7 @@ class worker {
   snapshot_reader<runtime_snapshot> snapshot_;
   snapshot_reader<metering::rate_table> rates_;
   std::optional<snapshot_reader<sigv4::credentials>> creds_;
+  std::unique_ptr<metrics::recorder> recorder_;
   std::uint64_t next_conn_ = 0;
   std::mt19937_64 rng_;
   std::list<session_entry> sessions_;

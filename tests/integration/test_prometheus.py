@@ -247,5 +247,47 @@ class PrometheusEndToEnd(unittest.TestCase):
             proxy2.__exit__(None, None, None)
 
 
+class BoundedLabels(unittest.TestCase):
+    def test_a_thousand_random_model_ids_add_no_series(self):
+        import random
+        import threading
+        with Simulator(threads=2) as sim:
+            tmp = Path(tempfile.mkdtemp(prefix="bm-card-"))
+            proxy = Proxy(admin_config(sim.url, tmp / "ledger.db"))
+            try:
+                admin_port = json.loads((proxy.tmp / "ready.json").read_text())["admin_port"]
+
+                def series() -> set:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=10) as r:
+                        text = r.read().decode()
+                    return {line.rsplit(" ", 1)[0] for line in text.splitlines()
+                            if line and not line.startswith("#")}
+
+                c = client(proxy.url)
+                c.converse(modelId="acme.first-random-v1:0", messages=converse_messages("SIM{input=1,output=1}"))
+                before = series()
+                rng = random.Random(7)
+
+                def burst(k):
+                    cc = client(proxy.url)
+                    for _ in range(k):
+                        model = "acme.random-%08x-v1:0" % rng.getrandbits(32)
+                        cc.converse(modelId=model, messages=converse_messages("SIM{input=1,output=1}"))
+
+                threads = [threading.Thread(target=burst, args=(250,)) for _ in range(4)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(120)
+                after = series()
+                # Unknown models are all labelled model="other": the counters move, no series appear.
+                self.assertEqual(after - before, set())
+                other = [s for s in after if s.startswith("bedrock_requests_total") and 'model="other"' in s]
+                self.assertEqual(len(other), 1)
+            finally:
+                proxy.__exit__(None, None, None)
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main()

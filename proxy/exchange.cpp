@@ -107,7 +107,7 @@ bool free_operation(metering::operation op) noexcept {
 /// snapshot; free reads price to zero; ApplyGuardrail (text units) and StartAsyncInvoke
 /// (per-second / per-image outputs) are not billed by tokens and are recorded as unpriced with
 /// that reason rather than as $0.
-metering::priced price_request(worker& w, const settle_info& s, const config::config& cfg,
+metering::priced price_request(const settle_info& s, const config::config& cfg,
                                const metering::rate_table* table) {
   metering::priced p;
   if (!s.route || !s.usage) {
@@ -140,7 +140,6 @@ metering::priced price_request(worker& w, const settle_info& s, const config::co
   q.at = s.wall_start;
   q.mappings = &cfg.models.mappings;
   metering::price(*table, s.usage->usage(), q, p);
-  (void)w;
   return p;
 }
 
@@ -168,7 +167,7 @@ void settle(worker& w, const inbound_request& req, settle_info& s, const config:
     st.stream_decode_errors.fetch_add(s.usage->decode_errors(), std::memory_order_relaxed);
 
   const auto table = w.rates();  // one rate-table snapshot for this request
-  const metering::priced p = price_request(w, s, cfg, table.get());
+  const metering::priced p = price_request(s, cfg, table.get());
   const metering::token_usage none{};
   const auto& u = s.usage ? s.usage->usage() : none;
   if (!p.priced) st.unpriced_requests.fetch_add(1, std::memory_order_relaxed);

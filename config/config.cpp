@@ -155,9 +155,9 @@ constexpr std::array<std::string_view, 6> log_levels = {"trace", "debug", "info"
                                                         "warn",  "error", "off"};
 
 // Known keys per section, in the order docs/configuration.md lists them.
-constexpr std::array<std::string_view, 11> top_keys = {
-    "listeners", "workers", "upstream", "auth",   "limits",  "logging",
-    "admin",     "pricing", "models",   "ledger", "metering"};
+constexpr std::array<std::string_view, 12> top_keys = {
+    "listeners", "workers", "upstream", "auth",   "limits",   "http2",
+    "logging",   "admin",   "pricing",  "models", "ledger",   "metering"};
 constexpr std::array<std::string_view, 3> listener_keys = {"address", "port", "tls"};
 constexpr std::array<std::string_view, 2> tls_keys = {"cert_file", "key_file"};
 constexpr std::array<std::string_view, 11> upstream_keys = {
@@ -175,6 +175,10 @@ constexpr std::array<std::string_view, 3> anonymous_keys = {"enabled", "team", "
 constexpr std::array<std::string_view, 8> limits_keys = {
     "max_header_bytes", "max_body_bytes", "max_connections",  "header_timeout",
     "body_timeout",     "idle_timeout",   "exchange_timeout", "shutdown_grace"};
+constexpr std::array<std::string_view, 7> http2_keys = {
+    "max_concurrent_streams",   "max_header_list_bytes", "max_resets_per_window",
+    "max_settings_per_window",  "max_pings_per_window",  "max_empty_frames_per_window",
+    "flood_window"};
 constexpr std::array<std::string_view, 2> logging_keys = {"level", "access_log"};
 constexpr std::array<std::string_view, 4> admin_keys = {"enabled", "address", "port", "token_env"};
 constexpr std::array<std::string_view, 2> pricing_keys = {"rate_table", "reload"};
@@ -593,6 +597,7 @@ class loader {
     if (const entry* e = top.get("upstream")) parse_upstream(*e, cfg.upstream);
     if (const entry* e = top.get("auth")) parse_auth(*e, cfg.auth);
     if (const entry* e = top.get("limits")) parse_limits(*e, cfg.limits);
+    if (const entry* e = top.get("http2")) parse_http2(*e, cfg.http2);
     if (const entry* e = top.get("logging")) parse_logging(*e, cfg.logging);
     if (const entry* e = top.get("admin")) parse_admin(*e, cfg.admin);
     if (const entry* e = top.get("pricing")) parse_pricing(*e, cfg);
@@ -993,6 +998,23 @@ class loader {
     read_duration(s, "idle_timeout", l.idle_timeout, false);
     read_duration(s, "exchange_timeout", l.exchange_timeout, false);
     read_duration(s, "shutdown_grace", l.shutdown_grace, false);
+  }
+
+  void parse_http2(const entry& e, http2_config& h) {
+    if (e.value.IsNull()) return;
+    const section s(*this, e.value, "http2", http2_keys, mark_of(e));
+    if (!s.is_map()) return;
+    const std::string positive = "use a number greater than 0";
+    read_uint(s, "max_concurrent_streams", h.max_concurrent_streams, 1, 1u << 20, positive);
+    // Below 1 KiB no real SDK request's headers fit; above 16 MiB HPACK becomes a memory lever.
+    read_uint(s, "max_header_list_bytes", h.max_header_list_bytes, 1024, 16u << 20,
+              "use a size between 1024 and 16777216 bytes");
+    read_uint(s, "max_resets_per_window", h.max_resets_per_window, 1, 1u << 20, positive);
+    read_uint(s, "max_settings_per_window", h.max_settings_per_window, 1, 1u << 20, positive);
+    read_uint(s, "max_pings_per_window", h.max_pings_per_window, 1, 1u << 20, positive);
+    read_uint(s, "max_empty_frames_per_window", h.max_empty_frames_per_window, 1, 1u << 20,
+              positive);
+    read_duration(s, "flood_window", h.flood_window, false);
   }
 
   void parse_logging(const entry& e, logging_config& l) {

@@ -119,6 +119,18 @@ struct limits_config {
   bool operator==(const limits_config&) const = default;
 };
 
+/// HTTP/2 session limits and abuse defences (each trip is counted, never fatal to the process).
+struct http2_config {
+  std::uint32_t max_concurrent_streams = 100;     ///< SETTINGS_MAX_CONCURRENT_STREAMS
+  std::uint32_t max_header_list_bytes = 16 * 1024;  ///< SETTINGS_MAX_HEADER_LIST_SIZE, enforced
+  std::uint32_t max_resets_per_window = 200;      ///< client RST_STREAMs (rapid reset, CVE-2023-44487)
+  std::uint32_t max_settings_per_window = 100;    ///< SETTINGS frames
+  std::uint32_t max_pings_per_window = 100;       ///< PING frames
+  std::uint32_t max_empty_frames_per_window = 100;  ///< DATA/HEADERS frames with no payload, no END_STREAM
+  milliseconds flood_window{std::chrono::seconds(1)};
+  bool operator==(const http2_config&) const = default;
+};
+
 struct logging_config {
   std::string level = "info";      ///< trace, debug, info, warn, error, off
   std::string access_log = "stdout";  ///< "stdout", "off", or a file path
@@ -179,6 +191,7 @@ struct config {
   upstream_config upstream;
   auth_config auth;
   limits_config limits;
+  http2_config http2;
   logging_config logging;
   admin_config admin;
   pricing_config pricing;

@@ -17,6 +17,7 @@
 
 #include "proxy/bedrock_error.hpp"
 #include "proxy/exchange.hpp"
+#include "proxy/http2_session.hpp"
 #include "proxy/server.hpp"
 
 namespace bedrock_meter::proxy {
@@ -104,11 +105,13 @@ awaitable<void> refuse_raw(Stream& stream, worker& w, const bedrock_error& err,
 }
 
 template <class Stream>
-awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::string remote) {
+awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::string remote,
+                      std::string_view initial = {}) {
   const auto conn_id = entry.id;
   auto& state = w.state();
   auto& tcp = beast::get_lowest_layer(stream);
   beast::flat_buffer buffer;
+  buffer.commit(net::buffer_copy(buffer.prepare(initial.size()), net::buffer(initial)));
   bool first = true;
   for (;;) {
     const auto snap = w.snapshot();
@@ -224,7 +227,28 @@ awaitable<void> run_connection(worker& w, tcp_socket socket,
   if (!tls) {
     tcp_stream stream(std::move(socket));
     auto reg = w.register_session(conn_id, &stream);
-    co_await serve(w, stream, *reg, std::move(remote));
+    // Cleartext carries both protocols on one port: the HTTP/2 preface (prior knowledge) picks
+    // HTTP/2; the first byte that differs from it picks HTTP/1.1.
+    std::string first;
+    preface_match m = preface_match::need_more;
+    stream.expires_after(w.snapshot()->cfg->limits.header_timeout);
+    while (m == preface_match::need_more) {
+      char buf[h2_preface.size()];
+      auto [rec, n] = co_await stream.async_read_some(
+          net::buffer(buf, h2_preface.size() - first.size()), use_ec);
+      if (rec) {
+        if (rec == beast::error::timeout) state.stats.timeouts.fetch_add(1, std::memory_order_relaxed);
+        w.unregister_session(reg);
+        co_return;
+      }
+      first.append(buf, n);
+      m = match_h2_preface(first);
+    }
+    stream.expires_never();
+    if (m == preface_match::http2)
+      co_await serve_http2(w, stream, *reg, std::move(remote), std::move(first));
+    else
+      co_await serve(w, stream, *reg, std::move(remote), first);
     w.unregister_session(reg);
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     co_return;
@@ -240,7 +264,13 @@ awaitable<void> run_connection(worker& w, tcp_socket socket,
     w.unregister_session(reg);
     co_return;
   }
-  co_await serve(w, stream, *reg, std::move(remote));
+  const unsigned char* alpn = nullptr;
+  unsigned alpn_len = 0;
+  SSL_get0_alpn_selected(stream.native_handle(), &alpn, &alpn_len);
+  if (alpn_len == 2 && alpn[0] == 'h' && alpn[1] == '2')
+    co_await serve_http2(w, stream, *reg, std::move(remote), {});
+  else
+    co_await serve(w, stream, *reg, std::move(remote));
   w.unregister_session(reg);
   co_await close_tls(stream);
 }

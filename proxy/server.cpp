@@ -24,22 +24,23 @@ std::shared_ptr<net::ssl::context> make_server_tls(const config::tls_files& file
                    net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
   ctx->use_certificate_chain_file(files.cert_file);
   ctx->use_private_key_file(files.key_file, net::ssl::context::pem);
-  // ALPN: HTTP/1.1 only until the HTTP/2 session exists; a client offering h2 and http/1.1
-  // falls back to http/1.1, one offering only h2 fails the handshake as it should.
+  // ALPN: h2 when the client offers it (the JS SDK's default), else http/1.1; a client offering
+  // neither gets no ALPN answer and speaks HTTP/1.1.
   SSL_CTX_set_alpn_select_cb(
       ctx->native_handle(),
       [](SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
          unsigned int inlen, void*) -> int {
-        for (unsigned i = 0; i + 1 <= inlen;) {
-          const unsigned len = in[i];
-          if (i + 1 + len > inlen) break;
-          if (len == 8 && std::string_view(reinterpret_cast<const char*>(in + i + 1), 8) ==
-                              "http/1.1") {
-            *out = in + i + 1;
-            *outlen = 8;
-            return SSL_TLSEXT_ERR_OK;
+        for (const std::string_view want : {std::string_view("h2"), std::string_view("http/1.1")}) {
+          for (unsigned i = 0; i + 1 <= inlen;) {
+            const unsigned len = in[i];
+            if (i + 1 + len > inlen) break;
+            if (std::string_view(reinterpret_cast<const char*>(in + i + 1), len) == want) {
+              *out = in + i + 1;
+              *outlen = static_cast<unsigned char>(len);
+              return SSL_TLSEXT_ERR_OK;
+            }
+            i += 1 + len;
           }
-          i += 1 + len;
         }
         return SSL_TLSEXT_ERR_NOACK;
       },
@@ -167,7 +168,7 @@ std::string worker::new_request_id() {
 }
 
 std::list<session_entry>::iterator worker::register_session(std::uint64_t id, tcp_stream* s) {
-  sessions_.push_front(session_entry{id, s, false});
+  sessions_.push_front(session_entry{id, s, false, {}});
   return sessions_.begin();
 }
 
@@ -181,7 +182,10 @@ void worker::begin_shutdown() {
   for (auto& s : sessions_) {
     // Sessions inside an exchange finish it and then close (they check `stopping`); idle
     // keep-alive sessions are waiting for a request that must not start now.
-    if (!s.in_exchange) s.stream->cancel();
+    if (s.on_shutdown)
+      s.on_shutdown();
+    else if (!s.in_exchange)
+      s.stream->cancel();
   }
   pool_.clear();
 }

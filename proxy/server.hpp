@@ -66,6 +66,8 @@ struct proxy_stats {
   std::atomic<std::uint64_t> ledger_append_failures{0};
   std::atomic<std::int64_t> inflight{0};
   std::atomic<std::int64_t> connections{0};
+  std::atomic<std::uint64_t> h2_rapid_resets{0};  // HTTP/2 rapid reset tripped: GOAWAY(CALM)
+  std::atomic<std::uint64_t> h2_floods{0};        // SETTINGS/PING/empty-frame/ACK floods
 };
 
 /// Upstream AWS credentials as published by the credential provider's refresh (empty snapshot
@@ -125,6 +127,9 @@ struct session_entry {
   std::uint64_t id = 0;
   tcp_stream* stream = nullptr;
   bool in_exchange = false;
+  /// Set by multiplexed sessions (HTTP/2): shutdown calls it instead of cancelling the stream,
+  /// so the session can send GOAWAY and let its in-flight streams finish.
+  std::function<void()> on_shutdown;
 };
 
 class worker {
@@ -202,7 +207,8 @@ class server {
   std::vector<std::shared_ptr<net::ssl::context>> server_tls_;  // per listener (null = plain)
 };
 
-/// Serves one accepted connection (HTTP/1.1 over plain TCP or TLS). Defined in http1_session.cpp.
+/// Serves one accepted connection (HTTP/1.1 or HTTP/2, over plain TCP or TLS). Defined in
+/// http1_session.cpp.
 awaitable<void> run_connection(worker& w, tcp_socket socket,
                                std::shared_ptr<net::ssl::context> tls);
 

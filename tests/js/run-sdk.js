@@ -1,0 +1,121 @@
+// Drives the AWS SDK for JavaScript v3 Bedrock Runtime client against bedrock-meter and prints one
+// JSON document with what came back, for tests/integration/test_http2.py to assert on.
+//   BM_ENDPOINT   proxy URL (https://... trusts NODE_EXTRA_CA_CERTS; http://... is h2c)
+//   BM_HANDLER    "default" (the client's own: NodeHttp2Handler) or "http1" (NodeHttpHandler)
+//   BM_SCENARIO   "operations" | "concurrent" | "abort"
+"use strict";
+const {
+  BedrockRuntimeClient, ConverseCommand, ConverseStreamCommand, InvokeModelCommand,
+  InvokeModelWithResponseStreamCommand, CountTokensCommand,
+} = require("@aws-sdk/client-bedrock-runtime");
+const { NodeHttpHandler } = require("@smithy/node-http-handler");
+
+const CLAUDE = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+const NOVA = "amazon.nova-lite-v1:0";
+
+function makeClient() {
+  const cfg = {
+    endpoint: process.env.BM_ENDPOINT,
+    region: "us-east-1",
+    credentials: { accessKeyId: process.env.BM_AKID, secretAccessKey: process.env.BM_SECRET },
+    maxAttempts: 1,
+  };
+  if (process.env.BM_HANDLER === "http1") cfg.requestHandler = new NodeHttpHandler();
+  return new BedrockRuntimeClient(cfg);
+}
+
+const msgs = (text) => [{ role: "user", content: [{ text }] }];
+
+async function operations(c) {
+  const out = {};
+  const conv = await c.send(new ConverseCommand({
+    modelId: CLAUDE, messages: msgs("hello SIM{input=120,output=30,cache_read=40,cache_write=8}"),
+  }));
+  out.converse = { id: conv.$metadata.requestId, input: conv.usage.inputTokens,
+                   output: conv.usage.outputTokens, role: conv.output.message.role };
+
+  const cs = await c.send(new ConverseStreamCommand({
+    modelId: NOVA, messages: msgs("SIM{input=55,output=21,events=7}"),
+  }));
+  let deltas = 0, usage = null;
+  for await (const ev of cs.stream) {
+    if (ev.contentBlockDelta) deltas++;
+    if (ev.metadata) usage = ev.metadata.usage;
+  }
+  out.converse_stream = { id: cs.$metadata.requestId, deltas, input: usage.inputTokens,
+                          output: usage.outputTokens };
+
+  const body = JSON.stringify({ anthropic_version: "bedrock-2023-05-31", max_tokens: 100,
+                                messages: [{ role: "user", content: "hi SIM{input=11,output=9}" }] });
+  const inv = await c.send(new InvokeModelCommand({ modelId: CLAUDE, body }));
+  const invBody = JSON.parse(Buffer.from(inv.body).toString());
+  out.invoke = { id: inv.$metadata.requestId, output: invBody.usage.output_tokens };
+
+  const st = await c.send(new InvokeModelWithResponseStreamCommand({
+    modelId: CLAUDE,
+    body: JSON.stringify({ anthropic_version: "bedrock-2023-05-31", max_tokens: 100,
+                           messages: [{ role: "user", content: "SIM{input=70,output=12,events=4}" }] }),
+  }));
+  const chunks = [];
+  for await (const ev of st.body) chunks.push(JSON.parse(Buffer.from(ev.chunk.bytes).toString()));
+  const m = chunks[chunks.length - 1]["amazon-bedrock-invocationMetrics"];
+  out.invoke_stream = { id: st.$metadata.requestId, first: chunks[0].type,
+                        input: m.inputTokenCount, output: m.outputTokenCount };
+
+  const ct = await c.send(new CountTokensCommand({
+    modelId: CLAUDE, input: { converse: { messages: msgs("SIM{input=33}") } },
+  }));
+  out.count_tokens = { id: ct.$metadata.requestId, input: ct.inputTokens };
+  return out;
+}
+
+// Several ConverseStream calls at once: with the HTTP/2 handler they share one connection.
+async function concurrent(c) {
+  const n = 6, pace = 100, events = 5;
+  const start = Date.now();
+  const one = async (i) => {
+    const r = await c.send(new ConverseStreamCommand({
+      modelId: NOVA, messages: msgs(`SIM{input=${10 + i},output=${events},events=${events},pace_ms=${pace}}`),
+    }));
+    const arrivals = [];
+    let usage = null;
+    for await (const ev of r.stream) {
+      if (ev.contentBlockDelta) arrivals.push(Date.now() - start);
+      if (ev.metadata) usage = ev.metadata.usage;
+    }
+    return { id: r.$metadata.requestId, arrivals, input: usage.inputTokens, output: usage.outputTokens };
+  };
+  const results = await Promise.all([...Array(n).keys()].map(one));
+  return { streams: results, elapsed_ms: Date.now() - start };
+}
+
+// A ConverseStream abandoned after its first delta (AbortController: RST_STREAM on HTTP/2).
+async function abort(c) {
+  const ac = new AbortController();
+  const r = await c.send(new ConverseStreamCommand({
+    modelId: NOVA, messages: msgs("SIM{input=40,output=30,events=30,pace_ms=100}"),
+  }), { abortSignal: ac.signal });
+  let deltas = 0, error = null;
+  try {
+    for await (const ev of r.stream) {
+      if (ev.contentBlockDelta && ++deltas === 2) ac.abort();
+    }
+  } catch (e) {
+    error = e.name;
+  }
+  return { id: r.$metadata.requestId, deltas, error };
+}
+
+(async () => {
+  const c = makeClient();
+  const scenario = { operations, concurrent, abort }[process.env.BM_SCENARIO || "operations"];
+  try {
+    const result = await scenario(c);
+    process.stdout.write(JSON.stringify(result) + "\n");
+  } finally {
+    c.destroy();
+  }
+})().catch((e) => {
+  process.stderr.write(`${e.name}: ${e.message}\n${e.stack}\n`);
+  process.exit(1);
+});

@@ -22,6 +22,54 @@ def converse_stream_body(directive: str) -> str:
     return json.dumps({"messages": [{"role": "user", "content": [{"text": directive}]}]})
 
 
+def _hpack_int(value: int, prefix_bits: int, first: int) -> bytes:
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first | value])
+    out = [first | limit]
+    value -= limit
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def hpack_literal(headers) -> bytes:
+    """HPACK 'literal without indexing, new name' for every field: no table state to track."""
+    out = b""
+    for name, value in headers:
+        n, v = name.encode(), value.encode()
+        out += b"\x00" + _hpack_int(len(n), 7, 0) + n + _hpack_int(len(v), 7, 0) + v
+    return out
+
+
+def frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
+    import struct
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+
+
+def read_frames(sock, until, timeout=10.0):
+    """Reads frames until `until(frames)` is true; returns [(type, flags, stream, payload)]."""
+    import struct
+    sock.settimeout(timeout)
+    buf, frames = b"", []
+    while not until(frames):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 9:
+            length = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + length:
+                break
+            ftype, flags = buf[3], buf[4]
+            sid = struct.unpack(">I", buf[5:9])[0] & 0x7FFFFFFF
+            frames.append((ftype, flags, sid, buf[9:9 + length]))
+            buf = buf[9 + length:]
+    return frames
+
+
 class Http2Base(unittest.TestCase):
     tls = False
 
@@ -103,6 +151,55 @@ class Http2Cleartext(Http2Base):
         # Concurrent, not one after another: n serial streams would take n * (events-1) * pace.
         self.assertLess(elapsed, n * (events - 1) * pace / 1000 * 0.6)
 
+    def open_stream(self, sock, directive):
+        body = converse_stream_body(directive).encode()
+        block = hpack_literal([(":method", "POST"), (":scheme", "http"),
+                               (":path", f"/model/{NOVA}/converse-stream"),
+                               (":authority", f"127.0.0.1:{self.proxy.port}"),
+                               ("authorization", f"Bearer {BEARER_TOKEN}"),
+                               ("content-type", "application/json")])
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") +
+                     frame(1, 0x4, 1, block) + frame(0, 0x1, 1, body))
+
+    def test_client_rst_stream_is_a_client_abort(self):
+        import socket
+        before = len(self.proxy.access_log())
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=10) as s:
+            self.open_stream(s, "SIM{input=40,output=30,events=30,pace_ms=100}")
+            frames = read_frames(s, lambda fs: sum(1 for f in fs if f[0] == 0 and f[2] == 1) >= 2)
+            self.assertGreaterEqual(sum(1 for f in frames if f[0] == 0 and f[2] == 1), 2)
+            s.sendall(frame(3, 0, 1, (8).to_bytes(4, "big")))  # RST_STREAM(CANCEL)
+            lines = self.wait_lines(before, 1, timeout=15)
+        self.assertEqual(len(lines), 1)
+        self.assertEqual((lines[0]["protocol"], lines[0]["outcome"]), ("HTTP/2", "client_abort"))
+
+    def test_slow_reader_window_holds_the_upstream(self):
+        # The client advertises a 1-byte initial window and never opens it: the proxy must not
+        # push the body, and the stream stays in flight instead of completing into a buffer.
+        import socket
+        before = len(self.proxy.access_log())
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=10) as s:
+            settings = (4).to_bytes(2, "big") + (1).to_bytes(4, "big")  # INITIAL_WINDOW_SIZE=1
+            body = converse_stream_body("SIM{input=3,output=3,events=3}").encode()
+            block = hpack_literal([(":method", "POST"), (":scheme", "http"),
+                                   (":path", f"/model/{NOVA}/converse-stream"),
+                                   (":authority", "x"), ("authorization", f"Bearer {BEARER_TOKEN}"),
+                                   ("content-type", "application/json")])
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, settings) +
+                      frame(1, 0x4, 1, block) + frame(0, 0x1, 1, body))
+            frames = read_frames(s, lambda fs: any(f[0] == 1 and f[2] == 1 for f in fs))
+            time.sleep(1.0)  # the upstream answer (3 events, no pacing) is long complete
+            data = sum(len(f[3]) for f in frames if f[0] == 0 and f[2] == 1)
+            self.assertLessEqual(data, 1)
+            self.assertEqual(self.lines_since(before), [], "settled although the client read nothing")
+            # Open the windows: the rest arrives and the stream settles normally.
+            s.sendall(frame(8, 0, 0, (1 << 20).to_bytes(4, "big")) +
+                      frame(8, 0, 1, (1 << 20).to_bytes(4, "big")))
+            read_frames(s, lambda fs: any(f[0] == 0 and f[2] == 1 and f[1] & 1 for f in fs))
+            lines = self.wait_lines(before, 1)
+        self.assertEqual((lines[0]["status"], lines[0]["outcome"], lines[0]["output_tokens"]),
+                         (200, "ok", 3))
+
     def test_http1_still_served_on_the_same_port(self):
         from harness import raw_request
         out = raw_request(self.proxy.port, b"GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -183,6 +280,32 @@ class Http2Tls(Http2Base):
         lines = self.wait_lines(before, 1)
         self.assertEqual((lines[0]["protocol"], lines[0]["status"], lines[0]["input_tokens"]),
                          ("HTTP/2", 200, 9))
+
+
+@unittest.skipUnless(HAVE_NGHTTP, "nghttp2-client not installed")
+class Http2Shutdown(unittest.TestCase):
+    def test_goaway_on_shutdown_lets_the_in_flight_stream_finish(self):
+        with Simulator() as sim:
+            proxy = Proxy(base_config(sim.url))
+            try:
+                body = Path(proxy.tmp) / "b.json"
+                body.write_text(converse_stream_body("SIM{input=4,output=8,events=8,pace_ms=150}"))
+                client = subprocess.Popen(
+                    ["nghttp", "-n", "-H", f"authorization: Bearer {BEARER_TOKEN}",
+                     "-H", "content-type: application/json", "-d", str(body),
+                     f"{proxy.url}/model/{NOVA}/converse-stream"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                time.sleep(0.4)  # the stream is in flight (8 events * 150 ms)
+                rc = proxy.stop(timeout=15)
+                out, err = client.communicate(timeout=15)
+                self.assertEqual(rc, 0, proxy.stderr())
+                self.assertEqual(client.returncode, 0, err.decode())
+                lines = proxy.access_log()
+                self.assertEqual(len(lines), 1)
+                self.assertEqual((lines[0]["protocol"], lines[0]["status"], lines[0]["outcome"],
+                                  lines[0]["output_tokens"]), ("HTTP/2", 200, "ok", 8))
+            finally:
+                proxy.__exit__(None, None, None)
 
 
 @unittest.skipUnless(HAVE_JS, "node or tests/js/node_modules missing (scripts/install-deps)")

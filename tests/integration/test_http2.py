@@ -200,6 +200,35 @@ class Http2Cleartext(Http2Base):
         self.assertEqual((lines[0]["status"], lines[0]["outcome"], lines[0]["output_tokens"]),
                          (200, "ok", 3))
 
+    def test_metering_is_the_same_over_http1_and_http2(self):
+        import http.client
+        requests = [(f"/model/{NOVA}/converse-stream", "SIM{input=55,output=21,events=7}"),
+                    (f"/model/{CLAUDE}/converse", "SIM{input=120,output=30,cache_read=40,cache_write=8}")]
+        keys = ("operation", "model", "status", "outcome", "input_tokens", "output_tokens",
+                "cache_read_tokens", "cache_write_tokens", "usage_source", "priced", "cost_usd",
+                "team", "app", "principal")
+        results = {}
+        for proto in ("HTTP/1.1", "HTTP/2"):
+            before = len(self.proxy.access_log())
+            for path, directive in requests:
+                if proto == "HTTP/2":
+                    r = self.nghttp([(path, converse_stream_body(directive))])
+                    self.assertEqual(r.returncode, 0, r.stderr.decode())
+                else:
+                    c = http.client.HTTPConnection("127.0.0.1", self.proxy.port, timeout=10)
+                    c.request("POST", path, body=converse_stream_body(directive),
+                              headers={"authorization": f"Bearer {BEARER_TOKEN}",
+                                       "content-type": "application/json"})
+                    resp = c.getresponse()
+                    resp.read()
+                    self.assertEqual(resp.status, 200)
+                    c.close()
+            lines = self.wait_lines(before, len(requests))
+            self.assertEqual([l["protocol"] for l in lines], [proto] * len(requests))
+            results[proto] = [tuple(l[k] for k in keys) for l in lines]
+        self.assertEqual(results["HTTP/1.1"], results["HTTP/2"])
+        self.assertEqual(results["HTTP/2"][0][4:6], (55, 21))
+
     def test_http1_still_served_on_the_same_port(self):
         from harness import raw_request
         out = raw_request(self.proxy.port, b"GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "config/config.hpp"
 #include "proxy/http2_session.hpp"
 
 namespace bedrock_meter::proxy {
@@ -59,6 +60,51 @@ TEST(Http2RateWindow, NewWindowStartsCountingAgain) {
   EXPECT_FALSE(rw.hit(t0 + 1000ms));  // window elapsed: this is the first of a new one
   EXPECT_FALSE(rw.hit(t0 + 1500ms));
   EXPECT_TRUE(rw.hit(t0 + 1600ms));
+}
+
+constexpr std::string_view base_yaml = R"(
+listeners: [{address: 127.0.0.1, port: 0}]
+upstream: {region: us-east-1, credentials: {source: environment}}
+auth:
+  access_keys: [{access_key_id: BMAKTESTSEARCH0001, secret_access_key: x, team: a, app: b}]
+)";
+
+TEST(Http2Config, DefaultsWithoutASection) {
+  const auto r = config::load_string(base_yaml, "config.yaml");
+  ASSERT_TRUE(r.value) << (r.errors.empty() ? "" : r.errors.front().to_string());
+  EXPECT_EQ(r.value->http2.max_concurrent_streams, 100u);
+  EXPECT_EQ(r.value->http2.max_header_list_bytes, 16u * 1024);
+  EXPECT_EQ(r.value->http2.flood_window, std::chrono::milliseconds(1000));
+}
+
+TEST(Http2Config, SectionIsReadAndValidated) {
+  const auto ok = config::load_string(
+      std::string(base_yaml) +
+          "http2: {max_concurrent_streams: 8, max_header_list_bytes: 4096, "
+          "max_resets_per_window: 20, max_settings_per_window: 5, max_pings_per_window: 6, "
+          "max_empty_frames_per_window: 7, flood_window: 250ms}\n",
+      "config.yaml");
+  ASSERT_TRUE(ok.value) << (ok.errors.empty() ? "" : ok.errors.front().to_string());
+  const auto& h = ok.value->http2;
+  EXPECT_EQ(h.max_concurrent_streams, 8u);
+  EXPECT_EQ(h.max_header_list_bytes, 4096u);
+  EXPECT_EQ(h.max_resets_per_window, 20u);
+  EXPECT_EQ(h.max_settings_per_window, 5u);
+  EXPECT_EQ(h.max_pings_per_window, 6u);
+  EXPECT_EQ(h.max_empty_frames_per_window, 7u);
+  EXPECT_EQ(h.flood_window, std::chrono::milliseconds(250));
+
+  const auto bad = config::load_string(
+      std::string(base_yaml) + "http2: {max_header_list_bytes: 10, max_streams: 3}\n",
+      "config.yaml");
+  EXPECT_FALSE(bad.value);
+  bool size_error = false, unknown_key = false;
+  for (const auto& e : bad.errors) {
+    size_error |= e.path == "http2.max_header_list_bytes";
+    unknown_key |= e.path.find("max_streams") != std::string::npos;
+  }
+  EXPECT_TRUE(size_error);
+  EXPECT_TRUE(unknown_key);
 }
 
 }  // namespace

@@ -229,7 +229,12 @@ class h2_connection {
       }
       const bool want_read = nghttp2_session_want_read(session_) != 0;
       const bool want_write = nghttp2_session_want_write(session_) != 0;
-      if (!want_read && !want_write && active_ == 0) break;
+      if (!want_read && !want_write) {
+        // The session is over (terminated by a defence, or both sides said GOAWAY): exchanges
+        // still running can never send again, so fail their sinks instead of letting them wait.
+        if (active_ > 0) fail();
+        break;
+      }
       if (read_done_ && !want_write && active_ == 0) break;
       if (goaway_ && active_ == 0 && !want_write) break;
       if (write_pending_) continue;

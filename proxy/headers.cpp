@@ -24,6 +24,8 @@ bool is_hop_by_hop(std::string_view name) noexcept {
 }
 
 bool is_client_auth(std::string_view name) noexcept {
+  // HTTP/2 pseudo-headers (`:authority` kept for SigV4 verification) never travel upstream.
+  if (!name.empty() && name.front() == ':') return true;
   return iequals(name, "authorization") || iequals(name, "x-amz-date") ||
          iequals(name, "x-amz-security-token") || iequals(name, "x-amz-content-sha256") ||
          iequals(name, "host");

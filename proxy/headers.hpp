@@ -14,7 +14,8 @@ bool iequals(std::string_view a, std::string_view b) noexcept;
 bool is_hop_by_hop(std::string_view name) noexcept;
 
 /// The caller's credentials and Host: dropped from requests, replaced by the proxy's own
-/// signature (Authorization, X-Amz-Date, X-Amz-Security-Token, X-Amz-Content-Sha256, Host).
+/// signature (Authorization, X-Amz-Date, X-Amz-Security-Token, X-Amz-Content-Sha256, Host), and
+/// HTTP/2 pseudo-headers such as `:authority`.
 bool is_client_auth(std::string_view name) noexcept;
 
 /// True when a client request header is forwarded upstream.

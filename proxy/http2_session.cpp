@@ -408,8 +408,13 @@ class h2_connection {
 
   void dispatch(std::shared_ptr<h2_stream> s) {
     s->dispatched = true;
-    if (!s->authority.empty() && s->req.header("host").empty())
-      s->req.headers.emplace(s->req.headers.begin(), "host", s->authority);
+    if (!s->authority.empty()) {
+      // `:authority` is what an HTTP/2 client may have signed (the JS SDK does); keep it for
+      // SigV4 verification and offer it as `host` too. Neither is forwarded upstream.
+      s->req.headers.emplace(s->req.headers.begin(), ":authority", s->authority);
+      if (s->req.header("host").empty())
+        s->req.headers.emplace(s->req.headers.begin(), "host", s->authority);
+    }
     ++active_;
     entry_.in_exchange = true;
     running_.push_back(s);

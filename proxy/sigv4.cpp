@@ -727,9 +727,11 @@ verified verify(std::string_view method, std::string_view target, const header_l
   const auto skew = *when > opt.now ? *when - opt.now : opt.now - *when;
   if (skew > opt.max_skew) return fail(verify_error::clock_skew);
 
+  // Over HTTP/2 the AWS SDK for JavaScript replaces `host` with the `:authority` pseudo-header
+  // before signing, so `:authority` is what it signs; AWS accepts either as the signed host.
   bool host_signed = false;
   for_each_signed_name(pa.signed_headers, [&](std::string_view name) {
-    host_signed = iequals(name, "host");
+    host_signed = iequals(name, "host") || name == ":authority";
     return !host_signed;
   });
   if (!host_signed) return fail(verify_error::host_not_signed);

@@ -1,14 +1,15 @@
 // Drives the AWS SDK for JavaScript v3 Bedrock Runtime client against bedrock-meter and prints one
 // JSON document with what came back, for tests/integration/test_http2.py to assert on.
 //   BM_ENDPOINT   proxy URL (https://... trusts NODE_EXTRA_CA_CERTS; http://... is h2c)
-//   BM_HANDLER    "default" (the client's own: NodeHttp2Handler) or "http1" (NodeHttpHandler)
+//   BM_HANDLER    "default" (the client's own: NodeHttp2Handler, one connection per request),
+//                 "h2-shared" (NodeHttp2Handler multiplexing streams) or "http1" (NodeHttpHandler)
 //   BM_SCENARIO   "operations" | "concurrent" | "abort"
 "use strict";
 const {
   BedrockRuntimeClient, ConverseCommand, ConverseStreamCommand, InvokeModelCommand,
   InvokeModelWithResponseStreamCommand, CountTokensCommand,
 } = require("@aws-sdk/client-bedrock-runtime");
-const { NodeHttpHandler } = require("@smithy/node-http-handler");
+const { NodeHttpHandler, NodeHttp2Handler } = require("@smithy/node-http-handler");
 
 const CLAUDE = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 const NOVA = "amazon.nova-lite-v1:0";
@@ -21,6 +22,11 @@ function makeClient() {
     maxAttempts: 1,
   };
   if (process.env.BM_HANDLER === "http1") cfg.requestHandler = new NodeHttpHandler();
+  // The Bedrock Runtime client's default HTTP/2 handler sets disableConcurrentStreams: true (one
+  // connection per request, for its bidirectional streams); "h2-shared" is the same handler with
+  // streams multiplexed on one connection, as other clients and proxies in front of us use it.
+  if (process.env.BM_HANDLER === "h2-shared")
+    cfg.requestHandler = new NodeHttp2Handler({ disableConcurrentStreams: false });
   return new BedrockRuntimeClient(cfg);
 }
 
@@ -85,6 +91,9 @@ async function concurrent(c) {
     }
     return { id: r.$metadata.requestId, arrivals, input: usage.inputTokens, output: usage.outputTokens };
   };
+  // One request first: the handler then has a live session that the concurrent streams share
+  // (fired together before any session exists, each would race to open its own).
+  await c.send(new CountTokensCommand({ modelId: NOVA, input: { converse: { messages: msgs("warm") } } }));
   const results = await Promise.all([...Array(n).keys()].map(one));
   return { streams: results, elapsed_ms: Date.now() - start };
 }

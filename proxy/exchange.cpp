@@ -551,6 +551,17 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
     co_return result;
   }
   s.who = auth.who;
+  if (parsed.value.op == metering::operation::invoke_model_with_bidirectional_stream) {
+    // Bedrock serves this operation over HTTP/2 only; our upstream connections are HTTP/1.1.
+    // Refuse clearly instead of forwarding a request Bedrock would reject (docs/http2.md).
+    co_await refuse(out, s, result,
+                    validation_error("InvokeModelWithBidirectionalStream is not supported through "
+                                     "bedrock-meter yet: it needs HTTP/2 to Bedrock, and the "
+                                     "proxy's upstream connections are HTTP/1.1."),
+                    ledger_outcome::refused);
+    settle(w, req, s, cfg);
+    co_return result;
+  }
   const upstream_target& target = snap->target_for(auth.signed_region);
   s.region = target.region;
 

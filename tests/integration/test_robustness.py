@@ -51,6 +51,24 @@ class ClientSideLimits(unittest.TestCase):
                                           "UnknownOperationException")
         self.assertEqual(self.sim.stats(), before)
 
+    def test_bidirectional_stream_is_refused_clearly_not_forwarded(self):
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        url = f"{self.proxy.url}/model/amazon.nova-sonic-v1%3A0/invoke-with-bidirectional-stream"
+        req = AWSRequest(method="POST", url=url, data=b"{}", headers={"content-type": "application/json"})
+        SigV4Auth(Credentials("BMAKTESTSEARCH0001", "client-secret-search-0001"), "bedrock",
+                  "us-east-1").add_auth(req)
+        head = b"".join(f"{k}: {v}\r\n".encode() for k, v in req.headers.items())
+        if b"host:" not in head.lower():
+            head += f"Host: 127.0.0.1:{self.proxy.port}\r\n".encode()
+        before = self.sim.stats()
+        resp = raw_request(self.proxy.port, b"POST /model/amazon.nova-sonic-v1%3A0/invoke-with-bidirectional-stream HTTP/1.1\r\n"
+                           + head + b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+        self.assert_bedrock_error(resp, 400, "ValidationException")
+        self.assertIn(b"HTTP/2", resp)
+        self.assertEqual(self.sim.stats(), before)
+
     def test_bad_percent_encoding_is_a_validation_error(self):
         self.assert_bedrock_error(raw_request(self.proxy.port, http_post("/model/bad%zzid/converse")),
                                   400, "ValidationException")

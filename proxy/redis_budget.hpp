@@ -19,6 +19,8 @@
 // not one per request. The password is never logged or stored in error text.
 //
 // Synchronous (hiredis) with a short timeout; no Asio here so the library stays cheap to build.
+// hiredis writes with write(2): the process must ignore SIGPIPE (main does), or a Redis that
+// closes the connection kills it.
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <array>
 #include <charconv>
 #include <cstdlib>
@@ -155,9 +156,9 @@ constexpr std::array<std::string_view, 6> log_levels = {"trace", "debug", "info"
                                                         "warn",  "error", "off"};
 
 // Known keys per section, in the order docs/configuration.md lists them.
-constexpr std::array<std::string_view, 12> top_keys = {
-    "listeners", "workers", "upstream", "auth",   "limits",   "http2",
-    "logging",   "admin",   "pricing",  "models", "ledger",   "metering"};
+constexpr std::array<std::string_view, 13> top_keys = {
+    "listeners", "workers", "upstream", "auth",   "limits",   "http2",   "logging",
+    "admin",     "pricing", "models",   "ledger", "metering", "budgets"};
 constexpr std::array<std::string_view, 3> listener_keys = {"address", "port", "tls"};
 constexpr std::array<std::string_view, 2> tls_keys = {"cert_file", "key_file"};
 constexpr std::array<std::string_view, 11> upstream_keys = {
@@ -168,10 +169,12 @@ constexpr std::array<std::string_view, 4> credentials_keys = {"source", "profile
                                                               "bearer_token_env", "refresh_before"};
 constexpr std::array<std::string_view, 4> auth_keys = {"access_keys", "bearer_keys", "anonymous",
                                                        "max_clock_skew"};
-constexpr std::array<std::string_view, 5> access_key_keys = {
-    "access_key_id", "secret_access_key", "secret_env", "team", "app"};
-constexpr std::array<std::string_view, 4> bearer_key_keys = {"sha256", "team", "app", "name"};
-constexpr std::array<std::string_view, 3> anonymous_keys = {"enabled", "team", "app"};
+constexpr std::array<std::string_view, 7> access_key_keys = {
+    "access_key_id", "secret_access_key", "secret_env", "team", "app", "tags", "allowed_models"};
+constexpr std::array<std::string_view, 6> bearer_key_keys = {"sha256", "team", "app",
+                                                             "name",   "tags", "allowed_models"};
+constexpr std::array<std::string_view, 5> anonymous_keys = {"enabled", "team", "app", "tags",
+                                                            "allowed_models"};
 constexpr std::array<std::string_view, 8> limits_keys = {
     "max_header_bytes", "max_body_bytes", "max_connections",  "header_timeout",
     "body_timeout",     "idle_timeout",   "exchange_timeout", "shutdown_grace"};
@@ -190,6 +193,16 @@ constexpr std::array<std::string_view, 4> ledger_keys = {"path", "queue_capacity
                                                          "flush_interval"};
 constexpr std::array<std::string_view, 3> metering_keys = {
     "drain_on_client_abort", "drain_timeout", "max_concurrent_drains"};
+constexpr std::array<std::string_view, 7> budgets_keys = {
+    "time_zone", "store", "redis", "on_store_unavailable", "default_max_output_tokens",
+    "max_output_tokens", "definitions"};
+constexpr std::array<std::string_view, 7> redis_keys = {
+    "host", "port", "unix_socket", "password_env", "db", "timeout", "key_prefix"};
+constexpr std::array<std::string_view, 9> budget_keys = {
+    "name", "scope", "period", "period_start", "period_days", "time_zone", "limit_usd",
+    "warn_at", "action"};
+constexpr std::array<std::string_view, 4> scope_keys = {"team", "app", "identity", "model"};
+constexpr std::array<std::string_view, 4> period_names = {"daily", "weekly", "monthly", "custom"};
 // Resource types of Bedrock ARNs that name something a mapping can give a meaning to.
 constexpr std::array<std::string_view, 6> mappable_arn_types = {
     "application-inference-profile", "provisioned-model", "imported-model", "custom-model",
@@ -604,6 +617,7 @@ class loader {
     if (const entry* e = top.get("models")) parse_models(*e, cfg.models);
     if (const entry* e = top.get("ledger")) parse_ledger(*e, cfg.ledger);
     if (const entry* e = top.get("metering")) parse_metering(*e, cfg.metering);
+    if (const entry* e = top.get("budgets")) parse_budgets(*e, cfg.budgets);
     cross_checks(top, cfg);
   }
 
@@ -875,6 +889,7 @@ class loader {
         read_bool(as, "enabled", a.anonymous.enabled);
         read_label(as, "team", a.anonymous.team, false);
         read_label(as, "app", a.anonymous.app, false);
+        read_attributes(as, a.anonymous.attributes);
         if (a.anonymous.enabled) {
           warn(mark_of(*as.get("enabled")), "auth.anonymous.enabled",
                "anonymous access is on: unauthenticated requests are forwarded and billed to " +
@@ -945,8 +960,61 @@ class loader {
       }
       read_label(s, "team", k.team, true);
       read_label(s, "app", k.app, true);
+      read_attributes(s, k.attributes);
       out.push_back(std::move(k));
     });
+  }
+
+  /// `tags` (a map of strings) and `allowed_models` (a list of model ids, `*` suffix = prefix).
+  void read_attributes(const section& s, identity_attributes& out) {
+    if (const entry* t = s.get("tags"); t != nullptr && !t->value.IsNull()) {
+      const std::string path = child(s.path(), "tags");
+      if (!t->value.IsMap()) {
+        error(mark_of(*t), path,
+              "expected a map of tags such as {cost_center: CC-1234}, got " +
+                  std::string(type_name(t->value)));
+      } else {
+        for (const auto& kv : t->value) {
+          const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+          if (!is_valid_label_value(key)) {
+            error(kv.first.Mark(), path,
+                  "'" + key + "' is not a valid tag name; " + std::string(label_hint));
+            continue;
+          }
+          if (!kv.second.IsScalar()) {
+            error(kv.second.Mark(), child(path, key), "a tag value must be a string");
+            continue;
+          }
+          if (kv.second.Scalar().size() > 256) {
+            error(kv.second.Mark(), child(path, key), "a tag value is at most 256 characters");
+            continue;
+          }
+          out.tags[key] = kv.second.Scalar();
+        }
+      }
+    }
+    if (const entry* m = s.get("allowed_models"); m != nullptr && !m->value.IsNull()) {
+      const std::string path = child(s.path(), "allowed_models");
+      if (!m->value.IsSequence()) {
+        error(mark_of(*m), path,
+              "expected a list of model ids, e.g. [anthropic.claude-3-5-haiku-20241022-v1:0, "
+              "\"amazon.nova-*\"], got " + std::string(type_name(m->value)));
+        return;
+      }
+      std::size_t i = 0;
+      for (const auto& item : m->value) {
+        const std::string ipath = index_path(path, i++);
+        const std::string v = item.IsScalar() ? item.Scalar() : std::string();
+        const auto star = v.find('*');
+        if (v.empty() || (star != std::string::npos && star + 1 != v.size())) {
+          error(item.Mark(), ipath,
+                "'" + v + "' is not a model id or prefix; write e.g. "
+                "anthropic.claude-3-5-haiku-20241022-v1:0 or anthropic.claude-* ('*' only at the end)");
+          continue;
+        }
+        out.allowed_models.push_back(v);
+      }
+    }
   }
 
   void parse_bearer_keys(const entry& e, std::vector<bearer_key>& out) {
@@ -981,6 +1049,7 @@ class loader {
       read_label(s, "team", k.team, true);
       read_label(s, "app", k.app, true);
       read_label(s, "name", k.name, false);
+      read_attributes(s, k.attributes);
       out.push_back(std::move(k));
     });
   }
@@ -1264,6 +1333,233 @@ class loader {
               "use a number from 1 to 1000000 (streams drained at once after client aborts)");
   }
 
+  bool check_zone(const entry& e, const std::string& path, const std::string& name) {
+    const auto z = metering::load_zone(name);
+    if (z.zone) return true;
+    error(mark_of(e), path,
+          "unknown time zone '" + name + "' (" + z.error +
+              "); use an IANA name such as UTC, Europe/Berlin or America/New_York");
+    return false;
+  }
+
+  void parse_budgets(const entry& e, budgets_config& b) {
+    if (e.value.IsNull()) return;
+    const section s(*this, e.value, "budgets", budgets_keys, mark_of(e));
+    if (!s.is_map()) return;
+    if (read_string(s, "time_zone", b.time_zone, false))
+      check_zone(*s.get("time_zone"), "budgets.time_zone", b.time_zone);
+    if (const entry* st = s.get("store")) {
+      std::string v;
+      if (read_string(s, "store", v, true)) {
+        if (v == "local") b.store = budget_store_kind::local;
+        else if (v == "redis") b.store = budget_store_kind::redis;
+        else error(mark_of(*st), "budgets.store", "'" + v + "' is not a store; use local or redis");
+      }
+    }
+    if (const entry* f = s.get("on_store_unavailable")) {
+      std::string v;
+      if (read_string(s, "on_store_unavailable", v, true)) {
+        if (v == "open") b.on_store_unavailable = budget_store_fallback::open;
+        else if (v == "closed") b.on_store_unavailable = budget_store_fallback::closed;
+        else
+          error(mark_of(*f), "budgets.on_store_unavailable",
+                "'" + v + "' is not a fallback; use open (admit, count the failure) or closed "
+                "(refuse requests under block budgets)");
+      }
+    }
+    const entry* r = s.get("redis");
+    if (r != nullptr && !r->value.IsNull()) {
+      const section rs(*this, r->value, "budgets.redis", redis_keys, mark_of(*r));
+      if (rs.is_map()) {
+        read_string(rs, "host", b.redis.host, false);
+        read_port(rs, "port", b.redis.port);
+        if (read_string(rs, "unix_socket", b.redis.unix_socket, false) &&
+            !b.redis.unix_socket.empty())
+          b.redis.unix_socket = resolve(b.redis.unix_socket);
+        if (read_env_name(rs, "password_env", b.redis.password_env, false) &&
+            !b.redis.password_env.empty()) {
+          require_env_set(*rs.get("password_env"), "budgets.redis.password_env",
+                          b.redis.password_env, "it holds the Redis password");
+          if (const auto v = env(b.redis.password_env)) b.redis.password = *v;
+        }
+        read_uint(rs, "db", b.redis.db, 0, 1'000'000, "use a Redis database number (0-15 usually)");
+        read_duration(rs, "timeout", b.redis.timeout, false, milliseconds(std::chrono::seconds(10)));
+        read_string(rs, "key_prefix", b.redis.key_prefix, false);
+      }
+    }
+    if (b.store == budget_store_kind::redis && r == nullptr)
+      warn(mark_of(*s.get("store")), "budgets.store",
+           "store is redis without a 'redis' section: using 127.0.0.1:6379");
+    read_uint(s, "default_max_output_tokens", b.default_max_output_tokens, 1, 10'000'000,
+              "use a token count from 1 to 10000000");
+    if (const entry* m = s.get("max_output_tokens"); m != nullptr && !m->value.IsNull()) {
+      if (!m->value.IsMap()) {
+        error(mark_of(*m), "budgets.max_output_tokens",
+              "expected a map of base model id to output token cap, got " +
+                  std::string(type_name(m->value)));
+      } else {
+        for (const auto& kv : m->value) {
+          const std::string model = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+          const auto v = kv.second.IsScalar() ? parse_uint(trim(kv.second.Scalar())) : std::nullopt;
+          if (!v || *v == 0 || *v > 10'000'000) {
+            error(kv.second.Mark(), child("budgets.max_output_tokens", model),
+                  "expected a token count from 1 to 10000000");
+            continue;
+          }
+          b.max_output_tokens[model] = *v;
+        }
+      }
+    }
+    if (const entry* d = s.get("definitions")) {
+      std::vector<std::pair<std::string, int>> seen;
+      for_each_item(*d, "budgets.definitions", budget_keys, "budgets", [&](const section& bs) {
+        budget_entry be;
+        if (parse_budget(bs, b, be)) {
+          const auto dup = std::find_if(seen.begin(), seen.end(),
+                                        [&](const auto& x) { return x.first == be.def.name; });
+          if (dup != seen.end()) {
+            error(mark_of(*bs.get("name")), child(bs.path(), "name"),
+                  "duplicate budget name '" + be.def.name + "' (already used on line " +
+                      std::to_string(dup->second) + ")");
+            return;
+          }
+          seen.emplace_back(be.def.name, mark_of(*bs.get("name")).line + 1);
+          b.definitions.push_back(std::move(be));
+        }
+      });
+    }
+  }
+
+  bool parse_budget(const section& bs, const budgets_config& b, budget_entry& be) {
+    bool ok = read_label(bs, "name", be.def.name, true);
+    if (const entry* sc = bs.get("scope"); sc != nullptr && !sc->value.IsNull()) {
+      const section ss(*this, sc->value, child(bs.path(), "scope"), scope_keys, mark_of(*sc));
+      if (ss.is_map()) {
+        std::string v;
+        if (read_label(ss, "team", v, false)) be.def.scope.team = v;
+        if (read_label(ss, "app", v, false)) be.def.scope.app = v;
+        if (read_string(ss, "identity", v, false)) be.def.scope.identity = v;
+        if (read_string(ss, "model", v, false)) {
+          const auto resolved = metering::resolve_model(v);
+          be.def.scope.model = resolved.base_model.empty() ? v : resolved.base_model;
+        }
+      } else {
+        ok = false;
+      }
+    }
+    std::string period = "monthly";
+    const entry* pe = bs.get("period");
+    if (read_string(bs, "period", period, false)) {
+      if (period == "daily") be.def.period.kind = metering::period_kind::daily;
+      else if (period == "weekly") be.def.period.kind = metering::period_kind::weekly;
+      else if (period == "monthly") be.def.period.kind = metering::period_kind::monthly;
+      else if (period == "custom") be.def.period.kind = metering::period_kind::custom;
+      else {
+        const auto hint = closest(period, period_names);
+        error(mark_of(*pe), child(bs.path(), "period"),
+              "'" + period + "' is not a period; use daily, weekly, monthly or custom" +
+                  (hint.empty() ? std::string() : " (did you mean '" + std::string(hint) + "'?)"));
+        ok = false;
+      }
+    }
+    const entry* ps = bs.get("period_start");
+    const entry* pd = bs.get("period_days");
+    if (be.def.period.kind == metering::period_kind::custom) {
+      std::string start;
+      if (read_string(bs, "period_start", start, true)) {
+        unsigned y = 0, m = 0, d = 0;
+        char tail = 0;
+        const std::chrono::year_month_day ymd =
+            std::sscanf(start.c_str(), "%4u-%2u-%2u%c", &y, &m, &d, &tail) == 3
+                ? std::chrono::year_month_day(std::chrono::year(static_cast<int>(y)),
+                                              std::chrono::month(m), std::chrono::day(d))
+                : std::chrono::year_month_day{};
+        if (!ymd.ok()) {
+          error(mark_of(*ps), child(bs.path(), "period_start"),
+                "'" + start + "' is not a date; write YYYY-MM-DD (local midnight in the budget's zone)");
+          ok = false;
+        } else {
+          be.def.period.custom_start = ymd;
+        }
+      } else {
+        ok = false;
+      }
+      if (pd == nullptr) {
+        missing(bs, "period_days");
+        ok = false;
+      } else {
+        ok &= read_uint(bs, "period_days", be.def.period.custom_days, 1, 3660,
+                        "use a number of days from 1 to 3660");
+      }
+    } else {
+      for (const entry* extra : {ps, pd}) {
+        if (extra == nullptr) continue;
+        error(mark_of(*extra), child(bs.path(), extra->key),
+              "'" + extra->key + "' only applies to 'period: custom'");
+        ok = false;
+      }
+    }
+    be.time_zone = b.time_zone;
+    if (read_string(bs, "time_zone", be.time_zone, false))
+      ok &= check_zone(*bs.get("time_zone"), child(bs.path(), "time_zone"), be.time_zone);
+    if (const entry* l = bs.get("limit_usd")) {
+      const auto micro = l->value.IsScalar()
+                             ? metering::parse_rate_per_million(trim(l->value.Scalar()))
+                             : std::nullopt;
+      if (!micro || *micro == 0) {
+        error(mark_of(*l), child(bs.path(), "limit_usd"),
+              "expected a positive USD amount such as 500 or \"1250.50\" (at most 6 decimals)");
+        ok = false;
+      } else {
+        be.def.limit = static_cast<metering::pico_usd>(*micro) * 1'000'000;
+      }
+    } else {
+      missing(bs, "limit_usd");
+      ok = false;
+    }
+    be.def.warning_percents = {50, 80, 100};
+    if (const entry* w = bs.get("warn_at"); w != nullptr) {
+      be.def.warning_percents.clear();
+      const std::string path = child(bs.path(), "warn_at");
+      if (!w->value.IsNull() && !w->value.IsSequence()) {
+        error(mark_of(*w), path, "expected a list of percentages such as [50, 80, 100]");
+        ok = false;
+      } else if (w->value.IsSequence()) {
+        for (const auto& item : w->value) {
+          const auto v = item.IsScalar() ? parse_uint(trim(item.Scalar())) : std::nullopt;
+          if (!v || *v < 1 || *v > 1000) {
+            error(item.Mark(), path, "a threshold is a whole percentage from 1 to 1000");
+            ok = false;
+            continue;
+          }
+          be.def.warning_percents.push_back(static_cast<int>(*v));
+        }
+        std::sort(be.def.warning_percents.begin(), be.def.warning_percents.end());
+        be.def.warning_percents.erase(
+            std::unique(be.def.warning_percents.begin(), be.def.warning_percents.end()),
+            be.def.warning_percents.end());
+      }
+    }
+    std::string action = "alert";
+    if (read_string(bs, "action", action, false)) {
+      if (action == "alert") be.def.action = metering::budget_action::alert;
+      else if (action == "block") be.def.action = metering::budget_action::block;
+      else {
+        error(mark_of(*bs.get("action")), child(bs.path(), "action"),
+              "'" + action + "' is not an action; use alert (metrics and log only) or block "
+              "(refuse new requests once the limit is reached)");
+        ok = false;
+      }
+    }
+    if (ok) {
+      if (const auto why = metering::validate_budget(be.def); !why.empty()) {
+        error(bs.mark(), bs.path(), why);
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
   void cross_checks(const section& top, const config& cfg) {
     if (cfg.admin.enabled && cfg.admin.port != 0) {
       for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
@@ -1294,6 +1590,15 @@ class loader {
       warn(l != nullptr ? l->key_node.Mark() : top.mark(), "ledger.path",
            "no ledger: spend lives only in Prometheus counters, which restart from zero with the "
            "process; add 'ledger: {path: ledger.db}'");
+    }
+    if (!cfg.budgets.definitions.empty() && cfg.ledger.path.empty()) {
+      warn(top.get("budgets")->key_node.Mark(), "budgets",
+           "budgets without a ledger start every process at zero spend; add 'ledger: {path: ...}' "
+           "so period-to-date spend survives restarts");
+    }
+    if (!cfg.budgets.definitions.empty() && cfg.rate_table == nullptr) {
+      warn(top.get("budgets")->key_node.Mark(), "budgets",
+           "budgets without a rate table never see any spend; add 'pricing: {rate_table: ...}'");
     }
     if (cfg.rate_table != nullptr) {
       for (const auto& m : mapping_marks_) {

@@ -6,6 +6,7 @@
 /// Pure code: yaml-cpp for parsing, no sockets, no logging. Errors are values with file:line:col.
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -13,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "metering/budget.hpp"
 #include "metering/model_id.hpp"
 #include "metering/rate_table.hpp"
 
@@ -72,6 +74,18 @@ struct upstream_config {
   bool operator==(const upstream_config&) const = default;
 };
 
+/// What every identity (access key, bearer key, anonymous) may carry besides team and app.
+struct identity_attributes {
+  /// Free-form labels written to the ledger with each request (e.g. cost_center: CC-1234).
+  /// Never Prometheus labels, so they may be as many and as varied as chargeback needs.
+  std::map<std::string, std::string> tags;
+  /// Base model ids this identity may call; empty = any. `*` at the end matches a prefix
+  /// (`anthropic.claude-*`). Matched against the base model the request resolves to (after
+  /// geo/global profile prefixes and models.mappings), and against the id as sent.
+  std::vector<std::string> allowed_models;
+  bool operator==(const identity_attributes&) const = default;
+};
+
 /// A proxy-issued SigV4 access key. The secret is needed in plaintext to verify HMACs (as AWS
 /// itself does); give it inline or through an environment variable.
 struct access_key {
@@ -80,6 +94,7 @@ struct access_key {
   std::string secret_env;             ///< name of the env var holding the secret, if used
   std::string team;
   std::string app;
+  identity_attributes attributes;
   bool operator==(const access_key&) const = default;
 };
 
@@ -89,6 +104,7 @@ struct bearer_key {
   std::string team;
   std::string app;
   std::string name;    ///< optional label for logs (never the token)
+  identity_attributes attributes;
   bool operator==(const bearer_key&) const = default;
 };
 
@@ -96,6 +112,7 @@ struct anonymous_identity {
   bool enabled = false;  ///< off by default; for local demos only
   std::string team = "anonymous";
   std::string app = "anonymous";
+  identity_attributes attributes;
   bool operator==(const anonymous_identity&) const = default;
 };
 
@@ -184,6 +201,48 @@ struct metering_config {
   bool operator==(const metering_config&) const = default;
 };
 
+/// Where budget accumulators live (docs/budgets.md).
+enum class budget_store_kind : std::uint8_t {
+  local,  ///< in this process, restored from the ledger at start
+  redis,  ///< shared by every replica pointing at the same Redis
+};
+/// What admission does when the shared store cannot be reached.
+enum class budget_store_fallback : std::uint8_t {
+  open,    ///< admit, count locally, count and log the failure
+  closed,  ///< refuse requests in the scope of a block budget (503, retryable)
+};
+
+struct budget_redis_config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  std::string unix_socket;   ///< wins over host/port when set
+  std::string password_env;  ///< env var holding the password (AUTH); empty = none
+  std::string password;      ///< resolved from password_env; never logged
+  std::uint32_t db = 0;
+  milliseconds timeout{50};  ///< per command; a dead Redis costs this, once a second per worker
+  std::string key_prefix = "bedrock-meter";
+  bool operator==(const budget_redis_config&) const = default;
+};
+
+struct budget_entry {
+  metering::budget_def def;
+  std::string time_zone;  ///< IANA name; the budgets section's default when not given
+  bool operator==(const budget_entry&) const = default;
+};
+
+struct budgets_config {
+  std::string time_zone = "UTC";  ///< default zone for period boundaries
+  budget_store_kind store = budget_store_kind::local;
+  budget_redis_config redis;
+  budget_store_fallback on_store_unavailable = budget_store_fallback::open;
+  /// Worst-case output when a request gives no max_tokens and the model has no entry below.
+  std::uint64_t default_max_output_tokens = 8192;
+  /// Per base model output cap, for requests without max_tokens (and to cap those with).
+  std::map<std::string, std::uint64_t> max_output_tokens;
+  std::vector<budget_entry> definitions;  ///< names unique
+  bool operator==(const budgets_config&) const = default;
+};
+
 struct config {
   std::string source_path;  ///< the file it was read from
   std::vector<listener_config> listeners;
@@ -198,6 +257,7 @@ struct config {
   models_config models;
   ledger_config ledger;
   metering_config metering;
+  budgets_config budgets;
   /// The table `pricing.rate_table` names, loaded and validated with the config (so
   /// `check-config` checks it too); null without a `pricing` section. Compared by identity.
   rate_table_ptr rate_table;

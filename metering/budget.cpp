@@ -125,7 +125,8 @@ reserve_result budget_account::try_reserve(instant now, pico_usd worst_case) {
   return reserve_result{reserve_status::reserved, r};
 }
 
-settle_result budget_account::settle(instant now, const reservation& r, pico_usd actual) {
+settle_result budget_account::settle(instant now, const reservation& r, pico_usd actual,
+                                     std::optional<instant> arrived) {
   roll(now);
   const auto it = held_.find(r.id);
   if (it == held_.end() || actual < 0) return settle_result{};
@@ -139,13 +140,16 @@ settle_result budget_account::settle(instant now, const reservation& r, pico_usd
     ++overruns_;
     overrun_total_ += result.overrun;
   }
+  if (arrived && *arrived < window_.start) return result;  // belongs to the ended period
   result.thresholds = book(actual);
   return result;
 }
 
-std::vector<int> budget_account::charge(instant now, pico_usd actual) {
+std::vector<int> budget_account::charge(instant now, pico_usd actual,
+                                        std::optional<instant> arrived) {
   roll(now);
   if (actual <= 0) return {};
+  if (arrived && *arrived < window_.start) return {};
   return book(actual);
 }
 

@@ -38,6 +38,7 @@ struct budget_scope {
   std::optional<std::string> model;
 
   bool matches(const request_attribution& who) const noexcept;
+  bool operator==(const budget_scope&) const = default;
 };
 
 enum class period_kind { daily, weekly, monthly, custom };
@@ -48,6 +49,7 @@ struct budget_period {
   period_kind kind = period_kind::monthly;
   std::chrono::year_month_day custom_start{};
   int custom_days = 0;
+  bool operator==(const budget_period&) const = default;
 };
 
 /// [start, end) in UTC.
@@ -72,6 +74,7 @@ struct budget_def {
   pico_usd limit = 0;
   std::vector<int> warning_percents;  // e.g. 50, 80, 100; ascending, each 1..1000
   budget_action action = budget_action::alert;
+  bool operator==(const budget_def&) const = default;
 };
 
 /// Empty when the definition is usable, else why not.
@@ -114,9 +117,12 @@ struct settle_result {
 /// fit in the limit. Spend can pass the limit only when an estimate was wrong (actual >
 /// reserved); `settle` reports and counts such overruns.
 ///
-/// Rollover: spend is booked to the period in which the request is settled (as the ledger
-/// records it at completion). Reservations still outstanding at a boundary therefore carry into
-/// the new period, where their cost will land; the old period's spend is dropped.
+/// Rollover: spend belongs to the period in which the request *arrived*, as the ledger records
+/// it (`time_ms` is the arrival time), so a restart that reloads period-to-date spend from the
+/// ledger agrees with what was counted live. `settle`/`charge` take the arrival instant: a
+/// request that arrived before the current period began releases its reservation but books
+/// nothing here (its cost belongs to the ended period). Without an arrival instant, spend is
+/// booked to the current period.
 class budget_account {
  public:
   budget_account(budget_def def, std::shared_ptr<const time_zone> zone, instant now);
@@ -130,9 +136,11 @@ class budget_account {
 
   reserve_result try_reserve(instant now, pico_usd worst_case);
   /// Releases `r` and books `actual`. A failed request settles with actual 0.
-  settle_result settle(instant now, const reservation& r, pico_usd actual);
+  settle_result settle(instant now, const reservation& r, pico_usd actual,
+                       std::optional<instant> arrived = std::nullopt);
   /// Books spend without a reservation (alert budgets, or requests admitted elsewhere).
-  std::vector<int> charge(instant now, pico_usd actual);
+  std::vector<int> charge(instant now, pico_usd actual,
+                          std::optional<instant> arrived = std::nullopt);
 
   /// True when the budget blocks and spend has reached its limit: new requests are refused
   /// regardless of their estimate.

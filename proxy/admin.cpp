@@ -125,7 +125,8 @@ struct admin_server::impl {
       return make_response(req, http::status::ok, "text/plain; charset=utf-8", "ok\n");
     }
     const bool known = path == "/readyz" || path == "/metrics" ||
-                       (path == "/-/reload" && handlers.reload);
+                       (path == "/-/reload" && handlers.reload) ||
+                       (path == "/api/budgets" && handlers.budgets);
     if (!known) return message(req, http::status::not_found, "not found");
     // Authenticate before telling anything about the route, methods included.
     if (!authorized(req)) return unauthorized(req);
@@ -135,6 +136,10 @@ struct admin_server::impl {
         if (method != http::verb::get) return method_not_allowed(req, "GET");
         return make_response(req, http::status::ok, metrics::content_type,
                              handlers.metrics ? handlers.metrics() : std::string());
+      }
+      if (path == "/api/budgets") {
+        if (method != http::verb::get) return method_not_allowed(req, "GET");
+        return make_response(req, http::status::ok, "application/json", handlers.budgets());
       }
       if (path == "/readyz") {
         if (method != http::verb::get) return method_not_allowed(req, "GET");

@@ -7,6 +7,7 @@
 //   GET  /healthz   200 "ok" while the process runs. Always open (liveness probes carry no token).
 //   GET  /readyz    200 when the owner's readiness check passes, else 503 {"ready":false,"reasons":[...]}.
 //   GET  /metrics   Prometheus text format 0.0.4 from the owner's callback.
+//   GET  /api/budgets  each budget's limit, spend, % used and forecast (JSON, docs/budgets.md).
 //   POST /-/reload  the owner's reload callback: 200 {"reloaded":[...]}, 400 (the new files are
 //                   invalid and were rejected) or 500 (the reload itself failed), with {"errors":[...]}.
 // Unknown path: 404. Known path, wrong method: 405 with Allow. Errors are JSON {"message": ...}.
@@ -52,6 +53,7 @@ struct admin_handlers {
   std::function<std::string()> metrics;  ///< the exposition text (metrics::serialize)
   std::function<readiness()> ready;      ///< empty: always ready
   std::function<reload_result()> reload; ///< empty: 404 on /-/reload
+  std::function<std::string()> budgets;  ///< JSON for /api/budgets; empty: 404
 };
 
 struct admin_options {

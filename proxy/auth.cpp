@@ -62,16 +62,17 @@ auth_index::auth_index(const config::auth_config& cfg) : max_skew_(cfg.max_clock
   for (const auto& k : cfg.access_keys) {
     sigv4_entry e;
     e.key.secret_access_key = k.secret_access_key;
-    e.who = identity{identity::kind::sigv4, k.access_key_id, k.team, k.app};
+    e.who = identity{identity::kind::sigv4, k.access_key_id, k.team, k.app, k.attributes};
     access_keys_.emplace(k.access_key_id, std::move(e));
   }
   for (const auto& b : cfg.bearer_keys) {
     std::string principal = b.name.empty() ? "bearer:" + b.sha256.substr(0, 12) : b.name;
-    bearer_keys_.emplace(b.sha256, identity{identity::kind::bearer, principal, b.team, b.app});
+    bearer_keys_.emplace(b.sha256,
+                         identity{identity::kind::bearer, principal, b.team, b.app, b.attributes});
   }
   if (cfg.anonymous.enabled)
     anonymous_ = identity{identity::kind::anonymous, "anonymous", cfg.anonymous.team,
-                          cfg.anonymous.app};
+                          cfg.anonymous.app, cfg.anonymous.attributes};
 }
 
 auth_outcome auth_index::authenticate(std::string_view method, std::string_view target,

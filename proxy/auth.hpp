@@ -24,6 +24,7 @@ struct identity {
   std::string principal;
   std::string team;
   std::string app;
+  config::identity_attributes attributes;  // ledger tags, model allow-list
 };
 
 struct auth_outcome {

@@ -43,6 +43,9 @@ bedrock_error payload_too_large(std::uint64_t limit) {
   return {413, "ValidationException",
           "Request body exceeds the proxy's limit of " + std::to_string(limit) + " bytes"};
 }
+bedrock_error budget_exceeded(std::string message) {
+  return {400, "ServiceQuotaExceededException", std::move(message)};
+}
 bedrock_error upstream_unavailable(std::string message) {
   return {503, "ServiceUnavailableException", std::move(message)};
 }

@@ -2,7 +2,9 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <charconv>
+#include <filesystem>
 #include <cstdio>
 #include <sys/stat.h>
 #include <thread>
@@ -15,6 +17,8 @@
 #include <condition_variable>
 #include <mutex>
 
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 #include <openssl/rand.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -54,6 +58,9 @@ Usage:
       Spend table from the ledger.
   bedrock-meter ledger export --config FILE [--since ...] [--until ...] [--format csv|jsonl]
       Every ledger row in the window, for chargeback.
+  bedrock-meter budgets --config FILE [--format text|json]
+      Each budget's limit, period-to-date spend (from the ledger, or the shared Redis store),
+      % used and the forecast at period end. The running proxy answers GET /api/budgets.
   bedrock-meter --version
 )";
 
@@ -462,6 +469,13 @@ int report_command(const args& a) {
   return 0;
 }
 
+/// A record's tags as one JSON object (one column in CSV, a string field in JSONL).
+std::string tags_json(const std::map<std::string, std::string>& tags) {
+  boost::json::object o;
+  for (const auto& [k, v] : tags) o[k] = v;
+  return boost::json::serialize(o);
+}
+
 std::string csv_field(std::string_view v) {
   if (v.find_first_of(",\"\n\r") == std::string_view::npos) return std::string(v);
   std::string out = "\"";
@@ -518,7 +532,7 @@ int ledger_export_command(const args& a) {
         {"cache_write_cost_usd", metering::format_usd(r.cache_write_cost, 12)},
         {"priced", r.priced ? "true" : "false"}, {"pricing_note", r.unpriced_reason},
         {"rate_table_version", r.rate_table_version}, {"rate_entry", r.rate_entry},
-        {"duration_us", std::to_string(r.duration_us)}};
+        {"duration_us", std::to_string(r.duration_us)}, {"tags", tags_json(r.tags)}};
   };
   bool header = true;
   for (const auto& r : *recs.value) {
@@ -548,6 +562,87 @@ int ledger_export_command(const args& a) {
     }
     std::cout << line << '\n';
   }
+  return 0;
+}
+
+/// Period-to-date spend of a budget's scope, from the ledger. Records still queued are
+/// committed first, so a budget added by a reload sees every settled request.
+budget_restore_fn ledger_budget_restore(ledger* book, ledger_reader* reader) {
+  if (reader == nullptr) return {};
+  return [book, reader](const metering::budget_def& def,
+                        metering::instant from) -> std::optional<metering::money_total> {
+    if (book != nullptr) book->flush(std::chrono::seconds(2));
+    spend_filter f;
+    f.team = def.scope.team;
+    f.app = def.scope.app;
+    f.principal = def.scope.identity;
+    f.model_base = def.scope.model;
+    const auto from_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(from.time_since_epoch()).count();
+    auto r = reader->spend_since(from_ms, f);
+    if (!r) return std::nullopt;
+    return *r.value;
+  };
+}
+
+int budgets_command(const args& a) {
+  const auto path = a.get("config");
+  if (path.empty()) {
+    std::cerr << "budgets: --config FILE is required\n";
+    return 2;
+  }
+  const auto format = a.get("format", "text");
+  if (format != "text" && format != "json") {
+    std::cerr << "budgets: --format takes text or json\n";
+    return 2;
+  }
+  auto cfg = load_or_report(path);
+  if (!cfg) return 1;
+  std::unique_ptr<ledger_reader> reader;
+  if (!cfg->ledger.path.empty() && std::filesystem::exists(cfg->ledger.path)) {
+    auto r = ledger_reader::open(cfg->ledger.path);
+    if (!r) {
+      std::cerr << "budgets: " << r.error.message << '\n';
+      return 1;
+    }
+    reader = std::move(*r.value);
+  }
+  const auto now = std::chrono::time_point_cast<std::chrono::nanoseconds>(
+      std::chrono::system_clock::now());
+  std::vector<std::string> warnings;
+  budget_engine engine(cfg->budgets, nullptr, ledger_budget_restore(nullptr, reader.get()), now,
+                       &warnings);
+  for (const auto& w : warnings) std::cerr << "warning: " << w << '\n';
+  std::unique_ptr<shared_budget_store> store;
+  if (cfg->budgets.store == config::budget_store_kind::redis)
+    store = make_shared_budget_store(cfg->budgets.redis);
+  const auto status = engine.status(now, store.get());
+  if (format == "json") {
+    std::cout << budgets_json(status, now) << '\n';
+    return 0;
+  }
+  if (status.empty()) {
+    std::cout << "no budgets configured (add a 'budgets' section; see docs/budgets.md)\n";
+    return 0;
+  }
+  std::printf("%-24s %-6s %-28s %-10s %14s %14s %8s %14s %9s  %s\n", "budget", "action", "scope",
+              "period", "limit_usd", "spend_usd", "used", "forecast_usd", "forecast",
+              "period_end");
+  for (const auto& b : status) {
+    auto pct = [&](metering::money_total v) {
+      return b.limit > 0 ? metering::to_usd_double(v) / metering::to_usd_double(b.limit) * 100.0
+                         : 0.0;
+    };
+    std::printf("%-24s %-6s %-28s %-10s %14s %14s %7.1f%% %14s %8.1f%%  %s\n", b.name.c_str(),
+                b.action == metering::budget_action::block ? "block" : "alert", b.scope.c_str(),
+                b.period.c_str(), metering::format_usd(b.limit, 2).c_str(),
+                metering::format_usd(b.spent, 2).c_str(), pct(b.spent),
+                metering::format_usd(b.forecast, 2).c_str(), pct(b.forecast),
+                format_utc(b.window.end).c_str());
+  }
+  if (store != nullptr && !status.empty() && status.front().source != "redis")
+    std::cerr << "warning: the Redis budget store is unreachable; spend shown is from this "
+                 "machine's ledger only\n";
   return 0;
 }
 
@@ -584,6 +679,42 @@ reload_result reload_config(const std::string& path, shared_state& state, spdlog
   }
   return out;
 }
+
+/// Budgets as the admin thread sees them (only ever called from that thread).
+struct admin_budget_view {
+  std::unique_ptr<shared_budget_store> store;
+  config::budget_redis_config store_cfg;
+  std::vector<std::string> exported;  // budget names with gauges, to drop removed ones
+
+  std::vector<budget_status> status(shared_state& st, metering::instant now) {
+    const auto snap = st.snapshot();
+    const auto& b = snap->cfg->budgets;
+    shared_budget_store* s = nullptr;
+    if (b.store == config::budget_store_kind::redis) {
+      if (!store || store_cfg != b.redis) {
+        store = make_shared_budget_store(b.redis);
+        store_cfg = b.redis;
+      }
+      s = store.get();
+    }
+    return snap->budgets->status(now, s);
+  }
+
+  void export_gauges(shared_state& st, metrics& m, metering::instant now) {
+    const auto list = status(st, now);
+    std::vector<std::string> names;
+    for (const auto& b : list) {
+      m.set_budget(b.name, metering::to_usd_double(b.limit), metering::to_usd_double(b.spent),
+                   static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
+                                           b.window.end.time_since_epoch())
+                                           .count()));
+      names.push_back(b.name);
+    }
+    for (const auto& old : exported)
+      if (std::find(names.begin(), names.end(), old) == names.end()) m.remove_budget(old);
+    exported = std::move(names);
+  }
+};
 
 int serve(const args& a) {
   const auto path = a.get("config");
@@ -689,7 +820,8 @@ int serve(const args& a) {
   std::unique_ptr<server> srv;
   std::unique_ptr<admin_server> admin;
   try {
-    state = std::make_shared<shared_state>(cfg, creds, bearer);
+    state = std::make_shared<shared_state>(
+        cfg, creds, bearer, ledger_budget_restore(book.get(), book ? &book->reader() : nullptr));
     state->ledger_sink = book.get();
     state->metrics_sink = prom.get();
     srv = std::make_unique<server>(state);
@@ -698,7 +830,18 @@ int serve(const args& a) {
       auto ao = admin_options_from(cfg->admin);
       if (!ao.error.empty()) throw std::runtime_error("admin: " + ao.error);
       admin_handlers h;
-      h.metrics = [st = state.get(), m = prom.get()] {
+      // The admin thread's own budget view: one store connection (Redis clients are per
+      // thread), the gauges refreshed at each scrape so period ends and shared spend are live.
+      auto budget_view = std::make_shared<admin_budget_view>();
+      h.budgets = [st = state.get(), budget_view] {
+        const auto now = std::chrono::time_point_cast<std::chrono::nanoseconds>(
+            std::chrono::system_clock::now());
+        return budgets_json(budget_view->status(*st, now), now);
+      };
+      h.metrics = [st = state.get(), m = prom.get(), budget_view] {
+        const auto now = std::chrono::time_point_cast<std::chrono::nanoseconds>(
+            std::chrono::system_clock::now());
+        budget_view->export_gauges(*st, *m, now);
         const auto table = st->rates().load();
         return m->serialize(scrape_inputs_from(st->stats, st->ledger_sink,
                                                table ? table->version : std::string()));
@@ -731,7 +874,7 @@ int serve(const args& a) {
     ports_json += (i ? "," : "") + std::to_string(ports[i]);
   }
   ports_json += "]";
-  if (admin) log->info("admin listener on http://{}:{} (/metrics /healthz /readyz /-/reload)",
+  if (admin) log->info("admin listener on http://{}:{} (/metrics /healthz /readyz /-/reload /api/budgets)",
                        cfg->admin.address, admin->port());
   srv->start();
   rate_table_watch watch(*state, log);
@@ -797,6 +940,7 @@ int run_cli(int argc, char** argv) {
       return keys_create(a);
     if (cmd == "price") return price_command(a);
     if (cmd == "report") return report_command(a);
+    if (cmd == "budgets") return budgets_command(a);
     if (cmd == "ledger" && a.positional.size() > 1 && a.positional[1] == "export")
       return ledger_export_command(a);
   } catch (const std::exception& e) {

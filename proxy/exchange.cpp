@@ -2,6 +2,7 @@
 
 #include <array>
 #include <chrono>
+#include <limits>
 
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -18,6 +19,7 @@
 #include "metering/route.hpp"
 #include "metering/usage.hpp"
 #include "proxy/bedrock_error.hpp"
+#include "proxy/budgets.hpp"
 #include "proxy/headers.hpp"
 #include "proxy/ledger.hpp"
 #include "proxy/server.hpp"
@@ -43,6 +45,12 @@ struct timing {
 struct settle_info {
   std::string request_id;
   const identity* who = nullptr;
+  /// Attribution: the identity's team/app, unless the model is an application inference
+  /// profile mapped to a team/app of its own (models.mappings), which then wins.
+  std::string_view team;
+  std::string_view app;
+  budget_engine* budgets = nullptr;  // set when the request was admitted against budgets
+  budget_admission admission;
   const metering::route* route = nullptr;
   unsigned status = 0;
   std::uint64_t bytes_in = 0;
@@ -154,6 +162,35 @@ std::string model_label(const metering::priced& p, const metering::rate_table* t
   return "other";
 }
 
+metering::request_attribution attribution_of(const settle_info& s, std::string_view base_model) {
+  metering::request_attribution who;
+  who.team = s.team;
+  who.app = s.app;
+  who.identity = s.who ? std::string_view(s.who->principal) : std::string_view();
+  who.model = base_model;
+  return who;
+}
+
+metering::instant to_instant(std::chrono::system_clock::time_point t) {
+  return std::chrono::time_point_cast<std::chrono::nanoseconds>(t);
+}
+
+/// Books the request's actual cost on its budgets (releasing what admission reserved) and logs
+/// the warning thresholds it crossed.
+void settle_budgets(worker& w, settle_info& s, const metering::priced& p,
+                    const config::config& cfg) {
+  const std::string base = p.entry ? p.entry->model : p.model.base_model;
+  const auto events = s.budgets->settle(
+      s.admission, attribution_of(s, base), p.priced ? p.cost.total() : 0,
+      to_instant(s.wall_start), to_instant(std::chrono::system_clock::now()),
+      w.budget_store(cfg.budgets));
+  for (const auto& e : events) {
+    w.state().log->warn(
+        "budget '{}' crossed {}% of its limit: ${} of ${} spent this period", e.budget, e.percent,
+        metering::format_usd(e.spent, 2), metering::format_usd(e.limit, 2));
+  }
+}
+
 /// Settles one request: price it, count it, write the ledger row and one access-log line. Only
 /// labels, counts and ids are logged: never a header value, key or body.
 void settle(worker& w, const inbound_request& req, settle_info& s, const config::config& cfg) {
@@ -171,6 +208,7 @@ void settle(worker& w, const inbound_request& req, settle_info& s, const config:
   const metering::token_usage none{};
   const auto& u = s.usage ? s.usage->usage() : none;
   if (!p.priced) st.unpriced_requests.fetch_add(1, std::memory_order_relaxed);
+  if (s.budgets != nullptr) settle_budgets(w, s, p, cfg);
   if (u.source == metering::usage_source::estimated)
     st.estimated_requests.fetch_add(1, std::memory_order_relaxed);
 
@@ -192,10 +230,8 @@ void settle(worker& w, const inbound_request& req, settle_info& s, const config:
     m.gen_ai_model = label;  // bounded, unlike the requested id
     m.region = s.region;
     m.tier = tier;
-    if (s.who) {
-      m.team = s.who->team;
-      m.app = s.who->app;
-    }
+    m.team = s.team;
+    m.app = s.app;
     m.status = s.status;
     m.usage_known = u.source != metering::usage_source::none;
     m.estimated = u.source == metering::usage_source::estimated;
@@ -221,10 +257,11 @@ void settle(worker& w, const inbound_request& req, settle_info& s, const config:
     r.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     s.wall_start.time_since_epoch()).count();
     r.request_id = s.request_id;
+    r.team = std::string(s.team);
+    r.app = std::string(s.app);
     if (s.who) {
-      r.team = s.who->team;
-      r.app = s.who->app;
       r.principal = s.who->principal;
+      r.tags = s.who->attributes.tags;
     }
     r.operation = std::string(operation);
     if (s.route) r.model_requested = s.route->model_id;
@@ -269,8 +306,8 @@ void settle(worker& w, const inbound_request& req, settle_info& s, const config:
   add_field(line, "protocol", req.protocol);
   add_field(line, "remote", req.remote);
   add_field(line, "principal", s.who ? std::string_view(s.who->principal) : "-");
-  add_field(line, "team", s.who ? std::string_view(s.who->team) : "-");
-  add_field(line, "app", s.who ? std::string_view(s.who->app) : "-");
+  add_field(line, "team", s.who ? s.team : "-");
+  add_field(line, "app", s.who ? s.app : "-");
   add_field(line, "operation",
             s.route ? metering::operation_name(s.route->op) : std::string_view("-"));
   add_field(line, "model", s.route ? std::string_view(s.route->model_id) : "-");
@@ -484,6 +521,64 @@ awaitable<void> refuse(response_sink& out, settle_info& s, exchange_result& resu
   if (ec) result.keep_alive = false;
 }
 
+/// Reserves the request's worst-case cost on every block budget that counts it. Returns true
+/// when the request was refused (the error is written).
+awaitable<bool> admit_budgets(worker& w, const inbound_request& req, settle_info& s,
+                              response_sink& out, exchange_result& result,
+                              const metering::resolved_model& resolved, const metering::route& r,
+                              const config::config& cfg, budget_engine& engine) {
+  auto who = attribution_of(s, resolved.base_model);
+  if (!engine.needs_admission(who)) co_return false;
+  // Worst case: input estimated from the body size, output from max_tokens (or the model's
+  // cap), priced exactly as the answer will be. Operations not billed by tokens reserve 0, so
+  // an exhausted budget still refuses them.
+  metering::pico_usd worst = 0;
+  const auto table = w.rates();
+  if (table && r.op != metering::operation::apply_guardrail &&
+      r.op != metering::operation::start_async_invoke) {
+    const auto& b = cfg.budgets;
+    std::uint64_t cap = b.default_max_output_tokens;
+    if (auto it = b.max_output_tokens.find(resolved.base_model); it != b.max_output_tokens.end())
+      cap = it->second;
+    metering::token_usage u;
+    u.input = metering::estimate_input_tokens(req.body.size());
+    u.output = metering::estimate_output_tokens(requested_max_tokens(req.body), cap);
+    u.source = metering::usage_source::reported;
+    metering::price_query q;
+    q.model_id = r.model_id;
+    q.region = s.region;
+    q.latency = s.latency;
+    q.at = s.wall_start;
+    q.mappings = &cfg.models.mappings;
+    const auto p = metering::price(*table, u, q);
+    if (p.priced) worst = static_cast<metering::pico_usd>(
+        std::min<metering::money_total>(p.cost.total(), std::numeric_limits<metering::pico_usd>::max()));
+  }
+  const auto now = to_instant(std::chrono::system_clock::now());
+  s.admission = engine.admit(who, worst, now, w.budget_store(cfg.budgets),
+                             std::chrono::duration_cast<std::chrono::seconds>(
+                                 cfg.limits.exchange_timeout + cfg.metering.drain_timeout) +
+                                 std::chrono::seconds(60));
+  if (s.admission.store_failed)
+    w.state().log->warn("budget store unavailable; fallback {} applied",
+                        cfg.budgets.on_store_unavailable == config::budget_store_fallback::open
+                            ? "open (admitted)"
+                            : "closed (refused)");
+  switch (s.admission.result) {
+    case budget_admission::verdict::admitted: co_return false;
+    case budget_admission::verdict::blocked:
+      w.state().stats.budget_blocked.fetch_add(1, std::memory_order_relaxed);
+      if (auto* rec = w.recorder()) rec->budget_blocked(s.admission.budget);
+      co_await refuse(out, s, result, budget_exceeded(s.admission.message), ledger_outcome::refused);
+      co_return true;
+    case budget_admission::verdict::unavailable:
+      co_await refuse(out, s, result, upstream_unavailable(s.admission.message),
+                      ledger_outcome::refused);
+      co_return true;
+  }
+  co_return false;
+}
+
 }  // namespace
 
 std::string_view inbound_request::header(std::string_view lowercase_name) const noexcept {
@@ -551,6 +646,8 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
     co_return result;
   }
   s.who = auth.who;
+  s.team = auth.who->team;
+  s.app = auth.who->app;
   if (parsed.value.op == metering::operation::invoke_model_with_bidirectional_stream) {
     // Bedrock serves this operation over HTTP/2 only; our upstream connections are HTTP/1.1.
     // Refuse clearly instead of forwarding a request Bedrock would reject (docs/http2.md).
@@ -564,6 +661,40 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
   }
   const upstream_target& target = snap->target_for(auth.signed_region);
   s.region = target.region;
+
+  // Attribution, model allow-list and budget admission: all before anything reaches Bedrock.
+  if (parsed.value.op != metering::operation::get_async_invoke &&
+      parsed.value.op != metering::operation::list_async_invokes) {
+    const bool need_model = !cfg.models.mappings.empty() ||
+                            !auth.who->attributes.allowed_models.empty() || !snap->budgets->empty();
+    metering::resolved_model resolved;
+    if (need_model) resolved = metering::resolve_model(parsed.value.model_id, cfg.models.mappings);
+    if (resolved.mapping != nullptr) {
+      // An application inference profile carries its own attribution.
+      if (!resolved.mapping->team.empty()) s.team = resolved.mapping->team;
+      if (!resolved.mapping->app.empty()) s.app = resolved.mapping->app;
+    }
+    if (!model_allowed(auth.who->attributes.allowed_models, resolved.base_model,
+                       parsed.value.model_id)) {
+      stats.model_denied.fetch_add(1, std::memory_order_relaxed);
+      co_await refuse(out, s, result,
+                      access_denied("The identity '" + auth.who->principal +
+                                    "' is not allowed to use the model '" +
+                                    parsed.value.model_id + "'."),
+                      ledger_outcome::refused);
+      settle(w, req, s, cfg);
+      co_return result;
+    }
+    if (!snap->budgets->empty()) {
+      s.budgets = snap->budgets.get();
+      if (!free_operation(parsed.value.op) && co_await admit_budgets(w, req, s, out, result,
+                                                                     resolved, parsed.value, cfg,
+                                                                     *snap->budgets)) {
+        settle(w, req, s, cfg);
+        co_return result;
+      }
+    }
+  }
 
   // Build the upstream request: same method, target and body; hop-by-hop and the caller's
   // auth headers dropped; Host for the upstream; signed with the proxy's own credentials.

@@ -73,8 +73,9 @@ awaitable<void> accept_loop(worker& w, tcp_acceptor& acceptor,
 
 }  // namespace
 
-runtime_snapshot::runtime_snapshot(std::shared_ptr<const config::config> c)
-    : cfg(std::move(c)), auth(cfg->auth) {
+runtime_snapshot::runtime_snapshot(std::shared_ptr<const config::config> c,
+                                   std::shared_ptr<budget_engine> b)
+    : cfg(std::move(c)), auth(cfg->auth), budgets(std::move(b)) {
   auto t = make_upstream_target(cfg->upstream, cfg->upstream.region);
   if (!t) throw std::runtime_error("upstream.endpoint does not parse: " + cfg->upstream.endpoint);
   default_target = std::move(*t);
@@ -93,19 +94,40 @@ const upstream_target& runtime_snapshot::target_for(std::string_view signed_regi
 
 shared_state::shared_state(std::shared_ptr<const config::config> cfg,
                            std::shared_ptr<const published_credentials> creds,
-                           std::string upstream_bearer_token)
-    : creds_(std::move(creds)), bearer_(std::move(upstream_bearer_token)) {
-  upstream_tls_ = make_upstream_tls_context(cfg->upstream);
-  rates_.publish(cfg->rate_table);
-  snapshot_.publish(std::make_shared<const runtime_snapshot>(std::move(cfg)));
+                           std::string upstream_bearer_token, budget_restore_fn restore_budgets)
+    : restore_budgets_(std::move(restore_budgets)),
+      creds_(std::move(creds)),
+      bearer_(std::move(upstream_bearer_token)) {
   log = spdlog::get("proxy");
   if (!log) log = spdlog::default_logger();
   access = spdlog::get("access");
+  upstream_tls_ = make_upstream_tls_context(cfg->upstream);
+  rates_.publish(cfg->rate_table);
+  auto budgets = make_budgets(*cfg, nullptr);
+  snapshot_.publish(std::make_shared<const runtime_snapshot>(std::move(cfg), std::move(budgets)));
+}
+
+std::shared_ptr<budget_engine> shared_state::make_budgets(const config::config& cfg,
+                                                          const budget_engine* previous) {
+  std::vector<std::string> warnings;
+  const auto now = std::chrono::time_point_cast<std::chrono::nanoseconds>(
+      std::chrono::system_clock::now());
+  auto engine =
+      std::make_shared<budget_engine>(cfg.budgets, previous, restore_budgets_, now, &warnings);
+  for (const auto& w : warnings) log->warn("budgets: {}", w);
+  if (cfg.budgets.store == config::budget_store_kind::redis && !engine->empty()) {
+    // A fresh (or flushed) Redis learns the spend this replica's ledger knows; an existing
+    // count is left alone (SET NX), so replicas never add their ledgers up twice.
+    auto store = make_shared_budget_store(cfg.budgets.redis);
+    engine->seed_store(now, *store);
+  }
+  return engine;
 }
 
 void shared_state::replace(std::shared_ptr<const config::config> cfg) {
   std::lock_guard lock(reload_mutex_);
-  auto snap = std::make_shared<const runtime_snapshot>(cfg);
+  auto budgets = make_budgets(*cfg, snapshot_.load()->budgets.get());
+  auto snap = std::make_shared<const runtime_snapshot>(cfg, std::move(budgets));
   // A config reload re-read the rate table too (load_file validates it); publish both.
   if (cfg->rate_table) rates_.publish(cfg->rate_table);
   snapshot_.publish(std::move(snap));
@@ -144,6 +166,15 @@ worker::worker(shared_state& state, unsigned index)
 std::uint64_t worker::next_connection_id() noexcept {
   // Worker index in the top bits keeps ids unique across workers without sharing a counter.
   return (static_cast<std::uint64_t>(index_) << 48) | ++next_conn_;
+}
+
+shared_budget_store* worker::budget_store(const config::budgets_config& cfg) {
+  if (cfg.store != config::budget_store_kind::redis) return nullptr;
+  if (!budget_store_ || budget_store_cfg_ != cfg.redis) {
+    budget_store_ = make_shared_budget_store(cfg.redis);
+    budget_store_cfg_ = cfg.redis;
+  }
+  return budget_store_.get();
 }
 
 std::string worker::new_request_id() {

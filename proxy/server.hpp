@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "metering/rate_table.hpp"
 #include "proxy/auth.hpp"
+#include "proxy/budgets.hpp"
 #include "proxy/net.hpp"
 #include "proxy/published.hpp"
 #include "proxy/sigv4.hpp"
@@ -33,9 +34,12 @@ namespace bedrock_meter::proxy {
 
 /// Everything derived from one config: swapped whole, read through a shared_ptr per request.
 struct runtime_snapshot {
-  explicit runtime_snapshot(std::shared_ptr<const config::config> c);
+  runtime_snapshot(std::shared_ptr<const config::config> c, std::shared_ptr<budget_engine> b);
   std::shared_ptr<const config::config> cfg;
   auth_index auth;
+  /// Budgets of this config (never null; empty without a `budgets` section). Accounts whose
+  /// definition survives a reload are shared with the previous snapshot's engine.
+  std::shared_ptr<budget_engine> budgets;
   upstream_target default_target;
   std::vector<upstream_target> client_region_targets;  // for allowed_client_regions
   /// The target for a request: the client's signed region when allowed, else the default.
@@ -68,6 +72,15 @@ struct proxy_stats {
   std::atomic<std::int64_t> connections{0};
   std::atomic<std::uint64_t> h2_rapid_resets{0};  // HTTP/2 rapid reset tripped: GOAWAY(CALM)
   std::atomic<std::uint64_t> h2_floods{0};        // SETTINGS/PING/empty-frame/ACK floods
+  // h2_floods by kind (bedrock_http2_defence_trips_total{defence}); each trip counts in one.
+  std::atomic<std::uint64_t> h2_settings_floods{0};     // SETTINGS over max_settings_per_window
+  std::atomic<std::uint64_t> h2_ping_floods{0};         // PING over max_pings_per_window
+  std::atomic<std::uint64_t> h2_empty_frame_floods{0};  // empty DATA over max_empty_frames_per_window
+  std::atomic<std::uint64_t> h2_ack_floods{0};          // nghttp2: ACKs queued for a non-reader
+  std::atomic<std::uint64_t> h2_header_lists_refused{0};  // header list over max_header_list_bytes
+  std::atomic<std::uint64_t> h2_stream_timeouts{0};     // stream reset: header/body timeout
+  std::atomic<std::uint64_t> budget_blocked{0};     // refused by a block budget
+  std::atomic<std::uint64_t> model_denied{0};       // identity not allowed this model
 };
 
 /// Upstream AWS credentials as published by the credential provider's refresh (empty snapshot
@@ -78,8 +91,11 @@ class ledger;
 
 class shared_state {
  public:
+  /// `restore_budgets` reads period-to-date spend from the ledger for new budget accounts (at
+  /// start and when a reload adds or changes a budget); empty: budgets start at zero.
   shared_state(std::shared_ptr<const config::config> cfg,
-               std::shared_ptr<const published_credentials> creds, std::string upstream_bearer_token);
+               std::shared_ptr<const published_credentials> creds, std::string upstream_bearer_token,
+               budget_restore_fn restore_budgets = {});
 
   /// For code off the request path (startup, reload, admin). Workers read through their own
   /// snapshot_reader (worker::snapshot()).
@@ -114,6 +130,9 @@ class shared_state {
   published<runtime_snapshot> snapshot_;
   published<metering::rate_table> rates_;
   std::mutex reload_mutex_;  // serializes reloads (SIGHUP, file watch, admin), never requests
+  std::shared_ptr<budget_engine> make_budgets(const config::config& cfg,
+                                              const budget_engine* previous);
+  budget_restore_fn restore_budgets_;
   std::shared_ptr<const published_credentials> creds_;
   std::string bearer_;
   std::unique_ptr<net::ssl::context> upstream_tls_;
@@ -154,6 +173,9 @@ class worker {
   std::shared_ptr<const metering::rate_table> rates() { return rates_.get(); }
   /// This worker's metrics recorder (cached series handles; nullptr without metrics).
   metrics::recorder* recorder() noexcept { return recorder_.get(); }
+  /// This worker's connection to the shared budget store, or nullptr when budgets are local.
+  /// Re-created when a reload changes the store settings.
+  shared_budget_store* budget_store(const config::budgets_config& cfg);
 
   std::uint64_t next_connection_id() noexcept;
   std::string new_request_id();  // UUID v4, from a per-worker generator
@@ -175,6 +197,8 @@ class worker {
   snapshot_reader<metering::rate_table> rates_;
   std::optional<snapshot_reader<sigv4::credentials>> creds_;
   std::unique_ptr<metrics::recorder> recorder_;
+  std::unique_ptr<shared_budget_store> budget_store_;
+  config::budget_redis_config budget_store_cfg_;
   std::uint64_t next_conn_ = 0;
   std::mt19937_64 rng_;
   std::list<session_entry> sessions_;

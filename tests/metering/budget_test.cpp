@@ -305,6 +305,25 @@ TEST(BudgetAccount, ReservationOutlivingPeriodLandsInNewPeriod) {
   EXPECT_EQ(acct.reserved(), 0);
 }
 
+TEST(BudgetAccount, SpendBelongsToThePeriodOfArrivalLikeTheLedger) {
+  // A request that arrives at 23:59 and ends after midnight is in yesterday's ledger rows, so a
+  // restart would not count it today; the live account must agree.
+  const auto late = utc(2024, 6, 15, 23, 59);
+  bm::budget_account acct(block_budget(1 * usd), zone("UTC"), late);
+  const auto r = acct.try_reserve(late, usd / 2);
+  ASSERT_EQ(r.status, bm::reserve_status::reserved);
+  const auto next = utc(2024, 6, 16, 0, 1);
+  const auto s = acct.settle(next, r.held, usd / 5, late);
+  EXPECT_TRUE(s.ok);
+  EXPECT_EQ(acct.spent(), 0);     // booked to the ended period
+  EXPECT_EQ(acct.reserved(), 0);  // but the reservation is released
+  EXPECT_TRUE(acct.charge(next, usd / 5, late).empty());
+  EXPECT_EQ(acct.spent(), 0);
+  // Arrival in the current period books normally, including exactly at its start.
+  acct.charge(next, usd / 5, utc(2024, 6, 16));
+  EXPECT_EQ(acct.spent(), usd / 5);
+}
+
 TEST(BudgetThresholds, EachCrossedOncePerPeriod) {
   const auto now = utc(2024, 6, 15, 12);
   bm::budget_account acct(block_budget(100 * usd), zone("UTC"), now);

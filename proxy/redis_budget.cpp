@@ -204,7 +204,7 @@ std::string reply_text(const redisReply* r) {
 // 128 random bits as hex: unique across proxies without a shared counter, and unlike a counter
 // cannot repeat after Redis loses its data (a late settle would release someone else's hold).
 std::string new_reservation_id() {
-  std::random_device rd;
+  static thread_local std::random_device rd;  // clients are per thread; opened once per thread
   std::array<char, 33> out{};
   for (int i = 0; i < 4; ++i) {
     std::snprintf(out.data() + i * 8, 9, "%08x", static_cast<unsigned>(rd()));
@@ -228,7 +228,10 @@ void redis_budget_client::context_deleter::operator()(redisContext* c) const noe
   redisFree(c);
 }
 
-redis_budget_client::redis_budget_client(redis_endpoint ep) : ep_(std::move(ep)) {}
+redis_budget_client::redis_budget_client(redis_endpoint ep)
+    : ep_(std::move(ep)),
+      where_("redis " + (ep_.unix_socket.empty() ? ep_.host + ":" + std::to_string(ep_.port)
+                                                 : "unix:" + ep_.unix_socket)) {}
 redis_budget_client::~redis_budget_client() = default;
 redis_budget_client::redis_budget_client(redis_budget_client&&) noexcept = default;
 redis_budget_client& redis_budget_client::operator=(redis_budget_client&&) noexcept = default;
@@ -261,23 +264,20 @@ bool redis_budget_client::ensure_connected() {
   ++connect_attempts_;
 
   const timeval tv = to_timeval(ep_.timeout);
-  const std::string where = ep_.unix_socket.empty()
-                                ? ep_.host + ":" + std::to_string(ep_.port)
-                                : "unix:" + ep_.unix_socket;
   redisContext* c = ep_.unix_socket.empty()
                         ? redisConnectWithTimeout(ep_.host.c_str(), ep_.port, tv)
                         : redisConnectUnixWithTimeout(ep_.unix_socket.c_str(), tv);
   if (c == nullptr) {
-    fail("redis " + where + ": cannot allocate a context");
+    fail(where_ + ": cannot allocate a context");
     return false;
   }
   ctx_.reset(c);
   if (c->err != 0) {
-    fail("redis " + where + ": connect: " + c->errstr);
+    fail(where_ + ": connect: " + c->errstr);
     return false;
   }
   if (redisSetTimeout(c, tv) != REDIS_OK) {
-    fail("redis " + where + ": cannot set the timeout");
+    fail(where_ + ": cannot set the timeout");
     return false;
   }
 
@@ -293,11 +293,11 @@ bool redis_budget_client::ensure_connected() {
     reply_ptr r(static_cast<redisReply*>(
         redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), lens.data())));
     if (!r) {
-      fail("redis " + where + ": " + name + ": " + ctx_->errstr);
+      fail(where_ + ": " + name + ": " + ctx_->errstr);
       return false;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-      fail("redis " + where + ": " + name + ": " + reply_text(r.get()));
+      fail(where_ + ": " + name + ": " + reply_text(r.get()));
       return false;
     }
     return true;
@@ -341,7 +341,7 @@ std::optional<std::vector<std::string>> redis_budget_client::run(
     r.reset(static_cast<redisReply*>(
         redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), lens.data())));
     if (!r) {
-      fail(std::string("redis: ") + ctx_->errstr);
+      fail(where_ + ": " + ctx_->errstr);
       return std::nullopt;
     }
     if (attempt == 0 && r->type == REDIS_REPLY_ERROR &&
@@ -357,11 +357,11 @@ std::optional<std::vector<std::string>> redis_budget_client::run(
   if (r->type == REDIS_REPLY_ERROR) {
     // Dropping the connection also recovers from NOAUTH, READONLY (a failed-over replica) and
     // LOADING once the cause is gone.
-    fail("redis: " + reply_text(r.get()));
+    fail(where_ + ": " + reply_text(r.get()));
     return std::nullopt;
   }
   if (r->type != REDIS_REPLY_ARRAY) {
-    fail("redis: unexpected reply type " + std::to_string(r->type));
+    fail(where_ + ": unexpected reply type " + std::to_string(r->type));
     return std::nullopt;
   }
   std::vector<std::string> out;
@@ -373,7 +373,7 @@ std::optional<std::vector<std::string>> redis_budget_client::run(
     } else if (e->type == REDIS_REPLY_INTEGER) {
       out.push_back(std::to_string(e->integer));
     } else {
-      fail("redis: unexpected element type " + std::to_string(e->type));
+      fail(where_ + ": unexpected element type " + std::to_string(e->type));
       return std::nullopt;
     }
   }
@@ -400,7 +400,7 @@ redis_reserve_result redis_budget_client::reserve(std::string_view budget,
   if (!v) return out;
   const auto st = parse_state(*v, 1);
   if (v->size() != 4 || !st || ((*v)[0] != "ok" && (*v)[0] != "blocked")) {
-    fail("redis: malformed reserve reply");
+    fail(where_ + ": malformed reserve reply");
     return out;
   }
   out.state = *st;
@@ -426,7 +426,7 @@ redis_settle_result redis_budget_client::settle(std::string_view budget,
   const auto before = parse_state(*v, 1);
   const auto after = parse_state(*v, 4);
   if (v->size() != 7 || !before || !after) {
-    fail("redis: malformed settle reply");
+    fail(where_ + ": malformed settle reply");
     return out;
   }
   out.outcome = redis_outcome::ok;
@@ -449,7 +449,7 @@ std::optional<redis_budget_state> redis_budget_client::read(std::string_view bud
   if (!v) return std::nullopt;
   const auto st = parse_state(*v, 0);
   if (v->size() != 3 || !st) {
-    fail("redis: malformed read reply");
+    fail(where_ + ": malformed read reply");
     return std::nullopt;
   }
   return st;
@@ -463,7 +463,7 @@ redis_outcome redis_budget_client::seed(std::string_view budget, std::int64_t pe
   if (!v) return redis_outcome::unavailable;
   if (v->size() == 1 && (*v)[0] == "ok") return redis_outcome::ok;
   if (v->size() == 1 && (*v)[0] == "exists") return redis_outcome::blocked;
-  fail("redis: malformed seed reply");
+  fail(where_ + ": malformed seed reply");
   return redis_outcome::unavailable;
 }
 

@@ -139,6 +139,7 @@ class redis_budget_client {
                              std::initializer_list<std::string_view> args);
 
   redis_endpoint ep_;
+  std::string where_;  // "redis <host:port|unix:path>", for error texts
   std::unique_ptr<redisContext, context_deleter> ctx_;
   std::chrono::steady_clock::time_point last_attempt_{};
   bool attempted_ = false;

@@ -546,6 +546,24 @@ TEST_F(RedisBudgetTest, AuthWithPasswordAndNeverLogsIt) {
   EXPECT_EQ(good.read("a", period)->spent, 7);
 }
 
+TEST_F(RedisBudgetTest, ErrorReplyIsUnavailableAndCounted) {
+  auto ep = unix_endpoint();
+  ep.reconnect_interval = 0ms;
+  ASSERT_TRUE(server_.start(dir_, ep));
+  redis_budget_client c(ep);
+  raw_redis raw(ep);
+  // Someone else's string where the budget hash should be: Redis answers WRONGTYPE.
+  EXPECT_EQ(raw.command({"SET", c.state_key("w", period), "not-a-hash"}), "OK");
+  EXPECT_EQ(c.reserve("w", period, 100, 1, long_ttl, key_ttl).outcome,
+            redis_outcome::unavailable);
+  EXPECT_EQ(c.errors(), 1u);
+  EXPECT_NE(c.last_error().find("WRONGTYPE"), std::string::npos) << c.last_error();
+  EXPECT_NE(c.last_error().find("unix:" + ep.unix_socket), std::string::npos);
+  // Other budgets are unaffected, over a fresh connection.
+  EXPECT_EQ(c.reserve("ok", period, 100, 1, long_ttl, key_ttl).outcome, redis_outcome::ok);
+  EXPECT_EQ(c.errors(), 1u);
+}
+
 TEST_F(RedisBudgetTest, ReconnectAttemptsAreRateLimited) {
   auto ep = unix_endpoint();  // nobody listens: the server is never started
   ep.reconnect_interval = 1000ms;

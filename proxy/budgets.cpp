@@ -321,7 +321,8 @@ budget_admission budget_engine::admit(const bm::request_attribution& who, bm::pi
 std::vector<threshold_event> budget_engine::settle(const budget_admission& admission,
                                                    const bm::request_attribution& who,
                                                    bm::pico_usd actual, bm::instant arrived,
-                                                   bm::instant now, shared_budget_store* store) {
+                                                   bm::instant now, shared_budget_store* store,
+                                                   bool* store_failed) {
   std::vector<threshold_event> events;
   if (actual < 0) actual = 0;
   for (std::size_t i = 0; i < accounts_.size(); ++i) {
@@ -367,6 +368,7 @@ std::vector<threshold_event> budget_engine::settle(const budget_admission& admis
         }
       } else {
         store_down_.store(true, std::memory_order_relaxed);
+        if (store_failed != nullptr) *store_failed = true;
         std::lock_guard lock(counters_mu_);
         ++counters_.store_errors;
       }

@@ -146,7 +146,8 @@ class budget_engine {
   std::vector<threshold_event> settle(const budget_admission& admission,
                                       const metering::request_attribution& who,
                                       metering::pico_usd actual, metering::instant arrived,
-                                      metering::instant now, shared_budget_store* store);
+                                      metering::instant now, shared_budget_store* store,
+                                      bool* store_failed = nullptr);
   /// Every budget, in config order. With a store, spend is the shared figure when reachable.
   std::vector<budget_status> status(metering::instant now, shared_budget_store* store);
   /// Seeds the shared store from the local (ledger-restored) spend of the current periods.

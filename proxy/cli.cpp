@@ -708,6 +708,7 @@ struct admin_budget_view {
                    static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
                                            b.window.end.time_since_epoch())
                                            .count()));
+      m.set_budget_warnings(b.name, b.warning_percents);
       names.push_back(b.name);
     }
     for (const auto& old : exported)

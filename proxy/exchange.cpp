@@ -180,10 +180,15 @@ metering::instant to_instant(std::chrono::system_clock::time_point t) {
 void settle_budgets(worker& w, settle_info& s, const metering::priced& p,
                     const config::config& cfg) {
   const std::string base = p.entry ? p.entry->model : p.model.base_model;
+  bool store_failed = false;
   const auto events = s.budgets->settle(
       s.admission, attribution_of(s, base), p.priced ? p.cost.total() : 0,
       to_instant(s.wall_start), to_instant(std::chrono::system_clock::now()),
-      w.budget_store(cfg.budgets));
+      w.budget_store(cfg.budgets), &store_failed);
+  if (store_failed) {
+    w.state().stats.budget_store_settle_errors.fetch_add(1, std::memory_order_relaxed);
+    w.state().log->warn("budget store unavailable at settlement; counted locally only");
+  }
   for (const auto& e : events) {
     w.state().log->warn(
         "budget '{}' crossed {}% of its limit: ${} of ${} spent this period", e.budget, e.percent,
@@ -559,6 +564,13 @@ awaitable<bool> admit_budgets(worker& w, const inbound_request& req, settle_info
                              std::chrono::duration_cast<std::chrono::seconds>(
                                  cfg.limits.exchange_timeout + cfg.metering.drain_timeout) +
                                  std::chrono::seconds(60));
+  if (s.admission.store_failed) {
+    auto& st = w.state().stats;
+    (cfg.budgets.on_store_unavailable == config::budget_store_fallback::open
+         ? st.budget_store_fail_open
+         : st.budget_store_fail_closed)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
   if (s.admission.store_failed)
     w.state().log->warn("budget store unavailable; fallback {} applied",
                         cfg.budgets.on_store_unavailable == config::budget_store_fallback::open

@@ -1,5 +1,7 @@
 #include "proxy/metrics.hpp"
 
+#include <algorithm>
+
 #include <array>
 #include <charconv>
 #include <map>
@@ -193,8 +195,26 @@ scrape_inputs scrape_inputs_from(const proxy_stats& stats, const ledger* l,
       {"drain", &stats.drains},
       {"drain_refused", &stats.drains_refused},
       {"ledger_append_failure", &stats.ledger_append_failures},
+      {"model_denied", &stats.model_denied},
   };
   for (const auto& [name, value] : events) in.events.emplace_back(name, value->load(r));
+  in.budget_store_errors = {
+      {"fail_open", stats.budget_store_fail_open.load(r)},
+      {"fail_closed", stats.budget_store_fail_closed.load(r)},
+      {"settle", stats.budget_store_settle_errors.load(r)},
+  };
+  // Each HTTP/2 defence by kind (h2_floods is their flood total, not exported twice).
+  const std::pair<const char*, const std::atomic<std::uint64_t>*> h2_defences[] = {
+      {"rapid_reset", &stats.h2_rapid_resets},
+      {"settings_flood", &stats.h2_settings_floods},
+      {"ping_flood", &stats.h2_ping_floods},
+      {"empty_frame_flood", &stats.h2_empty_frame_floods},
+      {"ack_flood", &stats.h2_ack_floods},
+      {"header_list_size", &stats.h2_header_lists_refused},
+      {"stream_timeout", &stats.h2_stream_timeouts},
+  };
+  for (const auto& [name, value] : h2_defences)
+    in.http2_defence_trips.emplace_back(name, value->load(r));
   if (l) {
     const auto c = l->counters();
     in.ledger = scrape_inputs::ledger_snapshot{l->queue_depth(), c.committed, c.rejected + c.lost};
@@ -252,7 +272,11 @@ struct metrics::impl {
         budget_limit(gauge("bedrock_budget_limit_usd", "Budget limit for the current period")),
         budget_spend(gauge("bedrock_budget_spend_usd", "Budget spend in the period to date")),
         budget_end(gauge("bedrock_budget_period_end_timestamp_seconds",
-                         "Unix time the budget's current period ends")) {
+                         "Unix time the budget's current period ends")),
+        budget_warning(gauge("bedrock_budget_warning_ratio",
+                             "A configured warning threshold of the budget, as a fraction of its "
+                             "limit (warn_at)",
+                             {{"budget", true}, {"percent", false}})) {
     pm::BuildGauge()
         .Name("bedrock_build_info")
         .Help("Build of the running proxy (always 1)")
@@ -280,9 +304,10 @@ struct metrics::impl {
                             dropped_family.Add({{"metric", name}}), &buckets);
   }
 
-  gauge_family gauge(std::string name, std::string help) {
+  gauge_family gauge(std::string name, std::string help,
+                     std::vector<label_spec> labels = {{"budget", true}}) {
     auto& fam = pm::BuildGauge().Name(name).Help(std::move(help)).Register(registry);
-    return gauge_family(fam, name, {{"budget", true}}, opt.max_series_per_family,
+    return gauge_family(fam, name, std::move(labels), opt.max_series_per_family,
                         folded_family.Add({{"metric", name}}),
                         dropped_family.Add({{"metric", name}}));
   }
@@ -303,6 +328,9 @@ struct metrics::impl {
   gauge_family budget_limit;
   gauge_family budget_spend;
   gauge_family budget_end;
+  gauge_family budget_warning;
+  std::mutex warnings_mu;
+  std::unordered_map<std::string, std::vector<int>> warnings;  // budget -> percents exported
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -524,12 +552,30 @@ void metrics::set_budget(std::string_view budget, double limit_usd, double spend
   if (auto* g = m.budget_end.get(v)) g->Set(period_end_unix_s);
 }
 
+void metrics::set_budget_warnings(std::string_view budget, const std::vector<int>& percents) {
+  auto& m = *impl_;
+  std::lock_guard lock(m.warnings_mu);
+  auto& had = m.warnings[std::string(budget)];
+  for (int p : had) {
+    if (std::find(percents.begin(), percents.end(), p) != percents.end()) continue;
+    const std::string ps = std::to_string(p);
+    m.budget_warning.remove(std::array<std::string_view, 2>{budget, ps});
+  }
+  for (int p : percents) {
+    const std::string ps = std::to_string(p);
+    if (auto* g = m.budget_warning.get(std::array<std::string_view, 2>{budget, ps}))
+      g->Set(static_cast<double>(p) / 100.0);
+  }
+  had = percents;
+}
+
 void metrics::remove_budget(std::string_view budget) {
   auto& m = *impl_;
   const std::array<std::string_view, 1> v = {budget};
   m.budget_limit.remove(v);
   m.budget_spend.remove(v);
   m.budget_end.remove(v);
+  set_budget_warnings(budget, {});
 }
 
 void metrics::budget_blocked(std::string_view budget) {
@@ -590,6 +636,21 @@ void append_scraped(std::vector<pm::MetricFamily>& out, const scrape_inputs& in)
   if (!events.empty())
     out.push_back(family("bedrock_proxy_events_total", "Other request outcomes, by event",
                          mt::Counter, std::move(events)));
+  std::vector<pm::ClientMetric> store_errors;
+  for (const auto& [result, n] : in.budget_store_errors)
+    store_errors.push_back(sample(d(n), mt::Counter, {{"result", result}}));
+  if (!store_errors.empty())
+    out.push_back(family("bedrock_budget_store_errors_total",
+                         "Shared budget store (Redis) failures: requests admitted (fail_open) or "
+                         "refused (fail_closed) without it, and settlements it missed",
+                         mt::Counter, std::move(store_errors)));
+  std::vector<pm::ClientMetric> h2_trips;
+  for (const auto& [defence, n] : in.http2_defence_trips)
+    h2_trips.push_back(sample(d(n), mt::Counter, {{"defence", defence}}));
+  if (!h2_trips.empty())
+    out.push_back(family("bedrock_http2_defence_trips_total",
+                         "HTTP/2 defences that tripped, by defence", mt::Counter,
+                         std::move(h2_trips)));
   if (in.ledger) {
     out.push_back(family("bedrock_ledger_queue_depth", "Ledger records not yet committed",
                          mt::Gauge, {sample(d(in.ledger->queue_depth), mt::Gauge)}));

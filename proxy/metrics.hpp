@@ -90,6 +90,10 @@ struct scrape_inputs {
   /// Other outcomes worth a counter (auth failures, timeouts...), as
   /// bedrock_proxy_events_total{event}: (event, count).
   std::vector<std::pair<std::string, std::uint64_t>> events;
+  /// bedrock_budget_store_errors_total{result}: (result, count).
+  std::vector<std::pair<std::string, std::uint64_t>> budget_store_errors;
+  /// bedrock_http2_defence_trips_total{defence}: HTTP/2 defences that tripped, (defence, count).
+  std::vector<std::pair<std::string, std::uint64_t>> http2_defence_trips;
 
   struct ledger_snapshot {
     std::uint64_t queue_depth = 0;
@@ -154,6 +158,9 @@ class metrics {
   /// Budgets (filled by the budget accounting): one series per budget name from config.
   void set_budget(std::string_view budget, double limit_usd, double spend_usd,
                   double period_end_unix_s);
+  /// bedrock_budget_warning_ratio{budget,percent}: one series per warn_at threshold (p / 100).
+  /// Thresholds no longer configured are dropped.
+  void set_budget_warnings(std::string_view budget, const std::vector<int>& percents);
   /// Drops a budget's gauges (removed from config on reload). Its blocked counter stays.
   void remove_budget(std::string_view budget);
   void budget_blocked(std::string_view budget);

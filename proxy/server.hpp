@@ -81,6 +81,9 @@ struct proxy_stats {
   std::atomic<std::uint64_t> h2_stream_timeouts{0};     // stream reset: header/body timeout
   std::atomic<std::uint64_t> budget_blocked{0};     // refused by a block budget
   std::atomic<std::uint64_t> model_denied{0};       // identity not allowed this model
+  std::atomic<std::uint64_t> budget_store_fail_open{0};    // admitted without the shared store
+  std::atomic<std::uint64_t> budget_store_fail_closed{0};  // refused: shared store unreachable
+  std::atomic<std::uint64_t> budget_store_settle_errors{0};  // settlements the store missed
 };
 
 /// Upstream AWS credentials as published by the credential provider's refresh (empty snapshot

@@ -20,6 +20,8 @@ METRICS = {
     "bedrock_budget_spend_usd": ("gauge", {"budget"}),
     "bedrock_budget_period_end_timestamp_seconds": ("gauge", {"budget"}),
     "bedrock_budget_blocked_requests_total": ("counter", {"budget"}),
+    "bedrock_budget_warning_ratio": ("gauge", {"budget", "percent"}),
+    "bedrock_budget_store_errors_total": ("counter", {"result"}),
     "bedrock_rate_table_info": ("gauge", {"version"}),
     "bedrock_rate_table_reloads_total": ("counter", {"result"}),
     "bedrock_inflight_requests": ("gauge", set()),
@@ -43,10 +45,11 @@ LABEL_VALUES = {
     ("bedrock_rate_table_reloads_total", "result"): {"success", "failure"},
     ("bedrock_upstream_errors_total", "kind"): {"resolve", "connect", "tls", "timeout", "reset", "protocol"},
     ("bedrock_ledger_records_total", "result"): {"committed", "failed"},
+    ("bedrock_budget_store_errors_total", "result"): {"fail_open", "fail_closed", "settle"},
     ("bedrock_proxy_events_total", "event"): {
         "auth_failure", "unknown_route", "bad_request", "timeout", "connection_refused",
         "stream_decode_error", "estimated_request", "drain", "drain_refused",
-        "ledger_append_failure"},
+        "ledger_append_failure", "model_denied"},
 }
 
 SCRAPE_LABELS = {"job", "instance"}
@@ -55,7 +58,7 @@ JOB = "bedrock-meter"
 # Series Prometheus itself makes, which dashboards and alerts may read.
 PROMETHEUS_SERIES = {
     "up": {"job", "instance"},
-    "ALERTS": {"alertname", "alertstate", "severity", "budget", "model", "region"},
+    "ALERTS": {"alertname", "alertstate", "severity", "budget", "percent", "model", "region"},
 }
 
 

@@ -190,6 +190,10 @@ class BudgetsLocal(unittest.TestCase):
             self.assertIn("budget 'watch' crossed 50%", err)
             self.assertIn("budget 'watch' crossed 100%", err)
             self.assertEqual(err.count("budget 'watch' crossed 100%"), 1)
+            metrics = scrape(proxy)
+            self.assertIn('bedrock_budget_warning_ratio{budget="watch",percent="50"} 0.5', metrics)
+            self.assertIn('bedrock_budget_warning_ratio{budget="watch",percent="100"} 1', metrics)
+            self.assertIn('bedrock_budget_spend_usd{budget="watch"} 0.0606', metrics)
 
 
 class Attribution(unittest.TestCase):
@@ -209,6 +213,7 @@ class Attribution(unittest.TestCase):
             with self.assertRaises(ClientError) as e:
                 ask(client(proxy.url), model=CLAUDE)
             self.assertEqual(e.exception.response["Error"]["Code"], "AccessDeniedException")
+            self.assertIn("BMAKTESTSEARCH0001", e.exception.response["Error"]["Message"])
             self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 403)
             self.assertIn(CLAUDE, e.exception.response["Error"]["Message"])
             # Geo profiles resolve to their base model before the check.
@@ -338,6 +343,9 @@ class BudgetsRedis(unittest.TestCase):
             err = proxy.stderr()
             self.assertIn("budget store unavailable; fallback open (admitted)", err)
             self.assertEqual(api_budgets(proxy)["shared"]["source"], "local (redis unavailable)")
+            metrics = scrape(proxy)
+            self.assertIn('bedrock_budget_store_errors_total{result="fail_open"} 4', metrics)
+            self.assertIn('bedrock_budget_store_errors_total{result="fail_closed"} 0', metrics)
 
     def test_redis_stopped_fails_closed_when_configured(self):
         with Proxy(self.redis_config("closed")) as proxy:

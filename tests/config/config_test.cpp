@@ -92,6 +92,137 @@ class config_test : public ::testing::Test {
   fs::path dir_;
 };
 
+// ---------------------------------------------------------------- budgets and attribution
+
+TEST_F(config_test, budgets_and_identity_attributes_load) {
+  fake_env_vars()["REDIS_PW"] = "s3cret";
+  const auto r = load(R"(listeners: [{port: 8080}]
+auth:
+  access_keys:
+    - access_key_id: BMAKSEARCH00000001
+      secret_access_key: x
+      team: search
+      app: web
+      tags: {cost_center: CC-1234, env: prod}
+      allowed_models: [anthropic.claude-*, amazon.nova-lite-v1:0]
+budgets:
+  time_zone: Europe/Berlin
+  store: redis
+  redis: {host: 10.0.0.5, port: 6380, password_env: REDIS_PW, timeout: 20ms, key_prefix: bm}
+  on_store_unavailable: closed
+  default_max_output_tokens: 4096
+  max_output_tokens: {anthropic.claude-3-5-sonnet-20240620-v1:0: 8192}
+  definitions:
+    - name: search-monthly
+      scope: {team: search, model: us.anthropic.claude-3-5-sonnet-20240620-v1:0}
+      limit_usd: "1250.50"
+      warn_at: [80, 50, 80]
+      action: block
+    - name: sprint
+      period: custom
+      period_start: 2026-11-02
+      period_days: 14
+      time_zone: America/New_York
+      limit_usd: 100
+)");
+  ASSERT_TRUE(r.value) << all_errors(r);
+  const auto& k = r.value->auth.access_keys.at(0);
+  EXPECT_EQ(k.attributes.tags.at("cost_center"), "CC-1234");
+  EXPECT_EQ(k.attributes.allowed_models,
+            (std::vector<std::string>{"anthropic.claude-*", "amazon.nova-lite-v1:0"}));
+  const auto& b = r.value->budgets;
+  EXPECT_EQ(b.store, budget_store_kind::redis);
+  EXPECT_EQ(b.redis.host, "10.0.0.5");
+  EXPECT_EQ(b.redis.port, 6380);
+  EXPECT_EQ(b.redis.password, "s3cret");
+  EXPECT_EQ(b.redis.timeout, 20ms);
+  EXPECT_EQ(b.on_store_unavailable, budget_store_fallback::closed);
+  EXPECT_EQ(b.default_max_output_tokens, 4096u);
+  EXPECT_EQ(b.max_output_tokens.at("anthropic.claude-3-5-sonnet-20240620-v1:0"), 8192u);
+  ASSERT_EQ(b.definitions.size(), 2u);
+  const auto& d0 = b.definitions[0];
+  EXPECT_EQ(d0.def.limit, 1'250'500'000'000'000);  // $1250.50 in pico-USD, exactly
+  EXPECT_EQ(d0.def.scope.team, "search");
+  EXPECT_EQ(d0.def.scope.model, "anthropic.claude-3-5-sonnet-20240620-v1:0");  // profile -> base
+  EXPECT_EQ(d0.def.warning_percents, (std::vector<int>{50, 80}));  // sorted, deduplicated
+  EXPECT_EQ(d0.def.action, metering::budget_action::block);
+  EXPECT_EQ(d0.def.period.kind, metering::period_kind::monthly);
+  EXPECT_EQ(d0.time_zone, "Europe/Berlin");  // the section's default
+  const auto& d1 = b.definitions[1];
+  EXPECT_EQ(d1.def.action, metering::budget_action::alert);
+  EXPECT_EQ(d1.def.period.kind, metering::period_kind::custom);
+  EXPECT_EQ(d1.def.period.custom_days, 14);
+  EXPECT_EQ(d1.def.period.custom_start,
+            std::chrono::year_month_day(std::chrono::year(2026), std::chrono::November,
+                                        std::chrono::day(2)));
+  EXPECT_EQ(d1.time_zone, "America/New_York");
+  EXPECT_EQ(d1.def.warning_percents, (std::vector<int>{50, 80, 100}));
+}
+
+TEST_F(config_test, budget_mistakes_are_reported_with_their_path) {
+  const auto r = load(R"(listeners: [{port: 8080}]
+auth:
+  bearer_keys:
+    - sha256: 0000000000000000000000000000000000000000000000000000000000000000
+      team: a
+      app: b
+      allowed_models: ["anthropic.*claude"]
+budgets:
+  time_zone: Mars/Olympus
+  store: memcached
+  definitions:
+    - name: a
+      period: montly
+      limit_usd: "10"
+    - name: a
+      limit_usd: "-3"
+    - name: c
+      period: custom
+      limit_usd: "5"
+    - name: d
+      period: daily
+      period_days: 3
+      limit_usd: "5"
+      action: throttle
+)");
+  EXPECT_FALSE(r.value);
+  const auto* zone = error_at(r, "budgets.time_zone");
+  ASSERT_NE(zone, nullptr);
+  EXPECT_NE(zone->message.find("unknown time zone 'Mars/Olympus'"), std::string::npos);
+  EXPECT_NE(error_at(r, "budgets.store"), nullptr);
+  const auto* period = error_at(r, "budgets.definitions[0].period");
+  ASSERT_NE(period, nullptr);
+  EXPECT_NE(period->message.find("did you mean 'monthly'"), std::string::npos);
+  EXPECT_NE(error_at(r, "budgets.definitions[1].limit_usd"), nullptr);
+  EXPECT_NE(error_at(r, "budgets.definitions[2].period_start"), nullptr);
+  EXPECT_NE(error_at(r, "budgets.definitions[2].period_days"), nullptr);
+  EXPECT_NE(error_at(r, "budgets.definitions[3].period_days"), nullptr);
+  EXPECT_NE(error_at(r, "budgets.definitions[3].action"), nullptr);
+  EXPECT_NE(error_at(r, "auth.bearer_keys[0].allowed_models[0]"), nullptr);
+}
+
+TEST_F(config_test, duplicate_budget_names_and_budgets_without_ledger) {
+  const auto dup = load(R"(listeners: [{port: 8080}]
+budgets:
+  definitions:
+    - {name: x, limit_usd: "1"}
+    - {name: x, limit_usd: "2"}
+)");
+  const auto* e = error_at(dup, "budgets.definitions[1].name");
+  ASSERT_NE(e, nullptr);
+  EXPECT_NE(e->message.find("duplicate budget name 'x' (already used on line 4)"),
+            std::string::npos);
+  const auto ok = load(R"(listeners: [{port: 8080}]
+budgets:
+  definitions: [{name: x, limit_usd: "1"}]
+)");
+  ASSERT_TRUE(ok.value) << all_errors(ok);
+  bool warned = false;
+  for (const auto& w : ok.warnings)
+    warned |= w.path == "budgets" && w.message.find("without a ledger") != std::string::npos;
+  EXPECT_TRUE(warned);
+}
+
 // ---------------------------------------------------------------- values
 
 TEST_F(config_test, full_config_round_trips_into_the_structs) {

@@ -48,6 +48,20 @@ std::string format_utc(bm::instant t) {
 
 namespace {
 
+/// What a refused client reads: which budget, why, until when, and what would help.
+std::string refusal_message(const bm::budget_def& d, bm::instant period_end, bool exhausted,
+                            bm::pico_usd worst_case) {
+  if (exhausted)
+    return "Budget '" + d.name + "' has reached its limit of $" + bm::format_usd(d.limit, 2) +
+           " for the period ending " + format_utc(period_end) +
+           "; this request was not sent to Bedrock.";
+  return "Budget '" + d.name + "' does not have room for this request: its worst-case cost of $" +
+         bm::format_usd(worst_case, 6) +
+         " (from max_tokens and the input size), with the requests in flight, would pass the "
+         "limit of $" + bm::format_usd(d.limit, 2) + " for the period ending " +
+         format_utc(period_end) + ". Lower max_tokens or raise the budget.";
+}
+
 /// Pico-USD that fit the store's int64 (money_total sums never come near, but be exact).
 std::int64_t clamp64(bm::money_total v) {
   constexpr auto max = std::numeric_limits<std::int64_t>::max();
@@ -264,9 +278,7 @@ budget_admission budget_engine::admit(const bm::request_attribution& who, bm::pi
           h.local = lr.held;
       } else if (r.result == shared_budget_store::outcome::blocked) {
         refuse(a, budget_admission::verdict::blocked,
-               "Budget '" + d.name + "' has reached its limit of $" + bm::format_usd(d.limit, 2) +
-                   " for the period ending " + format_utc(window.end) +
-                   " (shared across replicas); this request was not sent to Bedrock.");
+               refusal_message(d, window.end, r.after.spent >= d.limit, worst_case));
         return out;
       } else {
         out.store_failed = true;
@@ -301,15 +313,7 @@ budget_admission budget_engine::admit(const bm::request_attribution& who, bm::pi
       // view (this replica's share only) says no.
       if (status != bm::reserve_status::reserved && store == nullptr) {
         refuse(a, budget_admission::verdict::blocked,
-               exhausted
-                   ? "Budget '" + d.name + "' has reached its limit of $" +
-                         bm::format_usd(d.limit, 2) + " for the period ending " +
-                         format_utc(window.end) + "; this request was not sent to Bedrock."
-                   : "Budget '" + d.name + "' does not have room for this request: its "
-                     "worst-case cost of $" + bm::format_usd(worst_case, 6) +
-                         " (from max_tokens and the input size) would pass the limit of $" +
-                         bm::format_usd(d.limit, 2) + " for the period ending " +
-                         format_utc(window.end) + ". Lower max_tokens or raise the budget.");
+               refusal_message(d, window.end, exhausted, worst_case));
         return out;
       }
     }

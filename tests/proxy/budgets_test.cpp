@@ -125,6 +125,46 @@ TEST(BudgetEngine, BlocksOnlyRequestsInScopeAndNamesTheBudget) {
   EXPECT_EQ(st[1].spent, 1 * usd);
 }
 
+TEST(BudgetEngine, ExhaustedBudgetAdmitsAgainExactlyAtLocalMidnight) {
+  // New York, the night DST ends (2026-11-01): the day is 25 hours long, and midnight local is
+  // 04:00 UTC before the switch, 05:00 UTC after it.
+  auto e0 = budget("ny-daily", 1 * usd, bm::budget_action::block);
+  e0.time_zone = "America/New_York";
+  cfg::budgets_config c;
+  c.definitions.push_back(e0);
+  const auto evening = utc(2026, 11, 1, 22);  // 17:00 EST
+  budget_engine e(c, nullptr, {}, evening);
+  auto a = e.admit(who("x"), usd, evening, nullptr, chr::seconds(60));
+  ASSERT_EQ(a.result, budget_admission::verdict::admitted);
+  e.settle(a, who("x"), usd, evening, evening, nullptr);
+  const auto midnight = utc(2026, 11, 2, 5);  // 00:00 EST
+  EXPECT_EQ(e.admit(who("x"), 0, midnight - chr::nanoseconds(1), nullptr, chr::seconds(60)).result,
+            budget_admission::verdict::blocked);
+  EXPECT_EQ(e.admit(who("x"), usd, midnight, nullptr, chr::seconds(60)).result,
+            budget_admission::verdict::admitted);
+  const auto st = e.status(midnight, nullptr)[0];
+  EXPECT_EQ(st.window.start, midnight);
+  EXPECT_EQ(st.window.end, utc(2026, 11, 3, 5));
+  EXPECT_EQ(st.spent, 0);
+}
+
+TEST(BudgetEngine, MonthlyBudgetRollsAtTheFirstInItsZone) {
+  auto e0 = budget("tokyo-monthly", 10 * usd, bm::budget_action::block, std::nullopt,
+                   bm::period_kind::monthly);
+  e0.time_zone = "Asia/Tokyo";
+  cfg::budgets_config c;
+  c.definitions.push_back(e0);
+  const auto late = utc(2026, 11, 30, 14, 59);  // 23:59 JST on 30 November
+  budget_engine e(c, nullptr, {}, late);
+  e.settle({}, who("x"), 10 * usd, late, late, nullptr);
+  EXPECT_EQ(e.admit(who("x"), 0, late, nullptr, chr::seconds(60)).result,
+            budget_admission::verdict::blocked);
+  const auto first = utc(2026, 11, 30, 15);  // 00:00 JST on 1 December
+  EXPECT_EQ(e.admit(who("x"), 1 * usd, first, nullptr, chr::seconds(60)).result,
+            budget_admission::verdict::admitted);
+  EXPECT_EQ(e.status(first, nullptr)[0].window.end, utc(2026, 12, 31, 15));
+}
+
 TEST(BudgetEngine, RefusalByOneBudgetReleasesTheOthersReservations) {
   cfg::budgets_config c;
   c.definitions.push_back(budget("wide", 100 * usd, bm::budget_action::block));

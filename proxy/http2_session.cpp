@@ -67,6 +67,10 @@ struct h2_stream {
   bool headers_too_large = false;
   bool body_too_large = false;
   bool dispatched = false;
+  // Per-stream request timeouts (limits.header_timeout, then limits.body_timeout), as HTTP/1.1
+  // applies them per request: the sweeper resets a stream that has not ended by `deadline`.
+  bool headers_done = false;
+  std::chrono::steady_clock::time_point deadline{};
   // Response side: bytes the sink queued that nghttp2 has not copied into frames yet.
   std::string out;
   std::size_t out_off = 0;
@@ -87,6 +91,7 @@ class h2_connection {
         cfg_(w.snapshot()->cfg),
         writer_wake_(w.get_executor()),
         idle_wake_(w.get_executor()),
+        sweep_timer_(w.get_executor()),
         resets_(cfg_->http2.max_resets_per_window, cfg_->http2.flood_window),
         settings_(cfg_->http2.max_settings_per_window, cfg_->http2.flood_window),
         pings_(cfg_->http2.max_pings_per_window, cfg_->http2.flood_window),
@@ -128,6 +133,8 @@ class h2_connection {
     if (!initial.empty() && !feed(initial)) read_done_ = true;
     net::co_spawn(w_.get_executor(), write_loop(this), net::detached);
     ++tasks_;
+    net::co_spawn(w_.get_executor(), sweep_loop(this), net::detached);
+    ++tasks_;
     co_await read_loop();
     // The reader ended: wait for the writer to flush (GOAWAY) and for every exchange to finish
     // with this connection, since they reference it.
@@ -155,7 +162,9 @@ class h2_connection {
     }
     if (rv < 0) {
       if (rv == NGHTTP2_ERR_FLOODED) {
+        // nghttp2's own guard: control-frame ACKs piling up for a client that does not read.
         stats().h2_floods.fetch_add(1, std::memory_order_relaxed);
+        stats().h2_ack_floods.fetch_add(1, std::memory_order_relaxed);
         nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
       } else {
         stats().bad_requests.fetch_add(1, std::memory_order_relaxed);
@@ -188,12 +197,84 @@ class h2_connection {
         fail();  // client gone: every open stream's sink fails (a client abort)
         break;
       }
+      note_activity();
       if (!feed(std::string_view(buf.data(), n))) read_done_ = true;
       signal_write();
       if (nghttp2_session_want_read(session_) == 0) read_done_ = true;
     }
     read_done_ = true;
     signal_write();
+  }
+
+  /// Per-stream header/body timeouts, and the idle timeout when a timed-out stream left the
+  /// connection idle while the reader waits without a deadline (streams were open when it began).
+  static awaitable<void> sweep_loop(h2_connection* self) {
+    co_await self->sweep_loop_impl();
+    --self->tasks_;
+    self->idle_wake_.cancel();
+  }
+
+  awaitable<void> sweep_loop_impl() {
+    std::vector<std::int32_t> expired;
+    while (!dead_) {
+      const auto now = clock::now();
+      auto next = clock::time_point::max();
+      expired.clear();
+      for (const auto& [id, s] : streams_) {
+        if (s->dispatched) continue;
+        if (s->deadline <= now)
+          expired.push_back(id);
+        else
+          next = std::min(next, s->deadline);
+      }
+      for (const auto id : expired) expire_stream(id);
+      if (streams_.empty() && active_ == 0 && !read_done_) {
+        const auto idle_end = last_activity_ + cfg_->limits.idle_timeout;
+        if (idle_end <= now) {
+          stats().timeouts.fetch_add(1, std::memory_order_relaxed);
+          fail();
+          break;
+        }
+        next = std::min(next, idle_end);
+      }
+      sweep_at_ = next;
+      sweep_timer_.expires_at(next);
+      co_await sweep_timer_.async_wait(use_ec);
+    }
+  }
+
+  /// A request stream did not finish its headers or body in time. HTTP/1.1 closes the
+  /// connection without an answer; here the stream is the request, so it is reset (CANCEL) and
+  /// its neighbours carry on.
+  void expire_stream(std::int32_t id) {
+    const auto it = streams_.find(id);
+    if (it == streams_.end()) return;
+    const bool header_block_open = !it->second->headers_done;
+    streams_.erase(it);  // frames still arriving for it find no stream and are dropped
+    stats().timeouts.fetch_add(1, std::memory_order_relaxed);
+    stats().h2_stream_timeouts.fetch_add(1, std::memory_order_relaxed);
+    w_.state().log->debug("conn {} HTTP/2 stream {}: {} timeout", entry_.id, id,
+                          header_block_open ? "header" : "body");
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    // An unfinished header block holds the whole connection: no frame of another stream may
+    // come until its CONTINUATIONs do (RFC 9113 6.10). Streams already running finish; no new
+    // ones start.
+    if (header_block_open) begin_goaway();
+    signal_write();
+  }
+
+  /// Bytes arrived or an exchange ended: the idle clock restarts.
+  void note_activity() {
+    last_activity_ = clock::now();
+    arm(last_activity_ + cfg_->limits.idle_timeout);
+  }
+
+  /// Wakes the sweeper early when a deadline comes before the one it sleeps until.
+  void arm(clock::time_point t) {
+    if (t < sweep_at_) {
+      sweep_at_ = t;
+      sweep_timer_.cancel();
+    }
   }
 
   static awaitable<void> write_loop(h2_connection* self) {
@@ -281,6 +362,7 @@ class h2_connection {
 
  private:
   void wake_all() {
+    sweep_timer_.cancel();
     for (auto& [id, s] : streams_) {
       s->closed = s->closed || dead_;
       s->wake.cancel();
@@ -305,6 +387,8 @@ class h2_connection {
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
       return 0;
     auto s = std::make_shared<h2_stream>(c.w_.get_executor(), frame->hd.stream_id);
+    s->deadline = clock::now() + c.cfg_->limits.header_timeout;
+    c.arm(s->deadline);
     s->req.connection_id = c.entry_.id;
     s->req.protocol = "HTTP/2";
     s->req.remote = c.remote_;
@@ -361,10 +445,12 @@ class h2_connection {
     const auto now = clock::now();
     switch (frame->hd.type) {
       case NGHTTP2_SETTINGS:
-        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0 && c.settings_.hit(now)) c.flood();
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0 && c.settings_.hit(now))
+          c.flood(c.stats().h2_settings_floods);
         return 0;
       case NGHTTP2_PING:
-        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0 && c.pings_.hit(now)) c.flood();
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0 && c.pings_.hit(now))
+          c.flood(c.stats().h2_ping_floods);
         return 0;
       case NGHTTP2_RST_STREAM:
         if (c.resets_.hit(now) && !c.calm_) {
@@ -380,8 +466,19 @@ class h2_connection {
     }
     const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (frame->hd.type == NGHTTP2_DATA && frame->hd.length == 0 && !end && c.empties_.hit(now))
-      c.flood();
-    if (!end) return 0;
+      c.flood(c.stats().h2_empty_frame_floods);
+    if (!end) {
+      // The request's header block is complete (CONTINUATIONs included): its body has
+      // limits.body_timeout from now to end the stream.
+      if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        if (h2_stream* s = c.find(frame->hd.stream_id); s != nullptr && !s->headers_done) {
+          s->headers_done = true;
+          s->deadline = now + c.cfg_->limits.body_timeout;
+          c.arm(s->deadline);
+        }
+      }
+      return 0;
+    }
     const auto it = c.streams_.find(frame->hd.stream_id);
     if (it == c.streams_.end() || it->second->dispatched) return 0;
     c.dispatch(it->second);
@@ -398,9 +495,11 @@ class h2_connection {
     return 0;
   }
 
-  void flood() {
+  /// A flood defence tripped: counted once per connection (total and by kind), then GOAWAY.
+  void flood(std::atomic<std::uint64_t>& kind) {
     if (calm_) return;
     stats().h2_floods.fetch_add(1, std::memory_order_relaxed);
+    kind.fetch_add(1, std::memory_order_relaxed);
     calm_ = true;
   }
 
@@ -428,6 +527,7 @@ class h2_connection {
     running_.erase(std::remove(running_.begin(), running_.end(), s), running_.end());
     --active_;
     entry_.in_exchange = active_ > 0;
+    note_activity();
     if (w_.state().stopping.load(std::memory_order_relaxed)) begin_goaway();
     signal_write();
     idle_wake_.cancel();
@@ -469,6 +569,9 @@ class h2_connection {
   std::vector<std::shared_ptr<h2_stream>> running_;
   steady_timer writer_wake_;
   steady_timer idle_wake_;
+  steady_timer sweep_timer_;
+  clock::time_point sweep_at_ = clock::time_point::min();  // when the sweeper wakes next
+  clock::time_point last_activity_ = clock::now();
   rate_window resets_;
   rate_window settings_;
   rate_window pings_;
@@ -572,6 +675,7 @@ awaitable<void> h2_connection<Stream>::run_stream(h2_connection* c, std::shared_
     const auto& lim = c->cfg_->limits;
     if (s->headers_too_large) {
       w.state().stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      w.state().stats.h2_header_lists_refused.fetch_add(1, std::memory_order_relaxed);
       co_await write_error(sink,
                            validation_error("Request headers exceed the proxy's limit of " +
                                             std::to_string(c->cfg_->http2.max_header_list_bytes) +

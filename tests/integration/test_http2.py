@@ -3,11 +3,15 @@ streams on one connection, client RST_STREAM as a client abort, GOAWAY on shutdo
 defences with h2load, and the JavaScript SDK (whose default handler speaks HTTP/2)."""
 import json
 import os
+import re
+import socket
+import struct
 import shutil
 import subprocess
 import tempfile
 import time
 import unittest
+import urllib.request
 from pathlib import Path
 
 from harness import (BEARER_TOKEN, CLAUDE, CLIENT_AKID, CLIENT_SECRET, LLAMA, NOVA, ROOT, Proxy,
@@ -49,47 +53,117 @@ def frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
 
 
-def read_frames(sock, until, timeout=10.0):
-    """Reads frames until `until(frames)` is true; returns [(type, flags, stream, payload)]."""
-    import struct
-    sock.settimeout(timeout)
-    buf, frames = b"", []
-    while not until(frames):
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-        while len(buf) >= 9:
-            length = int.from_bytes(buf[:3], "big")
-            if len(buf) < 9 + length:
+# Frame types and error codes (RFC 9113 6, 7).
+DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, CONTINUATION = 0, 1, 3, 4, 6, 7, 9
+END_STREAM, END_HEADERS = 0x1, 0x4
+NO_ERROR, CANCEL, ENHANCE_YOUR_CALM = 0x0, 0x8, 0xB
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+class FrameReader:
+    """Reads a server's frames off a raw socket, keeping partial frames between calls."""
+
+    def __init__(self, sock):
+        self.sock, self.buf, self.frames = sock, b"", []
+        self.closed = False
+
+    def until(self, pred, timeout=10.0):
+        """Reads until `pred(frames)` is true, the peer closes, or `timeout`; returns frames
+        [(type, flags, stream, payload)] read so far on this connection."""
+        self.sock.settimeout(timeout)
+        while not pred(self.frames) and not self.closed:
+            try:
+                chunk = self.sock.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                chunk = b""
+            if not chunk:
+                self.closed = True
                 break
-            ftype, flags = buf[3], buf[4]
-            sid = struct.unpack(">I", buf[5:9])[0] & 0x7FFFFFFF
-            frames.append((ftype, flags, sid, buf[9:9 + length]))
-            buf = buf[9 + length:]
-    return frames
+            self.buf += chunk
+            while len(self.buf) >= 9:
+                length = int.from_bytes(self.buf[:3], "big")
+                if len(self.buf) < 9 + length:
+                    break
+                ftype, flags = self.buf[3], self.buf[4]
+                sid = struct.unpack(">I", self.buf[5:9])[0] & 0x7FFFFFFF
+                self.frames.append((ftype, flags, sid, self.buf[9:9 + length]))
+                self.buf = self.buf[9 + length:]
+        return self.frames
+
+
+def read_frames(sock, until, timeout=10.0):
+    """Reads frames until `until(frames)` is true or the peer closes; returns
+    [(type, flags, stream, payload)]."""
+    return FrameReader(sock).until(until, timeout)
+
+
+def goaway_codes(frames):
+    """The error code of every GOAWAY in `frames`."""
+    return [int.from_bytes(f[3][4:8], "big") for f in frames if f[0] == GOAWAY]
+
+
+def rst_codes(frames, sid):
+    return [int.from_bytes(f[3][:4], "big") for f in frames if f[0] == RST_STREAM and f[2] == sid]
+
+
+def ended(frames, sid):
+    """True once stream `sid` got its END_STREAM (on DATA or HEADERS)."""
+    return any(f[2] == sid and f[0] in (DATA, HEADERS) and f[1] & END_STREAM for f in frames)
+
+
+def request_block(port, path, token=BEARER_TOKEN):
+    return hpack_literal([(":method", "POST"), (":scheme", "http"), (":path", path),
+                          (":authority", f"127.0.0.1:{port}"),
+                          ("authorization", f"Bearer {token}"),
+                          ("content-type", "application/json")])
 
 
 class Http2Base(unittest.TestCase):
     tls = False
+    limits: dict = {}  # extra limits: settings for the class's proxy
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = Path(tempfile.mkdtemp(prefix="bm-h2-"))
         cls.sim = Simulator()
-        cfg = base_config(cls.sim.url)
+        cfg = base_config(cls.sim.url, admin={"enabled": True, "address": "127.0.0.1", "port": 0},
+                          limits={"shutdown_grace": "10s", **cls.limits})
         if cls.tls:
             cls.ca = make_ca(cls.tmp / "ca")
             cfg["listeners"] = [{"address": "127.0.0.1", "port": 0,
                                  "tls": {"cert_file": str(cls.ca["cert"]),
                                          "key_file": str(cls.ca["key"])}}]
         cls.proxy = Proxy(cfg)
+        cls.admin_port = json.loads((cls.proxy.tmp / "ready.json").read_text())["admin_port"]
 
     @classmethod
     def tearDownClass(cls):
         cls.proxy.__exit__(None, None, None)
         cls.sim.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def metric(self, name, **labels):
+        """The value of one series on the admin listener's /metrics (0 when absent)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        for line in text.splitlines():
+            m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", line)
+            if not m or m.group(1) != name:
+                continue
+            got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+            if got == labels:
+                return float(m.group(3))
+        return 0.0
+
+    def defence_trips(self, defence):
+        return self.metric("bedrock_http2_defence_trips_total", defence=defence)
+
+    def assert_still_serving(self):
+        """A defence costs one connection, never the process: a fresh connection is served."""
+        before = len(self.proxy.access_log())
+        r = self.nghttp([(f"/model/{NOVA}/converse", converse_stream_body("SIM{input=2,output=1}"))])
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertEqual([l["status"] for l in self.wait_lines(before, 1)], [200])
 
     def nghttp(self, paths_bodies, *extra, timeout=30):
         """One nghttp connection carrying every (path, body) as its own stream."""
@@ -244,42 +318,66 @@ class Http2Cleartext(Http2Base):
         r2 = self.nghttp([(f"/model/{NOVA}/converse-stream", converse_stream_body("SIM{input=1,output=1}"))])
         self.assertEqual(r2.returncode, 0, out + r2.stderr.decode())
 
+    def flood(self, payload):
+        """Sends the preface, SETTINGS and `payload` on a fresh connection; returns every frame
+        the proxy sent until it closed the connection."""
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5) as s:
+            s.sendall(PREFACE + frame(SETTINGS, 0, 0, b"") + payload)
+            return read_frames(s, lambda fs: False, timeout=10)
+
+    def assert_calm(self, frames):
+        self.assertEqual(goaway_codes(frames), [ENHANCE_YOUR_CALM], [f[:3] for f in frames])
+
     def test_flood_of_pings_trips_the_defence(self):
         # h2load cannot send PINGs; a raw client can: the preface, SETTINGS, then many PINGs.
-        import socket
+        before = self.defence_trips("ping_flood")
+        self.assert_calm(self.flood(frame(PING, 0, 0, b"12345678") * 500))
+        self.assertEqual(self.defence_trips("ping_flood") - before, 1)
+        self.assert_still_serving()
+
+    def test_flood_of_settings_trips_the_defence(self):
+        # max_settings_per_window is 100 per second by default: 300 empty SETTINGS at once.
+        before = self.defence_trips("settings_flood")
+        pings = self.defence_trips("ping_flood")
+        self.assert_calm(self.flood(frame(SETTINGS, 0, 0, b"") * 300))
+        self.assertEqual(self.defence_trips("settings_flood") - before, 1)
+        self.assertEqual(self.defence_trips("ping_flood"), pings, "counted as its own kind")
+        self.assert_still_serving()
+
+    def test_settings_under_the_limit_are_acknowledged_not_refused(self):
+        # The defence must not trip on a client that sends a few SETTINGS: each is ACKed.
+        before = self.defence_trips("settings_flood")
         with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5) as s:
-            frames = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-            ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"12345678"
-            s.sendall(frames + ping * 500)
-            data = b""
-            try:
-                while chunk := s.recv(65536):
-                    data += chunk
-            except (socket.timeout, ConnectionResetError):
-                pass
-        # GOAWAY (type 7) with ENHANCE_YOUR_CALM (0xb) somewhere in what came back.
-        self.assertIn(b"\x07", data)
-        self.assertIn(b"\x00\x00\x00\x0b", data)
+            s.sendall(PREFACE + frame(SETTINGS, 0, 0, b"") * 20)
+            frames = read_frames(s, lambda fs: sum(1 for f in fs if f[0] == SETTINGS and f[1] & 1) >= 20,
+                                 timeout=5)
+        self.assertEqual(sum(1 for f in frames if f[0] == SETTINGS and f[1] & 1), 20)
+        self.assertEqual(goaway_codes(frames), [])
+        self.assertEqual(self.defence_trips("settings_flood"), before)
+
+    def test_flood_of_empty_data_frames_trips_the_defence(self):
+        # An open request stream, then empty DATA frames without END_STREAM: no body, no end,
+        # only work for the server (CVE-2019-9518).
+        before = self.defence_trips("empty_frame_flood")
+        before_lines = len(self.proxy.access_log())
+        block = request_block(self.proxy.port, f"/model/{NOVA}/converse")
+        frames = self.flood(frame(HEADERS, END_HEADERS, 1, block) + frame(DATA, 0, 1, b"") * 500)
+        self.assert_calm(frames)
+        self.assertEqual(self.defence_trips("empty_frame_flood") - before, 1)
+        self.assertEqual(self.lines_since(before_lines), [], "the flooded stream never ran")
+        self.assert_still_serving()
 
     def test_rapid_reset_trips_the_defence(self):
-        import socket
-        import struct
         # HPACK: :method POST (idx 3), :scheme http (6), :path / (4), :authority literal.
         block = bytes([0x83, 0x86, 0x84, 0x41, 0x01, ord("x")])
-        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5) as s:
-            out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-            for i in range(300):
-                sid = 1 + 2 * i
-                out += struct.pack(">I", len(block))[1:] + b"\x01\x04" + struct.pack(">I", sid) + block
-                out += b"\x00\x00\x04\x03\x00" + struct.pack(">I", sid) + struct.pack(">I", 8)
-            s.sendall(out)
-            data = b""
-            try:
-                while chunk := s.recv(65536):
-                    data += chunk
-            except (socket.timeout, ConnectionResetError):
-                pass
-        self.assertIn(b"\x00\x00\x00\x0b", data)  # GOAWAY ENHANCE_YOUR_CALM
+        before = self.defence_trips("rapid_reset")
+        out = b""
+        for i in range(300):
+            sid = 1 + 2 * i
+            out += frame(HEADERS, END_HEADERS, sid, block) + frame(RST_STREAM, 0, sid, struct.pack(">I", 8))
+        self.assert_calm(self.flood(out))
+        self.assertEqual(self.defence_trips("rapid_reset") - before, 1)
+        self.assert_still_serving()
 
     def test_h2load_many_requests_one_process(self):
         body = self.tmp / "h2load.json"
@@ -295,6 +393,100 @@ class Http2Cleartext(Http2Base):
         lines = self.wait_lines(before, 40)
         self.assertEqual(len(lines), 40)
         self.assertTrue(all(l["protocol"] == "HTTP/2" and l["status"] == 200 for l in lines))
+
+
+@unittest.skipUnless(HAVE_NGHTTP, "nghttp2-client not installed")
+class Http2StreamTimeouts(Http2Base):
+    """limits.header_timeout and limits.body_timeout apply per stream, as per request on
+    HTTP/1.1: the late stream is reset, its neighbours on the connection carry on."""
+    limits = {"header_timeout": "1s", "body_timeout": "1s"}
+
+    def counters(self):
+        return (self.defence_trips("stream_timeout"),
+                self.metric("bedrock_proxy_events_total", event="timeout"))
+
+    def test_stream_whose_body_never_ends_is_reset_and_its_neighbour_completes(self):
+        before_lines, (trips, timeouts) = len(self.proxy.access_log()), self.counters()
+        path = f"/model/{NOVA}/converse-stream"
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=10) as s:
+            r = FrameReader(s)
+            start = time.monotonic()
+            # Stream 1: headers, the start of a body, and never END_STREAM.
+            # Stream 3: a whole request whose answer takes ~2.4 s, past stream 1's deadline.
+            body3 = converse_stream_body("SIM{input=6,output=5,events=5,pace_ms=600}").encode()
+            s.sendall(PREFACE + frame(SETTINGS, 0, 0, b"") +
+                      frame(HEADERS, END_HEADERS, 1, request_block(self.proxy.port, path)) +
+                      frame(DATA, 0, 1, b'{"messages":') +
+                      frame(HEADERS, END_HEADERS, 3, request_block(self.proxy.port, path)) +
+                      frame(DATA, END_STREAM, 3, body3))
+            frames = r.until(lambda fs: rst_codes(fs, 1), timeout=10)
+            reset_after = time.monotonic() - start
+            self.assertEqual(rst_codes(frames, 1), [CANCEL])
+            self.assertGreaterEqual(reset_after, 0.9)
+            self.assertLess(reset_after, 2.2)
+            self.assertFalse(ended(frames, 3), "stream 3 was still running when 1 was reset")
+            frames = r.until(lambda fs: ended(fs, 3), timeout=10)
+            self.assertTrue(ended(frames, 3))
+            # The connection itself stays usable: a new stream on it is served.
+            s.sendall(frame(HEADERS, END_HEADERS, 5, request_block(self.proxy.port, f"/model/{NOVA}/converse")) +
+                      frame(DATA, END_STREAM, 5, converse_stream_body("SIM{input=2,output=1}").encode()))
+            frames = r.until(lambda fs: ended(fs, 5), timeout=10)
+            self.assertTrue(ended(frames, 5))
+            self.assertEqual(goaway_codes(frames), [])
+        lines = self.wait_lines(before_lines, 2)
+        self.assertEqual(len(lines), 2, lines)  # streams 3 and 5; stream 1 never became a request
+        self.assertEqual([(l["protocol"], l["status"], l["outcome"], l["output_tokens"]) for l in lines],
+                         [("HTTP/2", 200, "ok", 5), ("HTTP/2", 200, "ok", 1)])
+        self.assertEqual(lines[0]["conn"], lines[1]["conn"])
+        self.assertEqual(self.counters(), (trips + 1, timeouts + 1))
+
+    def test_header_block_that_never_ends_is_reset_and_the_running_stream_finishes(self):
+        before_lines, (trips, timeouts) = len(self.proxy.access_log()), self.counters()
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=10) as s:
+            r = FrameReader(s)
+            body1 = converse_stream_body("SIM{input=4,output=4,events=4,pace_ms=700}").encode()
+            s.sendall(PREFACE + frame(SETTINGS, 0, 0, b"") +
+                      frame(HEADERS, END_HEADERS, 1,
+                            request_block(self.proxy.port, f"/model/{NOVA}/converse-stream")) +
+                      frame(DATA, END_STREAM, 1, body1))
+            r.until(lambda fs: any(f[0] == HEADERS and f[2] == 1 for f in fs))  # stream 1 runs
+            # Stream 3: HEADERS without END_HEADERS and half a header block; the CONTINUATION
+            # it promises never comes (slowloris on HTTP/2).
+            block = request_block(self.proxy.port, f"/model/{NOVA}/converse")
+            start = time.monotonic()
+            s.sendall(frame(HEADERS, END_STREAM, 3, block[:len(block) // 2]))
+            frames = r.until(lambda fs: rst_codes(fs, 3), timeout=10)
+            reset_after = time.monotonic() - start
+            self.assertEqual(rst_codes(frames, 3), [CANCEL])
+            self.assertGreaterEqual(reset_after, 0.9)
+            self.assertLess(reset_after, 2.0)
+            self.assertFalse(ended(frames, 1), "stream 1 was still running when 3 was reset")
+            # No other frame can come on this connection until that header block ends, so the
+            # proxy says GOAWAY (no error) and closes once stream 1 is done.
+            frames = r.until(lambda fs: False, timeout=10)
+            self.assertTrue(r.closed)
+            self.assertTrue(ended(frames, 1))
+            self.assertEqual(goaway_codes(frames), [NO_ERROR])
+        lines = self.wait_lines(before_lines, 1)
+        self.assertEqual([(l["protocol"], l["status"], l["outcome"], l["output_tokens"]) for l in lines],
+                         [("HTTP/2", 200, "ok", 4)])
+        self.assertEqual(self.counters(), (trips + 1, timeouts + 1))
+
+    def test_streams_within_the_timeouts_are_not_reset(self):
+        # A body sent in two parts 0.5 s apart ends inside body_timeout: served as usual.
+        before_lines, (trips, _) = len(self.proxy.access_log()), self.counters()
+        body = converse_stream_body("SIM{input=3,output=2}").encode()
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=10) as s:
+            r = FrameReader(s)
+            s.sendall(PREFACE + frame(SETTINGS, 0, 0, b"") +
+                      frame(HEADERS, END_HEADERS, 1, request_block(self.proxy.port, f"/model/{NOVA}/converse")) +
+                      frame(DATA, 0, 1, body[:10]))
+            time.sleep(0.5)
+            s.sendall(frame(DATA, END_STREAM, 1, body[10:]))
+            frames = r.until(lambda fs: ended(fs, 1))
+            self.assertEqual(rst_codes(frames, 1), [])
+        self.assertEqual([l["status"] for l in self.wait_lines(before_lines, 1)], [200])
+        self.assertEqual(self.counters()[0], trips)
 
 
 @unittest.skipUnless(HAVE_NGHTTP, "nghttp2-client not installed")
@@ -407,23 +599,55 @@ class JsSdk(unittest.TestCase):
     def test_default_handler_tls_is_http2(self):
         self.check_operations(self.run_js(self.https, "default"), "HTTP/2")
 
-    def test_h2_handler_runs_streams_concurrently(self):
+    def check_multiplexed(self, endpoint):
+        out = self.run_js(endpoint, "h2-shared", "multiplex")
+        lines = [self.line(c["id"]) for c in out["calls"]]
+        self.assertEqual(len(lines), 6)
+        self.assertEqual({l["protocol"] for l in lines}, {"HTTP/2"})
+        self.assertEqual(len({l["conn"] for l in lines}), 1,
+                         f"streams spread over connections {sorted({l['conn'] for l in lines})}")
+        for i, (call, l) in enumerate(zip(out["calls"], lines)):
+            self.assertEqual((l["status"], l["outcome"], l["input_tokens"], l["output_tokens"]),
+                             (200, "ok", 20 + i, 3 + i))
+            self.assertEqual((call["input"], call["output"]), (20 + i, 3 + i))
+        # In flight together: one after another they would take 6 * first_byte_ms.
+        self.assertLess(out["elapsed_ms"], 6 * out["first_byte_ms"] / 2)
+
+    def test_h2_handler_multiplexes_streams_on_one_connection_plain(self):
+        # The proxy's own record (access-log `conn`) shows all six SDK calls as streams of one
+        # HTTP/2 connection.
+        self.check_multiplexed(self.plain)
+
+    def test_h2_handler_multiplexes_streams_on_one_connection_tls(self):
+        self.check_multiplexed(self.https)
+
+    def test_h2_handler_runs_event_streams_concurrently(self):
         # Several ConverseStreams at once through the SDK's HTTP/2 handler, all metered, and
-        # running side by side (not one after another). Multiplexing on one connection is shown
-        # with nghttp (test_several_concurrent_streams_on_one_connection); smithy's handler opened a
-        # session per stream here even with disableConcurrentStreams: false (noted in docs/http2.md).
+        # running side by side (not one after another). smithy gives each event-stream operation
+        # an isolated session even with disableConcurrentStreams: false (docs/http2.md names the
+        # source lines); unary calls do share one (the multiplex tests above).
         out = self.run_js(self.plain, "h2-shared", "concurrent")
         lines = [self.line(s["id"]) for s in out["streams"]]
         self.assertTrue(all(l["protocol"] == "HTTP/2" for l in lines))
+        self.assertEqual(len({l["conn"] for l in lines}), len(lines))
         self.assertTrue(all(s["output"] == 5 and len(s["arrivals"]) == 5 for s in out["streams"]))
         sequential_ms = len(out["streams"]) * 5 * 100
         self.assertLess(out["elapsed_ms"], sequential_ms / 2)
 
-    def test_default_handler_abort_is_a_client_abort(self):
+    def test_default_handler_abort_is_a_client_abort_settled_exactly(self):
+        # The client resets the stream after two of thirty deltas; the proxy drains the upstream
+        # (Bedrock bills the whole generation) and settles the simulator's reported usage, as the
+        # boto3 abort test does over HTTP/1.1 (test_streams.py).
+        sim_before = self.sim.stats()["requests"].get("ConverseStream", 0)
         out = self.run_js(self.plain, "default", "abort")
         self.assertEqual(out["deltas"], 2)
         l = self.line(out["id"])
         self.assertEqual((l["protocol"], l["outcome"]), ("HTTP/2", "client_abort"))
+        self.assertEqual((l["input_tokens"], l["output_tokens"], l["usage_source"]),
+                         (out["expected_input"], out["expected_output"], "reported"))
+        self.assertEqual((l["cache_read_tokens"], l["cache_write_tokens"]), (0, 0))
+        # One upstream call: the settled counts are that stream's, not a retry's.
+        self.assertEqual(self.sim.stats()["requests"].get("ConverseStream", 0) - sim_before, 1)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 //   BM_ENDPOINT   proxy URL (https://... trusts NODE_EXTRA_CA_CERTS; http://... is h2c)
 //   BM_HANDLER    "default" (the client's own: NodeHttp2Handler, one connection per request),
 //                 "h2-shared" (NodeHttp2Handler multiplexing streams) or "http1" (NodeHttpHandler)
-//   BM_SCENARIO   "operations" | "concurrent" | "abort"
+//   BM_SCENARIO   "operations" | "concurrent" | "multiplex" | "abort"
 "use strict";
 const {
   BedrockRuntimeClient, ConverseCommand, ConverseStreamCommand, InvokeModelCommand,
@@ -75,7 +75,9 @@ async function operations(c) {
   return out;
 }
 
-// Several ConverseStream calls at once: with the HTTP/2 handler they share one connection.
+// Several ConverseStream calls at once. smithy's NodeHttp2Handler gives every event-stream
+// operation a session of its own whatever disableConcurrentStreams says (see docs/http2.md), so
+// these run side by side on separate connections.
 async function concurrent(c) {
   const n = 6, pace = 100, events = 5;
   const start = Date.now();
@@ -98,6 +100,23 @@ async function concurrent(c) {
   return { streams: results, elapsed_ms: Date.now() - start };
 }
 
+// Several Converse calls at once, each answered after first_byte_ms: with disableConcurrentStreams
+// false the handler leases one pooled session for all of them, so they are streams of one
+// connection, in flight together.
+async function multiplex(c) {
+  const n = 6, firstByte = 600;
+  const start = Date.now();
+  const one = async (i) => {
+    const r = await c.send(new ConverseCommand({
+      modelId: NOVA,
+      messages: msgs(`SIM{input=${20 + i},output=${3 + i},fault=slow_first_byte,first_byte_ms=${firstByte}}`),
+    }));
+    return { id: r.$metadata.requestId, input: r.usage.inputTokens, output: r.usage.outputTokens };
+  };
+  const calls = await Promise.all([...Array(n).keys()].map(one));
+  return { calls, elapsed_ms: Date.now() - start, first_byte_ms: firstByte };
+}
+
 // A ConverseStream abandoned after its first delta (AbortController: RST_STREAM on HTTP/2).
 async function abort(c) {
   const ac = new AbortController();
@@ -105,6 +124,8 @@ async function abort(c) {
     modelId: NOVA, messages: msgs("SIM{input=40,output=30,events=30,pace_ms=100}"),
   }), { abortSignal: ac.signal });
   let deltas = 0, error = null;
+  // The directive's counts are what the simulator reports in the stream's final metadata event;
+  // the proxy must settle exactly these even though the client never reads that far.
   try {
     for await (const ev of r.stream) {
       if (ev.contentBlockDelta && ++deltas === 2) ac.abort();
@@ -112,12 +133,12 @@ async function abort(c) {
   } catch (e) {
     error = e.name;
   }
-  return { id: r.$metadata.requestId, deltas, error };
+  return { id: r.$metadata.requestId, deltas, error, expected_input: 40, expected_output: 30 };
 }
 
 (async () => {
   const c = makeClient();
-  const scenario = { operations, concurrent, abort }[process.env.BM_SCENARIO || "operations"];
+  const scenario = { operations, concurrent, multiplex, abort }[process.env.BM_SCENARIO || "operations"];
   try {
     const result = await scenario(c);
     process.stdout.write(JSON.stringify(result) + "\n");

@@ -33,6 +33,7 @@ METRICS = {
     # Beyond DESIGN.md's list, exposed by the metrics adapter (proxy/metrics.hpp).
     "bedrock_connections": ("gauge", set()),
     "bedrock_proxy_events_total": ("counter", {"event"}),
+    "bedrock_http2_defence_trips_total": ("counter", {"defence"}),
     "bedrock_metrics_folded_samples_total": ("counter", {"metric"}),
     "bedrock_metrics_dropped_samples_total": ("counter", {"metric"}),
 }
@@ -46,6 +47,9 @@ LABEL_VALUES = {
     ("bedrock_upstream_errors_total", "kind"): {"resolve", "connect", "tls", "timeout", "reset", "protocol"},
     ("bedrock_ledger_records_total", "result"): {"committed", "failed"},
     ("bedrock_budget_store_errors_total", "result"): {"fail_open", "fail_closed", "settle"},
+    ("bedrock_http2_defence_trips_total", "defence"): {
+        "rapid_reset", "settings_flood", "ping_flood", "empty_frame_flood", "ack_flood",
+        "header_list_size", "stream_timeout"},
     ("bedrock_proxy_events_total", "event"): {
         "auth_failure", "unknown_route", "bad_request", "timeout", "connection_refused",
         "stream_decode_error", "estimated_request", "drain", "drain_refused",

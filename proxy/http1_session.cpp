@@ -2,6 +2,9 @@
 // size, body size and time), hands it to the protocol-neutral exchange, and writes the response
 // through an http1_sink that streams: fixed-length bodies as they come, everything else chunked,
 // one chunk per upstream read so stream events are never held back.
+#include <array>
+#include <string>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -47,10 +50,12 @@ class http1_sink final : public response_sink {
     // During shutdown, tell the client this connection ends after this response.
     if (worker_.state().stopping.load(std::memory_order_relaxed)) keep_alive_ = false;
     res.keep_alive(keep_alive_);
-    http::response_serializer<http::empty_body> sr(res);
-    beast::get_lowest_layer(stream_).expires_after(write_timeout_);
-    auto [ec, n] = co_await http::async_write_header(stream_, sr, use_ec);
-    co_return ec;
+    serialize_head(res);
+    // A fixed-length head waits for the body's first bytes so both leave in one write (one
+    // sendmsg per small answer instead of two: the profile in docs/performance.md). A chunked
+    // head (streams) goes at once: the client's time to first byte must not wait for an event.
+    if (!chunked_ && content_length.value_or(0) > 0) co_return error_code{};
+    co_return co_await flush_head();
   }
 
   awaitable<error_code> write_body(std::string_view bytes) override {
@@ -60,11 +65,22 @@ class http1_sink final : public response_sink {
           co_await net::async_write(stream_, http::make_chunk(net::buffer(bytes)), use_ec);
       co_return ec;
     }
+    if (!head_.empty()) {
+      const std::array<net::const_buffer, 2> both{net::buffer(head_), net::buffer(bytes)};
+      auto [ec, n] = co_await net::async_write(stream_, both, use_ec);
+      head_.clear();
+      co_return ec;
+    }
     auto [ec, n] = co_await net::async_write(stream_, net::buffer(bytes), use_ec);
     co_return ec;
   }
 
   awaitable<error_code> finish(bool complete) override {
+    // A head still held back (the body never came) goes now, so a cut answer still reaches the
+    // client as a truncated response rather than a silently closed connection.
+    if (!head_.empty()) {
+      if (const error_code ec = co_await flush_head()) co_return ec;
+    }
     if (!complete) {
       // Without the last chunk (or short of Content-Length) the client sees a truncated body
       // and raises, which is what it must see when the upstream broke mid-response.
@@ -82,10 +98,40 @@ class http1_sink final : public response_sink {
   bool keep_alive() const noexcept { return keep_alive_; }
 
  private:
+  // The status line and fields as Beast's serializer writes them (same order, same bytes).
+  void serialize_head(const http::response<http::empty_body>& res) {
+    head_.clear();
+    head_.reserve(256);
+    head_.append("HTTP/1.1 ");
+    const unsigned code = res.result_int();
+    head_.push_back(static_cast<char>('0' + code / 100 % 10));
+    head_.push_back(static_cast<char>('0' + code / 10 % 10));
+    head_.push_back(static_cast<char>('0' + code % 10));
+    head_.push_back(' ');
+    const auto reason = res.reason();
+    head_.append(reason.data(), reason.size());
+    head_.append("\r\n");
+    for (const auto& f : res) {
+      const auto name = f.name_string();
+      const auto value = f.value();
+      head_.append(name.data(), name.size()).append(": ");
+      head_.append(value.data(), value.size()).append("\r\n");
+    }
+    head_.append("\r\n");
+  }
+
+  awaitable<error_code> flush_head() {
+    beast::get_lowest_layer(stream_).expires_after(write_timeout_);
+    auto [ec, n] = co_await net::async_write(stream_, net::buffer(head_), use_ec);
+    head_.clear();
+    co_return ec;
+  }
+
   Stream& stream_;
   worker& worker_;
   bool keep_alive_;
   bool chunked_ = false;
+  std::string head_;  // serialized head not yet written (held back for the body's first bytes)
   std::chrono::milliseconds write_timeout_;
 };
 

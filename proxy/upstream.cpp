@@ -13,6 +13,14 @@ namespace {
 
 constexpr std::chrono::seconds dns_cache_ttl{30};
 
+// A connection back in the pool for less than this is reused without the liveness peek: a
+// server closes keep-alive connections after seconds of idleness (or says `Connection: close`,
+// and then it is never pooled), not within a millisecond of answering. Under load a worker
+// reuses its warmest connection within microseconds, and the peek was one extra syscall per
+// request (bench/run profile, docs/performance.md). The peek has the same race anyway (a FIN
+// still in flight passes it); skipping it widens that window by at most this long.
+constexpr std::chrono::milliseconds liveness_check_after{1};
+
 std::string replace_all(std::string s, std::string_view from, std::string_view to) {
   for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
     s.replace(pos, from.size(), to);
@@ -132,7 +140,8 @@ awaitable<upstream_pool::acquired> upstream_pool::acquire(
     while (!list.empty()) {
       auto c = std::move(list.back());  // most recently used first: warmest, least likely closed
       list.pop_back();
-      if (now - c->idle_since < max_idle_time_ && still_open(c->tcp())) {
+      const auto idle = now - c->idle_since;
+      if (idle < max_idle_time_ && (idle < liveness_check_after || still_open(c->tcp()))) {
         out.conn = std::move(c);
         co_return out;
       }

@@ -200,7 +200,16 @@ void setup_logging(const config::config& cfg) {
     access = spdlog::basic_logger_mt("access", cfg.logging.access_log);
   access->set_pattern("%v");  // the line is already JSON
   access->set_level(spdlog::level::info);
-  access->flush_on(spdlog::level::info);
+  if (cfg.logging.access_log == "stdout") {
+    // stdout is usually a pipe to a collector that expects whole lines as they happen.
+    access->flush_on(spdlog::level::info);
+  } else {
+    // A file is written in blocks and flushed every second (and at exit): a write(2) per
+    // request was 4% of the proxy's CPU in the benchmark. The ledger, not this log, is the
+    // durable record of each request.
+    access->flush_on(spdlog::level::warn);
+    spdlog::flush_every(std::chrono::seconds(1));
+  }
 }
 
 /// Polls the rate-table file and reloads it when its modification time or size changes

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <limits>
 
+#include <boost/asio/write.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -360,8 +361,38 @@ struct relay_result {
 
 /// Forwards one signed request on `stream` and streams the response to `out` (Beast relay():
 /// read a piece, show it to the meter, write it, repeat; the loop is the back-pressure).
+/// The upstream request, serialized once: HTTP/1.1 head and body. Small requests travel as one
+/// buffer (one TLS record, one send); large bodies are written after the head without a copy.
+struct upstream_request {
+  std::string head;
+  std::string body;
+  static constexpr std::size_t coalesce_limit = 64 * 1024;
+
+  upstream_request(std::string_view method, std::string_view target,
+                   const sigv4::header_list& headers, std::string&& b)
+      : body(std::move(b)) {
+    std::size_t n = method.size() + target.size() + 64;
+    for (const auto& [k, v] : headers) n += k.size() + v.size() + 4;
+    if (body.size() <= coalesce_limit) n += body.size();
+    head.reserve(n);
+    head.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
+    for (const auto& [k, v] : headers) head.append(k).append(": ").append(v).append("\r\n");
+    // Beast's prepare_payload(): a length for any body, and for methods that carry one.
+    if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")
+      head.append("content-length: ").append(std::to_string(body.size())).append("\r\n");
+    head.append("\r\n");
+    if (body.size() <= coalesce_limit) {
+      head.append(body);
+      body.clear();
+    }
+  }
+  std::array<net::const_buffer, 2> buffers() const noexcept {
+    return {net::buffer(head), net::buffer(body)};
+  }
+};
+
 template <class Stream>
-awaitable<relay_result> relay(Stream& stream, http::request<http::string_body>& ureq,
+awaitable<relay_result> relay(Stream& stream, const upstream_request& ureq,
                               response_sink& out, metering::usage_observer& meter,
                               settle_info& s, exchange_result& result,
                               const config::config& cfg, clock::time_point deadline,
@@ -370,7 +401,7 @@ awaitable<relay_result> relay(Stream& stream, http::request<http::string_body>& 
   auto& tcp = lowest(stream);
 
   tcp.expires_after(step(deadline, cfg.upstream.first_byte_timeout));
-  auto [wec, wn] = co_await http::async_write(stream, ureq, use_ec);
+  auto [wec, wn] = co_await net::async_write(stream, ureq.buffers(), use_ec);
   if (wec) {
     r.failure = wec == beast::error::timeout ? upstream_failure::timeout : upstream_failure::reset;
     r.ec = wec;
@@ -734,14 +765,7 @@ awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, respons
     sigv4::sign(req.method, req.target, fwd, payload_hash, *creds, opt);
   }
 
-  http::request<http::string_body> ureq;
-  ureq.method_string(req.method);
-  ureq.target(req.target);
-  ureq.version(11);
-  for (auto& [k, v] : fwd) ureq.insert(k, v);
-  ureq.keep_alive(true);
-  ureq.body() = std::move(req.body);
-  ureq.prepare_payload();
+  const upstream_request ureq(req.method, req.target, fwd, std::move(req.body));
 
   metering::usage_observer meter(parsed.value.op, parsed.value.model_id);
   s.usage = &meter;

@@ -190,8 +190,11 @@ class worker {
   std::vector<std::unique_ptr<tcp_acceptor>>& acceptors() noexcept { return acceptors_; }
 
  private:
-  // Declared first so it is destroyed last: every I/O object below belongs to it.
-  net::io_context ioc_{1};
+  // Declared first so it is destroyed last: every I/O object below belongs to it. One thread
+  // runs it and only that thread touches its sockets and timers (other threads only post), so
+  // the reactor's per-descriptor locks are skipped (UNSAFE_IO); the scheduler stays locked for
+  // those posts.
+  net::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::vector<std::unique_ptr<tcp_acceptor>> acceptors_;
   shared_state& state_;
   unsigned index_;

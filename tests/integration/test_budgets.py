@@ -67,7 +67,9 @@ def budget_config(sim_url: str, definitions: list, **extra) -> dict:
                        admin={"enabled": True, "address": "127.0.0.1", "port": 0}, **extra)
 
 
-class BudgetsLocal(unittest.TestCase):
+class WithSimulator(unittest.TestCase):
+    """One simulator per test class (each test starts its own proxies)."""
+
     @classmethod
     def setUpClass(cls):
         cls.sim = Simulator()
@@ -76,6 +78,8 @@ class BudgetsLocal(unittest.TestCase):
     def tearDownClass(cls):
         cls.sim.stop()
 
+
+class BudgetsLocal(WithSimulator):
     def test_block_budget_refuses_at_its_limit_with_a_non_retryable_error(self):
         cfg = budget_config(self.sim.url, [
             {"name": "search-daily", "scope": {"team": "search"}, "period": "daily",
@@ -196,15 +200,7 @@ class BudgetsLocal(unittest.TestCase):
             self.assertIn('bedrock_budget_spend_usd{budget="watch"} 0.0606', metrics)
 
 
-class Attribution(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Simulator()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
-
+class Attribution(WithSimulator):
     def test_model_allow_list_refuses_other_models_with_403(self):
         cfg = base_config(self.sim.url)
         cfg["auth"]["access_keys"][0]["allowed_models"] = ["amazon.nova-*"]
@@ -279,15 +275,7 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class BudgetsRedis(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Simulator()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
-
+class BudgetsRedis(WithSimulator):
     def setUp(self):
         self.redis = RedisServer()
         self.addCleanup(self.redis.close)

@@ -329,6 +329,9 @@ std::vector<threshold_event> budget_engine::settle(const budget_admission& admis
                                                    bool* store_failed) {
   std::vector<threshold_event> events;
   if (actual < 0) actual = 0;
+  // Admission may have found the store back but its old connection stale (the seed failed, the
+  // reservation then reconnected): seed before this settlement adds to the fresh counts.
+  if (store != nullptr) reseed_if_recovering(now, *store);
   for (std::size_t i = 0; i < accounts_.size(); ++i) {
     auto& a = *accounts_[i];
     const auto& d = a.acct.def();

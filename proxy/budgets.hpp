@@ -167,7 +167,10 @@ class budget_engine {
   std::int64_t period_start_s(account& a, metering::instant now);
   std::chrono::seconds key_ttl(account& a) const;
 
-  /// After an outage the store may have restarted empty: re-seed (SET NX) before using it.
+  /// After an outage the store may have restarted empty: re-seed it (once per period key) from
+  /// the local counts, at the next admission or settlement that reaches it. Requests settled on
+  /// the fresh store by other workers before the seed are in both, so spend can be over-counted
+  /// (never under-counted) for that short window; AOF persistence avoids the question.
   void reseed_if_recovering(metering::instant now, shared_budget_store& store);
 
   config::budgets_config cfg_;

@@ -345,17 +345,13 @@ std::vector<threshold_event> budget_engine::settle(const budget_admission& admis
     bool remote_done = false;
     if (store != nullptr) {
       // The period the request arrived in, as the ledger books it.
-      const std::int64_t period =
-          h != nullptr ? h->period_start
-                       : [&] {
-                           std::lock_guard lock(a.mu);
-                           return period_start_s(a, now);
-                         }();
       std::int64_t current;
       {
         std::lock_guard lock(a.mu);
         current = period_start_s(a, now);
       }
+      // A reservation settles in the period it was made in (the request's arrival).
+      const std::int64_t period = h != nullptr ? h->period_start : current;
       // Without a reservation the charge goes to the current period; a request that arrived
       // before it began belongs to the ended one (as in the ledger) and is not counted here.
       const std::int64_t amount = h == nullptr && unix_seconds(arrived) < current ? 0 : actual;
@@ -465,6 +461,15 @@ bool budget_engine::seed_store(bm::instant now, shared_budget_store& store) {
       return false;
   }
   return true;
+}
+
+shared_budget_store* budget_store_handle::get(const config::budgets_config& cfg) {
+  if (cfg.store != config::budget_store_kind::redis) return nullptr;
+  if (!store_ || cfg_ != cfg.redis) {
+    store_ = make_shared_budget_store(cfg.redis);
+    cfg_ = cfg.redis;
+  }
+  return store_.get();
 }
 
 budget_engine::counters budget_engine::totals() const {

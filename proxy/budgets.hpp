@@ -184,6 +184,17 @@ class budget_engine {
 /// proxy/redis_budget_store.cpp; never null (an unreachable Redis answers `unavailable`).
 std::unique_ptr<shared_budget_store> make_shared_budget_store(const config::budget_redis_config& cfg);
 
+/// One thread's connection to the shared store the config names: nullptr for a local store,
+/// re-made when a reload changes the store settings. Not thread-safe (one per thread).
+class budget_store_handle {
+ public:
+  shared_budget_store* get(const config::budgets_config& cfg);
+
+ private:
+  std::unique_ptr<shared_budget_store> store_;
+  config::budget_redis_config cfg_;
+};
+
 /// The most output tokens a request asks for, from its JSON body: Converse
 /// `inferenceConfig.maxTokens`, and the InvokeModel families' `max_tokens` (Anthropic, Mistral,
 /// Cohere, OpenAI), `max_completion_tokens`, `inferenceConfig.max_new_tokens` (Nova),

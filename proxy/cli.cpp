@@ -622,10 +622,8 @@ int budgets_command(const args& a) {
   budget_engine engine(cfg->budgets, nullptr, ledger_budget_restore(nullptr, reader.get()), now,
                        &warnings);
   for (const auto& w : warnings) std::cerr << "warning: " << w << '\n';
-  std::unique_ptr<shared_budget_store> store;
-  if (cfg->budgets.store == config::budget_store_kind::redis)
-    store = make_shared_budget_store(cfg->budgets.redis);
-  const auto status = engine.status(now, store.get());
+  budget_store_handle store;
+  const auto status = engine.status(now, store.get(cfg->budgets));
   if (format == "json") {
     std::cout << budgets_json(status, now) << '\n';
     return 0;
@@ -649,7 +647,8 @@ int budgets_command(const args& a) {
                 metering::format_usd(b.forecast, 2).c_str(), pct(b.forecast),
                 format_utc(b.window.end).c_str());
   }
-  if (store != nullptr && !status.empty() && status.front().source != "redis")
+  if (cfg->budgets.store == config::budget_store_kind::redis && !status.empty() &&
+      status.front().source != "redis")
     std::cerr << "warning: the Redis budget store is unreachable; spend shown is from this "
                  "machine's ledger only\n";
   return 0;
@@ -691,22 +690,12 @@ reload_result reload_config(const std::string& path, shared_state& state, spdlog
 
 /// Budgets as the admin thread sees them (only ever called from that thread).
 struct admin_budget_view {
-  std::unique_ptr<shared_budget_store> store;
-  config::budget_redis_config store_cfg;
+  budget_store_handle store;
   std::vector<std::string> exported;  // budget names with gauges, to drop removed ones
 
   std::vector<budget_status> status(shared_state& st, metering::instant now) {
     const auto snap = st.snapshot();
-    const auto& b = snap->cfg->budgets;
-    shared_budget_store* s = nullptr;
-    if (b.store == config::budget_store_kind::redis) {
-      if (!store || store_cfg != b.redis) {
-        store = make_shared_budget_store(b.redis);
-        store_cfg = b.redis;
-      }
-      s = store.get();
-    }
-    return snap->budgets->status(now, s);
+    return snap->budgets->status(now, store.get(snap->cfg->budgets));
   }
 
   void export_gauges(shared_state& st, metrics& m, metering::instant now) {

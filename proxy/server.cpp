@@ -168,15 +168,6 @@ std::uint64_t worker::next_connection_id() noexcept {
   return (static_cast<std::uint64_t>(index_) << 48) | ++next_conn_;
 }
 
-shared_budget_store* worker::budget_store(const config::budgets_config& cfg) {
-  if (cfg.store != config::budget_store_kind::redis) return nullptr;
-  if (!budget_store_ || budget_store_cfg_ != cfg.redis) {
-    budget_store_ = make_shared_budget_store(cfg.redis);
-    budget_store_cfg_ = cfg.redis;
-  }
-  return budget_store_.get();
-}
-
 std::string worker::new_request_id() {
   const std::uint64_t hi = rng_();
   const std::uint64_t lo = rng_();

@@ -178,7 +178,9 @@ class worker {
   metrics::recorder* recorder() noexcept { return recorder_.get(); }
   /// This worker's connection to the shared budget store, or nullptr when budgets are local.
   /// Re-created when a reload changes the store settings.
-  shared_budget_store* budget_store(const config::budgets_config& cfg);
+  shared_budget_store* budget_store(const config::budgets_config& cfg) {
+    return budget_store_.get(cfg);
+  }
 
   std::uint64_t next_connection_id() noexcept;
   std::string new_request_id();  // UUID v4, from a per-worker generator
@@ -203,8 +205,7 @@ class worker {
   snapshot_reader<metering::rate_table> rates_;
   std::optional<snapshot_reader<sigv4::credentials>> creds_;
   std::unique_ptr<metrics::recorder> recorder_;
-  std::unique_ptr<shared_budget_store> budget_store_;
-  config::budget_redis_config budget_store_cfg_;
+  budget_store_handle budget_store_;
   std::uint64_t next_conn_ = 0;
   std::mt19937_64 rng_;
   std::list<session_entry> sessions_;

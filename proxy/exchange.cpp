@@ -22,6 +22,7 @@
 #include "proxy/bedrock_error.hpp"
 #include "proxy/budgets.hpp"
 #include "proxy/headers.hpp"
+#include "proxy/inline_io.hpp"
 #include "proxy/ledger.hpp"
 #include "proxy/server.hpp"
 
@@ -401,8 +402,7 @@ awaitable<relay_result> relay(Stream& stream, const upstream_request& ureq,
   auto& tcp = lowest(stream);
 
   tcp.expires_after(step(deadline, cfg.upstream.first_byte_timeout));
-  auto [wec, wn] = co_await net::async_write(stream, ureq.buffers(), use_ec);
-  if (wec) {
+  if (const error_code wec = co_await write_all(stream, ureq.buffers())) {
     r.failure = wec == beast::error::timeout ? upstream_failure::timeout : upstream_failure::reset;
     r.ec = wec;
     co_return r;
@@ -481,9 +481,13 @@ awaitable<relay_result> relay(Stream& stream, const upstream_request& ureq,
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
-    tcp.expires_after(step(client_alive ? deadline : std::min(deadline, drain_deadline),
-                           cfg.upstream.idle_timeout));
-    auto [rec, rn] = co_await http::async_read_some(stream, buf, parser, use_ec);
+    error_code rec;
+    if (!some_from_buffer(parser, buf, rec)) {
+      tcp.expires_after(step(client_alive ? deadline : std::min(deadline, drain_deadline),
+                             cfg.upstream.idle_timeout));
+      auto [ec, n] = co_await http::async_read_some(stream, buf, parser, use_ec);
+      rec = ec;
+    }
     if (rec == http::error::need_buffer) rec = {};
     const std::size_t got = chunk.size() - parser.get().body().size;
     if (got > 0) {

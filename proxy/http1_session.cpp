@@ -21,6 +21,7 @@
 #include "proxy/bedrock_error.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/http2_session.hpp"
+#include "proxy/inline_io.hpp"
 #include "proxy/server.hpp"
 
 namespace bedrock_meter::proxy {
@@ -67,12 +68,11 @@ class http1_sink final : public response_sink {
     }
     if (!head_.empty()) {
       const std::array<net::const_buffer, 2> both{net::buffer(head_), net::buffer(bytes)};
-      auto [ec, n] = co_await net::async_write(stream_, both, use_ec);
+      const error_code ec = co_await write_all(stream_, both);
       head_.clear();
       co_return ec;
     }
-    auto [ec, n] = co_await net::async_write(stream_, net::buffer(bytes), use_ec);
-    co_return ec;
+    co_return co_await write_all(stream_, net::buffer(bytes));
   }
 
   awaitable<error_code> finish(bool complete) override {
@@ -122,7 +122,7 @@ class http1_sink final : public response_sink {
 
   awaitable<error_code> flush_head() {
     beast::get_lowest_layer(stream_).expires_after(write_timeout_);
-    auto [ec, n] = co_await net::async_write(stream_, net::buffer(head_), use_ec);
+    const error_code ec = co_await write_all(stream_, net::buffer(head_));
     head_.clear();
     co_return ec;
   }
@@ -180,8 +180,12 @@ awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::stri
     http::request_parser<http::string_body> parser;
     parser.header_limit(lim.max_header_bytes);
     parser.body_limit(lim.max_body_bytes);
-    tcp.expires_after(lim.header_timeout);
-    auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_ec);
+    error_code hec;
+    if (!header_from_buffer(parser, buffer, hec)) {
+      tcp.expires_after(lim.header_timeout);
+      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_ec);
+      hec = ec;
+    }
     if (hec) {
       if (hec == http::error::end_of_stream || hec == net::error::eof ||
           hec == net::error::operation_aborted)
@@ -214,8 +218,12 @@ awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::stri
       auto [ec, n] = co_await net::async_write(stream, net::buffer(cont), use_ec);
       if (ec) co_return;
     }
-    tcp.expires_after(lim.body_timeout);
-    auto [bec, bn] = co_await http::async_read(stream, buffer, parser, use_ec);
+    error_code bec;
+    if (!message_from_buffer(parser, buffer, bec)) {
+      tcp.expires_after(lim.body_timeout);
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_ec);
+      bec = ec;
+    }
     if (bec) {
       if (bec == beast::error::timeout) {
         state.stats.timeouts.fetch_add(1, std::memory_order_relaxed);

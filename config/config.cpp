@@ -156,9 +156,9 @@ constexpr std::array<std::string_view, 6> log_levels = {"trace", "debug", "info"
                                                         "warn",  "error", "off"};
 
 // Known keys per section, in the order docs/configuration.md lists them.
-constexpr std::array<std::string_view, 13> top_keys = {
-    "listeners", "workers", "upstream", "auth",   "limits",   "http2",   "logging",
-    "admin",     "pricing", "models",   "ledger", "metering", "budgets"};
+constexpr std::array<std::string_view, 14> top_keys = {
+    "listeners", "workers", "busy_poll_us", "upstream", "auth",   "limits",   "http2",
+    "logging",   "admin",   "pricing",      "models",   "ledger", "metering", "budgets"};
 constexpr std::array<std::string_view, 3> listener_keys = {"address", "port", "tls"};
 constexpr std::array<std::string_view, 2> tls_keys = {"cert_file", "key_file"};
 constexpr std::array<std::string_view, 11> upstream_keys = {
@@ -607,6 +607,8 @@ class loader {
     parse_listeners(top, cfg);
     read_uint(top, "workers", cfg.workers, 0, 1024,
               "use 0 (one worker per core) or a number up to 1024");
+    read_uint(top, "busy_poll_us", cfg.busy_poll_us, 0, 10000,
+              "use 0 (off) or microseconds up to 10000");
     if (const entry* e = top.get("upstream")) parse_upstream(*e, cfg.upstream);
     if (const entry* e = top.get("auth")) parse_auth(*e, cfg.auth);
     if (const entry* e = top.get("limits")) parse_limits(*e, cfg.limits);

@@ -247,6 +247,8 @@ struct config {
   std::string source_path;  ///< the file it was read from
   std::vector<listener_config> listeners;
   unsigned workers = 0;  ///< 0 = number of cores
+  /// After handling an event, a worker keeps polling this long before it sleeps (0 = off).
+  unsigned busy_poll_us = 0;
   upstream_config upstream;
   auth_config auth;
   limits_config limits;

@@ -264,12 +264,41 @@ void server::bind() {
   }
 }
 
+namespace {
+
+/// A worker's event loop. With busy polling on, a worker that has just run a handler keeps
+/// polling (epoll with a zero timeout) for up to `spin` before it blocks. Waking a thread that
+/// sleeps in epoll_wait costs tens of microseconds on a virtual machine (the idle vCPU halts and
+/// needs an interrupt to run again) and the wake-up finds cold caches; at low request rates that
+/// is most of the latency the proxy adds (docs/performance.md). The price is CPU spent polling
+/// while idle, and under saturation a little throughput. HAProxy's `busy-polling` is the same
+/// idea, always on; here it stops `spin` after the last event.
+void run_worker(net::io_context& ioc, std::chrono::microseconds spin) {
+  if (spin.count() == 0) {
+    ioc.run();
+    return;
+  }
+  using clock = std::chrono::steady_clock;
+  auto last = clock::now();
+  while (!ioc.stopped()) {  // stop(), or no work left (poll and run_one then stop it)
+    if (ioc.poll() > 0) {
+      last = clock::now();
+    } else if (clock::now() - last >= spin) {
+      ioc.run_one();
+      last = clock::now();
+    }
+  }
+}
+
+}  // namespace
+
 void server::start() {
+  const std::chrono::microseconds spin(state_->snapshot()->cfg->busy_poll_us);
   for (auto& w : workers_) {
     for (std::size_t i = 0; i < w->acceptors().size(); ++i)
       net::co_spawn(w->get_executor(), accept_loop(*w, *w->acceptors()[i], server_tls_[i]),
                     net::detached);
-    threads_.emplace_back([wp = w.get()] { wp->io_context().run(); });
+    threads_.emplace_back([wp = w.get(), spin] { run_worker(wp->io_context(), spin); });
   }
 }
 

@@ -238,6 +238,7 @@ TEST_F(config_test, full_config_round_trips_into_the_structs) {
   - address: "::1"
     port: 8080
 workers: 3
+busy_poll_us: 50
 upstream:
   region: eu-west-3
   allowed_client_regions: [us-west-2, us-gov-west-1]
@@ -278,6 +279,7 @@ admin: { enabled: true, address: 0.0.0.0, port: 9100, token_env: BM_ADMIN_TOKEN 
   EXPECT_EQ(c.listeners[1].port, 8080);
   EXPECT_FALSE(c.listeners[1].tls.has_value());
   EXPECT_EQ(c.workers, 3u);
+  EXPECT_EQ(c.busy_poll_us, 50u);
 
   EXPECT_EQ(c.upstream.region, "eu-west-3");
   EXPECT_EQ(c.upstream.allowed_client_regions,
@@ -336,8 +338,8 @@ admin: { enabled: true, address: 0.0.0.0, port: 9100, token_env: BM_ADMIN_TOKEN 
   bool warned_anonymous = false;
   bool warned_verify = false;
   for (const auto& w : r.warnings) {
-    warned_anonymous |= w.path == "auth.anonymous.enabled" && w.line == 26;
-    warned_verify |= w.path == "upstream.verify_tls" && w.line == 13;
+    warned_anonymous |= w.path == "auth.anonymous.enabled" && w.line == 27;
+    warned_verify |= w.path == "upstream.verify_tls" && w.line == 14;
   }
   EXPECT_TRUE(warned_anonymous);
   EXPECT_TRUE(warned_verify);
@@ -351,6 +353,7 @@ TEST_F(config_test, minimal_config_gets_documented_defaults) {
   EXPECT_EQ(c.listeners[0].address, "127.0.0.1");
   EXPECT_FALSE(c.listeners[0].tls.has_value());
   EXPECT_EQ(c.workers, 0u);
+  EXPECT_EQ(c.busy_poll_us, 0u);
   EXPECT_EQ(c.upstream.region, "us-east-1");
   EXPECT_TRUE(c.upstream.allowed_client_regions.empty());
   EXPECT_EQ(c.upstream.endpoint, "");
@@ -558,7 +561,7 @@ metrics: {}
   ASSERT_NE(unknown, nullptr);
   EXPECT_EQ(unknown->line, 4);
   // Nothing close: list what is valid instead.
-  EXPECT_NE(unknown->message.find("listeners, workers, upstream"), std::string::npos);
+  EXPECT_NE(unknown->message.find("listeners, workers, busy_poll_us, upstream"), std::string::npos);
 }
 
 TEST_F(config_test, duplicate_key_is_an_error) {
@@ -567,6 +570,15 @@ TEST_F(config_test, duplicate_key_is_an_error) {
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->line, 3);
   EXPECT_NE(e->message.find("first on line 2"), std::string::npos);
+}
+
+TEST_F(config_test, busy_poll_is_off_or_a_bounded_number_of_microseconds) {
+  const auto r = load("listeners: [{port: 8080}]\nbusy_poll_us: 20000\n");
+  const auto* e = error_at(r, "busy_poll_us");
+  ASSERT_NE(e, nullptr) << all_errors(r);
+  EXPECT_EQ(e->line, 2);
+  EXPECT_NE(e->message.find("up to 10000"), std::string::npos) << e->message;
+  EXPECT_FALSE(r.value.has_value());
 }
 
 TEST_F(config_test, wrong_types_name_what_was_expected) {

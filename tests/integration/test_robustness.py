@@ -2,6 +2,7 @@
 connection, upstream failures become a 503 instead of a hang, and SIGTERM lets in-flight
 streams finish before a clean exit."""
 import json
+import os
 import socket
 import threading
 import time
@@ -246,6 +247,40 @@ class GracefulShutdown(unittest.TestCase):
                     socket.create_connection(("127.0.0.1", proxy.port), timeout=1).recv(1)
             finally:
                 proxy.__exit__(None, None, None)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class BusyPolling(unittest.TestCase):
+    """busy_poll_us: workers poll for a moment after each event instead of sleeping at once. It
+    must serve and meter like the default, stop polling when traffic stops, and shut down."""
+
+    def test_serves_meters_then_goes_idle_and_exits_cleanly(self):
+        with Simulator() as sim:
+            with Proxy(base_config(sim.url, workers=2, busy_poll_us=500)) as proxy:
+                c = client(proxy.url)
+                for _ in range(20):
+                    r = c.converse(modelId=CLAUDE, messages=MSGS)
+                    self.assertEqual(r["usage"]["outputTokens"], 2)
+                events = [next(iter(e)) for e in c.converse_stream(
+                    modelId=NOVA, messages=converse_messages(
+                        "SIM{input=4,output=5,events=5,pace_ms=20}"))["stream"]]
+                self.assertEqual(events.count("contentBlockDelta"), 5)
+                log = proxy.wait_for_log(21)
+                self.assertEqual(len(log), 21)
+                self.assertEqual(sum(line["output_tokens"] for line in log), 20 * 2 + 5)
+                # Idle: both workers sleep again 0.5 ms after the last event. Polling without
+                # stopping would burn two cores (2 s of CPU in this second).
+                time.sleep(0.2)
+                before = cpu_seconds(proxy.proc.pid)
+                time.sleep(1.0)
+                idle = cpu_seconds(proxy.proc.pid) - before
+                self.assertLess(idle, 0.2, f"{idle:.2f} s of CPU in an idle second")
+                self.assertEqual(proxy.stop(timeout=10), 0)
 
 
 if __name__ == "__main__":

@@ -215,8 +215,8 @@ awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::stri
     if (const auto it = parser.get().find(http::field::expect);
         it != parser.get().end() && beast::iequals(it->value(), "100-continue")) {
       static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-      auto [ec, n] = co_await net::async_write(stream, net::buffer(cont), use_ec);
-      if (ec) co_return;
+      tcp.expires_after(lim.header_timeout);  // the head may have come from the buffer: no deadline set
+      if (co_await write_all(stream, net::buffer(cont))) co_return;
     }
     error_code bec;
     if (!message_from_buffer(parser, buffer, bec)) {

@@ -68,10 +68,11 @@ bool some_from_buffer(beast::http::basic_parser<isRequest>& parser, DynamicBuffe
                       error_code& ec) {
   ec = {};
   if (buffer.size() == 0) return false;
-  buffer.consume(parser.put(buffer.data(), ec));
-  if (ec == beast::http::error::need_more) {
+  const std::size_t used = parser.put(buffer.data(), ec);
+  buffer.consume(used);
+  if (ec == beast::http::error::need_more || (!ec && used == 0)) {
     ec = {};
-    return false;
+    return false;  // no step without more bytes: never loop here without yielding
   }
   return true;
 }

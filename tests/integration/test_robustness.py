@@ -12,7 +12,7 @@ import tempfile
 
 from botocore.exceptions import ClientError
 
-from harness import (CLAUDE, NOVA, UPSTREAM_BEARER, Proxy, Simulator, base_config, client,
+from harness import (BEARER_TOKEN, CLAUDE, NOVA, UPSTREAM_BEARER, Proxy, Simulator, base_config, client,
                      converse_messages, free_port, make_ca, raw_request)
 
 MSGS = converse_messages("SIM{input=3,output=2}")
@@ -130,6 +130,99 @@ class ClientSideLimits(unittest.TestCase):
         finally:
             for s in socks:
                 s.close()
+
+
+def converse_bytes(text: str, extra: bytes = b"", connection: bytes = b"keep-alive",
+                   body_separately: bool = False) -> tuple[bytes, bytes]:
+    """A bearer-key Converse request as raw HTTP/1.1: (head, body)."""
+    body = json.dumps({"messages": converse_messages(text)}).encode()
+    head = (b"POST /model/" + CLAUDE.replace(":", "%3A").encode() + b"/converse HTTP/1.1\r\n"
+            b"Host: proxy\r\nAuthorization: Bearer " + BEARER_TOKEN.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() +
+            b"\r\nConnection: " + connection + b"\r\n" + extra + b"\r\n")
+    return head, body
+
+
+def split_responses(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Consecutive fixed-length HTTP/1.1 responses: [(head, body), ...]."""
+    out = []
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+            raise AssertionError(f"truncated response: {data[:200]!r}")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        out.append((head, rest[:length]))
+        data = rest[length:]
+    return out
+
+
+class Http1Framing(unittest.TestCase):
+    """How requests arrive on the wire: pipelined, in pieces, after 100 Continue. The proxy parses
+    what is already buffered without waiting on the socket (proxy/inline_io.hpp); these are the
+    cases where that must behave exactly as reading from the socket would."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Simulator()
+        cls.proxy = Proxy(base_config(cls.sim.url))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.__exit__(None, None, None)
+        cls.sim.stop()
+
+    def output_tokens(self, head: bytes, body: bytes) -> int:
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:200])
+        return json.loads(body)["usage"]["outputTokens"]
+
+    def test_pipelined_requests_are_answered_in_order(self):
+        first = b"".join(converse_bytes("SIM{input=3,output=2}"))
+        second = b"".join(converse_bytes("SIM{input=4,output=7}"))
+        third = b"".join(converse_bytes("SIM{input=5,output=4}", connection=b"close"))
+        before = len(self.proxy.access_log())
+        answers = split_responses(raw_request(self.proxy.port, first + second + third))
+        self.assertEqual([self.output_tokens(h, b) for h, b in answers], [2, 7, 4])
+        log = self.proxy.wait_for_log(before + 3)[before:]
+        self.assertEqual([line["output_tokens"] for line in log], [2, 7, 4])
+        self.assertEqual(len({line["conn"] for line in log}), 1)
+
+    def test_request_arriving_in_pieces_is_served(self):
+        head, body = converse_bytes("SIM{input=3,output=6}", connection=b"close")
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5) as s:
+            for piece in (head[:20], head[20:-3], head[-3:], body[:10], body[10:]):
+                s.sendall(piece)
+                time.sleep(0.05)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        [(h, b)] = split_responses(data)
+        self.assertEqual(self.output_tokens(h, b), 6)
+
+    def test_expect_100_continue_gets_the_interim_answer_then_the_response(self):
+        head, body = converse_bytes("SIM{input=3,output=5}", extra=b"Expect: 100-continue\r\n",
+                                    connection=b"close")
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5) as s:
+            s.sendall(head)
+            interim = s.recv(65536)
+            self.assertEqual(interim, b"HTTP/1.1 100 Continue\r\n\r\n")
+            s.sendall(body)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        [(h, b)] = split_responses(data)
+        self.assertEqual(self.output_tokens(h, b), 5)
+
+    def test_a_bad_request_behind_a_good_one_costs_only_itself(self):
+        good = b"".join(converse_bytes("SIM{input=3,output=3}"))
+        resp = raw_request(self.proxy.port, good + b"GARBAGE\r\n\r\n")
+        (h1, b1), (h2, b2) = split_responses(resp)
+        self.assertEqual(self.output_tokens(h1, b1), 3)
+        self.assertTrue(h2.startswith(b"HTTP/1.1 400"), h2[:100])
+        self.assertIn(b"ValidationException", h2)
 
 
 class UpstreamFailures(unittest.TestCase):

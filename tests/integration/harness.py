@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import textwrap
 import time
+import unittest
 from pathlib import Path
 
 import boto3
@@ -213,6 +214,27 @@ class Proxy:
     def __exit__(self, *exc):
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class ProxyCase(unittest.TestCase):
+    """One simulator and one proxy in front of it for a whole test class: base_config with the
+    class's `config` overrides. Subclasses that need more call super().setUpClass() first."""
+
+    config: dict = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Simulator()
+        try:
+            cls.proxy = Proxy(base_config(cls.sim.url, **cls.config))
+        except Exception:
+            cls.sim.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.__exit__(None, None, None)
+        cls.sim.stop()
 
 
 def client(url: str, akid: str = CLIENT_AKID, secret: str = CLIENT_SECRET, verify=None,

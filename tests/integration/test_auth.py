@@ -9,24 +9,14 @@ from unittest import mock
 import botocore.auth
 from botocore.exceptions import ClientError
 
-from harness import (BEARER_TOKEN, CLAUDE, CLIENT_AKID, CLIENT_SECRET, Proxy, Simulator,
+from harness import (BEARER_TOKEN, CLAUDE, CLIENT_AKID, CLIENT_SECRET, Proxy, ProxyCase, Simulator,
                      base_config, bearer_client, bearer_env, client, converse_messages,
                      raw_request)
 
 MSGS = converse_messages("SIM{input=3,output=2}")
 
 
-class ProxyAuth(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Simulator()
-        cls.proxy = Proxy(base_config(cls.sim.url))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proxy.__exit__(None, None, None)
-        cls.sim.stop()
-
+class ProxyAuth(ProxyCase):
     def refused(self, c, code, status=403):
         before = self.sim.stats()
         with self.assertRaises(ClientError) as cm:

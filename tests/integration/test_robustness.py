@@ -12,7 +12,7 @@ import tempfile
 
 from botocore.exceptions import ClientError
 
-from harness import (BEARER_TOKEN, CLAUDE, NOVA, UPSTREAM_BEARER, Proxy, Simulator, base_config, client,
+from harness import (BEARER_TOKEN, CLAUDE, NOVA, UPSTREAM_BEARER, Proxy, ProxyCase, Simulator, base_config, client,
                      converse_messages, free_port, make_ca, raw_request)
 
 MSGS = converse_messages("SIM{input=3,output=2}")
@@ -23,18 +23,10 @@ def http_post(path: str, body: bytes = b"{}", extra: bytes = b"") -> bytes:
             + extra + b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
 
 
-class ClientSideLimits(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Simulator()
-        cls.proxy = Proxy(base_config(cls.sim.url, limits={
-            "max_header_bytes": "4KiB", "max_body_bytes": "64KiB", "header_timeout": "1s",
-            "idle_timeout": "1s", "max_connections": 8, "shutdown_grace": "5s"}))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proxy.__exit__(None, None, None)
-        cls.sim.stop()
+class ClientSideLimits(ProxyCase):
+    config = {"limits": {
+        "max_header_bytes": "4KiB", "max_body_bytes": "64KiB", "header_timeout": "1s",
+        "idle_timeout": "1s", "max_connections": 8, "shutdown_grace": "5s"}}
 
     def assert_bedrock_error(self, resp: bytes, status: int, error_type: str):
         head, _, body = resp.partition(b"\r\n\r\n")
@@ -160,20 +152,17 @@ def split_responses(data: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
-class Http1Framing(unittest.TestCase):
+def read_to_close(s: socket.socket) -> bytes:
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return data
+
+
+class Http1Framing(ProxyCase):
     """How requests arrive on the wire: pipelined, in pieces, after 100 Continue. The proxy parses
     what is already buffered without waiting on the socket (proxy/inline_io.hpp); these are the
     cases where that must behave exactly as reading from the socket would."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Simulator()
-        cls.proxy = Proxy(base_config(cls.sim.url))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proxy.__exit__(None, None, None)
-        cls.sim.stop()
 
     def output_tokens(self, head: bytes, body: bytes) -> int:
         self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:200])
@@ -196,10 +185,7 @@ class Http1Framing(unittest.TestCase):
             for piece in (head[:20], head[20:-3], head[-3:], body[:10], body[10:]):
                 s.sendall(piece)
                 time.sleep(0.05)
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
-        [(h, b)] = split_responses(data)
+            [(h, b)] = split_responses(read_to_close(s))
         self.assertEqual(self.output_tokens(h, b), 6)
 
     def test_expect_100_continue_gets_the_interim_answer_then_the_response(self):
@@ -210,10 +196,7 @@ class Http1Framing(unittest.TestCase):
             interim = s.recv(65536)
             self.assertEqual(interim, b"HTTP/1.1 100 Continue\r\n\r\n")
             s.sendall(body)
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
-        [(h, b)] = split_responses(data)
+            [(h, b)] = split_responses(read_to_close(s))
         self.assertEqual(self.output_tokens(h, b), 5)
 
     def test_a_bad_request_behind_a_good_one_costs_only_itself(self):

@@ -8,20 +8,14 @@ import unittest
 
 from botocore.exceptions import ClientError, EventStreamError
 
-from harness import (CLAUDE, NOVA, Proxy, Simulator, base_config, client, converse_messages)
+from harness import CLAUDE, NOVA, ProxyCase, client, converse_messages
 
 
-class StreamsAndFaults(unittest.TestCase):
+class StreamsAndFaults(ProxyCase):
     @classmethod
     def setUpClass(cls):
-        cls.sim = Simulator()
-        cls.proxy = Proxy(base_config(cls.sim.url))
+        super().setUpClass()
         cls.c = client(cls.proxy.url)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proxy.__exit__(None, None, None)
-        cls.sim.stop()
 
     def line_for(self, rid):
         deadline = time.monotonic() + 5

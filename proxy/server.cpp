@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <stdexcept>
+#include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -270,9 +271,11 @@ namespace {
 /// polling (epoll with a zero timeout) for up to `spin` before it blocks. Waking a thread that
 /// sleeps in epoll_wait costs tens of microseconds on a virtual machine (the idle vCPU halts and
 /// needs an interrupt to run again) and the wake-up finds cold caches; at low request rates that
-/// is most of the latency the proxy adds (docs/performance.md). The price is CPU spent polling
-/// while idle, and under saturation a little throughput. HAProxy's `busy-polling` is the same
-/// idea, always on; here it stops `spin` after the last event.
+/// is most of the latency the proxy adds (docs/performance.md). Between polls the worker yields
+/// the core: when other threads are waiting for it (the upstream, other processes on a shared
+/// host) they run, so polling only uses a core nobody else wants; without the yield, polling
+/// cost a third of the throughput at saturation on the 2-core benchmark machine. HAProxy's
+/// `busy-polling` is the same idea, always on; here it stops `spin` after the last event.
 void run_worker(net::io_context& ioc, std::chrono::microseconds spin) {
   if (spin.count() == 0) {
     ioc.run();
@@ -286,6 +289,8 @@ void run_worker(net::io_context& ioc, std::chrono::microseconds spin) {
     } else if (clock::now() - last >= spin) {
       ioc.run_one();
       last = clock::now();
+    } else {
+      std::this_thread::yield();
     }
   }
 }

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <limits>
 
-#include <boost/asio/write.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -360,8 +359,6 @@ struct relay_result {
   bool wrote_request = false;
 };
 
-/// Forwards one signed request on `stream` and streams the response to `out` (Beast relay():
-/// read a piece, show it to the meter, write it, repeat; the loop is the back-pressure).
 /// The upstream request, serialized once: HTTP/1.1 head and body. Small requests travel as one
 /// buffer (one TLS record, one send); large bodies are written after the head without a copy.
 struct upstream_request {
@@ -392,6 +389,8 @@ struct upstream_request {
   }
 };
 
+/// Forwards one signed request on `stream` and streams the response to `out` (Beast relay():
+/// read a piece, show it to the meter, write it, repeat; the loop is the back-pressure).
 template <class Stream>
 awaitable<relay_result> relay(Stream& stream, const upstream_request& ureq,
                               response_sink& out, metering::usage_observer& meter,

@@ -407,6 +407,18 @@ class Http2StreamTimeouts(Http2Base):
         return (self.defence_trips("stream_timeout"),
                 self.metric("bedrock_proxy_events_total", event="timeout"))
 
+    def expect_cancel(self, r, stream: int, start: float, within: float, running: int):
+        """Waits for RST_STREAM(CANCEL) on `stream`: after its 1 s timeout, before `within`
+        seconds, while stream `running` is still unfinished. Returns the frames read."""
+        frames = r.until(lambda fs: rst_codes(fs, stream), timeout=10)
+        reset_after = time.monotonic() - start
+        self.assertEqual(rst_codes(frames, stream), [CANCEL])
+        self.assertGreaterEqual(reset_after, 0.9)
+        self.assertLess(reset_after, within)
+        self.assertFalse(ended(frames, running),
+                         f"stream {running} was still running when {stream} was reset")
+        return frames
+
     def test_stream_whose_body_never_ends_is_reset_and_its_neighbour_completes(self):
         before_lines, (trips, timeouts) = len(self.proxy.access_log()), self.counters()
         path = f"/model/{NOVA}/converse-stream"
@@ -421,12 +433,7 @@ class Http2StreamTimeouts(Http2Base):
                       frame(DATA, 0, 1, b'{"messages":') +
                       frame(HEADERS, END_HEADERS, 3, request_block(self.proxy.port, path)) +
                       frame(DATA, END_STREAM, 3, body3))
-            frames = r.until(lambda fs: rst_codes(fs, 1), timeout=10)
-            reset_after = time.monotonic() - start
-            self.assertEqual(rst_codes(frames, 1), [CANCEL])
-            self.assertGreaterEqual(reset_after, 0.9)
-            self.assertLess(reset_after, 2.2)
-            self.assertFalse(ended(frames, 3), "stream 3 was still running when 1 was reset")
+            frames = self.expect_cancel(r, 1, start, within=2.2, running=3)
             frames = r.until(lambda fs: ended(fs, 3), timeout=10)
             self.assertTrue(ended(frames, 3))
             # The connection itself stays usable: a new stream on it is served.
@@ -457,12 +464,7 @@ class Http2StreamTimeouts(Http2Base):
             block = request_block(self.proxy.port, f"/model/{NOVA}/converse")
             start = time.monotonic()
             s.sendall(frame(HEADERS, END_STREAM, 3, block[:len(block) // 2]))
-            frames = r.until(lambda fs: rst_codes(fs, 3), timeout=10)
-            reset_after = time.monotonic() - start
-            self.assertEqual(rst_codes(frames, 3), [CANCEL])
-            self.assertGreaterEqual(reset_after, 0.9)
-            self.assertLess(reset_after, 2.0)
-            self.assertFalse(ended(frames, 1), "stream 1 was still running when 3 was reset")
+            frames = self.expect_cancel(r, 3, start, within=2.0, running=1)
             # No other frame can come on this connection until that header block ends, so the
             # proxy says GOAWAY (no error) and closes once stream 1 is done.
             frames = r.until(lambda fs: False, timeout=10)

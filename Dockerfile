@@ -16,8 +16,8 @@ COPY scripts/install-deps scripts/
 RUN scripts/install-deps && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN scripts/build release bedrock-meter bedrock-sim \
- && deploy/runtime-packages.sh build/release/proxy/bedrock-meter \
-        build/release/tests/simulator/bedrock-sim > /runtime-packages
+ && deploy/runtime-packages.sh build/release/bin/bedrock-meter \
+        build/release/bin/bedrock-sim > /runtime-packages
 
 # --- traffic: the demo's traffic generator (docker-compose profile "demo") ---------------------
 FROM debian:12-slim AS traffic
@@ -40,8 +40,8 @@ RUN apt-get update \
  && xargs -a /tmp/runtime-packages env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages
-COPY --from=build /src/build/release/proxy/bedrock-meter /usr/local/bin/bedrock-meter
-COPY --from=build /src/build/release/tests/simulator/bedrock-sim /usr/local/bin/bedrock-sim
+COPY --from=build /src/build/release/bin/bedrock-meter /usr/local/bin/bedrock-meter
+COPY --from=build /src/build/release/bin/bedrock-sim /usr/local/bin/bedrock-sim
 # /srv/bedrock-meter: configs are mounted here (deploy/bedrock-meter/), the rate table ships in
 # rates/ (configs name it relative to themselves), the ledger lives in data/ (a volume).
 RUN useradd --system --home-dir /srv/bedrock-meter --shell /usr/sbin/nologin bedrock-meter \

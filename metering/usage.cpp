@@ -1011,4 +1011,20 @@ std::string_view usage_observer::service_tier() const noexcept { return impl_->s
 bool usage_observer::usage_seen() const noexcept { return impl_->usage_seen_; }
 std::uint64_t usage_observer::decode_errors() const noexcept { return impl_->decode_errors_; }
 
+std::string_view to_string(usage_source s) noexcept {
+  switch (s) {
+    case usage_source::none: return "none";
+    case usage_source::reported: return "reported";
+    case usage_source::estimated: return "estimated";
+  }
+  return "none";
+}
+
+std::optional<usage_source> parse_usage_source(std::string_view s) noexcept {
+  for (auto u : {usage_source::none, usage_source::reported, usage_source::estimated}) {
+    if (to_string(u) == s) return u;
+  }
+  return std::nullopt;
+}
+
 }  // namespace bedrock_meter::metering

@@ -27,6 +27,9 @@ enum class usage_source : std::uint8_t {
   reported,   ///< the provider's own counts
   estimated,  ///< the stream ended without its usage event; counts estimated from what was seen
 };
+/// "none", "reported", "estimated": the spelling in the ledger, the access log and exports.
+std::string_view to_string(usage_source s) noexcept;
+std::optional<usage_source> parse_usage_source(std::string_view s) noexcept;
 
 struct token_usage {
   std::uint64_t input = 0;        ///< uncached input tokens

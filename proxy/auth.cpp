@@ -2,6 +2,8 @@
 
 namespace bedrock_meter::proxy {
 
+using namespace aws;
+
 namespace {
 
 std::string_view find_header(const sigv4::header_list& headers, std::string_view name) {
@@ -57,6 +59,21 @@ bedrock_error refusal(sigv4::verify_error e) {
 }
 
 }  // namespace
+
+bool identity::may_use(std::string_view base_model, std::string_view requested) const noexcept {
+  const auto& allowed = attributes.allowed_models;
+  if (allowed.empty()) return true;
+  for (const auto& pattern : allowed) {
+    const bool prefix = !pattern.empty() && pattern.back() == '*';
+    const std::string_view p = prefix ? std::string_view(pattern).substr(0, pattern.size() - 1)
+                                      : std::string_view(pattern);
+    for (std::string_view m : {base_model, requested}) {
+      if (m.empty()) continue;
+      if (prefix ? m.starts_with(p) : m == p) return true;
+    }
+  }
+  return false;
+}
 
 auth_index::auth_index(const config::auth_config& cfg) : max_skew_(cfg.max_clock_skew) {
   for (const auto& k : cfg.access_keys) {

@@ -11,8 +11,8 @@
 #include <unordered_map>
 
 #include "config/config.hpp"
-#include "proxy/bedrock_error.hpp"
-#include "proxy/sigv4.hpp"
+#include "aws/bedrock_error.hpp"
+#include "aws/sigv4.hpp"
 
 namespace bedrock_meter::proxy {
 
@@ -25,11 +25,16 @@ struct identity {
   std::string team;
   std::string app;
   config::identity_attributes attributes;  // ledger tags, model allow-list
+
+  /// Whether this identity may call `base_model` (the model the request resolves to) or
+  /// `requested` (the id as sent): true with no allow-list, else when either matches an entry
+  /// (`*` at the end matches a prefix).
+  [[nodiscard]] bool may_use(std::string_view base_model, std::string_view requested) const noexcept;
 };
 
 struct auth_outcome {
   const identity* who = nullptr;      // set on success; points into the auth_index
-  std::optional<bedrock_error> error; // set on failure
+  std::optional<aws::bedrock_error> error; // set on failure
   std::string signed_region;          // the region a SigV4 client signed for (else empty)
 };
 
@@ -40,13 +45,13 @@ class auth_index {
   /// Authenticates one request. `payload_sha256_hex` is the hex SHA-256 of the body (the caller
   /// computes it once and reuses it to re-sign upstream).
   [[nodiscard]] auth_outcome authenticate(std::string_view method, std::string_view target,
-                                          const sigv4::header_list& headers,
+                                          const aws::sigv4::header_list& headers,
                                           std::string_view payload_sha256_hex,
                                           std::chrono::system_clock::time_point now) const;
 
  private:
   struct sigv4_entry {
-    sigv4::issued_key key;
+    aws::sigv4::issued_key key;
     identity who;
   };
   std::unordered_map<std::string, sigv4_entry> access_keys_;   // by access key id

@@ -1,27 +1,32 @@
 #pragma once
-// The protocol-neutral exchange: one request from a client, authenticated, forwarded to Bedrock,
-// its answer streamed back while the usage observer reads it, then settled (counted and logged).
+// The protocol-neutral exchange: one request from a client, routed, authenticated, authorized,
+// admitted against budgets, forwarded to Bedrock with its answer streamed back while the usage
+// observer reads it, then settled once (ledger, metrics, access log, budgets).
 // HTTP/1.1 sessions (Beast) and HTTP/2 streams (nghttp2) both parse their protocol into an
-// `inbound_request` and implement `response_sink`; everything after that is this one path.
+// `inbound_request` and implement `response_sink`; everything after that is this one path
+// (proxy/exchange_stages.hpp has the stages, proxy/forward.hpp the relay).
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include "proxy/net.hpp"
-#include "proxy/sigv4.hpp"
+#include "aws/sigv4.hpp"
+#include "io/net.hpp"
+
+namespace bedrock_meter::aws {
+struct bedrock_error;
+}
 
 namespace bedrock_meter::proxy {
 
 class worker;
-struct bedrock_error;
 
 /// A fully received client request. Header names are lowercase (HTTP/2 requires it; for
 /// HTTP/1.1 the session lowercases them, since header names are case-insensitive).
 struct inbound_request {
   std::string method;
   std::string target;  // path and query exactly as received: forwarded and re-signed as is
-  sigv4::header_list headers;
+  aws::sigv4::header_list headers;
   std::string body;
   std::uint64_t connection_id = 0;
   std::string_view protocol;  // "HTTP/1.1" or "HTTP/2"
@@ -36,13 +41,15 @@ struct inbound_request {
 class response_sink {
  public:
   virtual ~response_sink() = default;
-  /// `content_length` set: a fixed-length body follows; unset: length unknown (chunked / DATA frames).
-  virtual awaitable<error_code> write_head(unsigned status, const sigv4::header_list& headers,
-                                           std::optional<std::uint64_t> content_length) = 0;
-  virtual awaitable<error_code> write_body(std::string_view bytes) = 0;
+  /// `content_length` set: a fixed-length body follows; unset: length unknown (chunked / DATA
+  /// frames).
+  virtual io::awaitable<io::error_code> write_head(unsigned status,
+                                                   const aws::sigv4::header_list& headers,
+                                                   std::optional<std::uint64_t> content_length) = 0;
+  virtual io::awaitable<io::error_code> write_body(std::string_view bytes) = 0;
   /// Ends the body. `complete` false: the upstream broke mid-body, so the client must see an
   /// incomplete response (HTTP/1.1: close without the last chunk; HTTP/2: RST_STREAM).
-  virtual awaitable<error_code> finish(bool complete) = 0;
+  virtual io::awaitable<io::error_code> finish(bool complete) = 0;
 };
 
 /// What the session needs to know afterwards.
@@ -52,12 +59,13 @@ struct exchange_result {
   bool keep_alive = true;         // false when the connection is no longer in a known state
 };
 
-/// Runs one exchange to the end. Never throws; every failure is answered (Bedrock-shaped) or,
-/// once the response has started, ends the body early.
-awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, response_sink& out);
+/// Runs one exchange to the end, forwarding through the worker's upstream pool. Never throws;
+/// every failure is answered (Bedrock-shaped) or, once the response has started, ends the body
+/// early. Settles exactly once.
+io::awaitable<exchange_result> run_exchange(worker& w, inbound_request& req, response_sink& out);
 
 /// Writes a Bedrock-shaped error response (used by sessions for protocol-level refusals too).
-awaitable<error_code> write_error(response_sink& out, const bedrock_error& err,
-                                  std::string_view request_id);
+io::awaitable<io::error_code> write_error(response_sink& out, const aws::bedrock_error& err,
+                                          std::string_view request_id);
 
 }  // namespace bedrock_meter::proxy

@@ -18,14 +18,16 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <spdlog/spdlog.h>
 
-#include "proxy/bedrock_error.hpp"
+#include "aws/bedrock_error.hpp"
 #include "proxy/exchange.hpp"
-#include "proxy/http2_session.hpp"
-#include "proxy/inline_io.hpp"
-#include "proxy/server.hpp"
+#include "proxy/http1_session.hpp"
+#include "io/inline_io.hpp"
+#include "proxy/worker.hpp"
 
 namespace bedrock_meter::proxy {
 
+using namespace io;
+using namespace aws;
 namespace http = beast::http;
 
 namespace {
@@ -170,7 +172,7 @@ awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::stri
       tcp.expires_after(lim.idle_timeout);
       auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_ec);
       if (ec) {
-        if (ec == beast::error::timeout) state.stats.timeouts.fetch_add(1, std::memory_order_relaxed);
+        if (ec == beast::error::timeout) telemetry::bump(state.counters.timeouts);
         co_return;
       }
       buffer.commit(n);
@@ -191,10 +193,10 @@ awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::stri
           hec == net::error::operation_aborted)
         co_return;
       if (hec == beast::error::timeout) {
-        state.stats.timeouts.fetch_add(1, std::memory_order_relaxed);
+        telemetry::bump(state.counters.timeouts);
         co_return;
       }
-      state.stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      telemetry::bump(state.counters.bad_requests);
       if (hec == http::error::body_limit)  // Content-Length over the limit: known from the head
         co_await refuse_raw(stream, w, payload_too_large(lim.max_body_bytes), lim.header_timeout);
       else if (hec == http::error::header_limit)
@@ -208,7 +210,7 @@ awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::stri
       co_return;
     }
     if (parser.content_length() && *parser.content_length() > lim.max_body_bytes) {
-      state.stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      telemetry::bump(state.counters.bad_requests);
       co_await refuse_raw(stream, w, payload_too_large(lim.max_body_bytes), lim.header_timeout);
       co_return;
     }
@@ -226,10 +228,10 @@ awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::stri
     }
     if (bec) {
       if (bec == beast::error::timeout) {
-        state.stats.timeouts.fetch_add(1, std::memory_order_relaxed);
+        telemetry::bump(state.counters.timeouts);
         co_return;
       }
-      state.stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      telemetry::bump(state.counters.bad_requests);
       if (bec == http::error::body_limit)
         co_await refuse_raw(stream, w, payload_too_large(lim.max_body_bytes), lim.header_timeout);
       co_return;
@@ -255,78 +257,16 @@ awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::stri
   }
 }
 
-/// A TLS close_notify exchange bounded in time: a peer that never answers must not hold us.
-awaitable<void> close_tls(beast::ssl_stream<tcp_stream>& s) {
-  beast::get_lowest_layer(s).expires_after(std::chrono::seconds(2));
-  co_await s.async_shutdown(use_ec);
-}
-
 }  // namespace
 
-awaitable<void> run_connection(worker& w, tcp_socket socket,
-                               std::shared_ptr<net::ssl::context> tls) {
-  auto& state = w.state();
-  state.stats.connections.fetch_add(1, std::memory_order_relaxed);
-  struct conn_guard {
-    proxy_stats& s;
-    ~conn_guard() { s.connections.fetch_sub(1, std::memory_order_relaxed); }
-  } guard{state.stats};
+awaitable<void> serve_http1(worker& w, tcp_stream& stream, session_entry& entry,
+                            std::string remote, std::string_view initial) {
+  co_await serve(w, stream, entry, std::move(remote), initial);
+}
 
-  const auto conn_id = w.next_connection_id();
-  error_code ec;
-  const auto ep = socket.remote_endpoint(ec);
-  std::string remote = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
-  socket.set_option(tcp::no_delay(true), ec);
-
-  if (!tls) {
-    tcp_stream stream(std::move(socket));
-    auto reg = w.register_session(conn_id, &stream);
-    // Cleartext carries both protocols on one port: the HTTP/2 preface (prior knowledge) picks
-    // HTTP/2; the first byte that differs from it picks HTTP/1.1.
-    std::string first;
-    preface_match m = preface_match::need_more;
-    stream.expires_after(w.snapshot()->cfg->limits.header_timeout);
-    while (m == preface_match::need_more) {
-      char buf[h2_preface.size()];
-      auto [rec, n] = co_await stream.async_read_some(
-          net::buffer(buf, h2_preface.size() - first.size()), use_ec);
-      if (rec) {
-        if (rec == beast::error::timeout) state.stats.timeouts.fetch_add(1, std::memory_order_relaxed);
-        w.unregister_session(reg);
-        co_return;
-      }
-      first.append(buf, n);
-      m = match_h2_preface(first);
-    }
-    stream.expires_never();
-    if (m == preface_match::http2)
-      co_await serve_http2(w, stream, *reg, std::move(remote), std::move(first));
-    else
-      co_await serve(w, stream, *reg, std::move(remote), first);
-    w.unregister_session(reg);
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    co_return;
-  }
-
-  beast::ssl_stream<tcp_stream> stream(tcp_stream(std::move(socket)), *tls);
-  auto reg = w.register_session(conn_id, &beast::get_lowest_layer(stream));
-  beast::get_lowest_layer(stream).expires_after(w.snapshot()->cfg->limits.header_timeout);
-  auto [hec] = co_await stream.async_handshake(net::ssl::stream_base::server, use_ec);
-  if (hec) {
-    state.stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
-    state.log->debug("conn {} TLS handshake failed: {}", conn_id, hec.message());
-    w.unregister_session(reg);
-    co_return;
-  }
-  const unsigned char* alpn = nullptr;
-  unsigned alpn_len = 0;
-  SSL_get0_alpn_selected(stream.native_handle(), &alpn, &alpn_len);
-  if (alpn_len == 2 && alpn[0] == 'h' && alpn[1] == '2')
-    co_await serve_http2(w, stream, *reg, std::move(remote), {});
-  else
-    co_await serve(w, stream, *reg, std::move(remote));
-  w.unregister_session(reg);
-  co_await close_tls(stream);
+awaitable<void> serve_http1(worker& w, beast::ssl_stream<tcp_stream>& stream,
+                            session_entry& entry, std::string remote) {
+  co_await serve(w, stream, entry, std::move(remote));
 }
 
 }  // namespace bedrock_meter::proxy

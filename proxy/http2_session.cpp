@@ -19,11 +19,14 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
-#include "proxy/bedrock_error.hpp"
+#include "aws/bedrock_error.hpp"
 #include "proxy/exchange.hpp"
-#include "proxy/server.hpp"
+#include "proxy/worker.hpp"
 
 namespace bedrock_meter::proxy {
+
+using namespace io;
+using namespace aws;
 
 preface_match match_h2_preface(std::string_view first_bytes) noexcept {
   const auto n = std::min(first_bytes.size(), h2_preface.size());
@@ -150,7 +153,7 @@ class h2_connection {
   using clock = std::chrono::steady_clock;
 
   auto& tcp() { return beast::get_lowest_layer(stream_); }
-  proxy_stats& stats() { return w_.state().stats; }
+  telemetry::proxy_counters& counters() { return w_.counters(); }
 
   /// Feeds received bytes to nghttp2; false when the session must end.
   bool feed(std::string_view bytes) {
@@ -163,11 +166,10 @@ class h2_connection {
     if (rv < 0) {
       if (rv == NGHTTP2_ERR_FLOODED) {
         // nghttp2's own guard: control-frame ACKs piling up for a client that does not read.
-        stats().h2_floods.fetch_add(1, std::memory_order_relaxed);
-        stats().h2_ack_floods.fetch_add(1, std::memory_order_relaxed);
+        telemetry::bump(counters().h2_ack_floods);
         nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
       } else {
-        stats().bad_requests.fetch_add(1, std::memory_order_relaxed);
+        telemetry::bump(counters().bad_requests);
         nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
       }
       w_.state().log->debug("conn {} HTTP/2 session error: {}", entry_.id,
@@ -189,7 +191,7 @@ class h2_connection {
       auto [ec, n] = co_await stream_.async_read_some(net::buffer(buf), use_ec);
       if (ec) {
         if (ec == beast::error::timeout) {
-          stats().timeouts.fetch_add(1, std::memory_order_relaxed);
+          telemetry::bump(counters().timeouts);
           begin_goaway();
         }
         // Cancelled by shutdown with nothing in flight: GOAWAY was submitted; let it flush.
@@ -231,7 +233,7 @@ class h2_connection {
       if (streams_.empty() && active_ == 0 && !read_done_) {
         const auto idle_end = last_activity_ + cfg_->limits.idle_timeout;
         if (idle_end <= now) {
-          stats().timeouts.fetch_add(1, std::memory_order_relaxed);
+          telemetry::bump(counters().timeouts);
           fail();
           break;
         }
@@ -251,8 +253,8 @@ class h2_connection {
     if (it == streams_.end()) return;
     const bool header_block_open = !it->second->headers_done;
     streams_.erase(it);  // frames still arriving for it find no stream and are dropped
-    stats().timeouts.fetch_add(1, std::memory_order_relaxed);
-    stats().h2_stream_timeouts.fetch_add(1, std::memory_order_relaxed);
+    telemetry::bump(counters().timeouts);
+    telemetry::bump(counters().h2_stream_timeouts);
     w_.state().log->debug("conn {} HTTP/2 stream {}: {} timeout", entry_.id, id,
                           header_block_open ? "header" : "body");
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
@@ -446,15 +448,15 @@ class h2_connection {
     switch (frame->hd.type) {
       case NGHTTP2_SETTINGS:
         if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0 && c.settings_.hit(now))
-          c.flood(c.stats().h2_settings_floods);
+          c.flood(c.counters().h2_settings_floods);
         return 0;
       case NGHTTP2_PING:
         if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0 && c.pings_.hit(now))
-          c.flood(c.stats().h2_ping_floods);
+          c.flood(c.counters().h2_ping_floods);
         return 0;
       case NGHTTP2_RST_STREAM:
         if (c.resets_.hit(now) && !c.calm_) {
-          c.stats().h2_rapid_resets.fetch_add(1, std::memory_order_relaxed);
+          telemetry::bump(c.counters().h2_rapid_resets);
           c.calm_ = true;
         }
         return 0;
@@ -466,7 +468,7 @@ class h2_connection {
     }
     const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (frame->hd.type == NGHTTP2_DATA && frame->hd.length == 0 && !end && c.empties_.hit(now))
-      c.flood(c.stats().h2_empty_frame_floods);
+      c.flood(c.counters().h2_empty_frame_floods);
     if (!end) {
       // The request's header block is complete (CONTINUATIONs included): its body has
       // limits.body_timeout from now to end the stream.
@@ -495,10 +497,9 @@ class h2_connection {
     return 0;
   }
 
-  /// A flood defence tripped: counted once per connection (total and by kind), then GOAWAY.
+  /// A flood defence tripped: counted once per connection (by kind), then GOAWAY.
   void flood(std::atomic<std::uint64_t>& kind) {
     if (calm_) return;
-    stats().h2_floods.fetch_add(1, std::memory_order_relaxed);
     kind.fetch_add(1, std::memory_order_relaxed);
     calm_ = true;
   }
@@ -632,7 +633,7 @@ class http2_sink final : public response_sink {
       if (!ec && std::chrono::steady_clock::now() >= deadline) {
         // The client kept its window shut for a whole idle timeout: give up on the connection,
         // as HTTP/1.1 does on a write timeout.
-        c_.owner().state().stats.timeouts.fetch_add(1, std::memory_order_relaxed);
+        telemetry::bump(c_.owner().state().counters.timeouts);
         c_.fail();
         co_return net::error::timed_out;
       }
@@ -674,18 +675,18 @@ awaitable<void> h2_connection<Stream>::run_stream(h2_connection* c, std::shared_
     http2_sink<Stream> sink(*c, s);
     const auto& lim = c->cfg_->limits;
     if (s->headers_too_large) {
-      w.state().stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
-      w.state().stats.h2_header_lists_refused.fetch_add(1, std::memory_order_relaxed);
+      telemetry::bump(w.counters().bad_requests);
+      telemetry::bump(w.counters().h2_header_lists_refused);
       co_await write_error(sink,
                            validation_error("Request headers exceed the proxy's limit of " +
                                             std::to_string(c->cfg_->http2.max_header_list_bytes) +
                                             " bytes"),
                            w.new_request_id());
     } else if (s->body_too_large) {
-      w.state().stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      telemetry::bump(w.counters().bad_requests);
       co_await write_error(sink, payload_too_large(lim.max_body_bytes), w.new_request_id());
     } else if (s->req.method.empty() || s->req.target.empty()) {
-      w.state().stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      telemetry::bump(w.counters().bad_requests);
       co_await write_error(sink, validation_error("Malformed HTTP/2 request"), w.new_request_id());
     } else {
       co_await run_exchange(w, s->req, sink);

@@ -10,7 +10,7 @@
 
 #include <boost/beast/ssl/ssl_stream.hpp>
 
-#include "proxy/net.hpp"
+#include "io/net.hpp"
 
 namespace bedrock_meter::proxy {
 
@@ -47,9 +47,9 @@ class rate_window {
 /// Serves HTTP/2 on an established stream until the client leaves, the session fails or the
 /// server stops (GOAWAY, then in-flight streams finish). `initial` holds bytes already read
 /// (the preface, when it was peeked on a plain connection).
-awaitable<void> serve_http2(worker& w, tcp_stream& stream, session_entry& entry,
-                            std::string remote, std::string initial);
-awaitable<void> serve_http2(worker& w, beast::ssl_stream<tcp_stream>& stream,
-                            session_entry& entry, std::string remote, std::string initial);
+io::awaitable<void> serve_http2(worker& w, io::tcp_stream& stream, session_entry& entry,
+                                std::string remote, std::string initial);
+io::awaitable<void> serve_http2(worker& w, io::beast::ssl_stream<io::tcp_stream>& stream,
+                                session_entry& entry, std::string remote, std::string initial);
 
 }  // namespace bedrock_meter::proxy

@@ -12,19 +12,27 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
-#include "config/rate_table_loader.hpp"
+#include "proxy/connection.hpp"
 
 namespace bedrock_meter::proxy {
 
+using namespace io;
+
 namespace {
 
-std::shared_ptr<net::ssl::context> make_server_tls(const config::tls_files& files) {
+/// The listener's TLS context, with ALPN for h2 and http/1.1.
+boost::system::result<std::shared_ptr<net::ssl::context>, startup_error> make_server_tls(
+    const config::tls_files& files) {
   auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  error_code ec;
   ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
-                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
-                   net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
-  ctx->use_certificate_chain_file(files.cert_file);
-  ctx->use_private_key_file(files.key_file, net::ssl::context::pem);
+                       net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                       net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use,
+                   ec);
+  ctx->use_certificate_chain_file(files.cert_file, ec);
+  if (ec) return startup_error{"TLS certificate " + files.cert_file + ": " + ec.message()};
+  ctx->use_private_key_file(files.key_file, net::ssl::context::pem, ec);
+  if (ec) return startup_error{"TLS key " + files.key_file + ": " + ec.message()};
   // ALPN: h2 when the client offers it (the JS SDK's default), else http/1.1; a client offering
   // neither gets no ALPN answer and speaks HTTP/1.1.
   SSL_CTX_set_alpn_select_cb(
@@ -61,9 +69,9 @@ awaitable<void> accept_loop(worker& w, tcp_acceptor& acceptor,
       continue;
     }
     const auto limit = w.snapshot()->cfg->limits.max_connections;
-    if (state.stats.connections.load(std::memory_order_relaxed) >=
+    if (state.counters.connections.load(std::memory_order_relaxed) >=
         static_cast<std::int64_t>(limit)) {
-      state.stats.connections_refused.fetch_add(1, std::memory_order_relaxed);
+      telemetry::bump(state.counters.connections_refused);
       error_code ignored;
       socket.close(ignored);
       continue;
@@ -73,145 +81,6 @@ awaitable<void> accept_loop(worker& w, tcp_acceptor& acceptor,
 }
 
 }  // namespace
-
-runtime_snapshot::runtime_snapshot(std::shared_ptr<const config::config> c,
-                                   std::shared_ptr<budget_engine> b)
-    : cfg(std::move(c)), auth(cfg->auth), budgets(std::move(b)) {
-  auto t = make_upstream_target(cfg->upstream, cfg->upstream.region);
-  if (!t) throw std::runtime_error("upstream.endpoint does not parse: " + cfg->upstream.endpoint);
-  default_target = std::move(*t);
-  for (const auto& r : cfg->upstream.allowed_client_regions) {
-    if (auto rt = make_upstream_target(cfg->upstream, r)) client_region_targets.push_back(*rt);
-  }
-}
-
-const upstream_target& runtime_snapshot::target_for(std::string_view signed_region) const noexcept {
-  if (!signed_region.empty() && signed_region != default_target.region) {
-    for (const auto& t : client_region_targets)
-      if (t.region == signed_region) return t;
-  }
-  return default_target;
-}
-
-shared_state::shared_state(std::shared_ptr<const config::config> cfg,
-                           std::shared_ptr<const published_credentials> creds,
-                           std::string upstream_bearer_token, budget_restore_fn restore_budgets)
-    : restore_budgets_(std::move(restore_budgets)),
-      creds_(std::move(creds)),
-      bearer_(std::move(upstream_bearer_token)) {
-  log = spdlog::get("proxy");
-  if (!log) log = spdlog::default_logger();
-  access = spdlog::get("access");
-  upstream_tls_ = make_upstream_tls_context(cfg->upstream);
-  rates_.publish(cfg->rate_table);
-  auto budgets = make_budgets(*cfg, nullptr);
-  snapshot_.publish(std::make_shared<const runtime_snapshot>(std::move(cfg), std::move(budgets)));
-}
-
-std::shared_ptr<budget_engine> shared_state::make_budgets(const config::config& cfg,
-                                                          const budget_engine* previous) {
-  std::vector<std::string> warnings;
-  const auto now = std::chrono::time_point_cast<std::chrono::nanoseconds>(
-      std::chrono::system_clock::now());
-  auto engine =
-      std::make_shared<budget_engine>(cfg.budgets, previous, restore_budgets_, now, &warnings);
-  for (const auto& w : warnings) log->warn("budgets: {}", w);
-  if (cfg.budgets.store == config::budget_store_kind::redis && !engine->empty()) {
-    // A fresh (or flushed) Redis learns the spend this replica's ledger knows; an existing
-    // count is left alone (SET NX), so replicas never add their ledgers up twice.
-    auto store = make_shared_budget_store(cfg.budgets.redis);
-    engine->seed_store(now, *store);
-  }
-  return engine;
-}
-
-void shared_state::replace(std::shared_ptr<const config::config> cfg) {
-  std::lock_guard lock(reload_mutex_);
-  auto budgets = make_budgets(*cfg, snapshot_.load()->budgets.get());
-  auto snap = std::make_shared<const runtime_snapshot>(cfg, std::move(budgets));
-  // A config reload re-read the rate table too (load_file validates it); publish both.
-  if (cfg->rate_table) rates_.publish(cfg->rate_table);
-  snapshot_.publish(std::move(snap));
-}
-
-std::vector<std::string> shared_state::reload_rate_table() {
-  std::lock_guard lock(reload_mutex_);
-  const auto path = snapshot_.load()->cfg->pricing.rate_table;
-  if (path.empty()) return {"no pricing.rate_table configured"};
-  auto r = config::load_rate_table_file(path);
-  if (!r.table) {
-    stats.rate_table_reloads_failed.fetch_add(1, std::memory_order_relaxed);
-    std::vector<std::string> errors;
-    for (const auto& e : r.errors) errors.push_back(e.to_string());
-    if (errors.empty()) errors.push_back(path + ": could not be loaded");
-    return errors;
-  }
-  stats.rate_table_reloads_ok.fetch_add(1, std::memory_order_relaxed);
-  rates_.publish(std::move(r.table));
-  return {};
-}
-
-worker::worker(shared_state& state, unsigned index)
-    : state_(state),
-      index_(index),
-      pool_(ioc_.get_executor(), state.upstream_tls(),
-            state.snapshot()->cfg->upstream.max_idle_connections,
-            state.snapshot()->cfg->upstream.pool_idle_time),
-      snapshot_(state.snapshots()),
-      rates_(state.rates()),
-      rng_(std::random_device{}()) {
-  if (state.credentials() != nullptr) creds_.emplace(*state.credentials());
-  if (state.metrics_sink != nullptr) recorder_ = state.metrics_sink->make_recorder();
-}
-
-std::uint64_t worker::next_connection_id() noexcept {
-  // Worker index in the top bits keeps ids unique across workers without sharing a counter.
-  return (static_cast<std::uint64_t>(index_) << 48) | ++next_conn_;
-}
-
-std::string worker::new_request_id() {
-  const std::uint64_t hi = rng_();
-  const std::uint64_t lo = rng_();
-  unsigned char b[16];
-  for (int i = 0; i < 8; ++i) {
-    b[i] = static_cast<unsigned char>(hi >> (56 - 8 * i));
-    b[8 + i] = static_cast<unsigned char>(lo >> (56 - 8 * i));
-  }
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
-  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-    out += hex[b[i] >> 4];
-    out += hex[b[i] & 0xf];
-  }
-  return out;
-}
-
-std::list<session_entry>::iterator worker::register_session(std::uint64_t id, tcp_stream* s) {
-  sessions_.push_front(session_entry{id, s, false, {}});
-  return sessions_.begin();
-}
-
-void worker::unregister_session(std::list<session_entry>::iterator it) { sessions_.erase(it); }
-
-void worker::begin_shutdown() {
-  for (auto& a : acceptors_) {
-    error_code ignored;
-    a->close(ignored);
-  }
-  for (auto& s : sessions_) {
-    // Sessions inside an exchange finish it and then close (they check `stopping`); idle
-    // keep-alive sessions are waiting for a request that must not start now.
-    if (s.on_shutdown)
-      s.on_shutdown();
-    else if (!s.in_exchange)
-      s.stream->cancel();
-  }
-  pool_.clear();
-}
 
 server::server(std::shared_ptr<shared_state> state) : state_(std::move(state)) {
   const auto snap = state_->snapshot();
@@ -226,43 +95,58 @@ server::~server() {
     if (t.joinable()) t.join();
 }
 
-void server::bind() {
+boost::system::result<void, startup_error> server::bind() {
   const auto snap = state_->snapshot();
   for (const auto& l : snap->cfg->listeners) {
-    server_tls_.push_back(l.tls ? make_server_tls(*l.tls) : nullptr);
-    error_code ec;
-    const auto addr = net::ip::make_address(l.address, ec);
-    if (ec) throw std::runtime_error("listener address '" + l.address + "' is not an IP address");
-    std::uint16_t port = l.port;
-    if (port != 0) {
-      // SO_REUSEPORT would let us join another process's socket on this port (any process of
-      // the same user that also set it) and silently split its traffic. Probe without it first.
-      tcp_acceptor probe(workers_.front()->get_executor());
-      probe.open(addr.is_v6() ? tcp::v6() : tcp::v4());
-      probe.set_option(net::socket_base::reuse_address(true));  // TIME_WAIT is not "in use"
-      probe.bind(tcp::endpoint(addr, port), ec);
-      if (ec)
-        throw std::runtime_error("cannot listen on " + l.address + ":" + std::to_string(port) +
-                                 ": " + ec.message());
+    std::shared_ptr<net::ssl::context> tls;
+    if (l.tls) {
+      auto made = make_server_tls(*l.tls);
+      if (!made) return made.error();
+      tls = std::move(*made);
     }
-    for (auto& w : workers_) {
-      auto acc = std::make_unique<tcp_acceptor>(w->get_executor());
-      const tcp::endpoint ep(addr, port);
-      acc->open(ep.protocol());
-      acc->set_option(net::socket_base::reuse_address(true));
-      // One acceptor per worker on the same port: the kernel spreads connections over them.
-      const int one = 1;
-      ::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-      acc->bind(ep, ec);
-      if (ec)
-        throw std::runtime_error("cannot listen on " + l.address + ":" + std::to_string(port) +
-                                 ": " + ec.message());
-      acc->listen(net::socket_base::max_listen_connections);
-      port = acc->local_endpoint().port();  // port 0: the rest join the port the first got
-      w->acceptors().push_back(std::move(acc));
-    }
-    ports_.push_back(port);
+    server_tls_.push_back(std::move(tls));
+    auto port = bind_listener(l);
+    if (!port) return port.error();
+    ports_.push_back(*port);
   }
+  return {};
+}
+
+boost::system::result<std::uint16_t, startup_error> server::bind_listener(
+    const config::listener_config& l) {
+  error_code ec;
+  const auto addr = net::ip::make_address(l.address, ec);
+  if (ec) return startup_error{"listener address '" + l.address + "' is not an IP address"};
+  std::uint16_t port = l.port;
+  const auto cannot = [&](const error_code& why) {
+    return startup_error{"cannot listen on " + l.address + ":" + std::to_string(port) + ": " +
+                         why.message()};
+  };
+  if (port != 0) {
+    // SO_REUSEPORT would let us join another process's socket on this port (any process of the
+    // same user that also set it) and silently split its traffic. Probe without it first.
+    tcp_acceptor probe(workers_.front()->get_executor());
+    probe.open(addr.is_v6() ? tcp::v6() : tcp::v4(), ec);
+    if (!ec) probe.set_option(net::socket_base::reuse_address(true), ec);  // TIME_WAIT: not in use
+    if (!ec) probe.bind(tcp::endpoint(addr, port), ec);
+    if (ec) return cannot(ec);
+  }
+  for (auto& w : workers_) {
+    auto acc = std::make_unique<tcp_acceptor>(w->get_executor());
+    const tcp::endpoint ep(addr, port);
+    acc->open(ep.protocol(), ec);
+    if (!ec) acc->set_option(net::socket_base::reuse_address(true), ec);
+    if (ec) return cannot(ec);
+    // One acceptor per worker on the same port: the kernel spreads connections over them.
+    const int one = 1;
+    ::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    acc->bind(ep, ec);
+    if (!ec) acc->listen(net::socket_base::max_listen_connections, ec);
+    if (ec) return cannot(ec);
+    port = acc->local_endpoint(ec).port();  // port 0: the rest join the port the first got
+    w->acceptors().push_back(std::move(acc));
+  }
+  return port;
 }
 
 namespace {
@@ -312,7 +196,7 @@ bool server::shutdown(std::chrono::milliseconds grace) {
   for (auto& w : workers_) net::post(w->io_context(), [wp = w.get()] { wp->begin_shutdown(); });
   const auto deadline = std::chrono::steady_clock::now() + grace;
   bool clean = true;
-  while (state_->stats.inflight.load() > 0 || state_->stats.connections.load() > 0) {
+  while (state_->counters.inflight.load() > 0 || state_->counters.connections.load() > 0) {
     if (std::chrono::steady_clock::now() >= deadline) {
       clean = false;
       break;

@@ -9,6 +9,8 @@
 
 namespace bedrock_meter::proxy {
 
+using namespace io;
+
 namespace {
 
 constexpr std::chrono::seconds dns_cache_ttl{30};
@@ -86,14 +88,20 @@ std::optional<upstream_target> make_upstream_target(const config::upstream_confi
   return t;
 }
 
-std::unique_ptr<net::ssl::context> make_upstream_tls_context(const config::upstream_config& cfg) {
+boost::system::result<std::unique_ptr<net::ssl::context>, startup_error>
+make_upstream_tls_context(const config::upstream_config& cfg) {
   auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+  error_code ec;
   ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
-                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
-                   net::ssl::context::no_tlsv1_1);
-  ctx->set_default_verify_paths();
-  if (!cfg.ca_file.empty()) ctx->load_verify_file(cfg.ca_file);
-  ctx->set_verify_mode(cfg.verify_tls ? net::ssl::verify_peer : net::ssl::verify_none);
+                       net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                       net::ssl::context::no_tlsv1_1,
+                   ec);
+  ctx->set_default_verify_paths(ec);  // an empty system store leaves ca_file as the only anchor
+  if (!cfg.ca_file.empty()) {
+    ctx->load_verify_file(cfg.ca_file, ec);
+    if (ec) return startup_error{"upstream.ca_file " + cfg.ca_file + ": " + ec.message()};
+  }
+  ctx->set_verify_mode(cfg.verify_tls ? net::ssl::verify_peer : net::ssl::verify_none, ec);
   // HTTP/1.1 upstream: advertise it so an h2-capable endpoint does not pick h2.
   static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   SSL_CTX_set_alpn_protos(ctx->native_handle(), alpn, sizeof(alpn));
@@ -125,6 +133,19 @@ std::string_view to_string(upstream_failure f) noexcept {
     case upstream_failure::protocol: return "protocol";
   }
   return "unknown";
+}
+
+std::atomic<std::uint64_t>& error_counter(telemetry::proxy_counters& c, upstream_failure f) noexcept {
+  switch (f) {
+    case upstream_failure::resolve: return c.upstream_resolve;
+    case upstream_failure::connect: return c.upstream_connect;
+    case upstream_failure::tls_handshake: return c.upstream_tls_handshake;
+    case upstream_failure::timeout: return c.upstream_timeout;
+    case upstream_failure::reset: return c.upstream_reset;
+    case upstream_failure::none:
+    case upstream_failure::protocol: break;
+  }
+  return c.upstream_protocol;
 }
 
 upstream_pool::upstream_pool(executor ex, net::ssl::context* tls, std::uint32_t max_idle,

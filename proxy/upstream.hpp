@@ -12,7 +12,9 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "config/config.hpp"
-#include "proxy/net.hpp"
+#include "io/net.hpp"
+#include "proxy/errors.hpp"
+#include "telemetry/counters.hpp"
 
 namespace bedrock_meter::proxy {
 
@@ -33,26 +35,33 @@ std::optional<upstream_target> make_upstream_target(const config::upstream_confi
                                                     std::string_view region);
 
 /// Builds the client TLS context: system trust store plus the optional `ca_file`, peer
-/// verification on (unless `verify_tls: false`), TLS 1.2 minimum. Throws on a bad ca_file
-/// (startup only).
-std::unique_ptr<net::ssl::context> make_upstream_tls_context(const config::upstream_config& cfg);
+/// verification on (unless `verify_tls: false`), TLS 1.2 minimum. An error names a `ca_file` that
+/// cannot be loaded (startup and reload).
+boost::system::result<std::unique_ptr<io::net::ssl::context>, startup_error>
+make_upstream_tls_context(const config::upstream_config& cfg);
 
 class upstream_connection {
  public:
-  upstream_connection(executor ex, const upstream_target& t, net::ssl::context* tls);
+  upstream_connection(io::executor ex, const upstream_target& t, io::net::ssl::context* tls);
 
-  tcp_stream& tcp() noexcept;
+  io::tcp_stream& tcp() noexcept;
   bool tls() const noexcept { return ssl_ != nullptr; }
-  beast::ssl_stream<tcp_stream>& ssl() noexcept { return *ssl_; }
+  io::beast::ssl_stream<io::tcp_stream>& ssl() noexcept { return *ssl_; }
   const std::string& pool_key() const noexcept { return pool_key_; }
+  /// Calls `f` with the connection's stream (TLS or plain TCP); `f` must return the same type
+  /// for both.
+  template <class F>
+  auto with_stream(F&& f) {
+    return ssl_ ? f(*ssl_) : f(*tcp_);
+  }
 
   std::chrono::steady_clock::time_point idle_since{};
   std::uint32_t requests = 0;  // served on this connection (0: fresh)
 
  private:
   std::string pool_key_;
-  std::unique_ptr<tcp_stream> tcp_;
-  std::unique_ptr<beast::ssl_stream<tcp_stream>> ssl_;
+  std::unique_ptr<io::tcp_stream> tcp_;
+  std::unique_ptr<io::beast::ssl_stream<io::tcp_stream>> ssl_;
 };
 
 enum class upstream_failure : std::uint8_t {
@@ -65,20 +74,22 @@ enum class upstream_failure : std::uint8_t {
   protocol,
 };
 std::string_view to_string(upstream_failure f) noexcept;
+/// The bedrock_upstream_errors_total{kind} counter of a failure (`none` has none: not called).
+std::atomic<std::uint64_t>& error_counter(telemetry::proxy_counters& c, upstream_failure f) noexcept;
 
 class upstream_pool {
  public:
-  upstream_pool(executor ex, net::ssl::context* tls, std::uint32_t max_idle,
+  upstream_pool(io::executor ex, io::net::ssl::context* tls, std::uint32_t max_idle,
                 std::chrono::milliseconds max_idle_time);
 
   struct acquired {
     upstream_failure failure = upstream_failure::none;
-    error_code ec;
+    io::error_code ec;
     std::unique_ptr<upstream_connection> conn;
   };
   /// A pooled idle connection to `t` if one is alive, else a new one (resolve, connect, TLS
   /// handshake with SNI and host verification), all within `connect_timeout`.
-  awaitable<acquired> acquire(const upstream_target& t, std::chrono::milliseconds connect_timeout);
+  io::awaitable<acquired> acquire(const upstream_target& t, std::chrono::milliseconds connect_timeout);
   /// Returns a connection whose last response was read completely and was keep-alive.
   void release(std::unique_ptr<upstream_connection> c);
   /// Drops every idle connection (shutdown).
@@ -86,13 +97,13 @@ class upstream_pool {
   std::size_t idle_count() const noexcept;
 
  private:
-  executor ex_;
-  net::ssl::context* tls_;
+  io::executor ex_;
+  io::net::ssl::context* tls_;
   std::uint32_t max_idle_;
   std::chrono::milliseconds max_idle_time_;
   std::unordered_map<std::string, std::vector<std::unique_ptr<upstream_connection>>> idle_;
   struct cached_endpoints {
-    std::vector<tcp::endpoint> endpoints;
+    std::vector<io::tcp::endpoint> endpoints;
     std::chrono::steady_clock::time_point expires;
   };
   std::unordered_map<std::string, cached_endpoints> dns_;

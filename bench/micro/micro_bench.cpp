@@ -18,7 +18,7 @@
 #include "metering/rate_table.hpp"
 #include "metering/route.hpp"
 #include "metering/usage.hpp"
-#include "proxy/sigv4.hpp"
+#include "aws/sigv4.hpp"
 
 namespace {
 
@@ -106,7 +106,7 @@ void bm_usage_converse_stream(benchmark::State& state) {
 BENCHMARK(bm_usage_converse_stream);
 
 // What the proxy signs upstream: boto3's header set for a Converse call.
-proxy::sigv4::header_list request_headers(std::size_t body_bytes) {
+aws::sigv4::header_list request_headers(std::size_t body_bytes) {
   return {{"host", "bedrock-runtime.us-east-1.amazonaws.com"},
           {"content-type", "application/json"},
           {"content-length", std::to_string(body_bytes)},
@@ -119,14 +119,14 @@ constexpr std::string_view target = "/model/anthropic.claude-3-5-sonnet-20240620
 
 // Signing a 1 KiB request, payload hash included (the whole per-request signing cost).
 void bm_sigv4_sign_1kib(benchmark::State& state) {
-  const proxy::sigv4::credentials creds{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
-  proxy::sigv4::signing_options opt;
+  const aws::sigv4::credentials creds{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
+  aws::sigv4::signing_options opt;
   opt.region = "us-east-1";
   opt.now = std::chrono::system_clock::now();
   for (auto _ : state) {
     auto headers = request_headers(kilobyte_body.size());
-    const std::string hash = proxy::sigv4::sha256_hex(kilobyte_body);
-    auto parts = proxy::sigv4::sign("POST", target, headers, hash, creds, opt);
+    const std::string hash = aws::sigv4::sha256_hex(kilobyte_body);
+    auto parts = aws::sigv4::sign("POST", target, headers, hash, creds, opt);
     benchmark::DoNotOptimize(parts.authorization);
   }
 }
@@ -134,24 +134,24 @@ BENCHMARK(bm_sigv4_sign_1kib);
 
 // Verifying a client's signature on a 1 KiB request (what every request through the proxy costs).
 void bm_sigv4_verify_1kib(benchmark::State& state) {
-  const proxy::sigv4::credentials creds{"BMAKBENCHCLIENT001", "bench-client-secret-0001", ""};
+  const aws::sigv4::credentials creds{"BMAKBENCHCLIENT001", "bench-client-secret-0001", ""};
   const auto now = std::chrono::system_clock::now();
-  proxy::sigv4::signing_options opt;
+  aws::sigv4::signing_options opt;
   opt.region = "us-east-1";
   opt.now = now;
   auto headers = request_headers(kilobyte_body.size());
   headers.pop_back();  // sign() adds x-amz-date for `now`
-  proxy::sigv4::sign("POST", target, headers, proxy::sigv4::sha256_hex(kilobyte_body), creds, opt);
-  const proxy::sigv4::issued_key key{creds.secret_access_key, ""};
-  const proxy::sigv4::key_lookup lookup = [&key](std::string_view id) -> const proxy::sigv4::issued_key* {
+  aws::sigv4::sign("POST", target, headers, aws::sigv4::sha256_hex(kilobyte_body), creds, opt);
+  const aws::sigv4::issued_key key{creds.secret_access_key, ""};
+  const aws::sigv4::key_lookup lookup = [&key](std::string_view id) -> const aws::sigv4::issued_key* {
     return id == "BMAKBENCHCLIENT001" ? &key : nullptr;
   };
-  proxy::sigv4::verify_options vopt;
+  aws::sigv4::verify_options vopt;
   vopt.now = now;
   for (auto _ : state) {
-    const std::string hash = proxy::sigv4::sha256_hex(kilobyte_body);
-    auto v = proxy::sigv4::verify("POST", target, headers, hash, lookup, vopt);
-    if (!v) state.SkipWithError(std::string(proxy::sigv4::to_string(v.error)).c_str());
+    const std::string hash = aws::sigv4::sha256_hex(kilobyte_body);
+    auto v = aws::sigv4::verify("POST", target, headers, hash, lookup, vopt);
+    if (!v) state.SkipWithError(std::string(aws::sigv4::to_string(v.error)).c_str());
     benchmark::DoNotOptimize(v);
   }
 }

@@ -24,9 +24,9 @@ import boto3
 from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get("BM_BUILD_DIR", ROOT / "build" / "main"))
-SIM_BIN = os.environ.get("BEDROCK_SIM", str(BUILD / "tests" / "simulator" / "bedrock-sim"))
-PROXY_BIN = os.environ.get("BEDROCK_METER", str(BUILD / "proxy" / "bedrock-meter"))
+BUILD = Path(os.environ.get("BM_BUILD_DIR", ROOT / "build" / "test"))
+SIM_BIN = os.environ.get("BEDROCK_SIM", str(BUILD / "bin" / "bedrock-sim"))
+PROXY_BIN = os.environ.get("BEDROCK_METER", str(BUILD / "bin" / "bedrock-meter"))
 
 # Upstream credentials the simulator checks (stand-ins for the proxy's own AWS keys).
 UPSTREAM_AKID = "AKIDUPSTREAMTEST01"

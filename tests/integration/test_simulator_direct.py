@@ -25,9 +25,10 @@ SIM = os.environ.get("BEDROCK_SIM")
 if not SIM and len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
     SIM = sys.argv.pop(1)
 
-# InvokeGuardrailChecks is newer than boto3 1.43's bundled model; the shared service model has it.
-_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared",
-                     "bedrock", "botocore-data")
+# InvokeGuardrailChecks is newer than boto3 1.43's bundled model; the service model copied into
+# tests/data/bedrock has it.
+_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "bedrock",
+                     "botocore-data")
 if "AWS_DATA_PATH" not in os.environ and os.path.isdir(_DATA):
     os.environ["AWS_DATA_PATH"] = os.path.abspath(_DATA)
 # The tests choose the auth mode per client; an ambient key or profile must not leak in.

@@ -234,7 +234,7 @@ TEST(Route, ToStringNamesEveryError) {
 // fails this test instead of silently 404ing.
 TEST(Route, CoversEveryOperationInTheServiceModel) {
   const std::string path =
-      std::string(BM_SHARED_DIR) + "/bedrock/botocore-data/bedrock-runtime/2023-09-30/service-2.json";
+      std::string(BM_TEST_DATA_DIR) + "/bedrock/botocore-data/bedrock-runtime/2023-09-30/service-2.json";
   std::ifstream in(path);
   ASSERT_TRUE(in.good()) << path;
   std::ostringstream ss;

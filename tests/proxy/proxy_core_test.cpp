@@ -6,13 +6,13 @@
 
 #include "config/config.hpp"
 #include "proxy/auth.hpp"
-#include "proxy/bedrock_error.hpp"
 #include "proxy/headers.hpp"
-#include "proxy/sigv4.hpp"
+#include "aws/sigv4.hpp"
 #include "proxy/upstream.hpp"
 
 namespace bm = bedrock_meter;
 using namespace bm::proxy;
+namespace sigv4 = bm::aws::sigv4;
 
 TEST(Headers, HopByHopIsCaseInsensitiveAndNeverForwarded) {
   for (auto h : {"Connection", "keep-alive", "TRANSFER-ENCODING", "Upgrade", "TE", "Trailer",
@@ -197,13 +197,16 @@ TEST(Auth, AnonymousOnlyWhenEnabled) {
   EXPECT_TRUE(idx.authenticate("POST", "/", bad, "", now).error);
 }
 
-TEST(BedrockError, ShapeMatchesBedrock) {
-  EXPECT_EQ(error_type_header("ThrottlingException"),
-            "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/");
-  EXPECT_EQ(error_body("say \"hi\"\n"), R"({"message":"say \"hi\"\n"})");
-  auto e = unknown_operation("POST", "/v1/chat/completions?key=secret");
-  EXPECT_EQ(e.status, 404u);
-  EXPECT_EQ(e.type, "UnknownOperationException");
-  EXPECT_EQ(e.message.find("secret"), std::string::npos);  // the query is never echoed
-  EXPECT_EQ(payload_too_large(1024).status, 413u);
+
+TEST(Identity, ModelAllowListMatchesBaseIdAndPrefixes) {
+  identity anyone;
+  EXPECT_TRUE(anyone.may_use("anything", "anything"));
+  identity limited;
+  limited.attributes.allowed_models = {"anthropic.claude-3-5-haiku-20241022-v1:0", "amazon.nova-*"};
+  EXPECT_TRUE(limited.may_use("anthropic.claude-3-5-haiku-20241022-v1:0",
+                              "us.anthropic.claude-3-5-haiku-20241022-v1:0"));
+  EXPECT_TRUE(limited.may_use("amazon.nova-lite-v1:0", "amazon.nova-lite-v1:0"));
+  EXPECT_FALSE(limited.may_use("anthropic.claude-3-5-sonnet-20240620-v1:0",
+                               "anthropic.claude-3-5-sonnet-20240620-v1:0"));
+  EXPECT_FALSE(limited.may_use("", "amazon.titan-text-express-v1"));
 }

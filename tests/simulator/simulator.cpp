@@ -43,7 +43,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
-#include "proxy/sigv4.hpp"
+#include "aws/sigv4.hpp"
 #include "tests/simulator/sim_logic.hpp"
 
 namespace bedrock_meter::simulator {
@@ -80,7 +80,7 @@ struct options {
   std::string port_file;
   unsigned threads = 1;
   std::string region = "us-east-1";
-  std::map<std::string, proxy::sigv4::issued_key, std::less<>> keys;
+  std::map<std::string, aws::sigv4::issued_key, std::less<>> keys;
   std::string bearer_token;
   bool no_auth = false;
   std::string tls_cert, tls_key;
@@ -204,7 +204,7 @@ std::optional<reply> authenticate(const shared_state& st, const http::request<ht
   const std::string_view auth = req[http::field::authorization];
   if (auth.starts_with("Bearer ")) {
     const std::string_view token = auth.substr(7);
-    if (!opt.bearer_token.empty() && proxy::sigv4::constant_time_equal(token, opt.bearer_token)) {
+    if (!opt.bearer_token.empty() && aws::sigv4::constant_time_equal(token, opt.bearer_token)) {
       return std::nullopt;
     }
     return make_error(403, "AccessDeniedException",
@@ -213,19 +213,19 @@ std::optional<reply> authenticate(const shared_state& st, const http::request<ht
   if (auth.empty()) {
     return make_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
   }
-  proxy::sigv4::header_list headers;
+  aws::sigv4::header_list headers;
   headers.reserve(16);
   for (const auto& f : req) headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-  const std::string body_hash = proxy::sigv4::sha256_hex(req.body());
-  proxy::sigv4::verify_options vo;
+  const std::string body_hash = aws::sigv4::sha256_hex(req.body());
+  aws::sigv4::verify_options vo;
   vo.service = "bedrock";
   vo.now = std::chrono::system_clock::now();
-  const auto lookup = [&opt](std::string_view id) -> const proxy::sigv4::issued_key* {
+  const auto lookup = [&opt](std::string_view id) -> const aws::sigv4::issued_key* {
     auto it = opt.keys.find(id);
     return it == opt.keys.end() ? nullptr : &it->second;
   };
-  const auto v = proxy::sigv4::verify(req.method_string(), req.target(), headers, body_hash, lookup, vo);
-  using proxy::sigv4::verify_error;
+  const auto v = aws::sigv4::verify(req.method_string(), req.target(), headers, body_hash, lookup, vo);
+  using aws::sigv4::verify_error;
   switch (v.error) {
     case verify_error::none:
       if (v.region != opt.region) {
@@ -249,7 +249,7 @@ std::optional<reply> authenticate(const shared_state& st, const http::request<ht
       return make_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
     default:
       return make_error(403, "InvalidSignatureException",
-                        "Signature rejected: " + std::string(proxy::sigv4::to_string(v.error)));
+                        "Signature rejected: " + std::string(aws::sigv4::to_string(v.error)));
   }
 }
 
@@ -773,7 +773,7 @@ std::optional<options> parse_args(int argc, char** argv) {
           std::cerr << "bedrock-sim: --secret-key must follow --access-key\n";
           return std::nullopt;
         }
-        opt.keys[pending_key] = proxy::sigv4::issued_key{std::string(*v), {}};
+        opt.keys[pending_key] = aws::sigv4::issued_key{std::string(*v), {}};
         last_key = pending_key;
         pending_key.clear();
       } else if (a == "--session-token") {

@@ -1,0 +1,217 @@
+#include "app/application.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "accounting/budget_restore.hpp"
+#include "app/admin_routes.hpp"
+#include "app/args.hpp"
+
+namespace bedrock_meter::app {
+
+namespace {
+
+using startup_result = boost::system::result<void, proxy::startup_error>;
+
+proxy::startup_error fail(std::string what, std::string_view why) {
+  return proxy::startup_error{std::move(what) + ": " + std::string(why)};
+}
+
+}  // namespace
+
+application::logging_session::~logging_session() { spdlog::shutdown(); }
+
+application::blocked_signals::blocked_signals() {
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a peer gone mid-write is an error code, not a signal
+}
+
+application::closing_ledger::~closing_ledger() {
+  if (!book) return;
+  const auto lost = book->close();  // commits everything the settled requests appended
+  log->info("ledger closed: {} records committed this run", book->counters().committed);
+  if (lost > 0) log->error("ledger: {} records could not be committed", lost);
+}
+
+application::~application() {
+  if (log_) log_->info("stopped");
+}
+
+boost::system::result<std::unique_ptr<application>, proxy::startup_error> application::start(
+    std::string config_path, std::string ready_file) {
+  auto cfg = load_or_report(config_path);
+  if (!cfg) return proxy::startup_error{"the config " + config_path + " has errors (above)"};
+  std::unique_ptr<application> app(new application());
+  app->config_path_ = std::move(config_path);
+  app->logging_.loggers = telemetry::make_loggers(cfg->logging);
+  app->log_ = app->logging_.loggers.proxy;
+  app->ledger_.log = app->log_;
+  if (auto r = app->start_upstream_auth(*cfg); !r) return r.error();
+  telemetry::metrics_options mo;
+  mo.build_version = "0.1.0";
+  app->metrics_ = std::make_unique<telemetry::metrics>(mo);
+  if (auto r = app->open_ledger(*cfg); !r) return r.error();
+  auto state = proxy::shared_state::create(
+      cfg, app->creds_, app->upstream_bearer_,
+      accounting::restore_from_ledger(app->ledger_.book.get(),
+                                      app->ledger_.book ? &app->ledger_.book->reader() : nullptr));
+  if (!state) return state.error();
+  app->state_ = std::move(*state);
+  app->state_->sinks = {app->ledger_.book.get(), app->metrics_.get()};
+  app->server_ = std::make_unique<proxy::server>(app->state_);
+  if (auto r = app->server_->bind(); !r) return r.error();
+  if (auto r = app->start_admin(*cfg); !r) return r.error();
+  const auto ports = app->server_->bound_ports();
+  for (std::size_t i = 0; i < cfg->listeners.size(); ++i) {
+    const auto& l = cfg->listeners[i];
+    app->log_->info("listening on {}://{}:{}", l.tls ? "https" : "http", l.address, ports[i]);
+  }
+  app->server_->start();
+  app->watch_ = std::make_unique<rate_table_watch>(*app->state_, app->log_);
+  if (!ready_file.empty()) app->write_ready_file(ready_file);
+  return app;
+}
+
+startup_result application::start_upstream_auth(const config::config& cfg) {
+  const auto& c = cfg.upstream.credentials;
+  if (c.source == config::credential_source::bearer) {
+    auto t = aws::bearer_token(c, {});
+    if (!t) return fail("upstream credentials", t.error().message);
+    upstream_bearer_ = std::move(*t);
+    log_->info("upstream auth: bearer key from ${}", c.bearer_token_env);
+    return {};
+  }
+  creds_ = std::make_shared<proxy::published_credentials>();
+  // The refresh callback runs on the provider's thread after each refresh and republishes the
+  // new keys for the workers. It may fire only once `create` has returned and set `live`.
+  auto live = std::make_shared<std::atomic<aws::credential_provider*>>(nullptr);
+  aws::provider_options opt;
+  opt.policy.refresh_before = c.refresh_before;
+  opt.on_refresh = [log = log_, live, creds = creds_](const aws::refresh_event& e) {
+    if (e.result == aws::refresh_result::failed) {
+      log->warn("upstream credentials refresh from {} failed ({} in a row): {}", e.source,
+                e.consecutive_failures, e.error.message);
+      return;
+    }
+    if (auto* p = live->load()) {
+      auto snap = p->current();
+      creds->publish(std::shared_ptr<const aws::sigv4::credentials>(snap, &snap->creds));
+    }
+    log->info("upstream credentials refreshed from {}", e.source);
+  };
+  auto p = aws::credential_provider::create(c, std::move(opt));
+  if (!p) return fail("upstream credentials", p.error().message);
+  provider_ = std::move(*p);
+  live->store(provider_.get());  // first, so no refresh from now on is missed
+  auto snap = provider_->current();
+  creds_->publish(std::shared_ptr<const aws::sigv4::credentials>(snap, &snap->creds));
+  log_->info("upstream credentials from {}", snap->source);
+  return {};
+}
+
+startup_result application::open_ledger(const config::config& cfg) {
+  if (!cfg.rate_table)
+    log_->warn("no pricing.rate_table: every request with tokens is recorded as unpriced");
+  else
+    log_->info("rate table {} ({} entries) from {}", cfg.rate_table->version,
+               cfg.rate_table->entries.size(), cfg.pricing.rate_table);
+  if (cfg.ledger.path.empty()) {
+    log_->warn("no ledger.path: priced requests are not recorded durably");
+    return {};
+  }
+  accounting::ledger_options lo;
+  lo.batch_max = cfg.ledger.batch_max;
+  lo.queue_capacity = cfg.ledger.queue_capacity;
+  lo.flush_interval = cfg.ledger.flush_interval;
+  lo.log = [log = log_](std::string_view m) { log->warn("ledger: {}", m); };
+  auto opened = accounting::ledger::open(cfg.ledger.path, std::move(lo));
+  if (!opened) return fail("ledger", opened.error().message);
+  ledger_.book = std::move(*opened);
+  log_->info("ledger at {}", cfg.ledger.path);
+  // The FinOps counters continue from the ledger's totals, so a restart does not reset them
+  // (and rate() sees no counter reset).
+  auto totals = ledger_.book->reader().totals();
+  if (!totals) return fail("ledger", totals.error().message);
+  metrics_->restore(*totals);
+  log_->info("metrics restored from the ledger ({} series)", totals->size());
+  return {};
+}
+
+startup_result application::start_admin(const config::config& cfg) {
+  if (!cfg.admin.enabled) return {};
+  auto opts = admin::options_from(cfg.admin);
+  if (!opts) return fail("admin", opts.error().message);
+  admin_ = std::make_unique<admin::server>(std::move(*opts));
+  add_admin_routes(*admin_, *state_, *metrics_, [this] { return reload(); });
+  if (auto r = admin_->start(); !r) return proxy::startup_error{r.error().message};
+  log_->info("admin listener on http://{}:{} (/metrics /healthz /readyz /-/reload /api/budgets)",
+             cfg.admin.address, admin_->port());
+  return {};
+}
+
+void application::write_ready_file(const std::string& path) const {
+  std::string ports = "[";
+  for (const auto p : server_->bound_ports()) ports += (ports.size() > 1 ? "," : "") + std::to_string(p);
+  ports += "]";
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << "{\"ports\":" << ports
+                     << ",\"admin_port\":" << (admin_ ? admin_->port() : 0) << "}\n";
+  std::rename(tmp.c_str(), path.c_str());  // atomic: readers never see half a file
+}
+
+admin::reload_result application::reload() {
+  admin::reload_result out;
+  auto r = config::load_file(config_path_);
+  if (!r.value) {
+    telemetry::bump(state_->counters.rate_table_reloads_failed);
+    out.result = admin::reload_result::status::invalid;
+    for (const auto& e : r.errors) {
+      log_->error("reload rejected: {}", e.to_string());
+      out.errors.push_back(e.to_string());
+    }
+    return out;
+  }
+  auto next = std::make_shared<const config::config>(std::move(*r.value));
+  if (auto replaced = state_->replace(next); !replaced) {
+    log_->error("reload rejected: {}", replaced.error().message);
+    out.result = admin::reload_result::status::failed;
+    out.errors.push_back(replaced.error().message);
+    return out;
+  }
+  out.reloaded.push_back("config");
+  if (next->rate_table) {
+    telemetry::bump(state_->counters.rate_table_reloads_ok);
+    out.reloaded.push_back("rate_table " + next->rate_table->version);
+  }
+  log_->info("config reloaded from {} (listeners, workers, busy_poll_us and the ledger change "
+             "only on restart); rate table {}",
+             config_path_, next->rate_table ? next->rate_table->version : std::string("none"));
+  return out;
+}
+
+int application::run() {
+  for (;;) {
+    int sig = 0;
+    sigwait(&signals_.set, &sig);
+    if (sig != SIGHUP) break;
+    reload();
+  }
+  const auto grace = state_->snapshot()->cfg->limits.shutdown_grace;
+  log_->info("shutting down: finishing in-flight requests (up to {} ms)", grace.count());
+  if (!server_->shutdown(grace))
+    log_->warn("shutdown grace period ended with {} request(s) still in flight",
+               state_->counters.inflight.load());
+  return 0;
+}
+
+}  // namespace bedrock_meter::app

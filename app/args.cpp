@@ -1,0 +1,95 @@
+#include "app/args.hpp"
+
+#include <charconv>
+#include <chrono>
+#include <iostream>
+
+namespace bedrock_meter::app {
+
+std::string_view args::get(std::string_view name, std::string_view fallback) const {
+  for (const auto& [k, v] : options)
+    if (k == name) return v;
+  return fallback;
+}
+
+std::optional<args> args::parse(int argc, char** argv, std::string& error) {
+  args out;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (!a.starts_with("--")) {
+      out.positional.push_back(a);
+    } else if (const auto eq = a.find('='); eq != std::string_view::npos) {
+      out.options.emplace_back(a.substr(2, eq - 2), a.substr(eq + 1));
+    } else if (a == "--help" || a == "--version") {
+      out.options.emplace_back(a.substr(2), "1");
+    } else if (i + 1 < argc) {
+      out.options.emplace_back(a.substr(2), argv[++i]);
+    } else {
+      error = "option " + std::string(a) + " needs a value";
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<const config::config> load_or_report(std::string_view path) {
+  auto r = config::load_file(std::string(path));
+  for (const auto& w : r.warnings) std::cerr << "warning: " << w.to_string() << '\n';
+  if (!r.value) {
+    for (const auto& e : r.errors) std::cerr << e.to_string() << '\n';
+    std::cerr << "bedrock-meter: " << r.errors.size() << " problem(s) in " << path << '\n';
+    return nullptr;
+  }
+  return std::make_shared<const config::config>(std::move(*r.value));
+}
+
+std::optional<std::uint64_t> parse_count(std::string_view s) {
+  std::uint64_t v = 0;
+  if (s.empty()) return 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+namespace {
+
+std::optional<std::int64_t> parse_date_ms(std::string_view s) {
+  int y = 0;
+  unsigned m = 0, d = 0;
+  if (std::from_chars(s.data(), s.data() + 4, y).ec != std::errc{} ||
+      std::from_chars(s.data() + 5, s.data() + 7, m).ec != std::errc{} ||
+      std::from_chars(s.data() + 8, s.data() + 10, d).ec != std::errc{})
+    return std::nullopt;
+  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{m},
+                                        std::chrono::day{d}};
+  if (!ymd.ok()) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::sys_days{ymd}.time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::optional<std::int64_t> parse_when(std::string_view s, std::int64_t now_ms) {
+  if (s.empty()) return std::nullopt;
+  if (s.size() == 10 && s[4] == '-' && s[7] == '-') return parse_date_ms(s);
+  const char unit = s.back();
+  const auto n = parse_count(s.substr(0, s.size() - 1));
+  if (!n || *n == 0) return std::nullopt;
+  std::int64_t ms = 0;
+  switch (unit) {
+    case 'm': ms = 60'000; break;
+    case 'h': ms = 3'600'000; break;
+    case 'd': ms = 86'400'000; break;
+    default: return std::nullopt;
+  }
+  return now_ms - static_cast<std::int64_t>(*n) * ms;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace bedrock_meter::app

@@ -1,0 +1,39 @@
+#pragma once
+// The command line as the commands see it, and the parsers they share.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace bedrock_meter::app {
+
+/// `bedrock-meter WORD... --name value --flag`: positional words and options in order.
+struct args {
+  std::vector<std::string_view> positional;
+  std::vector<std::pair<std::string_view, std::string_view>> options;
+
+  /// The value of `--name`, or `fallback` when absent.
+  std::string_view get(std::string_view name, std::string_view fallback = {}) const;
+
+  /// Splits argv. `--name=value` and `--name value`; `--help` and `--version` take no value.
+  /// The error names the option that lacks its value.
+  static std::optional<args> parse(int argc, char** argv, std::string& error);
+};
+
+/// Loads and validates a config file; prints every error and warning to stderr as
+/// `file:line:col: path: message`. Null when the file has errors.
+std::shared_ptr<const config::config> load_or_report(std::string_view path);
+
+/// A whole number of tokens ("" is 0); nullopt when not a number.
+std::optional<std::uint64_t> parse_count(std::string_view s);
+/// "24h", "7d", "30m" (before `now_ms`), or a UTC date "2026-11-01" -> unix ms.
+std::optional<std::int64_t> parse_when(std::string_view s, std::int64_t now_ms);
+/// The wall clock in unix ms.
+std::int64_t now_ms();
+
+}  // namespace bedrock_meter::app

@@ -1,0 +1,89 @@
+#include "app/cli.hpp"
+
+#include <exception>
+#include <iostream>
+#include <string>
+#include <string_view>
+
+#include "app/args.hpp"
+#include "app/commands.hpp"
+
+namespace bedrock_meter::app {
+
+namespace {
+
+constexpr std::string_view usage_text = R"(bedrock-meter — a metering proxy for Amazon Bedrock Runtime
+
+Usage:
+  bedrock-meter serve --config FILE [--ready-file PATH]
+      Run the proxy. SIGTERM/SIGINT: stop accepting, finish in-flight requests within
+      limits.shutdown_grace, exit 0. SIGHUP: reload the config file (kept if invalid).
+      --ready-file writes the bound ports as JSON once listening (for scripts using port 0).
+  bedrock-meter check-config --config FILE
+      Validate a config file; print each problem with file:line:column. Exit 1 if any.
+  bedrock-meter keys create --team TEAM --app APP [--type sigv4|bearer]
+      Mint a client credential. It is printed once, with the config lines to add.
+  bedrock-meter price --model ID --region R --input N --output M [--cache-read N]
+                      [--cache-write N] [--cache-write-1h N] [--tier T] [--latency optimized]
+                      [--at YYYY-MM-DD] (--config FILE | --rates FILE)
+      Quote a request's cost from the rate table and name the entry used.
+  bedrock-meter report --config FILE [--since 24h|7d|YYYY-MM-DD] [--until ...] [--by team,app,model,day]
+      Spend table from the ledger.
+  bedrock-meter ledger export --config FILE [--since ...] [--until ...] [--format csv|jsonl]
+      Every ledger row in the window, for chargeback.
+  bedrock-meter budgets --config FILE [--format text|json]
+      Each budget's limit, period-to-date spend (from the ledger, or the shared Redis store),
+      % used and the forecast at period end. The running proxy answers GET /api/budgets.
+  bedrock-meter --version
+)";
+
+using command_fn = int (*)(const args&);
+
+/// The command the positional words name, or null.
+command_fn find_command(const args& a) {
+  const auto word = [&](std::size_t i) {
+    return i < a.positional.size() ? a.positional[i] : std::string_view();
+  };
+  if (word(0) == "serve") return serve_command;
+  if (word(0) == "check-config") return check_config_command;
+  if (word(0) == "keys" && word(1) == "create") return keys_create_command;
+  if (word(0) == "price") return price_command;
+  if (word(0) == "report") return report_command;
+  if (word(0) == "budgets") return budgets_command;
+  if (word(0) == "ledger" && word(1) == "export") return ledger_export_command;
+  return nullptr;
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  std::string error;
+  const auto a = args::parse(argc, argv, error);
+  if (!a) {
+    std::cerr << error << "\n\n" << usage_text;
+    return 2;
+  }
+  if (!a->get("version").empty()) {
+    std::cout << "bedrock-meter 0.1.0\n";
+    return 0;
+  }
+  if (a->positional.empty() || !a->get("help").empty()) {
+    std::cout << usage_text;
+    return a->positional.empty() && a->get("help").empty() ? 2 : 0;
+  }
+  const auto command = find_command(*a);
+  if (command == nullptr) {
+    std::cerr << "unknown command '" << a->positional[0] << "'\n\n" << usage_text;
+    return 2;
+  }
+  try {
+    return command(*a);
+  } catch (const std::exception& e) {
+    // Commands report their errors as values; this is the last resort for what a library throws
+    // unasked (std::bad_alloc, a yaml-cpp or SQLite surprise), so it ends as one line, not abort.
+    std::cerr << "bedrock-meter: " << e.what() << '\n';
+    return 1;
+  }
+}
+
+}  // namespace bedrock_meter::app

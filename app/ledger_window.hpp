@@ -1,0 +1,24 @@
+#pragma once
+// What `report` and `ledger export` read: which ledger file, and which time window of it.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "app/args.hpp"
+
+namespace bedrock_meter::app {
+
+struct ledger_window {
+  std::string ledger_path;
+  std::int64_t since_ms = 0;  ///< inclusive, unix ms
+  std::int64_t until_ms = 0;  ///< exclusive, unix ms
+
+  /// From `--ledger PATH` or the `ledger.path` of `--config FILE`, and `--since` (default
+  /// `default_since`) / `--until` (default now). nullopt after printing a usage error that names
+  /// `command`.
+  static std::optional<ledger_window> from(const args& a, std::string_view command,
+                                           std::string_view default_since);
+};
+
+}  // namespace bedrock_meter::app

@@ -1,0 +1,111 @@
+#pragma once
+// The exchange as stages. `run_exchange` (proxy/forward.hpp) reads as
+//
+//   route -> authenticate -> authorize_model -> admit -> sign_upstream -> forward -> settle
+//
+// Each stage before forward is a short synchronous function of the one `exchange_context`: it
+// fills in what it learned and returns nullopt to continue, or the refusal that ends the
+// exchange (answered Bedrock-shaped by `refuse`). Whatever happened, `settle` runs exactly once
+// at the end and hands the settlement to every sink.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "accounting/budgets.hpp"
+#include "aws/bedrock_error.hpp"
+#include "aws/sigv4.hpp"
+#include "metering/model_id.hpp"
+#include "metering/request_body.hpp"
+#include "metering/route.hpp"
+#include "metering/settlement.hpp"
+#include "metering/usage.hpp"
+#include "proxy/exchange.hpp"
+#include "proxy/state.hpp"
+
+namespace bedrock_meter::proxy {
+
+class worker;
+struct identity;
+
+using steady_clock = std::chrono::steady_clock;
+
+/// Why an exchange ends before it reaches Bedrock: the answer, and how the ledger records it.
+struct refusal {
+  aws::bedrock_error error;
+  metering::request_outcome outcome = metering::request_outcome::refused;
+};
+using stage_result = std::optional<refusal>;  ///< nullopt: go on to the next stage
+
+/// Everything one exchange learns on its way, in the order the stages learn it. Lives in the
+/// exchange's coroutine frame; no other thread sees it.
+struct exchange_context {
+  exchange_context(worker& w, inbound_request& r);  ///< counts the request in flight
+  ~exchange_context();
+  exchange_context(const exchange_context&) = delete;
+  exchange_context& operator=(const exchange_context&) = delete;
+
+  worker& w;
+  inbound_request& req;
+  /// One config snapshot (a copy of the pointer) for the whole exchange, however long it takes.
+  const std::shared_ptr<const runtime_snapshot> snap;
+  const config::config& cfg;
+  std::string request_id;  ///< ours until the upstream's x-amzn-RequestId replaces it
+  const steady_clock::time_point start = steady_clock::now();
+  const std::chrono::system_clock::time_point arrived = std::chrono::system_clock::now();
+  const steady_clock::time_point deadline;  ///< start + limits.exchange_timeout
+  const std::uint64_t bytes_in;  ///< the request body's size (forward moves the body upstream)
+  steady_clock::time_point first_byte{};    ///< the upstream's first response byte
+
+  // route
+  std::optional<metering::route> route;
+  /// The one parse of the body, on demand. It views req.body, which forward moves upstream:
+  /// only the stages before forward may ask it.
+  std::optional<metering::request_body> body;
+  metering::latency_mode latency = metering::latency_mode::standard;
+  // authenticate
+  std::string payload_hash;  ///< hex SHA-256 of the body: verified, then re-signed with
+  const identity* who = nullptr;
+  std::string_view team;  ///< the identity's, unless an application inference profile names its own
+  std::string_view app;
+  const upstream_target* target = nullptr;
+  // authorize_model
+  metering::resolved_model resolved;
+  // admit
+  accounting::budget_engine* budgets = nullptr;  ///< set when the budgets count this request
+  accounting::budget_admission admission;
+  // sign_upstream
+  aws::sigv4::header_list upstream_headers;
+  // forward
+  std::optional<metering::usage_observer> meter;  ///< set once the request goes upstream
+  unsigned status = 0;
+  metering::request_outcome outcome = metering::request_outcome::ok;
+  std::uint64_t bytes_out = 0;
+  exchange_result result;
+  bool settled = false;
+};
+
+/// Parses the route: anything that is not a Bedrock Runtime operation is refused (404 or 400),
+/// never passed through unmetered. Also reads the latency mode (header, or Converse's body).
+stage_result route(exchange_context& ctx);
+/// Verifies the client's SigV4 signature or bearer key and picks the upstream region.
+stage_result authenticate(exchange_context& ctx);
+/// Resolves the model (application inference profiles carry their own team/app) and checks the
+/// identity's model allow-list.
+stage_result authorize_model(exchange_context& ctx);
+/// Reserves the request's worst-case cost on every block budget that counts it.
+stage_result admit(exchange_context& ctx);
+/// The upstream request's headers, signed with the proxy's own credentials (or bearer key).
+stage_result sign_upstream(exchange_context& ctx);
+/// The five stages above, in order; the first refusal ends them.
+stage_result run_stages(exchange_context& ctx);
+
+/// Answers a refusal Bedrock-shaped and records why.
+io::awaitable<void> refuse(exchange_context& ctx, response_sink& out, const refusal& r);
+
+/// Prices the exchange once and hands the settlement to every sink: budgets, metrics, the access
+/// log and the ledger; bumps the outcome counters. Idempotent: the second call does nothing.
+void settle(exchange_context& ctx);
+
+}  // namespace bedrock_meter::proxy

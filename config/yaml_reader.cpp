@@ -9,6 +9,8 @@
 #include <system_error>
 #include <tuple>
 
+#include "metering/money.hpp"
+
 namespace bedrock_meter::config {
 
 using std::chrono::milliseconds;
@@ -337,6 +339,19 @@ std::optional<milliseconds> map_reader::duration_value(std::string_view key, boo
   }
   if (whole_seconds && v->count() % 1000 != 0) {
     error(*e, "'" + *text + "' must be a whole number of seconds (e.g. 5m, 30s)");
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<std::int64_t> map_reader::read_positive_decimal(std::string_view key,
+                                                              std::string_view message) const {
+  const map_entry* e = get(key);
+  if (e == nullptr) return std::nullopt;
+  const auto v = e->value.IsScalar() ? metering::parse_rate_per_million(trim(e->value.Scalar()))
+                                     : std::nullopt;
+  if (!v || *v == 0) {
+    error(*e, std::string(message));
     return std::nullopt;
   }
   return v;

@@ -202,6 +202,11 @@ class map_reader {
     if (v) out = std::chrono::duration_cast<Duration>(*v);
     return v.has_value();
   }
+  /// A positive amount from the scalar's exact decimal text, in millionths (`"44.00"` and `44`
+  /// are 44'000'000; metering::parse_rate_per_million: at most 6 decimals, never through a
+  /// double). Anything else is reported as `message`.
+  std::optional<std::int64_t> read_positive_decimal(std::string_view key,
+                                                    std::string_view message) const;
   /// A string that must be one of `table`'s names; `out` gets the value it stands for.
   template <typename T, std::size_t N>
   bool read_enum(std::string_view key, const enum_table<T, N>& table, T& out,

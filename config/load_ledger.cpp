@@ -1,0 +1,64 @@
+// The recording sections: `ledger` (the durable SQLite record of every request) and `metering`
+// (what happens to a streamed answer whose client went away).
+#include "config/loader.hpp"
+
+#include <system_error>
+
+namespace bedrock_meter::config {
+namespace {
+
+constexpr std::array<std::string_view, 4> ledger_keys = {"path", "queue_capacity", "batch_max",
+                                                         "flush_interval"};
+constexpr std::array<std::string_view, 3> metering_keys = {
+    "drain_on_client_abort", "drain_timeout", "max_concurrent_drains"};
+
+/// The database file is created on first start; its directory must exist.
+void load_ledger_path(const load_context& ctx, const map_reader& s, ledger_config& l) {
+  std::string path;
+  if (!s.read_string("path", path, text_rule::optional) || path.empty()) return;
+  l.path = ctx.resolve(path);
+  std::error_code ec;
+  const auto dir = std::filesystem::path(l.path).parent_path();
+  if (!std::filesystem::is_directory(dir, ec)) {
+    s.error(*s.get("path"),
+            "directory '" + dir.string() + "' does not exist; create it or choose another path" +
+                (std::filesystem::path(path).is_relative()
+                     ? " (resolved from '" + path + "' relative to the config file's directory)"
+                     : std::string()));
+  } else if (std::filesystem::is_directory(l.path, ec)) {
+    s.error(*s.get("path"),
+            "'" + l.path + "' is a directory; give the database file, e.g. " + path + "/ledger.db");
+  }
+}
+
+}  // namespace
+
+void load_ledger(load_context& ctx, const map_entry& e, ledger_config& l) {
+  if (e.value.IsNull()) return;
+  const map_reader s(ctx.diag(), e.value, "ledger", ledger_keys, e.mark());
+  if (!s.is_map()) return;
+  load_ledger_path(ctx, s, l);
+  s.read_uint("queue_capacity", l.queue_capacity, 1, 16'777'216,
+              "use a number from 1 to 16777216 (records held in memory before appends wait)");
+  s.read_uint("batch_max", l.batch_max, 1, 1'000'000,
+              "use a number from 1 to 1000000 (records per transaction)");
+  if (l.batch_max > l.queue_capacity && s.get("batch_max") != nullptr) {
+    s.error(*s.get("batch_max"), "batch_max " + std::to_string(l.batch_max) +
+                                     " is larger than queue_capacity " +
+                                     std::to_string(l.queue_capacity) +
+                                     "; a batch cannot exceed the queue");
+  }
+  s.read_duration("flush_interval", l.flush_interval, false, std::chrono::minutes(1));
+}
+
+void load_metering(load_context& ctx, const map_entry& e, metering_config& mc) {
+  if (e.value.IsNull()) return;
+  const map_reader s(ctx.diag(), e.value, "metering", metering_keys, e.mark());
+  if (!s.is_map()) return;
+  s.read_bool("drain_on_client_abort", mc.drain_on_client_abort);
+  s.read_duration("drain_timeout", mc.drain_timeout, false, std::chrono::hours(1));
+  s.read_uint("max_concurrent_drains", mc.max_concurrent_drains, 1, 1'000'000,
+              "use a number from 1 to 1000000 (streams drained at once after client aborts)");
+}
+
+}  // namespace bedrock_meter::config

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <chrono>
 #include <iostream>
+#include <stdexcept>
 
 namespace bedrock_meter::app {
 
@@ -12,7 +13,11 @@ std::string_view args::get(std::string_view name, std::string_view fallback) con
   return fallback;
 }
 
-std::optional<args> args::parse(int argc, char** argv, std::string& error) {
+void throw_exception_from_error(const usage_error& e, const boost::source_location&) {
+  throw std::runtime_error(e.message);
+}
+
+boost::system::result<args, usage_error> args::parse(int argc, char** argv) {
   args out;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
@@ -25,8 +30,7 @@ std::optional<args> args::parse(int argc, char** argv, std::string& error) {
     } else if (i + 1 < argc) {
       out.options.emplace_back(a.substr(2), argv[++i]);
     } else {
-      error = "option " + std::string(a) + " needs a value";
-      return std::nullopt;
+      return usage_error{"option " + std::string(a) + " needs a value"};
     }
   }
   return out;

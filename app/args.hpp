@@ -8,9 +8,18 @@
 #include <utility>
 #include <vector>
 
+#include <boost/system/result.hpp>
+
 #include "config/config.hpp"
 
 namespace bedrock_meter::app {
+
+/// A command line that cannot be understood (exit code 2, with the usage text).
+struct usage_error {
+  std::string message;
+};
+[[noreturn]] void throw_exception_from_error(const usage_error& e,
+                                             const boost::source_location& loc);
 
 /// `bedrock-meter WORD... --name value --flag`: positional words and options in order.
 struct args {
@@ -22,8 +31,9 @@ struct args {
 
   /// Splits argv. `--name=value` and `--name value`; `--help` and `--version` take no value.
   /// The error names the option that lacks its value.
-  static std::optional<args> parse(int argc, char** argv, std::string& error);
+  static boost::system::result<args, usage_error> parse(int argc, char** argv);
 };
+
 
 /// Loads and validates a config file; prints every error and warning to stderr as
 /// `file:line:col: path: message`. Null when the file has errors.

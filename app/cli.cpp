@@ -57,10 +57,9 @@ command_fn find_command(const args& a) {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
-  std::string error;
-  const auto a = args::parse(argc, argv, error);
+  const auto a = args::parse(argc, argv);
   if (!a) {
-    std::cerr << error << "\n\n" << usage_text;
+    std::cerr << a.error().message << "\n\n" << usage_text;
     return 2;
   }
   if (!a->get("version").empty()) {

@@ -1,4 +1,4 @@
-# One warnings interface target, linked to our own targets only (STYLE.md 20).
+# One warnings interface target, linked to our own targets only.
 add_library(bm_warnings INTERFACE)
 target_compile_options(bm_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wconversion -Wsign-conversion -Wshadow -Wnon-virtual-dtor

@@ -1,6 +1,6 @@
 #pragma once
 /// The proxy configuration: what `serve --config FILE` reads. An immutable snapshot once loaded;
-/// the proxy holds it as `std::shared_ptr<const config>` (STYLE.md 4). Every field is documented
+/// the proxy holds it as `std::shared_ptr<const config>` (docs/architecture.md, "Snapshots"). Every field is documented
 /// for users in docs/configuration.md.
 ///
 /// Pure code: yaml-cpp for parsing, no sockets, no logging. Errors are values with file:line:col.

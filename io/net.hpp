@@ -1,7 +1,8 @@
 #pragma once
-// Shared Asio/Beast vocabulary for the proxy. Each worker runs one single-threaded io_context, so
-// the concrete executor is the io_context's own: no strand is needed and, unlike
-// `any_io_executor`, nothing is type-erased on the hot path (STYLE.md 5).
+// The Asio/Beast vocabulary every module with sockets shares (proxy, admin, aws). Each proxy
+// worker runs one single-threaded io_context, so the concrete executor is the io_context's own: no
+// strand is needed and, unlike `any_io_executor`, nothing is type-erased on the hot path (a strand
+// behind the type-erased executor cost 11-25% throughput when measured on Boost 1.81).
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -21,8 +22,8 @@ using executor = net::io_context::executor_type;
 template <class T = void>
 using awaitable = net::awaitable<T, executor>;
 
-/// Completion token: resume the coroutine with (error_code, results...) instead of throwing
-/// (STYLE.md 10). Boost 1.81 has no default completion token, so this is spelled once here.
+/// Completion token: resume the coroutine with (error_code, results...) instead of throwing (no
+/// exceptions on the data plane). Boost 1.81 has no default completion token: spelled once here.
 inline constexpr auto use_ec = net::as_tuple(net::use_awaitable_t<executor>{});
 inline constexpr net::use_awaitable_t<executor> use_aw{};
 

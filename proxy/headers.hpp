@@ -1,7 +1,7 @@
 #pragma once
 // Which headers cross the proxy. Requests: everything but hop-by-hop headers (RFC 9110 7.6.1),
 // framing we recompute, and the caller's own auth (we sign with ours). Responses: everything but
-// hop-by-hop and framing. Pure functions, unit-tested in tests/proxy/headers_test.cpp.
+// hop-by-hop and framing. Pure functions, unit-tested in tests/proxy/proxy_core_test.cpp.
 #include <string_view>
 
 namespace bedrock_meter::proxy {

@@ -144,6 +144,8 @@ std::string to_lower(std::string_view s) {
   return out;
 }
 
+using request_parser = http::request_parser<http::string_body>;
+
 /// Writes a refusal for a request that never became an exchange (malformed, too large).
 template <class Stream>
 awaitable<void> refuse_raw(Stream& stream, worker& w, const bedrock_error& err,
@@ -152,121 +154,156 @@ awaitable<void> refuse_raw(Stream& stream, worker& w, const bedrock_error& err,
   co_await write_error(sink, err, w.new_request_id());
 }
 
+/// One HTTP/1.1 connection: reads requests one after another under the configured limits and
+/// hands each to the exchange. Lives in the frame of serve_http1.
 template <class Stream>
-awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::string remote,
-                      std::string_view initial = {}) {
-  const auto conn_id = entry.id;
-  auto& state = w.state();
-  auto& tcp = beast::get_lowest_layer(stream);
-  beast::flat_buffer buffer;
-  buffer.commit(net::buffer_copy(buffer.prepare(initial.size()), net::buffer(initial)));
-  bool first = true;
-  for (;;) {
-    const auto snap = w.snapshot();
-    const auto& lim = snap->cfg->limits;
-    if (state.stopping.load(std::memory_order_relaxed)) co_return;
+class http1_session {
+ public:
+  http1_session(worker& w, Stream& stream, session_entry& entry, std::string remote,
+                std::string_view initial)
+      : w_(w), stream_(stream), entry_(entry), remote_(std::move(remote)) {
+    buffer_.commit(net::buffer_copy(buffer_.prepare(initial.size()), net::buffer(initial)));
+  }
 
-    // Keep-alive idle: wait for the first byte of the next request within idle_timeout, then
-    // the whole head within header_timeout (a client trickling a byte a second is cut off).
-    if (!first && buffer.size() == 0) {
-      tcp.expires_after(lim.idle_timeout);
-      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_ec);
-      if (ec) {
-        if (ec == beast::error::timeout) telemetry::bump(state.counters.timeouts);
-        co_return;
-      }
-      buffer.commit(n);
+  /// Until the client leaves, a request fails, keep-alive ends or the server stops.
+  awaitable<void> run() {
+    for (bool first = true; !w_.state().stopping.load(std::memory_order_relaxed); first = false) {
+      const auto snap = w_.snapshot();  // this request's limits
+      const auto& lim = snap->cfg->limits;
+      if (!first && !co_await wait_for_request(lim)) co_return;
+      request_parser parser;
+      parser.header_limit(lim.max_header_bytes);
+      parser.body_limit(lim.max_body_bytes);
+      if (!co_await read_head(parser, lim) || !co_await read_body(parser, lim)) co_return;
+      lowest().expires_never();
+      inbound_request req = to_inbound(parser.get());
+      http1_sink<Stream> sink(stream_, w_, parser.get().keep_alive(), lim.idle_timeout);
+      entry_.in_exchange = true;
+      const auto result = co_await run_exchange(w_, req, sink);
+      entry_.in_exchange = false;
+      if (!result.keep_alive || !sink.keep_alive()) co_return;
     }
-    first = false;
+  }
 
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(lim.max_header_bytes);
-    parser.body_limit(lim.max_body_bytes);
-    error_code hec;
-    if (!header_from_buffer(parser, buffer, hec)) {
-      tcp.expires_after(lim.header_timeout);
-      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_ec);
-      hec = ec;
+ private:
+  tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  /// Keep-alive idle: the first byte of the next request must come within idle_timeout; the
+  /// whole head then has header_timeout (a client trickling a byte a second is cut off).
+  awaitable<bool> wait_for_request(const config::limits_config& lim) {
+    if (buffer_.size() > 0) co_return true;  // pipelined: already here
+    lowest().expires_after(lim.idle_timeout);
+    auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(4096), use_ec);
+    if (ec) {
+      if (ec == beast::error::timeout) telemetry::bump(w_.counters().timeouts);
+      co_return false;
     }
-    if (hec) {
-      if (hec == http::error::end_of_stream || hec == net::error::eof ||
-          hec == net::error::operation_aborted)
-        co_return;
-      if (hec == beast::error::timeout) {
-        telemetry::bump(state.counters.timeouts);
-        co_return;
-      }
-      telemetry::bump(state.counters.bad_requests);
-      if (hec == http::error::body_limit)  // Content-Length over the limit: known from the head
-        co_await refuse_raw(stream, w, payload_too_large(lim.max_body_bytes), lim.header_timeout);
-      else if (hec == http::error::header_limit)
-        co_await refuse_raw(stream, w,
-                            validation_error("Request headers exceed the proxy's limit of " +
-                                             std::to_string(lim.max_header_bytes) + " bytes"),
-                            lim.header_timeout);
-      else
-        co_await refuse_raw(stream, w, validation_error("Malformed HTTP request"),
-                            lim.header_timeout);
-      co_return;
+    buffer_.commit(n);
+    co_return true;
+  }
+
+  /// The request head, then what it asks before the body: a Content-Length within the limit
+  /// and, for `Expect: 100-continue`, the interim answer.
+  awaitable<bool> read_head(request_parser& parser, const config::limits_config& lim) {
+    error_code ec;
+    if (!header_from_buffer(parser, buffer_, ec)) {
+      lowest().expires_after(lim.header_timeout);
+      auto [rec, n] = co_await http::async_read_header(stream_, buffer_, parser, use_ec);
+      ec = rec;
+    }
+    if (ec) {
+      co_await refuse_head(ec, lim);
+      co_return false;
     }
     if (parser.content_length() && *parser.content_length() > lim.max_body_bytes) {
-      telemetry::bump(state.counters.bad_requests);
-      co_await refuse_raw(stream, w, payload_too_large(lim.max_body_bytes), lim.header_timeout);
-      co_return;
+      telemetry::bump(w_.counters().bad_requests);
+      co_await refuse_raw(stream_, w_, payload_too_large(lim.max_body_bytes), lim.header_timeout);
+      co_return false;
     }
     if (const auto it = parser.get().find(http::field::expect);
         it != parser.get().end() && beast::iequals(it->value(), "100-continue")) {
       static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-      tcp.expires_after(lim.header_timeout);  // the head may have come from the buffer: no deadline set
-      if (co_await write_all(stream, net::buffer(cont))) co_return;
+      // The head may have come from the buffer, so no deadline is set yet.
+      lowest().expires_after(lim.header_timeout);
+      if (co_await write_all(stream_, net::buffer(cont))) co_return false;
     }
-    error_code bec;
-    if (!message_from_buffer(parser, buffer, bec)) {
-      tcp.expires_after(lim.body_timeout);
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_ec);
-      bec = ec;
-    }
-    if (bec) {
-      if (bec == beast::error::timeout) {
-        telemetry::bump(state.counters.timeouts);
-        co_return;
-      }
-      telemetry::bump(state.counters.bad_requests);
-      if (bec == http::error::body_limit)
-        co_await refuse_raw(stream, w, payload_too_large(lim.max_body_bytes), lim.header_timeout);
+    co_return true;
+  }
+
+  /// A head that could not be read: the client left (nothing to say), was too slow (counted) or
+  /// sent something we refuse, Bedrock-shaped, before closing.
+  awaitable<void> refuse_head(const error_code& ec, const config::limits_config& lim) {
+    if (ec == http::error::end_of_stream || ec == net::error::eof ||
+        ec == net::error::operation_aborted)
+      co_return;
+    if (ec == beast::error::timeout) {
+      telemetry::bump(w_.counters().timeouts);
       co_return;
     }
-    tcp.expires_never();
+    telemetry::bump(w_.counters().bad_requests);
+    if (ec == http::error::body_limit)  // Content-Length over the limit: known from the head
+      co_await refuse_raw(stream_, w_, payload_too_large(lim.max_body_bytes), lim.header_timeout);
+    else if (ec == http::error::header_limit)
+      co_await refuse_raw(stream_, w_,
+                          validation_error("Request headers exceed the proxy's limit of " +
+                                           std::to_string(lim.max_header_bytes) + " bytes"),
+                          lim.header_timeout);
+    else
+      co_await refuse_raw(stream_, w_, validation_error("Malformed HTTP request"),
+                          lim.header_timeout);
+  }
 
-    auto& msg = parser.get();
+  awaitable<bool> read_body(request_parser& parser, const config::limits_config& lim) {
+    error_code ec;
+    if (!message_from_buffer(parser, buffer_, ec)) {
+      lowest().expires_after(lim.body_timeout);
+      auto [rec, n] = co_await http::async_read(stream_, buffer_, parser, use_ec);
+      ec = rec;
+    }
+    if (!ec) co_return true;
+    if (ec == beast::error::timeout) {
+      telemetry::bump(w_.counters().timeouts);
+      co_return false;
+    }
+    telemetry::bump(w_.counters().bad_requests);
+    if (ec == http::error::body_limit)
+      co_await refuse_raw(stream_, w_, payload_too_large(lim.max_body_bytes), lim.header_timeout);
+    co_return false;
+  }
+
+  inbound_request to_inbound(http::request<http::string_body>& msg) {
     inbound_request req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
     req.headers.reserve(16);
-    for (const auto& f : msg) req.headers.emplace_back(to_lower(f.name_string()), std::string(f.value()));
+    for (const auto& f : msg)
+      req.headers.emplace_back(to_lower(f.name_string()), std::string(f.value()));
     req.body = std::move(msg.body());
-    req.connection_id = conn_id;
+    req.connection_id = entry_.id;
     req.protocol = "HTTP/1.1";
-    req.remote = remote;
-
-    http1_sink<Stream> sink(stream, w, msg.keep_alive(), lim.idle_timeout);
-    entry.in_exchange = true;
-    const auto result = co_await run_exchange(w, req, sink);
-    entry.in_exchange = false;
-    if (!result.keep_alive || !sink.keep_alive()) co_return;
+    req.remote = remote_;
+    return req;
   }
-}
+
+  worker& w_;
+  Stream& stream_;
+  session_entry& entry_;
+  std::string remote_;
+  beast::flat_buffer buffer_;
+};
 
 }  // namespace
 
 awaitable<void> serve_http1(worker& w, tcp_stream& stream, session_entry& entry,
                             std::string remote, std::string_view initial) {
-  co_await serve(w, stream, entry, std::move(remote), initial);
+  http1_session<tcp_stream> session(w, stream, entry, std::move(remote), initial);
+  co_await session.run();
 }
 
 awaitable<void> serve_http1(worker& w, beast::ssl_stream<tcp_stream>& stream,
                             session_entry& entry, std::string remote) {
-  co_await serve(w, stream, entry, std::move(remote));
+  http1_session<beast::ssl_stream<tcp_stream>> session(w, stream, entry, std::move(remote), {});
+  co_await session.run();
 }
 
 }  // namespace bedrock_meter::proxy

@@ -155,35 +155,16 @@ upstream_pool::upstream_pool(executor ex, net::ssl::context* tls, std::uint32_t 
 awaitable<upstream_pool::acquired> upstream_pool::acquire(
     const upstream_target& t, std::chrono::milliseconds connect_timeout) {
   acquired out;
-  const auto now = std::chrono::steady_clock::now();
-  if (auto it = idle_.find(t.pool_key); it != idle_.end()) {
-    auto& list = it->second;
-    while (!list.empty()) {
-      auto c = std::move(list.back());  // most recently used first: warmest, least likely closed
-      list.pop_back();
-      const auto idle = now - c->idle_since;
-      if (idle < max_idle_time_ && (idle < liveness_check_after || still_open(c->tcp()))) {
-        out.conn = std::move(c);
-        co_return out;
-      }
-    }
+  if (auto pooled = take_idle(t)) {
+    out.conn = std::move(pooled);
+    co_return out;
   }
-
   std::vector<tcp::endpoint> endpoints;
-  if (auto it = dns_.find(t.pool_key); it != dns_.end() && it->second.expires > now) {
-    endpoints = it->second.endpoints;
-  } else {
-    tcp_resolver resolver(ex_);
-    auto [ec, results] = co_await resolver.async_resolve(t.host, t.port, use_ec);
-    if (ec) {
-      out.failure = upstream_failure::resolve;
-      out.ec = ec;
-      co_return out;
-    }
-    for (const auto& r : results) endpoints.push_back(r.endpoint());
-    dns_[t.pool_key] = cached_endpoints{endpoints, now + dns_cache_ttl};
+  if (auto ec = co_await resolve(t, endpoints)) {
+    out.failure = upstream_failure::resolve;
+    out.ec = ec;
+    co_return out;
   }
-
   auto conn = std::make_unique<upstream_connection>(ex_, t, t.tls ? tls_ : nullptr);
   auto& stream = conn->tcp();
   stream.expires_after(connect_timeout);
@@ -194,29 +175,65 @@ awaitable<upstream_pool::acquired> upstream_pool::acquire(
     out.ec = cec;
     co_return out;
   }
-  stream.socket().set_option(tcp::no_delay(true));
+  error_code ignored;
+  stream.socket().set_option(tcp::no_delay(true), ignored);
   if (conn->tls()) {
-    auto& ssl = conn->ssl();
-    // SNI and hostname verification: without them a valid certificate for any name would pass.
-    // (SSL_set_tlsext_host_name is a macro with a C cast; this is what it expands to.)
-    if (SSL_ctrl(ssl.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                 const_cast<char*>(t.host.c_str())) != 1) {
-      out.failure = upstream_failure::tls_handshake;
-      out.ec = error_code(static_cast<int>(::ERR_get_error()), net::error::get_ssl_category());
-      co_return out;
-    }
-    ssl.set_verify_callback(net::ssl::host_name_verification(t.host));
-    auto [hec] = co_await ssl.async_handshake(net::ssl::stream_base::client, use_ec);
-    if (hec) {
-      out.failure = hec == beast::error::timeout ? upstream_failure::timeout
-                                                 : upstream_failure::tls_handshake;
-      out.ec = hec;
+    if (auto [failure, ec] = co_await handshake(*conn, t); failure != upstream_failure::none) {
+      out.failure = failure;
+      out.ec = ec;
       co_return out;
     }
   }
   stream.expires_never();
   out.conn = std::move(conn);
   co_return out;
+}
+
+std::unique_ptr<upstream_connection> upstream_pool::take_idle(const upstream_target& t) {
+  const auto it = idle_.find(t.pool_key);
+  if (it == idle_.end()) return nullptr;
+  const auto now = std::chrono::steady_clock::now();
+  auto& list = it->second;
+  while (!list.empty()) {
+    auto c = std::move(list.back());  // most recently used first: warmest, least likely closed
+    list.pop_back();
+    const auto idle = now - c->idle_since;
+    if (idle < max_idle_time_ && (idle < liveness_check_after || still_open(c->tcp()))) return c;
+  }
+  return nullptr;
+}
+
+awaitable<error_code> upstream_pool::resolve(const upstream_target& t,
+                                             std::vector<tcp::endpoint>& endpoints) {
+  const auto now = std::chrono::steady_clock::now();
+  if (auto it = dns_.find(t.pool_key); it != dns_.end() && it->second.expires > now) {
+    endpoints = it->second.endpoints;
+    co_return error_code{};
+  }
+  tcp_resolver resolver(ex_);
+  auto [ec, results] = co_await resolver.async_resolve(t.host, t.port, use_ec);
+  if (ec) co_return ec;
+  for (const auto& r : results) endpoints.push_back(r.endpoint());
+  dns_[t.pool_key] = cached_endpoints{endpoints, now + dns_cache_ttl};
+  co_return error_code{};
+}
+
+awaitable<std::pair<upstream_failure, error_code>> upstream_pool::handshake(
+    upstream_connection& conn, const upstream_target& t) {
+  auto& ssl = conn.ssl();
+  // SNI and hostname verification: without them a valid certificate for any name would pass.
+  // (SSL_set_tlsext_host_name is a macro with a C cast; this is what it expands to.)
+  if (SSL_ctrl(ssl.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+               const_cast<char*>(t.host.c_str())) != 1)
+    co_return std::pair{upstream_failure::tls_handshake,
+                        error_code(static_cast<int>(::ERR_get_error()),
+                                   net::error::get_ssl_category())};
+  ssl.set_verify_callback(net::ssl::host_name_verification(t.host));
+  auto [hec] = co_await ssl.async_handshake(net::ssl::stream_base::client, use_ec);
+  if (!hec) co_return std::pair{upstream_failure::none, error_code{}};
+  co_return std::pair{hec == beast::error::timeout ? upstream_failure::timeout
+                                                   : upstream_failure::tls_handshake,
+                      hec};
 }
 
 void upstream_pool::release(std::unique_ptr<upstream_connection> c) {

@@ -97,6 +97,15 @@ class upstream_pool {
   std::size_t idle_count() const noexcept;
 
  private:
+  /// A pooled idle connection to `t` that is still open, or null.
+  std::unique_ptr<upstream_connection> take_idle(const upstream_target& t);
+  /// The target's addresses, from the DNS cache or a fresh lookup (then cached).
+  io::awaitable<io::error_code> resolve(const upstream_target& t,
+                                        std::vector<io::tcp::endpoint>& endpoints);
+  /// TLS handshake with SNI and host-name verification.
+  io::awaitable<std::pair<upstream_failure, io::error_code>> handshake(upstream_connection& conn,
+                                                                       const upstream_target& t);
+
   io::executor ex_;
   io::net::ssl::context* tls_;
   std::uint32_t max_idle_;

@@ -1,5 +1,5 @@
 #pragma once
-// The Prometheus adapter (STYLE.md 14): the one place that owns prometheus-cpp's families, built
+// The Prometheus adapter: the one place that owns prometheus-cpp's families, built
 // once in the constructor. Everything outside this file speaks snake_case: settled requests go in
 // through a per-worker `recorder`, budgets through setters, and `serialize` turns the lot into
 // the text exposition format for the admin listener's GET /metrics.
@@ -13,7 +13,7 @@
 //   workers observe the very same series at the same instant.
 // - Counters are atomic doubles in prometheus-cpp; a scrape may run beside `record`.
 //
-// Cardinality (DESIGN.md "Label values are bounded"): the caller already bounds its labels, but
+// Cardinality (docs/metrics.md, "Label values are bounded"): the caller already bounds its labels, but
 // the adapter does not trust that. Each capped family admits at most `max_series_per_family`
 // label combinations. Past `max_series_per_family - reserve` (reserve = 1% of the cap, at least
 // 1) a new combination is folded: its open-ended labels (model, region, tier, team, app,

@@ -1,5 +1,5 @@
-// Google Benchmark micro-benchmarks of the hot pure functions on the proxy's data path
-// (issue 7). Targets: event-stream decoding >= 1 GB/s; SigV4-signing a 1 KiB request <= 5 us.
+// Google Benchmark micro-benchmarks of the hot pure functions on the proxy's data path.
+// Targets: event-stream decoding >= 1 GB/s; SigV4-signing a 1 KiB request <= 5 us.
 // Inputs are recorded Bedrock bytes from tests/data and the shipped rate table, so the figures
 // describe real traffic, not synthetic best cases.
 #include <benchmark/benchmark.h>

@@ -1,4 +1,4 @@
-"""The metrics contract (docs/metrics.md, /work/shared/DESIGN.md "Metrics contract"): every metric
+"""The metrics contract (docs/metrics.md): every metric
 bedrock-meter exposes, as Prometheus names, with its type and labels. The dashboard and rule tests
 check every expression against it, so a typo in a metric or label name fails a test instead of
 drawing an empty panel. Scrape-time labels (job, instance) are allowed on every metric."""
@@ -30,7 +30,7 @@ METRICS = {
     "bedrock_ledger_queue_depth": ("gauge", set()),
     "bedrock_ledger_records_total": ("counter", {"result"}),
     "bedrock_build_info": ("gauge", {"version"}),
-    # Beyond DESIGN.md's list, exposed by the metrics adapter (proxy/metrics.hpp).
+    # Beyond the core contract, exposed by the metrics adapter (telemetry/metrics.hpp).
     "bedrock_connections": ("gauge", set()),
     "bedrock_proxy_events_total": ("counter", {"event"}),
     "bedrock_http2_defence_trips_total": ("counter", {"defence"}),

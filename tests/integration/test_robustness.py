@@ -161,7 +161,7 @@ def read_to_close(s: socket.socket) -> bytes:
 
 class Http1Framing(ProxyCase):
     """How requests arrive on the wire: pipelined, in pieces, after 100 Continue. The proxy parses
-    what is already buffered without waiting on the socket (proxy/inline_io.hpp); these are the
+    what is already buffered without waiting on the socket (io/inline_io.hpp); these are the
     cases where that must behave exactly as reading from the socket would."""
 
     def output_tokens(self, head: bytes, body: bytes) -> int:

@@ -20,7 +20,7 @@ namespace {
 namespace json = boost::json;
 
 // ---------------------------------------------------------------------------------------------
-// Limits (STYLE.md 7).
+// Limits: every bound on what an upstream body can make us parse or keep is named here.
 
 /// Non-streaming bodies are parsed as they pass without being held, so memory is bounded either
 /// way; the cap bounds CPU on absurd bodies. A Converse answer of 128k output tokens is ~1 MiB.

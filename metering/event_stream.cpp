@@ -111,78 +111,127 @@ prelude_result check_prelude(const unsigned char* p, std::uint32_t max_frame) no
   return {event_stream_error::none, total};
 }
 
-// Decodes one complete frame whose prelude was already validated. `frame.size()` is the total
-// length. Every read is bounds-checked against the headers block, never against the frame, so a
-// header claiming more bytes than the block holds is header_format, not an overread.
-event_stream_error decode_frame(std::string_view frame, event_message& msg) noexcept {
+// The message CRC covers everything before it; it is checked before any header is read.
+inline bool message_crc_matches(std::string_view frame) noexcept {
   const unsigned char* p = bytes_of(frame);
-  const std::size_t total = frame.size();
-  const std::uint32_t stored_crc = load_be32(p + total - trailer_bytes);
-  if (crc32_update(0xFFFFFFFFu, p, total - trailer_bytes) != ~stored_crc) {
-    return event_stream_error::message_crc;
+  const std::size_t covered = frame.size() - trailer_bytes;
+  return crc32_update(0xFFFFFFFFu, p, covered) == ~load_be32(p + covered);
+}
+
+// One header of a frame: its name, value type and value bytes (views into the frame).
+struct raw_header {
+  std::string_view name;
+  std::uint8_t type = 0;
+  std::string_view value;
+};
+
+// Walks the header block of a frame. Every read is bounds-checked against the headers block,
+// never against the frame, so a header claiming more bytes than the block holds is
+// header_format, not an overread.
+class header_reader {
+ public:
+  header_reader(std::string_view frame, std::size_t end) noexcept
+      : frame_(frame), p_(bytes_of(frame)), end_(end) {}
+
+  [[nodiscard]] bool done() const noexcept { return pos_ >= end_; }
+
+  // Reads the next header; false when it is malformed.
+  bool next(raw_header& h) noexcept {
+    if (!read_name(h.name)) return false;
+    h.type = p_[pos_++];
+    std::size_t value_len = 0;
+    if (!read_value_length(h.type, value_len) || end_ - pos_ < value_len) return false;
+    h.value = std::string_view(frame_.data() + pos_, value_len);
+    pos_ += value_len;
+    return true;
   }
 
-  const std::size_t headers_len = load_be32(p + 4);
+ private:
+  // The name, and room for the type byte that follows it.
+  bool read_name(std::string_view& name) noexcept {
+    const std::size_t name_len = p_[pos_++];
+    // A zero-length name is not something any AWS encoder produces; treat it as corruption
+    // rather than guess what the rest of the block means.
+    if (name_len == 0 || end_ - pos_ < name_len + 1) return false;
+    name = std::string_view(frame_.data() + pos_, name_len);
+    pos_ += name_len;
+    return true;
+  }
+
+  // The value's length: fixed by the type, or a 2-byte prefix for bytes and strings.
+  bool read_value_length(std::uint8_t type, std::size_t& value_len) noexcept {
+    switch (type) {
+      case type_bool_true:
+      case type_bool_false: value_len = 0; return true;
+      case type_byte: value_len = 1; return true;
+      case type_short: value_len = 2; return true;
+      case type_int: value_len = 4; return true;
+      case type_long:
+      case type_timestamp: value_len = 8; return true;
+      case type_uuid: value_len = 16; return true;
+      case type_bytes:
+      case type_string:
+        if (end_ - pos_ < 2) return false;
+        value_len = load_be16(p_ + pos_);
+        pos_ += 2;
+        return true;
+      default: return false;
+    }
+  }
+
+  std::string_view frame_;
+  const unsigned char* p_;
+  std::size_t end_;
+  std::size_t pos_ = prelude_bytes;
+};
+
+// The string headers that name a message's kind; which one becomes `event_type` depends on
+// `:message-type`, which may come after them.
+struct kind_headers {
   std::string_view event_type;
   std::string_view exception_type;
   std::string_view error_code;
+};
+
+// Keeps the string headers the meter reads; every other header is skipped.
+inline void keep_header(const raw_header& h, event_message& msg, kind_headers& kinds) noexcept {
+  if (h.type != type_string) return;
+  if (h.name == ":message-type") {
+    msg.message_type = h.value;
+  } else if (h.name == ":event-type") {
+    kinds.event_type = h.value;
+  } else if (h.name == ":exception-type") {
+    kinds.exception_type = h.value;
+  } else if (h.name == ":error-code") {
+    kinds.error_code = h.value;
+  } else if (h.name == ":content-type") {
+    msg.content_type = h.value;
+  }
+}
+
+// Headers may come in any order, so the kind is chosen only once `:message-type` is known.
+inline std::string_view event_type_of(std::string_view message_type,
+                                      const kind_headers& kinds) noexcept {
+  if (message_type == "exception" && !kinds.exception_type.empty()) return kinds.exception_type;
+  if (message_type == "error" && !kinds.error_code.empty()) return kinds.error_code;
+  return kinds.event_type;
+}
+
+// Decodes one complete frame whose prelude was already validated. `frame.size()` is the total
+// length.
+event_stream_error decode_frame(std::string_view frame, event_message& msg) noexcept {
+  if (!message_crc_matches(frame)) return event_stream_error::message_crc;
+  const std::size_t end = prelude_bytes + load_be32(bytes_of(frame) + 4);
   msg = event_message{};
-
-  std::size_t pos = prelude_bytes;
-  const std::size_t end = prelude_bytes + headers_len;
-  while (pos < end) {
-    const std::size_t name_len = p[pos++];
-    // A zero-length name is not something any AWS encoder produces; treat it as corruption
-    // rather than guess what the rest of the block means.
-    if (name_len == 0 || end - pos < name_len + 1) return event_stream_error::header_format;
-    const std::string_view name(frame.data() + pos, name_len);
-    pos += name_len;
-    const std::uint8_t type = p[pos++];
-    std::size_t value_len = 0;
-    switch (type) {
-      case type_bool_true:
-      case type_bool_false: value_len = 0; break;
-      case type_byte: value_len = 1; break;
-      case type_short: value_len = 2; break;
-      case type_int: value_len = 4; break;
-      case type_long:
-      case type_timestamp: value_len = 8; break;
-      case type_uuid: value_len = 16; break;
-      case type_bytes:
-      case type_string:
-        if (end - pos < 2) return event_stream_error::header_format;
-        value_len = load_be16(p + pos);
-        pos += 2;
-        break;
-      default: return event_stream_error::header_format;
-    }
-    if (end - pos < value_len) return event_stream_error::header_format;
-    if (type == type_string) {
-      const std::string_view value(frame.data() + pos, value_len);
-      if (name == ":message-type") {
-        msg.message_type = value;
-      } else if (name == ":event-type") {
-        event_type = value;
-      } else if (name == ":exception-type") {
-        exception_type = value;
-      } else if (name == ":error-code") {
-        error_code = value;
-      } else if (name == ":content-type") {
-        msg.content_type = value;
-      }
-    }
-    pos += value_len;
+  kind_headers kinds;
+  header_reader headers(frame, end);
+  raw_header h;
+  while (!headers.done()) {
+    if (!headers.next(h)) return event_stream_error::header_format;
+    keep_header(h, msg, kinds);
   }
-
-  // Headers may come in any order, so the kind is chosen only once `:message-type` is known.
-  if (msg.message_type == "exception" && !exception_type.empty()) {
-    msg.event_type = exception_type;
-  } else if (msg.message_type == "error" && !error_code.empty()) {
-    msg.event_type = error_code;
-  } else {
-    msg.event_type = event_type;
-  }
-  msg.payload = frame.substr(end, total - end - trailer_bytes);
+  msg.event_type = event_type_of(msg.message_type, kinds);
+  msg.payload = frame.substr(end, frame.size() - end - trailer_bytes);
   return event_stream_error::none;
 }
 

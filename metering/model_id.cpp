@@ -116,6 +116,68 @@ const model_mapping* find_mapping(std::string_view model_id, std::string_view tr
   return nullptr;
 }
 
+const std::vector<model_mapping>& no_mappings() noexcept {
+  static const std::vector<model_mapping> empty;
+  return empty;
+}
+
+/// Sets what is priced: the base model, its scope and geography.
+inline void set_base(resolved_model_view& out, std::string_view base_model, inference_scope scope,
+                     std::string_view geo) noexcept {
+  out.base_model = base_model;
+  out.scope = scope;
+  out.geo = geo;
+}
+
+/// The kind of an ARN resource type whose id names no base model; unknown for any other type.
+model_id_kind opaque_arn_kind(std::string_view type) noexcept {
+  if (type == "application-inference-profile") return model_id_kind::application_profile;
+  if (type == "provisioned-model") return model_id_kind::provisioned;
+  if (type == "imported-model") return model_id_kind::imported;
+  if (type == "custom-model") return model_id_kind::custom;
+  return model_id_kind::unknown;
+}
+
+/// An ARN: fills kind, arn_region and, for foundation models and inference profiles, what is
+/// priced. Returns the trailing resource id of an ARN that names no base model (for mapping by
+/// id alone); empty otherwise.
+std::string_view resolve_arn(std::string_view model_id, resolved_model_view& out) noexcept {
+  arn_parts arn;
+  if (!split_arn(model_id, arn)) return {};
+  out.arn_region = arn.region;
+  if (arn.type == "foundation-model") {
+    // Foundation-model ARNs name the base model itself; no profile prefix is meaningful.
+    if (is_base_id(arn.id)) {
+      out.kind = model_id_kind::foundation_model_arn;
+      out.base_model = arn.id;
+    }
+    return {};
+  }
+  if (arn.type == "inference-profile") {
+    resolved_model_view bare;
+    if (resolve_bare(arn.id, bare)) {
+      out.kind = model_id_kind::inference_profile;
+      set_base(out, bare.base_model, bare.scope, bare.geo);
+    }
+    return {};
+  }
+  out.kind = opaque_arn_kind(arn.type);
+  return arn.id;
+}
+
+/// Prices a mapped id as the mapping's base model. That may carry a geo/global prefix (or be a
+/// foundation-model ARN): it is resolved once, without mappings, so this never recurses further.
+void apply_mapping(const model_mapping& m, resolved_model_view& out) noexcept {
+  out.mapping = &m;
+  const resolved_model_view mapped = resolve_model_view(m.base_model, no_mappings());
+  if (!mapped.base_model.empty()) {
+    set_base(out, mapped.base_model, mapped.scope, mapped.geo);
+  } else {
+    // Not a model id we can parse: keep the configured string; the rate table decides.
+    set_base(out, m.base_model, inference_scope::in_region, {});
+  }
+}
+
 }  // namespace
 
 std::string_view to_string(inference_scope s) noexcept {
@@ -150,36 +212,7 @@ resolved_model_view resolve_model_view(std::string_view model_id,
   resolved_model_view out;
   std::string_view trailing_id;  // the resource id of an opaque ARN, for mapping by id alone
   if (model_id.starts_with("arn:")) {
-    arn_parts arn;
-    if (split_arn(model_id, arn)) {
-      out.arn_region = arn.region;
-      if (arn.type == "foundation-model") {
-        // Foundation-model ARNs name the base model itself; no profile prefix is meaningful.
-        if (is_base_id(arn.id)) {
-          out.kind = model_id_kind::foundation_model_arn;
-          out.base_model = arn.id;
-        }
-      } else if (arn.type == "inference-profile") {
-        resolved_model_view bare;
-        if (resolve_bare(arn.id, bare)) {
-          out.kind = model_id_kind::inference_profile;
-          out.base_model = bare.base_model;
-          out.scope = bare.scope;
-          out.geo = bare.geo;
-        }
-      } else {
-        if (arn.type == "application-inference-profile") {
-          out.kind = model_id_kind::application_profile;
-        } else if (arn.type == "provisioned-model") {
-          out.kind = model_id_kind::provisioned;
-        } else if (arn.type == "imported-model") {
-          out.kind = model_id_kind::imported;
-        } else if (arn.type == "custom-model") {
-          out.kind = model_id_kind::custom;
-        }
-        trailing_id = arn.id;
-      }
-    }
+    trailing_id = resolve_arn(model_id, out);
   } else if (resolve_bare(model_id, out)) {
     out.kind = out.scope == inference_scope::in_region ? model_id_kind::base
                                                        : model_id_kind::inference_profile;
@@ -188,30 +221,12 @@ resolved_model_view resolve_model_view(std::string_view model_id,
   if (!mappings.empty()) {
     const model_mapping* m = find_mapping(model_id, is_opaque(out.kind) ? trailing_id : std::string_view{},
                                           mappings);
-    if (m != nullptr) {
-      out.mapping = m;
-      // The mapped base model may carry a geo/global prefix (or be a foundation-model ARN):
-      // resolve it once, without mappings, so this never recurses further.
-      static const std::vector<model_mapping> no_mappings;
-      const resolved_model_view mapped = resolve_model_view(m->base_model, no_mappings);
-      if (!mapped.base_model.empty()) {
-        out.base_model = mapped.base_model;
-        out.scope = mapped.scope;
-        out.geo = mapped.geo;
-      } else {
-        // Not a model id we can parse: keep the configured string; the rate table decides.
-        out.base_model = m->base_model;
-        out.scope = inference_scope::in_region;
-        out.geo = {};
-      }
-    }
+    if (m != nullptr) apply_mapping(*m, out);
   }
   if (out.mapping == nullptr && is_opaque(out.kind)) {
     // No base model without a mapping (a custom-model ARN's middle segment is its *source*
     // model, but custom models are not billed at its on-demand rates).
-    out.base_model = {};
-    out.scope = inference_scope::in_region;
-    out.geo = {};
+    set_base(out, {}, inference_scope::in_region, {});
   }
   return out;
 }

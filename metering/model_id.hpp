@@ -45,7 +45,9 @@ struct model_mapping {
   std::string arn;          ///< exact ARN (decoded), or a bare profile/model id
   std::string base_model;   ///< base model id to price with (may itself carry a geo/global prefix)
   std::optional<double> hourly_usd;  ///< provisioned throughput: billed by the hour, not per token
-  std::string team;         ///< optional attribution carried by the profile (issue 5)
+  /// Optional attribution carried by the profile: when set, requests through this id are billed
+  /// to this team / app instead of the caller's own (a profile is often made for one team).
+  std::string team;
   std::string app;
 };
 

@@ -125,6 +125,155 @@ token_rates effective_rates(const rate_entry& e, bool long_context, const token_
   return r;
 }
 
+/// Clears every per-request field of `out` (keeping string capacity) and records the table
+/// version, which every quote carries.
+inline void reset_quote(const rate_table& table, priced& out) {
+  out.priced = false;
+  out.cost = {};
+  out.entry = nullptr;
+  out.long_context = false;
+  out.note.clear();
+  out.table_version.assign(table.version);
+}
+
+/// Copies the resolution of the requested id into `out` (assign reuses the strings' capacity).
+inline void record_model(const resolved_model_view& m, priced& out) {
+  out.model.kind = m.kind;
+  out.model.base_model.assign(m.base_model);
+  out.model.scope = m.scope;
+  out.model.geo.assign(m.geo);
+  out.model.arn_region.assign(m.arn_region);
+  out.model.mapping = m.mapping;
+  out.base_model.assign(m.base_model);
+}
+
+inline bool no_tokens(const token_usage& u) noexcept {
+  return u.input == 0 && u.output == 0 && u.cache_read == 0 && u.cache_write == 0;
+}
+
+/// Rule 3's note: the id names no base model, and why.
+void note_no_base_model(const resolved_model_view& m, std::string& note) {
+  note = "unpriced: ";
+  if (m.kind == model_id_kind::unknown) {
+    note += "unknown model id";
+  } else {
+    note += "no model_mapping for ";
+    note += to_string(m.kind);
+    note += " id";
+  }
+}
+
+/// Rule 4's note: every dimension the lookup used, so the missing table row can be written.
+void note_no_rate(const resolved_model_view& m, const price_query& q, std::string& note) {
+  note = "unpriced: no rate for ";
+  note += m.base_model;
+  note += " in region ";
+  note += q.region.empty() ? std::string_view("(none)") : q.region;
+  note += ", scope ";
+  note += scope_name(m.scope);
+  note += ", tier ";
+  note += to_string(q.tier);
+  note += ", latency ";
+  note += to_string(q.latency);
+  if (q.batch) note += ", batch";
+  note += ", on ";
+  note += day_string(std::chrono::floor<std::chrono::days>(q.at));
+}
+
+/// Cache writes by TTL: the 1-hour part (never more than all writes) and the 5-minute rest.
+struct cache_writes {
+  std::uint64_t five_min = 0;
+  std::uint64_t one_hour = 0;
+};
+
+inline cache_writes split_cache_writes(const token_usage& u) noexcept {
+  const std::uint64_t one_hour = std::min(u.cache_write_1h, u.cache_write);
+  return {u.cache_write - one_hour, one_hour};
+}
+
+/// The long-context rule: total input (input + cache read + cache write) strictly above the
+/// entry's threshold. Summed in 128 bits: counts come from the network.
+inline bool exceeds_long_context(const rate_entry& e, const token_usage& u) noexcept {
+  const i128 total_input = static_cast<i128>(u.input) + u.cache_read + u.cache_write;
+  return e.long_context_threshold && total_input > static_cast<i128>(*e.long_context_threshold);
+}
+
+/// The rate for one cache token type: its own rate, else the input rate (noted when tokens of
+/// that type are present, since the table does not say what they cost).
+inline rate_micro_per_m rate_or_input(const std::optional<rate_micro_per_m>& rate,
+                                      rate_micro_per_m input, std::uint64_t tokens,
+                                      std::string_view caveat, std::string& note) {
+  if (rate) return *rate;
+  if (tokens > 0) add_note(note, caveat);
+  return input;
+}
+
+/// 1-hour cache writes without their own rate cost what a 5-minute write costs when the entry
+/// has that rate, else the input rate; either way the note says so.
+inline rate_micro_per_m write_1h_rate(const token_rates& r, std::uint64_t tokens,
+                                      std::string& note) {
+  if (r.cache_write_1h) return *r.cache_write_1h;
+  if (tokens == 0) return r.input;
+  if (r.cache_write_5m) {
+    add_note(note, "no cache_write_1h rate: priced at 5m write rate");
+    return *r.cache_write_5m;
+  }
+  add_note(note, "no cache_write_1h rate: priced at input rate");
+  return r.input;
+}
+
+/// Cost per token type in pico-USD, in 128 bits so that no count or rate can overflow.
+struct token_costs {
+  i128 input = 0;
+  i128 output = 0;
+  i128 read = 0;
+  i128 write = 0;  ///< 5m + 1h
+};
+
+token_costs costs_of(const token_rates& r, const token_usage& u, const cache_writes& w,
+                     std::string& note) {
+  // The caveats are noted in this order: read, 5m write, 1h write.
+  const rate_micro_per_m read_rate = rate_or_input(
+      r.cache_read, r.input, u.cache_read, "no cache_read rate: priced at input rate", note);
+  const rate_micro_per_m write_5m_rate = rate_or_input(
+      r.cache_write_5m, r.input, w.five_min, "no cache_write_5m rate: priced at input rate", note);
+  const rate_micro_per_m write_1h = write_1h_rate(r, w.one_hour, note);
+  token_costs c;
+  c.input = static_cast<i128>(u.input) * r.input;
+  c.output = static_cast<i128>(u.output) * r.output;
+  c.read = static_cast<i128>(u.cache_read) * read_rate;
+  c.write = static_cast<i128>(w.five_min) * write_5m_rate +
+            static_cast<i128>(w.one_hour) * write_1h;
+  return c;
+}
+
+/// Whether every part and the total fit a pico_usd (int64); negative rates cannot, either.
+inline bool fits_in_pico(const token_costs& c) noexcept {
+  constexpr i128 max = std::numeric_limits<pico_usd>::max();
+  return c.input + c.output + c.read + c.write <= max && c.input >= 0 && c.output >= 0 &&
+         c.read >= 0 && c.write >= 0;
+}
+
+/// Rule 5: prices the usage from entry `e` (already recorded in `out`).
+void price_from_entry(const rate_entry& e, const token_usage& usage, priced& out) {
+  const cache_writes w = split_cache_writes(usage);
+  out.long_context = exceeds_long_context(e, usage);
+  const token_rates r =
+      effective_rates(e, out.long_context, usage, w.five_min, w.one_hour, out.note);
+  const token_costs c = costs_of(r, usage, w, out.note);
+  if (!fits_in_pico(c)) {
+    out.entry = nullptr;
+    out.long_context = false;
+    add_note(out.note, "unpriced: cost out of range (token counts or rates)");
+    return;
+  }
+  out.cost.input = static_cast<pico_usd>(c.input);
+  out.cost.output = static_cast<pico_usd>(c.output);
+  out.cost.cache_read = static_cast<pico_usd>(c.read);
+  out.cost.cache_write = static_cast<pico_usd>(c.write);
+  out.priced = true;
+}
+
 }  // namespace
 
 std::string_view to_string(service_tier t) noexcept {
@@ -182,25 +331,13 @@ const rate_entry* find_rate(const rate_table& table, std::string_view base_model
 }
 
 void price(const rate_table& table, const token_usage& usage, const price_query& q, priced& out) {
-  out.priced = false;
-  out.cost = {};
-  out.entry = nullptr;
-  out.long_context = false;
-  out.note.clear();
-  out.table_version.assign(table.version);
-
+  reset_quote(table, out);
   const resolved_model_view m =
       resolve_model_view(q.model_id, q.mappings != nullptr ? *q.mappings : no_mappings());
-  out.model.kind = m.kind;
-  out.model.base_model.assign(m.base_model);
-  out.model.scope = m.scope;
-  out.model.geo.assign(m.geo);
-  out.model.arn_region.assign(m.arn_region);
-  out.model.mapping = m.mapping;
-  out.base_model.assign(m.base_model);
+  record_model(m, out);
 
   // 1. Nothing billable: a request, not unpriced spend.
-  if (usage.input == 0 && usage.output == 0 && usage.cache_read == 0 && usage.cache_write == 0) {
+  if (no_tokens(usage)) {
     out.priced = true;
     return;
   }
@@ -212,84 +349,19 @@ void price(const rate_table& table, const token_usage& usage, const price_query&
   }
   // 3. Nothing to look up.
   if (m.base_model.empty()) {
-    out.note = "unpriced: ";
-    if (m.kind == model_id_kind::unknown) {
-      out.note += "unknown model id";
-    } else {
-      out.note += "no model_mapping for ";
-      out.note += to_string(m.kind);
-      out.note += " id";
-    }
+    note_no_base_model(m, out.note);
     return;
   }
   // 4. Find the entry.
   const rate_entry* e = find_rate(table, m.base_model, m.scope, q);
   if (e == nullptr) {
-    out.note = "unpriced: no rate for ";
-    out.note += m.base_model;
-    out.note += " in region ";
-    out.note += q.region.empty() ? std::string_view("(none)") : q.region;
-    out.note += ", scope ";
-    out.note += scope_name(m.scope);
-    out.note += ", tier ";
-    out.note += to_string(q.tier);
-    out.note += ", latency ";
-    out.note += to_string(q.latency);
-    if (q.batch) out.note += ", batch";
-    out.note += ", on ";
-    out.note += day_string(std::chrono::floor<std::chrono::days>(q.at));
+    note_no_rate(m, q, out.note);
     return;
   }
   out.entry = e;
   out.base_model.assign(e->model);
-
-  // 5. Price it. Sums and products in 128 bits: counts come from the network.
-  const std::uint64_t write_1h = std::min(usage.cache_write_1h, usage.cache_write);
-  const std::uint64_t write_5m = usage.cache_write - write_1h;
-  const i128 total_input = static_cast<i128>(usage.input) + usage.cache_read + usage.cache_write;
-  out.long_context = e->long_context_threshold && total_input > static_cast<i128>(*e->long_context_threshold);
-  const token_rates r = effective_rates(*e, out.long_context, usage, write_5m, write_1h, out.note);
-
-  rate_micro_per_m read_rate = r.input;
-  if (r.cache_read) {
-    read_rate = *r.cache_read;
-  } else if (usage.cache_read > 0) {
-    add_note(out.note, "no cache_read rate: priced at input rate");
-  }
-  rate_micro_per_m write_5m_rate = r.input;
-  if (r.cache_write_5m) {
-    write_5m_rate = *r.cache_write_5m;
-  } else if (write_5m > 0) {
-    add_note(out.note, "no cache_write_5m rate: priced at input rate");
-  }
-  rate_micro_per_m write_1h_rate = r.input;
-  if (r.cache_write_1h) {
-    write_1h_rate = *r.cache_write_1h;
-  } else if (write_1h > 0) {
-    if (r.cache_write_5m) {
-      write_1h_rate = *r.cache_write_5m;
-      add_note(out.note, "no cache_write_1h rate: priced at 5m write rate");
-    } else {
-      add_note(out.note, "no cache_write_1h rate: priced at input rate");
-    }
-  }
-
-  const i128 input = static_cast<i128>(usage.input) * r.input;
-  const i128 output = static_cast<i128>(usage.output) * r.output;
-  const i128 read = static_cast<i128>(usage.cache_read) * read_rate;
-  const i128 write = static_cast<i128>(write_5m) * write_5m_rate + static_cast<i128>(write_1h) * write_1h_rate;
-  constexpr i128 max = std::numeric_limits<pico_usd>::max();
-  if (input + output + read + write > max || input < 0 || output < 0 || read < 0 || write < 0) {
-    out.entry = nullptr;
-    out.long_context = false;
-    add_note(out.note, "unpriced: cost out of range (token counts or rates)");
-    return;
-  }
-  out.cost.input = static_cast<pico_usd>(input);
-  out.cost.output = static_cast<pico_usd>(output);
-  out.cost.cache_read = static_cast<pico_usd>(read);
-  out.cost.cache_write = static_cast<pico_usd>(write);
-  out.priced = true;
+  // 5. Price it.
+  price_from_entry(*e, usage, out);
 }
 
 priced price(const rate_table& table, const token_usage& usage, const price_query& q) {

@@ -69,6 +69,60 @@ route_error decode_identifier(std::string_view raw, std::string& out) {
   return route_error::none;
 }
 
+const model_action* find_model_action(std::string_view name) noexcept {
+  for (const model_action& a : model_actions) {
+    if (name == a.name) return &a;
+  }
+  return nullptr;
+}
+
+// POST /model/{modelId}/{action}
+route_result model_route(const segments& s, bool post) {
+  const model_action* found = find_model_action(s.seg[2]);
+  if (found == nullptr) return fail(route_error::unknown_route);
+  if (!post) return fail(route_error::method_not_allowed);
+  route_result r;
+  r.value.op = found->op;
+  r.error = decode_identifier(s.seg[1], r.value.model_id);
+  return r;
+}
+
+inline bool is_guardrail_apply(const segments& s) noexcept {
+  return s.count == 5 && s.seg[0] == "guardrail" && s.seg[2] == "version" && s.seg[4] == "apply";
+}
+
+// POST /guardrail/{guardrailIdentifier}/version/{guardrailVersion}/apply
+route_result guardrail_route(const segments& s, bool post) {
+  if (!post) return fail(route_error::method_not_allowed);
+  route_result r;
+  r.value.op = operation::apply_guardrail;
+  r.error = decode_identifier(s.seg[1], r.value.model_id);
+  if (r.error == route_error::none) r.error = decode_identifier(s.seg[3], r.value.resource);
+  return r;
+}
+
+// POST /async-invoke (start), GET /async-invoke (list)
+route_result async_collection_route(bool post, bool get) {
+  route_result r;
+  if (post) {
+    r.value.op = operation::start_async_invoke;
+  } else if (get) {
+    r.value.op = operation::list_async_invokes;
+  } else {
+    return fail(route_error::method_not_allowed);
+  }
+  return r;
+}
+
+// GET /async-invoke/{invocationArn}; the ARN's '/' arrives as %2F, so it is one segment.
+route_result async_invocation_route(const segments& s, bool get) {
+  if (!get) return fail(route_error::method_not_allowed);
+  route_result r;
+  r.value.op = operation::get_async_invoke;
+  r.error = decode_identifier(s.seg[1], r.value.resource);
+  return r;
+}
+
 }  // namespace
 
 std::string_view operation_name(operation op) noexcept {
@@ -132,53 +186,14 @@ route_result parse_route(std::string_view method, std::string_view target) {
 
   const segments s = split_path(path);
   if (s.too_many) return fail(route_error::unknown_route);
-  const auto& seg = s.seg;
   const bool post = method == "POST";
   const bool get = method == "GET";
 
-  route_result r;
-
-  // POST /model/{modelId}/{action}
-  if (s.count == 3 && seg[0] == "model") {
-    const model_action* found = nullptr;
-    for (const model_action& a : model_actions) {
-      if (seg[2] == a.name) found = &a;
-    }
-    if (found == nullptr) return fail(route_error::unknown_route);
-    if (!post) return fail(route_error::method_not_allowed);
-    r.value.op = found->op;
-    r.error = decode_identifier(seg[1], r.value.model_id);
-    return r;
-  }
-
-  // POST /guardrail/{guardrailIdentifier}/version/{guardrailVersion}/apply
-  if (s.count == 5 && seg[0] == "guardrail" && seg[2] == "version" && seg[4] == "apply") {
-    if (!post) return fail(route_error::method_not_allowed);
-    r.value.op = operation::apply_guardrail;
-    r.error = decode_identifier(seg[1], r.value.model_id);
-    if (r.error == route_error::none) r.error = decode_identifier(seg[3], r.value.resource);
-    return r;
-  }
-
-  if (seg[0] == "async-invoke") {
-    // POST /async-invoke (start), GET /async-invoke (list)
-    if (s.count == 1) {
-      if (post) {
-        r.value.op = operation::start_async_invoke;
-      } else if (get) {
-        r.value.op = operation::list_async_invokes;
-      } else {
-        return fail(route_error::method_not_allowed);
-      }
-      return r;
-    }
-    // GET /async-invoke/{invocationArn}; the ARN's '/' arrives as %2F, so it is one segment.
-    if (s.count == 2) {
-      if (!get) return fail(route_error::method_not_allowed);
-      r.value.op = operation::get_async_invoke;
-      r.error = decode_identifier(seg[1], r.value.resource);
-      return r;
-    }
+  if (s.count == 3 && s.seg[0] == "model") return model_route(s, post);
+  if (is_guardrail_apply(s)) return guardrail_route(s, post);
+  if (s.seg[0] == "async-invoke") {
+    if (s.count == 1) return async_collection_route(post, get);
+    if (s.count == 2) return async_invocation_route(s, get);
   }
 
   // Everything else, including InvokeGuardrailChecks (POST /guardrail-checks/invoke), is unknown.

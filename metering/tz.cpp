@@ -174,7 +174,22 @@ std::size_t data_size(const tzif_counts& c, std::size_t time_size) {
          std::size_t{c.leap} * (time_size + 4) + c.isstd + c.isut;
 }
 
-zone_result fail(std::string why) { return zone_result{std::nullopt, std::move(why)}; }
+error bad_tzif(std::string why) { return error{error::kind::bad_data, std::move(why)}; }
+
+/// The POSIX TZ footer after the v2 data at `r.i`: absent (nothing follows, or an empty line), a
+/// rule, or an error.
+boost::system::result<std::optional<posix_tz>, error> read_footer(std::string_view bytes,
+                                                                  const reader& r) {
+  if (r.i >= bytes.size()) return std::optional<posix_tz>{};
+  if (bytes[r.i] != '\n') return bad_tzif("footer does not start with a newline");
+  const auto end = bytes.find('\n', r.i + 1);
+  if (end == std::string_view::npos) return bad_tzif("unterminated footer");
+  const auto text = bytes.substr(r.i + 1, end - r.i - 1);
+  if (text.empty()) return std::optional<posix_tz>{};
+  std::optional<posix_tz> footer = parse_posix_tz(text);
+  if (!footer) return bad_tzif("unsupported TZ footer: " + std::string(text));
+  return footer;
+}
 
 }  // namespace
 
@@ -269,16 +284,16 @@ zone_result parse_tzif(std::string_view bytes) {
   reader r{bytes};
   char version = 0;
   auto v1 = read_header(r, version);
-  if (!v1) return fail("not a TZif file");
-  if (version < '2') return fail("TZif version 1 has no 64-bit data");
+  if (!v1) return bad_tzif("not a TZif file");
+  if (version < '2') return bad_tzif("TZif version 1 has no 64-bit data");
   const std::size_t v1_size = data_size(*v1, 4);
-  if (!r.has(v1_size)) return fail("truncated v1 data");
+  if (!r.has(v1_size)) return bad_tzif("truncated v1 data");
   r.i += v1_size;
   char version2 = 0;
   auto c = read_header(r, version2);
-  if (!c) return fail("missing v2 header");
-  if (c->type == 0 || c->chars == 0) return fail("no local time types");
-  if (!r.has(data_size(*c, 8))) return fail("truncated v2 data");
+  if (!c) return bad_tzif("missing v2 header");
+  if (c->type == 0 || c->chars == 0) return bad_tzif("no local time types");
+  if (!r.has(data_size(*c, 8))) return bad_tzif("truncated v2 data");
 
   std::vector<std::int64_t> times(c->time);
   for (auto& t : times) {
@@ -287,7 +302,7 @@ zone_result parse_tzif(std::string_view bytes) {
   std::vector<std::uint8_t> idx(c->time);
   for (auto& x : idx) {
     x = static_cast<std::uint8_t>(r.be(1));
-    if (x >= c->type) return fail("transition names an unknown type");
+    if (x >= c->type) return bad_tzif("transition names an unknown type");
   }
   std::vector<std::int32_t> type_offsets(c->type);
   for (auto& off : type_offsets) {
@@ -296,40 +311,29 @@ zone_result parse_tzif(std::string_view bytes) {
   }
   r.i += c->chars + std::size_t{c->leap} * 12 + c->isstd + c->isut;
   for (std::size_t k = 1; k < times.size(); ++k) {
-    if (times[k] <= times[k - 1]) return fail("transitions not ascending");
+    if (times[k] <= times[k - 1]) return bad_tzif("transitions not ascending");
   }
   std::vector<std::int32_t> offsets(times.size());
   for (std::size_t k = 0; k < times.size(); ++k) offsets[k] = type_offsets[idx[k]];
 
-  std::optional<posix_tz> footer;
-  if (r.i < bytes.size()) {
-    if (bytes[r.i] != '\n') return fail("footer does not start with a newline");
-    const auto end = bytes.find('\n', r.i + 1);
-    if (end == std::string_view::npos) return fail("unterminated footer");
-    const auto text = bytes.substr(r.i + 1, end - r.i - 1);
-    if (!text.empty()) {
-      footer = parse_posix_tz(text);
-      if (!footer) return fail("unsupported TZ footer: " + std::string(text));
-    }
-  }
+  auto footer = read_footer(bytes, r);
+  if (!footer) return footer.error();
   // RFC 8536: local time type 0 applies before the first transition.
-  return zone_result{time_zone(std::move(times), std::move(offsets), type_offsets[0],
-                               std::move(footer)),
-                     {}};
+  return time_zone(std::move(times), std::move(offsets), type_offsets[0], std::move(*footer));
 }
 
 zone_result load_zone(std::string_view name) {
-  if (name.empty() || name == "UTC") return zone_result{time_zone{}, {}};
+  if (name.empty() || name == "UTC") return time_zone{};
   if (name.front() == '/' || name.find("..") != std::string_view::npos) {
-    return fail("invalid zone name");
+    return error{error::kind::invalid_argument, "invalid zone name"};
   }
   std::ifstream in("/usr/share/zoneinfo/" + std::string(name), std::ios::binary);
-  if (!in) return fail("unknown time zone: " + std::string(name));
+  if (!in) return error{error::kind::not_found, "unknown time zone: " + std::string(name)};
   std::ostringstream buf;
   buf << in.rdbuf();
-  auto result = parse_tzif(buf.str());
-  if (!result.zone) result.error = std::string(name) + ": " + result.error;
-  return result;
+  zone_result zone = parse_tzif(buf.str());
+  if (!zone) return error{zone.error().what, std::string(name) + ": " + zone.error().message};
+  return zone;
 }
 
 }  // namespace bedrock_meter::metering

@@ -9,6 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/system/result.hpp>
+
+#include "metering/error.hpp"
+
 namespace bedrock_meter::metering {
 
 /// One rule of a POSIX TZ string: when DST starts or ends, in local wall time of the offset in
@@ -71,18 +75,16 @@ class time_zone {
   std::optional<posix_tz> footer_;
 };
 
-/// Result of parsing or loading a zone: a zone, or why not.
-struct zone_result {
-  std::optional<time_zone> zone;
-  std::string error;
-};
+/// A parsed or loaded zone, or why not (`error().message` is one line for an operator).
+using zone_result = boost::system::result<time_zone, error>;
 
 /// Parses the bytes of a TZif file (v2 or later; v1-only files are rejected since their 32-bit
-/// table ends in 2038 and they carry no footer).
+/// table ends in 2038 and they carry no footer). Errors are `error::kind::bad_data`.
 zone_result parse_tzif(std::string_view bytes);
 
-/// Reads /usr/share/zoneinfo/NAME and parses it. "UTC" needs no file. Rejects names that could
-/// escape the directory ("..", absolute paths).
+/// Reads /usr/share/zoneinfo/NAME and parses it. "UTC" (or "") needs no file. Rejects names that
+/// could escape the directory ("..", absolute paths) as `invalid_argument`; a missing file is
+/// `not_found`; a file that does not parse is `bad_data`, its message prefixed with "NAME: ".
 zone_result load_zone(std::string_view name);
 
 }  // namespace bedrock_meter::metering

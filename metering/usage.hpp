@@ -1,7 +1,7 @@
 #pragma once
 /// Token usage of one Bedrock request, read from the response as it streams past.
 ///
-/// Where usage comes from (first that applies; see DESIGN.md "Where usage comes from"):
+/// Where usage comes from (first that applies; docs/usage-sources.md has the details per family):
 ///   Converse                       body `usage`
 ///   ConverseStream                 the final `metadata` event's `usage`
 ///   InvokeModel                    `X-Amzn-Bedrock-*-Token-Count` headers, else the family's body usage

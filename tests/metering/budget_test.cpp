@@ -21,8 +21,8 @@ bm::instant utc(int y, unsigned m, unsigned d, int h = 0, int mi = 0) {
 
 std::shared_ptr<const bm::time_zone> zone(const char* name) {
   auto r = bm::load_zone(name);
-  EXPECT_TRUE(r.zone) << r.error;
-  return std::make_shared<const bm::time_zone>(r.zone.value_or(bm::time_zone{}));
+  EXPECT_TRUE(r) << r.error().message;
+  return std::make_shared<const bm::time_zone>(r ? *r : bm::time_zone{});
 }
 
 bm::budget_period daily() { return {bm::period_kind::daily, {}, 0}; }

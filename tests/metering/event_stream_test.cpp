@@ -76,7 +76,8 @@ std::vector<std::size_t> random_chunks(std::size_t total, std::uint32_t seed, st
   return out;
 }
 
-/// STYLE.md 19: whole, 1-byte, and several seeded random chunkings.
+/// Whole, 1-byte, and several seeded random chunkings: the proxy hands the decoder whatever the
+/// network delivered, so every result must be the same whatever the chunk boundaries.
 std::vector<chunking> all_chunkings() {
   std::vector<chunking> out;
   out.push_back({"whole", [](std::size_t n) { return std::vector<std::size_t>{n}; }});

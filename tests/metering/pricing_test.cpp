@@ -1,7 +1,7 @@
 // Pricing tests. Every expected amount is computed by hand in the comment beside it from the
-// published per-1M-token price (AWS Bedrock pricing page, /work/shared/prices/NOTES.md), never by
-// calling the code under test. Units: a rate of $X per 1M tokens is X * 1e6 micro-USD per 1M,
-// which is also X * 1e6 pico-USD per token; cost in pico-USD = tokens x that number.
+// published per-1M-token price (AWS Bedrock pricing page), never by calling the code under
+// test. Units: a rate of $X per 1M tokens is X * 1e6 micro-USD per 1M, which is also X * 1e6
+// pico-USD per token; cost in pico-USD = tokens x that number.
 #include "metering/money.hpp"
 #include "metering/rate_table.hpp"
 

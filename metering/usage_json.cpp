@@ -1,0 +1,397 @@
+#include "metering/usage_json.hpp"
+
+#include <algorithm>
+#include <span>
+
+// basic_parser's member templates live in this header; this is the only translation unit that
+// instantiates basic_parser<path_handler>.
+#include <boost/json/basic_parser_impl.hpp>
+
+namespace bedrock_meter::metering::detail {
+
+namespace json = boost::json;
+
+struct rule {
+  std::string_view path;  ///< keys joined by '.', array elements as "[]"
+  shape target;
+  field slot;
+  bool accumulate = false;  ///< sum every occurrence (Titan `results[].tokenCount`)
+};
+
+namespace {
+
+/// Nesting the parser accepts at all (model-generated tool input can be deep).
+constexpr std::size_t max_json_depth = 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Where each shape keeps its counts, per kind of document.
+
+constexpr std::array converse_rules{
+    rule{"usage.inputTokens", shape::converse, field::input},
+    rule{"usage.outputTokens", shape::converse, field::output},
+    rule{"usage.cacheReadInputTokens", shape::converse, field::cache_read},
+    rule{"usage.cacheWriteInputTokens", shape::converse, field::cache_write},
+};
+
+constexpr std::array invoke_body_rules{
+    rule{"usage.input_tokens", shape::anthropic, field::input},
+    rule{"usage.output_tokens", shape::anthropic, field::output},
+    rule{"usage.cache_read_input_tokens", shape::anthropic, field::cache_read},
+    rule{"usage.cache_creation_input_tokens", shape::anthropic, field::cache_write},
+    rule{"usage.cache_creation.ephemeral_1h_input_tokens", shape::anthropic,
+         field::cache_write_1h},
+    rule{"usage.inputTokens", shape::nova, field::input},
+    rule{"usage.outputTokens", shape::nova, field::output},
+    rule{"usage.cacheReadInputTokenCount", shape::nova, field::cache_read},
+    rule{"usage.cacheWriteInputTokenCount", shape::nova, field::cache_write},
+    rule{"inputTextTokenCount", shape::titan, field::input},
+    rule{"results[].tokenCount", shape::titan, field::output, true},
+    rule{"prompt_token_count", shape::llama, field::input},
+    rule{"generation_token_count", shape::llama, field::output},
+    rule{"usage.prompt_tokens", shape::openai, field::input},
+    rule{"usage.completion_tokens", shape::openai, field::output},
+    rule{"usage.prompt_tokens_details.cached_tokens", shape::openai, field::cache_read},
+    rule{"meta.billed_units.input_tokens", shape::cohere, field::input},
+    rule{"meta.billed_units.output_tokens", shape::cohere, field::output},
+};
+
+constexpr std::array invoke_chunk_rules{
+    rule{"amazon-bedrock-invocationMetrics.inputTokenCount", shape::invocation_metrics,
+         field::input},
+    rule{"amazon-bedrock-invocationMetrics.outputTokenCount", shape::invocation_metrics,
+         field::output},
+    rule{"amazon-bedrock-invocationMetrics.cacheReadInputTokenCount", shape::invocation_metrics,
+         field::cache_read},
+    rule{"amazon-bedrock-invocationMetrics.cacheWriteInputTokenCount", shape::invocation_metrics,
+         field::cache_write},
+    rule{"message.usage.input_tokens", shape::anthropic_start, field::input},
+    rule{"message.usage.output_tokens", shape::anthropic_start, field::output},
+    rule{"message.usage.cache_read_input_tokens", shape::anthropic_start, field::cache_read},
+    rule{"message.usage.cache_creation_input_tokens", shape::anthropic_start, field::cache_write},
+    rule{"message.usage.cache_creation.ephemeral_1h_input_tokens", shape::anthropic_start,
+         field::cache_write_1h},
+    rule{"usage.input_tokens", shape::anthropic, field::input},
+    rule{"usage.output_tokens", shape::anthropic, field::output},
+    rule{"usage.cache_read_input_tokens", shape::anthropic, field::cache_read},
+    rule{"usage.cache_creation_input_tokens", shape::anthropic, field::cache_write},
+    rule{"usage.cache_creation.ephemeral_1h_input_tokens", shape::anthropic,
+         field::cache_write_1h},
+    rule{"metadata.usage.inputTokens", shape::nova, field::input},
+    rule{"metadata.usage.outputTokens", shape::nova, field::output},
+    rule{"metadata.usage.cacheReadInputTokenCount", shape::nova, field::cache_read},
+    rule{"metadata.usage.cacheWriteInputTokenCount", shape::nova, field::cache_write},
+    rule{"inputTextTokenCount", shape::titan, field::input},
+    rule{"totalOutputTextTokenCount", shape::titan, field::output},
+    rule{"prompt_token_count", shape::llama, field::input},
+    rule{"generation_token_count", shape::llama, field::output},
+    rule{"usage.prompt_tokens", shape::openai, field::input},
+    rule{"usage.completion_tokens", shape::openai, field::output},
+    rule{"usage.prompt_tokens_details.cached_tokens", shape::openai, field::cache_read},
+    rule{"response.meta.billed_units.input_tokens", shape::cohere, field::input},
+    rule{"response.meta.billed_units.output_tokens", shape::cohere, field::output},
+};
+
+// Generated text, counted only to estimate output when usage never arrives.
+constexpr std::array<std::string_view, 2> converse_body_text{
+    "output.message.content[].text",
+    "output.message.content[].reasoningContent.reasoningText.text",
+};
+constexpr std::array<std::string_view, 3> converse_event_text{
+    "delta.text",
+    "delta.toolUse.input",
+    "delta.reasoningContent.text",
+};
+constexpr std::array<std::string_view, 9> invoke_body_text{
+    "content[].text",                 // Anthropic
+    "content[].thinking",             // Anthropic extended thinking
+    "output.message.content[].text",  // Nova
+    "results[].outputText",           // Titan
+    "generation",                     // Llama
+    "outputs[].text",                 // Mistral text completion
+    "choices[].message.content",      // OpenAI-compatible chat, Mistral chat, Jamba
+    "choices[].text",                 // DeepSeek text completion
+    "text",                           // Cohere Command R
+};
+constexpr std::array<std::string_view, 11> invoke_chunk_text{
+    "delta.text",                    // Anthropic content_block_delta
+    "delta.partial_json",            // Anthropic tool input
+    "delta.thinking",                // Anthropic extended thinking
+    "contentBlockDelta.delta.text",  // Nova
+    "outputText",                    // Titan
+    "generation",                    // Llama
+    "outputs[].text",                // Mistral text completion
+    "choices[].delta.content",       // OpenAI-compatible
+    "choices[].message.content",     // Mistral chat
+    "choices[].text",                // DeepSeek
+    "text",                          // Cohere
+};
+
+template <std::size_t N>
+const rule* find_rule(const std::array<rule, N>& rules, std::string_view path) noexcept {
+  for (const rule& r : rules) {
+    if (r.path == path) return &r;
+  }
+  return nullptr;
+}
+
+bool path_in(std::span<const std::string_view> paths, std::string_view path) noexcept {
+  return std::find(paths.begin(), paths.end(), path) != paths.end();
+}
+
+json::parse_options scanner_options() noexcept {
+  json::parse_options o;
+  o.max_depth = max_json_depth;
+  o.allow_invalid_utf8 = true;  // metering only reads numbers; never reject a body over text
+  return o;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// extractor
+
+void extractor::number(std::string_view path, std::uint64_t v) noexcept {
+  switch (kind) {
+    case doc_kind::converse_body:
+    case doc_kind::converse_event:
+      if (path == "usage.cacheDetails[].inputTokens") {
+        detail_tokens = v;
+        detail_has_tokens = true;
+        return;
+      }
+      apply(find_rule(converse_rules, path), v);
+      return;
+    case doc_kind::invoke_body:
+      apply(find_rule(invoke_body_rules, path), v);
+      return;
+    case doc_kind::invoke_chunk:
+      apply(find_rule(invoke_chunk_rules, path), v);
+      return;
+    case doc_kind::chunk_wrapper:
+      return;
+  }
+}
+
+void extractor::apply(const rule* r, std::uint64_t v) noexcept {
+  if (r == nullptr) return;
+  counts& c = shapes[index_of(r->target)];
+  if (r->accumulate) {
+    c.add(r->slot, v);
+  } else {
+    c.put(r->slot, v);
+  }
+}
+
+void extractor::string_part(std::string_view path, std::string_view s, bool first, bool last) {
+  switch (kind) {
+    case doc_kind::chunk_wrapper:
+      if (path == "bytes" && bytes_out != nullptr) {
+        if (first) bytes_out->clear();
+        bytes_out->append(s);
+      }
+      return;
+    case doc_kind::converse_body:
+    case doc_kind::converse_event:
+      if (path_in(kind == doc_kind::converse_body ? std::span<const std::string_view>(
+                                                        converse_body_text)
+                                                  : std::span<const std::string_view>(
+                                                        converse_event_text),
+                  path)) {
+        count_text(s, first, last);
+      } else if (path == "usage.cacheDetails[].ttl") {
+        if (first) ttl_len = 0;
+        const std::size_t n = std::min(s.size(), ttl.size() - ttl_len);
+        std::copy_n(s.data(), n, ttl.data() + ttl_len);
+        ttl_len += n;
+      } else if (path == "serviceTier.type") {
+        if (first) tier.clear();
+        tier.append(s.substr(0, max_tier_bytes - std::min(tier.size(), max_tier_bytes)));
+      }
+      return;
+    case doc_kind::invoke_body:
+      if (path_in(invoke_body_text, path)) count_text(s, first, last);
+      return;
+    case doc_kind::invoke_chunk:
+      if (path_in(invoke_chunk_text, path)) {
+        count_text(s, first, last);
+      } else if (path == "stop_reason" || path == "completionReason") {
+        stop_seen = true;  // Llama / Titan: a non-null reason marks the last chunk
+      }
+      return;
+  }
+}
+
+// Text of a string still being parsed is held apart until the string completes, so that a
+// body malformed mid-string estimates the same whatever the chunk boundaries were (the
+// fuzzer checks that whole and chunked feeding agree).
+void extractor::count_text(std::string_view s, bool first, bool last) noexcept {
+  if (first) pending_text_bytes = 0;
+  pending_text_bytes += s.size();
+  if (!last) return;
+  text_bytes += pending_text_bytes;
+  pending_text_bytes = 0;
+  text_in_doc = true;
+}
+
+void extractor::object_end(std::string_view path) noexcept {
+  switch (kind) {
+    case doc_kind::converse_body:
+    case doc_kind::converse_event:
+      if (path == "usage.cacheDetails[]") {
+        if (detail_has_tokens) {
+          details_total += detail_tokens;
+          if (std::string_view(ttl.data(), ttl_len) == "1h") details_1h += detail_tokens;
+          details_seen = true;
+        }
+        detail_has_tokens = false;
+        detail_tokens = 0;
+        ttl_len = 0;
+      } else if (path == "usage") {
+        usage_closed = true;
+      }
+      return;
+    case doc_kind::invoke_body:
+      if (path == "usage" || path == "meta") usage_closed = true;
+      return;
+    case doc_kind::invoke_chunk:
+    case doc_kind::chunk_wrapper:
+      return;
+  }
+}
+
+void extractor::document_end() noexcept {
+  if (kind == doc_kind::converse_body || kind == doc_kind::invoke_body) usage_closed = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// path_handler
+
+path_handler::path_handler(extractor* ex) : ex_(ex) {
+  // Worst case: every tracked level is a truncated key plus '.', marker and "[]".
+  path_.reserve(max_tracked_depth * (max_key_bytes + 4));
+  frames_.reserve(max_tracked_depth);
+}
+
+bool path_handler::on_document_begin(json::error_code&) {
+  path_.clear();
+  frames_.clear();
+  untracked_ = 0;
+  return true;
+}
+
+bool path_handler::on_document_end(json::error_code&) {
+  ex_->document_end();
+  return true;
+}
+
+bool path_handler::on_object_begin(json::error_code&) {
+  push(false);
+  return true;
+}
+
+bool path_handler::on_object_end(std::size_t, json::error_code&) {
+  if (pop()) ex_->object_end(path_);
+  return true;
+}
+
+bool path_handler::on_array_begin(json::error_code&) {
+  push(true);
+  return true;
+}
+
+bool path_handler::on_array_end(std::size_t, json::error_code&) {
+  pop();
+  return true;
+}
+
+bool path_handler::on_key_part(json::string_view s, std::size_t n, json::error_code&) {
+  key(s, n, false);
+  return true;
+}
+
+bool path_handler::on_key(json::string_view s, std::size_t n, json::error_code&) {
+  key(s, n, true);
+  return true;
+}
+
+bool path_handler::on_string_part(json::string_view s, std::size_t n, json::error_code&) {
+  if (untracked_ == 0)
+    ex_->string_part(path_, std::string_view(s.data(), s.size()), n == s.size(), false);
+  return true;
+}
+
+bool path_handler::on_string(json::string_view s, std::size_t n, json::error_code&) {
+  if (untracked_ == 0)
+    ex_->string_part(path_, std::string_view(s.data(), s.size()), n == s.size(), true);
+  return true;
+}
+
+bool path_handler::on_int64(std::int64_t v, json::string_view, json::error_code&) {
+  if (v >= 0) number(static_cast<std::uint64_t>(v));
+  return true;
+}
+
+bool path_handler::on_uint64(std::uint64_t v, json::string_view, json::error_code&) {
+  number(v);
+  return true;
+}
+
+bool path_handler::on_double(double v, json::string_view, json::error_code&) {
+  // Counts are integers; a provider writing `12.0` still means 12. Negative, NaN and
+  // out-of-range values are not counts.
+  if (v >= 0.0 && v < 1.8e19) number(static_cast<std::uint64_t>(v));
+  return true;
+}
+
+void path_handler::push(bool array) {
+  if (untracked_ > 0 || frames_.size() == max_tracked_depth) {
+    ++untracked_;
+    return;
+  }
+  frames_.push_back(frame{path_.size()});
+  if (array) path_ += "[]";
+}
+
+// Returns true when a tracked container closed; path_ is then that container's path.
+bool path_handler::pop() {
+  if (untracked_ > 0) {
+    --untracked_;
+    return false;
+  }
+  if (frames_.empty()) return false;
+  path_.resize(frames_.back().base);
+  frames_.pop_back();
+  return true;
+}
+
+void path_handler::key(json::string_view s, std::size_t n, bool last) {
+  if (untracked_ > 0 || frames_.empty()) return;
+  if (n == s.size()) {  // first part of this key
+    // An object's frame base is its own path; an array element object's base ends in "[]".
+    path_.resize(frames_.back().base);
+    if (!path_.empty()) path_ += '.';
+    key_len_ = 0;
+  }
+  const std::size_t room = max_key_bytes - std::min(key_len_, max_key_bytes);
+  path_.append(s.data(), std::min(room, s.size()));
+  key_len_ += s.size();
+  if (last && key_len_ > max_key_bytes) path_ += '\x01';  // matches no rule
+}
+
+void path_handler::number(std::uint64_t v) {
+  if (untracked_ == 0) ex_->number(path_, v);
+}
+
+// ---------------------------------------------------------------------------------------------
+// json_reader
+
+json_reader::json_reader(extractor& ex) : parser_(scanner_options(), &ex) {}
+
+std::size_t json_reader::write_some(bool more, const char* data, std::size_t size,
+                                    json::error_code& ec) {
+  return parser_.write_some(more, data, size, ec);
+}
+
+void json_reader::reset() noexcept { parser_.reset(); }
+
+}  // namespace bedrock_meter::metering::detail

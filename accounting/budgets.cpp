@@ -20,9 +20,9 @@ namespace {
 std::shared_ptr<const bm::time_zone> load_or_utc(const std::string& name,
                                                  std::vector<std::string>* warnings) {
   auto z = bm::load_zone(name);
-  if (z.zone) return std::make_shared<const bm::time_zone>(std::move(*z.zone));
+  if (z) return std::make_shared<const bm::time_zone>(std::move(*z));
   if (warnings != nullptr)
-    warnings->push_back("time zone '" + name + "' could not be loaded (" + z.error +
+    warnings->push_back("time zone '" + name + "' could not be loaded (" + z.error().message +
                         "); using UTC");
   return std::make_shared<const bm::time_zone>();
 }

@@ -48,7 +48,7 @@ application::~application() {
 }
 
 boost::system::result<std::unique_ptr<application>, proxy::startup_error> application::start(
-    std::string config_path, std::string ready_file) {
+    std::string config_path, const std::string& ready_file) {
   auto cfg = load_or_report(config_path);
   if (!cfg) return proxy::startup_error{"the config " + config_path + " has errors (above)"};
   std::unique_ptr<application> app(new application());

@@ -29,7 +29,7 @@ class application {
   /// Reads the config, opens the ledger, fetches upstream credentials, binds the listeners and
   /// starts the workers. An error is one line for the operator (startup fails fast).
   static boost::system::result<std::unique_ptr<application>, proxy::startup_error> start(
-      std::string config_path, std::string ready_file);
+      std::string config_path, const std::string& ready_file);
 
   /// Serves until SIGTERM or SIGINT (SIGHUP reloads the config), then stops accepting and lets
   /// in-flight requests finish within limits.shutdown_grace. Returns the exit code.

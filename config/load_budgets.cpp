@@ -59,8 +59,8 @@ constexpr enum_table<m::budget_action, 2> actions{
 
 bool check_zone(const map_reader& s, std::string_view key, const std::string& name) {
   const auto z = m::load_zone(name);
-  if (z.zone) return true;
-  s.error(*s.get(key), "unknown time zone '" + name + "' (" + z.error +
+  if (z) return true;
+  s.error(*s.get(key), "unknown time zone '" + name + "' (" + z.error().message +
                            "); use an IANA name such as UTC, Europe/Berlin or America/New_York");
   return false;
 }

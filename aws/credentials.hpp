@@ -17,7 +17,11 @@
 // own thread. Nothing here logs; outcomes come back as values and through `on_refresh`.
 //
 // No secret ever appears in an error message, a `source` string or a refresh event.
-// Beast and Asio stay in credentials.cpp (STYLE.md 17).
+//
+// Implementation, one concern per file in aws/: credentials_environment.cpp,
+// credentials_profile.cpp (+ profile_ini.*), credentials_container.cpp and credentials_imds.cpp
+// (both through metadata_client.*, the one Beast translation unit), credentials_chain.cpp
+// (resolve, bearer_token), credential_provider.cpp, iso8601.cpp, credential_error.cpp.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -50,7 +54,7 @@ struct aws_credentials {
 /// every other code stops it, because it means the user configured a source that is broken
 /// (botocore raises in the same situations rather than silently falling through to IMDS).
 enum class credential_errc : std::uint8_t {
-  not_found,          ///< this source has nothing to offer (env unset, no file, no profile, no role)
+  not_found,          ///< this source has nothing to offer (env unset, no file/profile/role)
   partial,            ///< an access key id without its secret, or the reverse
   profile_not_found,  ///< an explicitly named profile is in neither shared file
   unsupported,        ///< credential_process / SSO / role_arn profile, https container URI ...
@@ -157,7 +161,7 @@ credential_result<std::string> bearer_token(const config::upstream_credentials& 
 /// Pure; no locale. nullopt when malformed or out of range.
 std::optional<clock_time> parse_iso8601(std::string_view text) noexcept;
 
-// --- The provider ---------------------------------------------------------------------------------
+// --- The provider -------------------------------------------------------------------------------
 
 /// When to refresh temporary credentials and how to back off.
 struct refresh_policy {
@@ -213,7 +217,7 @@ struct provider_status {
 /// Holds the current upstream credentials and keeps temporary ones fresh.
 ///
 /// Created by fetching once synchronously: an error there is returned as a value and the proxy
-/// should exit with its message (STYLE.md 11). Afterwards a background thread wakes
+/// should exit with its message (fail fast at startup). Afterwards a background thread wakes
 /// `refresh_before` ahead of expiry, fetches from the same source and publishes the new snapshot
 /// atomically. If the fetch fails the old snapshot stays published (it is still valid for up to
 /// `refresh_before`), and the thread retries with exponential backoff; requests never see a gap.

@@ -76,12 +76,16 @@ class hasher {
       if (!key.empty()) std::memcpy(k.data() + key_prefix.size(), key.data(), key.size());
     }
     std::array<unsigned char, sha256_block> pad{};
-    for (std::size_t i = 0; i < sha256_block; ++i) pad[i] = static_cast<unsigned char>(k[i] ^ 0x36U);
+    for (std::size_t i = 0; i < sha256_block; ++i) {
+      pad[i] = static_cast<unsigned char>(k[i] ^ 0x36U);
+    }
     init();
     update(pad.data(), pad.size());
     update(data);
     const digest inner = final();
-    for (std::size_t i = 0; i < sha256_block; ++i) pad[i] = static_cast<unsigned char>(k[i] ^ 0x5cU);
+    for (std::size_t i = 0; i < sha256_block; ++i) {
+      pad[i] = static_cast<unsigned char>(k[i] ^ 0x5cU);
+    }
     init();
     update(pad.data(), pad.size());
     update(inner.data(), inner.size());
@@ -424,6 +428,15 @@ void append_request_head(std::string& creq, std::string_view method, std::string
   creq.push_back('\n');
 }
 
+// "\nSIGNED;HEADERS\nPAYLOAD_HASH", after the canonical headers.
+void append_request_tail(std::string& creq, std::string_view signed_headers,
+                         std::string_view payload_sha256_hex) {
+  creq.push_back('\n');
+  creq.append(signed_headers);
+  creq.push_back('\n');
+  creq.append(payload_sha256_hex);
+}
+
 std::size_t estimate_size(std::string_view target, const header_list& headers) {
   std::size_t n = 128 + 3 * target.size();
   for (const auto& [name, value] : headers) n += name.size() + value.size() + 2;
@@ -435,7 +448,8 @@ std::size_t estimate_size(std::string_view target, const header_list& headers) {
 void finish(signature_parts& parts, hasher& h, std::string_view access_key_id,
             std::string_view secret, std::string_view amz_date_value, std::string_view region,
             std::string_view service) {
-  const std::string_view day = amz_date_value.substr(0, std::min<std::size_t>(8, amz_date_value.size()));
+  const std::string_view day =
+      amz_date_value.substr(0, std::min<std::size_t>(8, amz_date_value.size()));
 
   const digest creq_hash = h.hash(parts.canonical_request);
   std::string& sts = parts.string_to_sign;
@@ -492,10 +506,7 @@ signature_parts compute_filtered(const request_view& req, const credentials& cre
   }
   parts.signed_headers.reserve(refs.size() * 16);
   append_sorted_headers(creq, parts.signed_headers, refs);
-  creq.push_back('\n');
-  creq.append(parts.signed_headers);
-  creq.push_back('\n');
-  creq.append(req.payload_sha256_hex);
+  append_request_tail(creq, parts.signed_headers, req.payload_sha256_hex);
 
   hasher h;
   finish(parts, h, creds.access_key_id, creds.secret_access_key, amz_date_value, opt.region,
@@ -511,35 +522,32 @@ bool is_signable_upstream(std::string_view name) {
 // ---------------------------------------------------------------------------------------------
 // Verification helpers
 
-bool parse_digits(std::string_view s, int& out) noexcept {
+// The value of a non-empty run of decimal digits; nullopt when empty or anything else is there.
+std::optional<int> parse_digits(std::string_view s) noexcept {
+  if (s.empty()) return std::nullopt;
   int v = 0;
   for (const char c : s) {
-    if (c < '0' || c > '9') return false;
+    if (c < '0' || c > '9') return std::nullopt;
     v = v * 10 + (c - '0');
   }
-  out = v;
-  return !s.empty();
+  return v;
 }
 
 std::optional<std::chrono::system_clock::time_point> parse_amz_date(std::string_view s) {
   if (s.size() != amz_date_len || s[8] != 'T' || s[15] != 'Z') return std::nullopt;
-  int y = 0;
-  int mo = 0;
-  int d = 0;
-  int h = 0;
-  int mi = 0;
-  int sec = 0;
-  if (!parse_digits(s.substr(0, 4), y) || !parse_digits(s.substr(4, 2), mo) ||
-      !parse_digits(s.substr(6, 2), d) || !parse_digits(s.substr(9, 2), h) ||
-      !parse_digits(s.substr(11, 2), mi) || !parse_digits(s.substr(13, 2), sec)) {
-    return std::nullopt;
-  }
-  const std::chrono::year_month_day ymd{std::chrono::year{y},
-                                        std::chrono::month{static_cast<unsigned>(mo)},
-                                        std::chrono::day{static_cast<unsigned>(d)}};
-  if (!ymd.ok() || h > 23 || mi > 59 || sec > 59) return std::nullopt;
-  return std::chrono::sys_days{ymd} + std::chrono::hours{h} + std::chrono::minutes{mi} +
-         std::chrono::seconds{sec};
+  const auto y = parse_digits(s.substr(0, 4));
+  const auto mo = parse_digits(s.substr(4, 2));
+  const auto d = parse_digits(s.substr(6, 2));
+  const auto h = parse_digits(s.substr(9, 2));
+  const auto mi = parse_digits(s.substr(11, 2));
+  const auto sec = parse_digits(s.substr(13, 2));
+  if (!y || !mo || !d || !h || !mi || !sec) return std::nullopt;
+  const std::chrono::year_month_day ymd{std::chrono::year{*y},
+                                        std::chrono::month{static_cast<unsigned>(*mo)},
+                                        std::chrono::day{static_cast<unsigned>(*d)}};
+  if (!ymd.ok() || *h > 23 || *mi > 59 || *sec > 59) return std::nullopt;
+  return std::chrono::sys_days{ymd} + std::chrono::hours{*h} + std::chrono::minutes{*mi} +
+         std::chrono::seconds{*sec};
 }
 
 bool is_lower_hex(std::string_view s) noexcept {
@@ -554,7 +562,10 @@ bool is_region_name(std::string_view s) noexcept {
   });
 }
 
+// What the Authorization header says; `error` is missing_authorization or
+// malformed_authorization when it could not be read, and then the rest is unset.
 struct parsed_authorization {
+  verify_error error = verify_error::none;
   std::string_view access_key_id;
   std::string_view day;
   std::string_view region;
@@ -564,20 +575,16 @@ struct parsed_authorization {
   std::string_view signature;
 };
 
-// `AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/bedrock/aws4_request,
-//  SignedHeaders=a;b, Signature=hex`; components in any order, separated by commas and/or
-// whitespace (SDKs differ).
-verify_error parse_authorization(std::string_view v, parsed_authorization& out) {
-  std::size_t i = 0;
-  while (i < v.size() && is_space(v[i])) ++i;
-  v.remove_prefix(i);
-  if (v.size() <= algorithm_name.size() || v.substr(0, algorithm_name.size()) != algorithm_name ||
-      !is_space(v[algorithm_name.size()])) {
-    return verify_error::missing_authorization;
-  }
-  v.remove_prefix(algorithm_name.size());
-
+struct authorization_components {
   std::string_view credential;
+  std::string_view signed_headers;
+  std::string_view signature;
+};
+
+// `Credential=..., SignedHeaders=..., Signature=...`: each exactly once, in any order, separated
+// by commas and/or whitespace (SDKs differ). nullopt when one is missing, repeated or unknown.
+std::optional<authorization_components> split_components(std::string_view v) {
+  authorization_components out;
   bool have_credential = false;
   bool have_signed = false;
   bool have_signature = false;
@@ -592,13 +599,13 @@ verify_error parse_authorization(std::string_view v, parsed_authorization& out) 
     const std::string_view item = v.substr(pos, end - pos);
     pos = end;
     const std::size_t eq = item.find('=');
-    if (eq == std::string_view::npos) return verify_error::malformed_authorization;
+    if (eq == std::string_view::npos) return std::nullopt;
     const std::string_view key = item.substr(0, eq);
     const std::string_view value = item.substr(eq + 1);
     bool* seen = nullptr;
     if (key == "Credential") {
       seen = &have_credential;
-      credential = value;
+      out.credential = value;
     } else if (key == "SignedHeaders") {
       seen = &have_signed;
       out.signed_headers = value;
@@ -606,44 +613,69 @@ verify_error parse_authorization(std::string_view v, parsed_authorization& out) 
       seen = &have_signature;
       out.signature = value;
     } else {
-      return verify_error::malformed_authorization;
+      return std::nullopt;
     }
-    if (*seen) return verify_error::malformed_authorization;  // duplicated component
+    if (*seen) return std::nullopt;  // duplicated component
     *seen = true;
   }
-  if (!have_credential || !have_signed || !have_signature) {
-    return verify_error::malformed_authorization;
-  }
+  if (!have_credential || !have_signed || !have_signature) return std::nullopt;
+  return out;
+}
 
+// `AKID/20250101/us-east-1/bedrock/aws4_request`: exactly five non-empty parts.
+std::optional<std::array<std::string_view, 5>> split_scope(std::string_view credential) {
   std::array<std::string_view, 5> scope{};
   std::size_t n = 0;
   std::size_t from = 0;
   while (true) {
     const std::size_t slash = credential.find('/', from);
-    if (n == scope.size()) return verify_error::malformed_authorization;  // too many parts
+    if (n == scope.size()) return std::nullopt;  // too many parts
     scope[n++] = credential.substr(from, slash == std::string_view::npos ? std::string_view::npos
                                                                          : slash - from);
     if (slash == std::string_view::npos) break;
     from = slash + 1;
   }
-  if (n != scope.size()) return verify_error::malformed_authorization;
+  if (n != scope.size()) return std::nullopt;
   for (const std::string_view part : scope) {
-    if (part.empty()) return verify_error::malformed_authorization;
+    if (part.empty()) return std::nullopt;
   }
-  out.access_key_id = scope[0];
-  out.day = scope[1];
-  out.region = scope[2];
-  out.service = scope[3];
-  out.terminator = scope[4];
+  return scope;
+}
 
-  if (out.signature.size() != signature_hex_len || !is_lower_hex(out.signature)) {
-    return verify_error::malformed_authorization;
+// `a;b;c`: no empty names.
+bool is_signed_header_list(std::string_view list) noexcept {
+  return !list.empty() && list.front() != ';' && list.back() != ';' &&
+         list.find(";;") == std::string_view::npos;
+}
+
+// `AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/bedrock/aws4_request,
+//  SignedHeaders=a;b, Signature=hex`.
+parsed_authorization parse_authorization(std::string_view v) {
+  parsed_authorization out;
+  std::size_t i = 0;
+  while (i < v.size() && is_space(v[i])) ++i;
+  v.remove_prefix(i);
+  if (v.size() <= algorithm_name.size() || v.substr(0, algorithm_name.size()) != algorithm_name ||
+      !is_space(v[algorithm_name.size()])) {
+    out.error = verify_error::missing_authorization;
+    return out;
   }
-  if (out.signed_headers.empty() || out.signed_headers.front() == ';' ||
-      out.signed_headers.back() == ';' || out.signed_headers.find(";;") != std::string_view::npos) {
-    return verify_error::malformed_authorization;
+  const auto components = split_components(v.substr(algorithm_name.size()));
+  const auto scope = components ? split_scope(components->credential) : std::nullopt;
+  if (!scope || components->signature.size() != signature_hex_len ||
+      !is_lower_hex(components->signature) ||
+      !is_signed_header_list(components->signed_headers)) {
+    out.error = verify_error::malformed_authorization;
+    return out;
   }
-  return verify_error::none;
+  out.access_key_id = (*scope)[0];
+  out.day = (*scope)[1];
+  out.region = (*scope)[2];
+  out.service = (*scope)[3];
+  out.terminator = (*scope)[4];
+  out.signed_headers = components->signed_headers;
+  out.signature = components->signature;
+  return out;
 }
 
 const std::string* find_header(const header_list& headers, std::string_view name,
@@ -669,6 +701,88 @@ void for_each_signed_name(std::string_view list, F&& f) {
     if (!f(list.substr(pos, end - pos))) return;
     pos = end + 1;
   }
+}
+
+// Joins the values of every `name` header, in request order, as "v1,v2".
+void append_joined_values(std::string& creq, const header_list& headers, std::string_view name) {
+  bool first = true;
+  for (const auto& [k, v] : headers) {
+    if (!iequals(k, name)) continue;
+    if (!first) creq.push_back(',');
+    first = false;
+    append_header_value(creq, v);
+  }
+}
+
+// The scope names our service and the aws4_request terminator, an 8-digit day, and a region that
+// is a DNS label.
+bool is_acceptable_scope(const parsed_authorization& pa, const verify_options& opt) {
+  return pa.service == opt.service && pa.terminator == scope_terminator && pa.day.size() == 8 &&
+         parse_digits(pa.day).has_value() && is_region_name(pa.region);
+}
+
+// x-amz-date: present and well-formed (missing_date), on the scope's day (bad_scope), within
+// max_skew of now (clock_skew).
+verify_error check_date(const std::string* date_header, std::string_view scope_day,
+                        const verify_options& opt) {
+  if (date_header == nullptr) return verify_error::missing_date;
+  const std::optional<std::chrono::system_clock::time_point> when = parse_amz_date(*date_header);
+  if (!when) return verify_error::missing_date;
+  if (std::string_view(*date_header).substr(0, 8) != scope_day) return verify_error::bad_scope;
+  const auto skew = *when > opt.now ? *when - opt.now : opt.now - *when;
+  if (skew > opt.max_skew) return verify_error::clock_skew;
+  return verify_error::none;
+}
+
+// Over HTTP/2 the AWS SDK for JavaScript replaces `host` with the `:authority` pseudo-header
+// before signing, so `:authority` is what it signs; AWS accepts either as the signed host.
+bool host_is_signed(std::string_view signed_headers) {
+  bool host_signed = false;
+  for_each_signed_name(signed_headers, [&](std::string_view name) {
+    host_signed = iequals(name, "host") || name == ":authority";
+    return !host_signed;
+  });
+  return host_signed;
+}
+
+// Canonical headers over exactly the headers the client listed, in the client's order (SDKs
+// send them sorted; using the list verbatim keeps us byte-identical with what they hashed).
+// False when one of them is absent.
+bool append_listed_headers(std::string& creq, std::string_view signed_headers,
+                           const header_list& headers) {
+  bool all_present = true;
+  for_each_signed_name(signed_headers, [&](std::string_view name) {
+    std::string_view lookup_name = name;
+    if (find_header(headers, name) == nullptr) {
+      // HTTP/2 carries the host as :authority; the session may hand it over unrenamed.
+      if (iequals(name, "host") && find_header(headers, ":authority") != nullptr) {
+        lookup_name = ":authority";
+      } else {
+        all_present = false;
+        return false;
+      }
+    }
+    append_lower(creq, name);
+    creq.push_back(':');
+    append_joined_values(creq, headers, lookup_name);
+    creq.push_back('\n');
+    return true;
+  });
+  return all_present;
+}
+
+// x-amz-security-token equals the token the key was issued with, and is sent when it has one.
+bool session_token_accepted(const header_list& headers, const issued_key& key) {
+  const std::string* token = find_header(headers, "x-amz-security-token");
+  if (token == nullptr) return key.session_token.empty();
+  return !key.session_token.empty() && constant_time_equal(*token, key.session_token);
+}
+
+// x-amz-content-sha256, when sent, is the body's hash. This also refuses UNSIGNED-PAYLOAD and
+// streaming payloads: the body must be covered.
+bool payload_hash_accepted(const header_list& headers, std::string_view payload_sha256_hex) {
+  const std::string* content_sha = find_header(headers, "x-amz-content-sha256");
+  return content_sha == nullptr || *content_sha == payload_sha256_hex;
 }
 
 }  // namespace
@@ -727,7 +841,9 @@ signature_parts sign(std::string_view method, std::string_view target, header_li
   });
   std::string date = amz_date(opt.now);
   headers.emplace_back("x-amz-date", date);
-  if (!creds.session_token.empty()) headers.emplace_back("x-amz-security-token", creds.session_token);
+  if (!creds.session_token.empty()) {
+    headers.emplace_back("x-amz-security-token", creds.session_token);
+  }
   if (opt.sign_content_sha256_header) {
     headers.emplace_back("x-amz-content-sha256", std::string(payload_sha256_hex));
   }
@@ -767,89 +883,36 @@ verified verify(std::string_view method, std::string_view target, const header_l
   std::size_t auth_count = 0;
   const std::string* auth = find_header(headers, "authorization", &auth_count);
   if (auth == nullptr) return fail(verify_error::missing_authorization);
-  parsed_authorization pa;
-  if (const verify_error e = parse_authorization(*auth, pa); e != verify_error::none) return fail(e);
+  const parsed_authorization pa = parse_authorization(*auth);
+  if (pa.error != verify_error::none) return fail(pa.error);
   if (auth_count > 1) return fail(verify_error::malformed_authorization);
   out.access_key_id = std::string(pa.access_key_id);
 
   const issued_key* key = lookup ? lookup(pa.access_key_id) : nullptr;
   if (key == nullptr) return fail(verify_error::unknown_access_key);
-
-  int day_digits = 0;
-  if (pa.service != opt.service || pa.terminator != scope_terminator || pa.day.size() != 8 ||
-      !parse_digits(pa.day, day_digits) || !is_region_name(pa.region)) {
-    return fail(verify_error::bad_scope);
-  }
+  if (!is_acceptable_scope(pa, opt)) return fail(verify_error::bad_scope);
   out.region = std::string(pa.region);
 
   const std::string* date_header = find_header(headers, "x-amz-date");
-  if (date_header == nullptr) return fail(verify_error::missing_date);
-  const std::optional<std::chrono::system_clock::time_point> when = parse_amz_date(*date_header);
-  if (!when) return fail(verify_error::missing_date);
-  if (std::string_view(*date_header).substr(0, 8) != pa.day) return fail(verify_error::bad_scope);
-  const auto skew = *when > opt.now ? *when - opt.now : opt.now - *when;
-  if (skew > opt.max_skew) return fail(verify_error::clock_skew);
+  if (const verify_error e = check_date(date_header, pa.day, opt); e != verify_error::none) {
+    return fail(e);
+  }
+  if (!host_is_signed(pa.signed_headers)) return fail(verify_error::host_not_signed);
 
-  // Over HTTP/2 the AWS SDK for JavaScript replaces `host` with the `:authority` pseudo-header
-  // before signing, so `:authority` is what it signs; AWS accepts either as the signed host.
-  bool host_signed = false;
-  for_each_signed_name(pa.signed_headers, [&](std::string_view name) {
-    host_signed = iequals(name, "host") || name == ":authority";
-    return !host_signed;
-  });
-  if (!host_signed) return fail(verify_error::host_not_signed);
-
-  // Canonical request over exactly the headers the client listed, in the client's order (SDKs
-  // send them sorted; using the list verbatim keeps us byte-identical with what they hashed).
   signature_parts parts;
   std::string& creq = parts.canonical_request;
   creq.reserve(estimate_size(target, headers));
   signing_options sopt;
   sopt.service = opt.service;
   append_request_head(creq, method, target, sopt);
-  bool all_present = true;
-  for_each_signed_name(pa.signed_headers, [&](std::string_view name) {
-    std::string_view lookup_name = name;
-    if (find_header(headers, name) == nullptr) {
-      // HTTP/2 carries the host as :authority; the session may hand it over unrenamed.
-      if (iequals(name, "host") && find_header(headers, ":authority") != nullptr) {
-        lookup_name = ":authority";
-      } else {
-        all_present = false;
-        return false;
-      }
-    }
-    append_lower(creq, name);
-    creq.push_back(':');
-    bool first = true;
-    for (const auto& [k, v] : headers) {
-      if (!iequals(k, lookup_name)) continue;
-      if (!first) creq.push_back(',');
-      first = false;
-      append_header_value(creq, v);
-    }
-    creq.push_back('\n');
-    return true;
-  });
-  if (!all_present) return fail(verify_error::signed_header_missing);
-
-  const std::string* token = find_header(headers, "x-amz-security-token");
-  if (token != nullptr ? (key->session_token.empty() ||
-                          !constant_time_equal(*token, key->session_token))
-                       : !key->session_token.empty()) {
-    return fail(verify_error::session_token_refused);
+  if (!append_listed_headers(creq, pa.signed_headers, headers)) {
+    return fail(verify_error::signed_header_missing);
   }
-
-  if (const std::string* content_sha = find_header(headers, "x-amz-content-sha256");
-      content_sha != nullptr && *content_sha != payload_sha256_hex) {
-    // Also refuses UNSIGNED-PAYLOAD and streaming payloads: the body must be covered.
+  if (!session_token_accepted(headers, *key)) return fail(verify_error::session_token_refused);
+  if (!payload_hash_accepted(headers, payload_sha256_hex)) {
     return fail(verify_error::payload_hash_mismatch);
   }
-
-  creq.push_back('\n');
-  creq.append(pa.signed_headers);
-  creq.push_back('\n');
-  creq.append(payload_sha256_hex);
+  append_request_tail(creq, pa.signed_headers, payload_sha256_hex);
   parts.signed_headers = std::string(pa.signed_headers);
 
   hasher h;

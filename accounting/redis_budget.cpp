@@ -136,8 +136,8 @@ redis_result<void> redis_budget_client::ensure_connected() {
   // A dead Redis costs one timeout per interval per client, not one per request.
   if (attempted_ && now - last_attempt_ < ep_.reconnect_interval) {
     return redis_error{error_kind::not_connected,
-                       where_ + ": not connected; the next attempt is at most one per " +
-                           std::to_string(ep_.reconnect_interval.count()) + " ms"};
+                       where_ + ": not connected (connection attempts are at least " +
+                           std::to_string(ep_.reconnect_interval.count()) + " ms apart)"};
   }
   attempted_ = true;
   last_attempt_ = now;

@@ -122,6 +122,7 @@ std::string redis_budget_client::state_key(std::string_view budget,
   key += std::to_string(period_start);
   return key;
 }
+
 redis_error redis_budget_client::fail(redis_error::kind what, std::string message) {
   ++errors_;
   ctx_.reset();

@@ -1,13 +1,10 @@
+// The budget engine: accounts per budget, admission by reservation, settlement, status, and the
+// shared store's seeding. How budgets read to people (JSON, scopes in words) is budgets_text.cpp.
 #include "accounting/budgets.hpp"
 
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
 #include <limits>
-
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
+#include <utility>
 
 #include "metering/tz.hpp"
 
@@ -31,22 +28,10 @@ std::int64_t unix_seconds(bm::instant t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
-}  // namespace
-
-std::string format_utc(bm::instant t) {
-  const auto secs = std::chrono::floor<std::chrono::seconds>(t);
-  const auto day = std::chrono::floor<std::chrono::days>(secs);
-  const std::chrono::year_month_day ymd(day);
-  const std::chrono::hh_mm_ss hms(secs - day);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()));
-  return buf;
+// Whether `d` may refuse this request: a blocking budget that counts it.
+bool blocks(const bm::budget_def& d, const bm::request_attribution& who) {
+  return d.action == bm::budget_action::block && d.scope.matches(who);
 }
-
-namespace {
 
 /// What a refused client reads: which budget, why, until when, and what would help.
 std::string refusal_message(const bm::budget_def& d, bm::instant period_end, bool exhausted,
@@ -62,76 +47,43 @@ std::string refusal_message(const bm::budget_def& d, bm::instant period_end, boo
          format_utc(period_end) + ". Lower max_tokens or raise the budget.";
 }
 
+std::string store_unavailable_message(const bm::budget_def& d) {
+  return "Budget '" + d.name + "' cannot be checked: the shared budget store is "
+         "unreachable and the proxy is configured to fail closed. Retry later.";
+}
+
 /// Pico-USD that fit the store's int64 (money_total sums never come near, but be exact).
 std::int64_t clamp64(bm::money_total v) {
   constexpr auto max = std::numeric_limits<std::int64_t>::max();
   return v > max ? max : v < 0 ? 0 : static_cast<std::int64_t>(v);
 }
 
+const budget_hold* find_hold(const budget_admission& admission, std::size_t index) {
+  const auto it = std::find_if(admission.holds.begin(), admission.holds.end(),
+                               [&](const budget_hold& h) { return h.index == index; });
+  return it == admission.holds.end() ? nullptr : &*it;
+}
+
+// The shared figures replace this replica's own when the store answers.
+void read_shared(budget_status& s, shared_budget_store& store) {
+  if (const auto st = store.read(s.name, unix_seconds(s.window.start))) {
+    s.spent = st->spent;
+    s.reserved = st->reserved;
+    s.source = "redis";
+  } else {
+    s.source = "local (redis unavailable)";
+  }
+}
+
+// Spend at period end if the pace so far continues.
+bm::money_total forecast(const budget_status& s, bm::instant now) {
+  const auto length = (s.window.end - s.window.start).count();
+  const auto elapsed = std::max<std::int64_t>(1, (now - s.window.start).count());
+  // spent * length / elapsed in 128 bits: a month in ns is ~2.7e15, spend far below 1e20.
+  return elapsed >= length ? s.spent : s.spent * static_cast<bm::money_total>(length) / elapsed;
+}
+
 }  // namespace
-
-std::string describe_scope(const bm::budget_scope& scope) {
-  std::string out;
-  auto add = [&](std::string_view k, const std::optional<std::string>& v) {
-    if (!v) return;
-    if (!out.empty()) out += ',';
-    out += k;
-    out += '=';
-    out += *v;
-  };
-  add("team", scope.team);
-  add("app", scope.app);
-  add("identity", scope.identity);
-  add("model", scope.model);
-  return out.empty() ? "everything" : out;
-}
-
-std::string describe_period(const bm::budget_period& period) {
-  switch (period.kind) {
-    case bm::period_kind::daily: return "daily";
-    case bm::period_kind::weekly: return "weekly";
-    case bm::period_kind::monthly: return "monthly";
-    case bm::period_kind::custom: break;
-  }
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "custom(%dd from %04d-%02u-%02u)", period.custom_days,
-                static_cast<int>(period.custom_start.year()),
-                static_cast<unsigned>(period.custom_start.month()),
-                static_cast<unsigned>(period.custom_start.day()));
-  return buf;
-}
-
-std::string budgets_json(const std::vector<budget_status>& budgets, bm::instant now) {
-  auto percent = [](bm::money_total part, bm::pico_usd whole) {
-    return whole > 0 ? std::round(bm::to_usd_double(part) / bm::to_usd_double(whole) * 10000.0) / 100.0
-                     : 0.0;
-  };
-  boost::json::array list;
-  for (const auto& b : budgets) {
-    boost::json::array warn;
-    for (int p : b.warning_percents) warn.push_back(p);
-    list.push_back(boost::json::object{
-        {"name", b.name},
-        {"action", b.action == bm::budget_action::block ? "block" : "alert"},
-        {"scope", b.scope},
-        {"period", b.period},
-        {"time_zone", b.time_zone},
-        {"period_start", format_utc(b.window.start)},
-        {"period_end", format_utc(b.window.end)},
-        {"limit_usd", bm::format_usd(b.limit, 6)},
-        {"spend_usd", bm::format_usd(b.spent, 6)},
-        {"reserved_usd", bm::format_usd(b.reserved, 6)},
-        {"used_percent", percent(b.spent, b.limit)},
-        {"forecast_usd", bm::format_usd(b.forecast, 6)},
-        {"forecast_percent", percent(b.forecast, b.limit)},
-        {"blocked_requests", b.blocked},
-        {"warn_at", std::move(warn)},
-        {"source", b.source},
-    });
-  }
-  return boost::json::serialize(
-      boost::json::object{{"as_of", format_utc(now)}, {"budgets", std::move(list)}});
-}
 
 budget_engine::budget_engine(const config::budgets_config& cfg, const budget_engine* previous,
                              const budget_restore_fn& restore, bm::instant now,
@@ -149,8 +101,8 @@ budget_engine::budget_engine(const config::budgets_config& cfg, const budget_eng
       accounts_.push_back(std::move(carried));
       continue;
     }
-    auto a = std::make_shared<account>(bm::budget_account(e.def, load_or_utc(e.time_zone, warnings), now),
-                                       e.time_zone);
+    auto a = std::make_shared<account>(
+        bm::budget_account(e.def, load_or_utc(e.time_zone, warnings), now), e.time_zone);
     if (restore) {
       if (const auto spent = restore(e.def, a->acct.window().start)) {
         a->acct.restore_spent(now, *spent);
@@ -165,11 +117,8 @@ budget_engine::budget_engine(const config::budgets_config& cfg, const budget_eng
 }
 
 bool budget_engine::needs_admission(const bm::request_attribution& who) const noexcept {
-  for (const auto& a : accounts_) {
-    const auto& d = a->acct.def();
-    if (d.action == bm::budget_action::block && d.scope.matches(who)) return true;
-  }
-  return false;
+  return std::any_of(accounts_.begin(), accounts_.end(),
+                     [&](const auto& a) { return blocks(a->acct.def(), who); });
 }
 
 std::int64_t budget_engine::period_start_s(account& a, bm::instant now) {
@@ -185,219 +134,244 @@ std::chrono::seconds budget_engine::key_ttl(account& a) const {
          std::chrono::hours(24);
 }
 
+// --- admission ----------------------------------------------------------------------------------
+
 budget_admission budget_engine::admit(const bm::request_attribution& who, bm::pico_usd worst_case,
                                       bm::instant now, shared_budget_store* store,
                                       std::chrono::seconds reservation_ttl) {
+  const admission_request req{worst_case, now, store, reservation_ttl};
   budget_admission out;
-  auto release = [&] {
-    for (const auto& h : out.holds) {
-      auto& a = *accounts_[h.index];
-      if (!h.remote_id.empty() && store != nullptr)
-        store->settle(a.acct.def().name, h.period_start, h.remote_id, 0, key_ttl(a));
-      if (h.local.id != 0) {
-        std::lock_guard lock(a.mu);
-        a.acct.settle(now, h.local, 0);
-      }
-    }
-    out.holds.clear();
-  };
-  auto refuse = [&](account& a, budget_admission::verdict v, std::string message) {
-    release();
-    {
-      std::lock_guard lock(a.mu);
-      ++a.blocked;
-    }
-    out.result = v;
-    out.budget = a.acct.def().name;
-    out.message = std::move(message);
-  };
-
   if (store != nullptr) reseed_if_recovering(now, *store);
   for (std::size_t i = 0; i < accounts_.size(); ++i) {
     auto& a = *accounts_[i];
-    const auto& d = a.acct.def();
-    if (d.action != bm::budget_action::block || !d.scope.matches(who)) continue;
+    if (!blocks(a.acct.def(), who)) continue;
     budget_hold h;
     h.index = i;
-    bool use_local = true;
-    bm::period_window window;
-    {
-      std::lock_guard lock(a.mu);
-      h.period_start = period_start_s(a, now);
-      window = a.acct.window();
-    }
-    if (store != nullptr) {
-      const auto r = store->reserve(d.name, h.period_start, d.limit, worst_case, reservation_ttl,
-                                    key_ttl(a));
-      if (r.result == shared_budget_store::outcome::ok) {
-        h.remote_id = r.reservation_id;
-        use_local = false;
-        std::lock_guard lock(a.mu);  // mirror locally so a later outage starts from here
-        if (const auto lr = a.acct.try_reserve(now, 0); lr.status == bm::reserve_status::reserved)
-          h.local = lr.held;
-      } else if (r.result == shared_budget_store::outcome::blocked) {
-        refuse(a, budget_admission::verdict::blocked,
-               refusal_message(d, window.end, r.after.spent >= d.limit, worst_case));
-        return out;
-      } else {
-        out.store_failed = true;
-        store_down_.store(true, std::memory_order_relaxed);
-        std::lock_guard lock(counters_mu_);
-        ++counters_.store_errors;
-        if (cfg_.on_store_unavailable == config::budget_store_fallback::closed) {
-          ++counters_.fail_closed;
-        } else {
-          ++counters_.fail_open;
-        }
-      }
-      if (out.store_failed &&
-          cfg_.on_store_unavailable == config::budget_store_fallback::closed) {
-        refuse(a, budget_admission::verdict::unavailable,
-               "Budget '" + d.name + "' cannot be checked: the shared budget store is "
-               "unreachable and the proxy is configured to fail closed. Retry later.");
-        return out;
-      }
-    }
-    if (use_local) {
-      bm::reserve_status status;
-      bool exhausted = false;
-      {
-        std::lock_guard lock(a.mu);
-        const auto lr = a.acct.try_reserve(now, worst_case);
-        status = lr.status;
-        if (status == bm::reserve_status::reserved) h.local = lr.held;
-        exhausted = a.acct.spent() >= d.limit;
-      }
-      // With a failed store and fallback `open`, the request is admitted even when the local
-      // view (this replica's share only) says no.
-      if (status != bm::reserve_status::reserved && store == nullptr) {
-        refuse(a, budget_admission::verdict::blocked,
-               refusal_message(d, window.end, exhausted, worst_case));
-        return out;
-      }
+    if (auto refused = reserve(a, h, req, out.store_failed)) {
+      // All or nothing: a refused request holds nothing in the budgets that had room.
+      release(out.holds, now, store);
+      out.holds.clear();
+      refuse(a, std::move(*refused), out);
+      return out;
     }
     out.holds.push_back(std::move(h));
   }
   return out;
 }
 
+std::optional<budget_engine::refusal> budget_engine::reserve(account& a, budget_hold& h,
+                                                             const admission_request& req,
+                                                             bool& store_failed) {
+  const auto& d = a.acct.def();
+  bm::period_window window;
+  {
+    std::lock_guard lock(a.mu);
+    h.period_start = period_start_s(a, req.now);
+    window = a.acct.window();
+  }
+  if (req.store != nullptr) {
+    const auto r = req.store->reserve(d.name, h.period_start, d.limit, req.worst_case,
+                                      req.reservation_ttl, key_ttl(a));
+    switch (r.result) {
+      case shared_budget_store::outcome::ok:
+        h.remote_id = r.reservation_id;
+        mirror_shared_hold(a, h, req.now);
+        return std::nullopt;
+      case shared_budget_store::outcome::blocked:
+        return refusal{budget_admission::verdict::blocked,
+                       refusal_message(d, window.end, r.after.spent >= d.limit, req.worst_case)};
+      case shared_budget_store::outcome::unavailable:
+        store_failed = true;
+        if (count_store_failure_at_admission()) {
+          return refusal{budget_admission::verdict::unavailable, store_unavailable_message(d)};
+        }
+        break;
+    }
+  }
+  return reserve_locally(a, h, window, req);
+}
+
+void budget_engine::mirror_shared_hold(account& a, budget_hold& h, bm::instant now) {
+  // A zero local reservation, so a later outage starts from here.
+  std::lock_guard lock(a.mu);
+  if (const auto lr = a.acct.try_reserve(now, 0); lr.status == bm::reserve_status::reserved) {
+    h.local = lr.held;
+  }
+}
+
+std::optional<budget_engine::refusal> budget_engine::reserve_locally(
+    account& a, budget_hold& h, const bm::period_window& window, const admission_request& req) {
+  bool reserved = false;
+  bool exhausted = false;
+  {
+    std::lock_guard lock(a.mu);
+    const auto lr = a.acct.try_reserve(req.now, req.worst_case);
+    reserved = lr.status == bm::reserve_status::reserved;
+    if (reserved) h.local = lr.held;
+    exhausted = a.acct.spent() >= a.acct.def().limit;
+  }
+  // With a failed store and fallback `open`, the request is admitted even when the local view
+  // (this replica's share only) says no.
+  if (reserved || req.store != nullptr) return std::nullopt;
+  return refusal{budget_admission::verdict::blocked,
+                 refusal_message(a.acct.def(), window.end, exhausted, req.worst_case)};
+}
+
+bool budget_engine::count_store_failure_at_admission() {
+  store_down_.store(true, std::memory_order_relaxed);
+  const bool closed = cfg_.on_store_unavailable == config::budget_store_fallback::closed;
+  std::lock_guard lock(counters_mu_);
+  ++counters_.store_errors;
+  if (closed) {
+    ++counters_.fail_closed;
+  } else {
+    ++counters_.fail_open;
+  }
+  return closed;
+}
+
+void budget_engine::release(const std::vector<budget_hold>& holds, bm::instant now,
+                            shared_budget_store* store) {
+  for (const auto& h : holds) {
+    auto& a = *accounts_[h.index];
+    if (!h.remote_id.empty() && store != nullptr)
+      store->settle(a.acct.def().name, h.period_start, h.remote_id, 0, key_ttl(a));
+    if (h.local.id != 0) {
+      std::lock_guard lock(a.mu);
+      a.acct.settle(now, h.local, 0);
+    }
+  }
+}
+
+void budget_engine::refuse(account& a, refusal why, budget_admission& out) {
+  {
+    std::lock_guard lock(a.mu);
+    ++a.blocked;
+  }
+  out.result = why.verdict;
+  out.budget = a.acct.def().name;
+  out.message = std::move(why.message);
+}
+
+// --- settlement ---------------------------------------------------------------------------------
+
 std::vector<threshold_event> budget_engine::settle(const budget_admission& admission,
                                                    const bm::request_attribution& who,
                                                    bm::pico_usd actual, bm::instant arrived,
                                                    bm::instant now, shared_budget_store* store,
                                                    bool* store_failed) {
+  const settle_request req{std::max<bm::pico_usd>(actual, 0), arrived, now};
   std::vector<threshold_event> events;
-  if (actual < 0) actual = 0;
   // Admission may have found the store back but its old connection stale (the seed failed, the
   // reservation then reconnected): seed before this settlement adds to the fresh counts.
   if (store != nullptr) reseed_if_recovering(now, *store);
   for (std::size_t i = 0; i < accounts_.size(); ++i) {
     auto& a = *accounts_[i];
     const auto& d = a.acct.def();
-    const budget_hold* h = nullptr;
-    for (const auto& x : admission.holds)
-      if (x.index == i) h = &x;
-    if (h == nullptr && (actual == 0 || !d.scope.matches(who))) continue;
+    const budget_hold* h = find_hold(admission, i);
+    if (h == nullptr && (req.actual == 0 || !d.scope.matches(who))) continue;
 
-    std::vector<int> crossed;
-    bm::money_total spent_after = 0;
-    bool remote_done = false;
+    std::optional<booking> shared;
     if (store != nullptr) {
-      // The period the request arrived in, as the ledger books it.
-      std::int64_t current;
-      {
-        std::lock_guard lock(a.mu);
-        current = period_start_s(a, now);
-      }
-      // A reservation settles in the period it was made in (the request's arrival).
-      const std::int64_t period = h != nullptr ? h->period_start : current;
-      // Without a reservation the charge goes to the current period; a request that arrived
-      // before it began belongs to the ended one (as in the ledger) and is not counted here.
-      const std::int64_t amount = h == nullptr && unix_seconds(arrived) < current ? 0 : actual;
-      shared_budget_store::settle_reply r;
-      if (h != nullptr && !h->remote_id.empty())
-        r = store->settle(d.name, period, h->remote_id, amount, key_ttl(a));
-      else if (amount > 0)
-        r = store->charge(d.name, period, amount, key_ttl(a));
-      else
-        r.result = shared_budget_store::outcome::ok;
-      if (r.result == shared_budget_store::outcome::ok) {
-        remote_done = true;
-        if (period == current && amount > 0) {
-          crossed = bm::thresholds_crossed(d.warning_percents, d.limit, r.before.spent,
-                                           r.after.spent);
-          spent_after = r.after.spent;
-        }
-      } else {
-        store_down_.store(true, std::memory_order_relaxed);
-        if (store_failed != nullptr) *store_failed = true;
-        std::lock_guard lock(counters_mu_);
-        ++counters_.store_errors;
-      }
+      shared = book_shared(a, h, req, *store);
+      if (!shared) count_store_failure_at_settlement(store_failed);
     }
-    {
-      std::lock_guard lock(a.mu);
-      std::vector<int> local;
-      if (h != nullptr && h->local.id != 0) {
-        const auto r = a.acct.settle(now, h->local, actual, arrived);
-        local = r.thresholds;
-        if (r.overrun > 0 && h->remote_id.empty()) {
-          std::lock_guard c(counters_mu_);
-          ++counters_.overruns;
-        }
-      } else {
-        local = a.acct.charge(now, actual, arrived);
-      }
-      if (!remote_done) {
-        crossed = std::move(local);
-        spent_after = a.acct.spent();
-      }
-    }
-    for (int p : crossed) events.push_back({d.name, p, spent_after, d.limit});
+    const booking local = book_locally(a, h, req);
+    // Thresholds follow the shared figures when the store booked it: they count every replica.
+    const booking& booked = shared ? *shared : local;
+    for (int p : booked.crossed) events.push_back({d.name, p, booked.spent_after, d.limit});
   }
   return events;
 }
 
+std::optional<budget_engine::booking> budget_engine::book_shared(account& a, const budget_hold* h,
+                                                                 const settle_request& req,
+                                                                 shared_budget_store& store) {
+  const auto& d = a.acct.def();
+  std::int64_t current;
+  {
+    std::lock_guard lock(a.mu);
+    current = period_start_s(a, req.now);
+  }
+  // A reservation settles in the period it was made in (the request's arrival).
+  const std::int64_t period = h != nullptr ? h->period_start : current;
+  // Without a reservation the charge goes to the current period; a request that arrived before
+  // it began belongs to the ended one (as in the ledger) and is not counted here.
+  const std::int64_t amount = h == nullptr && unix_seconds(req.arrived) < current ? 0 : req.actual;
+  shared_budget_store::settle_reply r;
+  if (h != nullptr && !h->remote_id.empty())
+    r = store.settle(d.name, period, h->remote_id, amount, key_ttl(a));
+  else if (amount > 0)
+    r = store.charge(d.name, period, amount, key_ttl(a));
+  else
+    r.result = shared_budget_store::outcome::ok;
+  if (r.result != shared_budget_store::outcome::ok) return std::nullopt;
+  booking b;
+  if (period == current && amount > 0) {
+    b.crossed = bm::thresholds_crossed(d.warning_percents, d.limit, r.before.spent, r.after.spent);
+    b.spent_after = r.after.spent;
+  }
+  return b;
+}
+
+budget_engine::booking budget_engine::book_locally(account& a, const budget_hold* h,
+                                                   const settle_request& req) {
+  booking b;
+  std::lock_guard lock(a.mu);
+  if (h != nullptr && h->local.id != 0) {
+    const auto r = a.acct.settle(req.now, h->local, req.actual, req.arrived);
+    b.crossed = r.thresholds;
+    // A hold mirrored from the shared store reserved nothing here: only local holds overrun.
+    if (r.overrun > 0 && h->remote_id.empty()) {
+      std::lock_guard c(counters_mu_);
+      ++counters_.overruns;
+    }
+  } else {
+    b.crossed = a.acct.charge(req.now, req.actual, req.arrived);
+  }
+  b.spent_after = a.acct.spent();
+  return b;
+}
+
+void budget_engine::count_store_failure_at_settlement(bool* store_failed) {
+  store_down_.store(true, std::memory_order_relaxed);
+  if (store_failed != nullptr) *store_failed = true;
+  std::lock_guard lock(counters_mu_);
+  ++counters_.store_errors;
+}
+
+// --- status and the shared store ----------------------------------------------------------------
+
 std::vector<budget_status> budget_engine::status(bm::instant now, shared_budget_store* store) {
   std::vector<budget_status> out;
   out.reserve(accounts_.size());
-  for (auto& ap : accounts_) {
-    auto& a = *ap;
-    budget_status s;
-    {
-      std::lock_guard lock(a.mu);
-      a.acct.roll(now);
-      const auto& d = a.acct.def();
-      s.name = d.name;
-      s.action = d.action;
-      s.scope = describe_scope(d.scope);
-      s.period = describe_period(d.period);
-      s.time_zone = a.zone;
-      s.window = a.acct.window();
-      s.limit = d.limit;
-      s.spent = a.acct.spent();
-      s.reserved = a.acct.reserved();
-      s.blocked = a.blocked;
-      s.warning_percents = d.warning_percents;
-      s.source = "local";
-    }
-    if (store != nullptr) {
-      if (const auto st = store->read(s.name, unix_seconds(s.window.start))) {
-        s.spent = st->spent;
-        s.reserved = st->reserved;
-        s.source = "redis";
-      } else {
-        s.source = "local (redis unavailable)";
-      }
-    }
-    const auto length = (s.window.end - s.window.start).count();
-    const auto elapsed = std::max<std::int64_t>(1, (now - s.window.start).count());
-    // spent * length / elapsed in 128 bits: a month in ns is ~2.7e15, spend far below 1e20.
-    s.forecast = elapsed >= length ? s.spent
-                                   : s.spent * static_cast<bm::money_total>(length) / elapsed;
+  for (auto& a : accounts_) {
+    budget_status s = local_status(*a, now);
+    if (store != nullptr) read_shared(s, *store);
+    s.forecast = forecast(s, now);
     out.push_back(std::move(s));
   }
   return out;
+}
+
+budget_status budget_engine::local_status(account& a, bm::instant now) {
+  std::lock_guard lock(a.mu);
+  a.acct.roll(now);
+  const auto& d = a.acct.def();
+  budget_status s;
+  s.name = d.name;
+  s.action = d.action;
+  s.scope = describe_scope(d.scope);
+  s.period = describe_period(d.period);
+  s.time_zone = a.zone;
+  s.window = a.acct.window();
+  s.limit = d.limit;
+  s.spent = a.acct.spent();
+  s.reserved = a.acct.reserved();
+  s.blocked = a.blocked;
+  s.warning_percents = d.warning_percents;
+  s.source = "local";
+  return s;
 }
 
 void budget_engine::reseed_if_recovering(bm::instant now, shared_budget_store& store) {

@@ -164,8 +164,57 @@ class budget_engine {
     std::string zone;
     std::uint64_t blocked = 0;
   };
+  /// Why a budget refused a request at admission: the verdict and what the client is told.
+  struct refusal {
+    budget_admission::verdict verdict = budget_admission::verdict::blocked;
+    std::string message;
+  };
+  /// `admit`'s arguments, passed on to each budget's reservation.
+  struct admission_request {
+    metering::pico_usd worst_case = 0;
+    metering::instant now;
+    shared_budget_store* store = nullptr;
+    std::chrono::seconds reservation_ttl{0};
+  };
+  /// `settle`'s arguments, passed on to each budget's booking (`actual` is never negative).
+  struct settle_request {
+    metering::pico_usd actual = 0;
+    metering::instant arrived;
+    metering::instant now;
+  };
+  /// What booking a settlement in one place (the shared store or this replica) crossed.
+  struct booking {
+    std::vector<int> crossed;  // warning percents
+    metering::money_total spent_after = 0;
+  };
+
   std::int64_t period_start_s(account& a, metering::instant now);
   std::chrono::seconds key_ttl(account& a) const;
+
+  // Admission, one block budget at a time.
+  /// Holds `req.worst_case` on `a` (in the shared store when there is one, else locally); fills
+  /// `h`. nullopt when held, or admitted without a hold by the `open` fallback.
+  std::optional<refusal> reserve(account& a, budget_hold& h, const admission_request& req,
+                                 bool& store_failed);
+  void mirror_shared_hold(account& a, budget_hold& h, metering::instant now);
+  std::optional<refusal> reserve_locally(account& a, budget_hold& h,
+                                         const metering::period_window& window,
+                                         const admission_request& req);
+  /// Counts a store failure during admission; true when the fallback refuses the request.
+  bool count_store_failure_at_admission();
+  /// Gives back every hold of a refused admission.
+  void release(const std::vector<budget_hold>& holds, metering::instant now,
+               shared_budget_store* store);
+  void refuse(account& a, refusal why, budget_admission& out);
+
+  // Settlement, one budget at a time: booked in the shared store (nullopt when it failed) and
+  // always locally, so a later outage starts from the right figures.
+  std::optional<booking> book_shared(account& a, const budget_hold* h, const settle_request& req,
+                                     shared_budget_store& store);
+  booking book_locally(account& a, const budget_hold* h, const settle_request& req);
+  void count_store_failure_at_settlement(bool* store_failed);
+
+  budget_status local_status(account& a, metering::instant now);
 
   /// After an outage the store may have restarted empty: re-seed it (once per period key) from
   /// the local counts, at the next admission or settlement that reaches it. Requests settled on
@@ -181,8 +230,9 @@ class budget_engine {
 };
 
 /// A connection to the shared store the config names (Redis). Defined in
-/// proxy/redis_budget_store.cpp; never null (an unreachable Redis answers `unavailable`).
-std::unique_ptr<shared_budget_store> make_shared_budget_store(const config::budget_redis_config& cfg);
+/// accounting/redis_budget_store.cpp; never null (an unreachable Redis answers `unavailable`).
+std::unique_ptr<shared_budget_store> make_shared_budget_store(
+    const config::budget_redis_config& cfg);
 
 /// One thread's connection to the shared store the config names: nullptr for a local store,
 /// re-made when a reload changes the store settings. Not thread-safe (one per thread).

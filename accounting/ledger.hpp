@@ -136,7 +136,8 @@ class ledger_reader {
   ledger_result<std::vector<ledger_totals_row>> totals();
 
   /// Exact pico-USD of rows with time_ms >= from_ms matching `filter`.
-  ledger_result<metering::money_total> spend_since(std::int64_t from_ms, const spend_filter& filter);
+  ledger_result<metering::money_total> spend_since(std::int64_t from_ms,
+                                                   const spend_filter& filter);
 
   /// Rows with from_ms <= time_ms < to_ms grouped by `group_by` (empty: one row for everything),
   /// ordered by the keys.
@@ -163,8 +164,9 @@ class ledger_reader {
 /// `busy_timeout` for the write lock, and the proxy's writer retries while it holds it (records
 /// stay queued). Prune a day or so at a time on a large ledger. Reports, budgets and `records`
 /// no longer see pruned rows. Returns the number of rows deleted.
-ledger_result<std::uint64_t> prune_ledger(const std::string& path, std::int64_t before_ms,
-                                          std::chrono::milliseconds busy_timeout = std::chrono::seconds(10));
+ledger_result<std::uint64_t> prune_ledger(
+    const std::string& path, std::int64_t before_ms,
+    std::chrono::milliseconds busy_timeout = std::chrono::seconds(10));
 
 struct ledger_options {
   /// Most rows per transaction. Larger groups commit faster per row; smaller keep memory down.
@@ -210,7 +212,8 @@ struct ledger_counters {
 class ledger {
  public:
   /// Opens (creating if needed) and migrates the ledger at `path`, then starts the writer thread.
-  static ledger_result<std::unique_ptr<ledger>> open(const std::string& path, ledger_options options);
+  static ledger_result<std::unique_ptr<ledger>> open(const std::string& path,
+                                                     ledger_options options);
   ~ledger();  ///< close()
   ledger(const ledger&) = delete;
   ledger& operator=(const ledger&) = delete;
@@ -235,12 +238,14 @@ class ledger {
   ledger_reader& reader() noexcept { return *reader_; }
 
  private:
-  ledger(std::string path, ledger_options options, sqlite3* db, std::unique_ptr<ledger_reader> reader);
+  ledger(std::string path, ledger_options options, sqlite3* db,
+         std::unique_ptr<ledger_reader> reader);
   void run_writer();
   /// Writes `n` records starting at `recs` in one transaction, retrying until committed or the
   /// close deadline passes. Returns true when committed.
-  bool commit_with_retry(ledger_record* recs, std::size_t n);
-  int try_commit(ledger_record* recs, std::size_t n, std::string& why);
+  bool commit_with_retry(const ledger_record* recs, std::size_t n);
+  /// One attempt at that transaction; the error says why it failed.
+  ledger_result<void> try_commit(const ledger_record* recs, std::size_t n);
   void log(std::string_view line) const;
 
   std::string path_;

@@ -1,5 +1,5 @@
 #pragma once
-// Shared budget accumulators in Redis (issue 6: several replicas, one budget).
+// Shared budget accumulators in Redis: several replicas, one budget.
 //
 // Each call is one round trip running a Lua script, so admission (spent + reserved + worst case
 // <= limit) is atomic across every proxy sharing the Redis. Amounts are int64 pico-USD kept as
@@ -13,10 +13,11 @@
 //   <prefix>:budget:<budget>:<period_start>:reservations  ZSET id -> expiry (Redis ms)
 //   <prefix>:budget:<budget>:<period_start>:amounts       HASH id -> reserved pico-USD
 //
-// Failure: any connect, I/O, timeout or unexpected error reply gives `unavailable`, counts in
-// errors(), and drops the connection; the next call reconnects, but connection attempts are at
-// least `reconnect_interval` apart, so a dead Redis costs each worker one timeout per interval,
-// not one per request. The password is never logged or stored in error text.
+// Failure: every call returns a `redis_result`; any connect, I/O, timeout or unexpected error reply
+// is a `redis_error`, counts in errors(), and drops the connection. The next call reconnects, but
+// connection attempts are at least `reconnect_interval` apart, so a dead Redis costs each worker
+// one timeout per interval, not one per request. The password is never logged or put in a
+// message.
 //
 // Synchronous (hiredis) with a short timeout; no Asio here so the library stays cheap to build.
 // hiredis writes with write(2): the process must ignore SIGPIPE (main does), or a Redis that
@@ -25,14 +26,18 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <boost/system/result.hpp>
+
 struct redisContext;  // hiredis; kept out of this header
+struct redisReply;
 
 namespace bedrock_meter::accounting {
+
+enum class budget_script : std::uint8_t;  // accounting/redis_budget_scripts.hpp
 
 struct redis_endpoint {
   std::string host = "127.0.0.1";
@@ -46,11 +51,27 @@ struct redis_endpoint {
   std::chrono::milliseconds reconnect_interval{1000};
 };
 
-enum class redis_outcome {
-  ok,           // done (reserve: admitted; seed: applied)
-  blocked,      // reserve: would exceed the limit; seed: already seeded, nothing changed
-  unavailable,  // Redis unreachable, timed out, or answered an error: apply the fallback
+/// Why a call has no answer. Whatever the kind, the caller applies its fallback.
+struct redis_error {
+  enum class kind : std::uint8_t {
+    not_connected,  ///< no connection, and the last attempt is under reconnect_interval ago
+    connect,        ///< connecting, AUTH or SELECT failed
+    io,             ///< sending or receiving failed or timed out
+    error_reply,    ///< Redis answered an error (NOAUTH, WRONGTYPE, READONLY, OOM, ...)
+    bad_reply,      ///< an answer of an unexpected shape
+  };
+  kind what = kind::io;
+  std::string message;  ///< one line naming the endpoint; never the password
 };
+
+/// For `result::value()` on an error (boost::system::result finds it by ADL): throws
+/// std::runtime_error with the message.
+[[noreturn]] void throw_exception_from_error(const redis_error& e,
+                                             const boost::source_location& loc);
+
+/// A value, or the Redis error that prevented it.
+template <typename T>
+using redis_result = boost::system::result<T, redis_error>;
 
 /// A budget period's shared state, pico-USD.
 struct redis_budget_state {
@@ -61,19 +82,23 @@ struct redis_budget_state {
   bool seeded = false;
 };
 
-struct redis_reserve_result {
-  redis_outcome outcome = redis_outcome::unavailable;
-  std::string reservation_id;  // set when ok; pass to settle()
-  redis_budget_state state;    // after the call (valid unless unavailable)
+struct redis_reserve_reply {
+  bool admitted = false;       // false: spent + reserved + worst_case would pass the limit
+  std::string reservation_id;  // set when admitted; pass to settle()
+  redis_budget_state state;    // after the call
 };
 
-struct redis_settle_result {
-  redis_outcome outcome = redis_outcome::unavailable;  // ok or unavailable
+struct redis_settle_reply {
   redis_budget_state before;
   redis_budget_state after;
   // settle: true when this call released the reservation; false when it was already settled or
   // had expired (then only `actual` was booked). Always false for charge().
   bool released = false;
+};
+
+enum class redis_seed_outcome : std::uint8_t {
+  applied,         // this call's spend was added
+  already_seeded,  // some proxy seeded the period before; nothing changed
 };
 
 /// One client per worker thread: not thread-safe. Movable, not copyable.
@@ -89,8 +114,8 @@ class redis_budget_client {
   /// Admits iff spent + reserved + worst_case <= limit (exact), holding `worst_case` as a
   /// reservation that expires after `reservation_ttl` unless settled. Expired reservations of this
   /// budget period are reclaimed first. `key_ttl` (period length plus a margin) is set on every
-  /// write. A negative worst_case or limit is blocked without asking Redis.
-  redis_reserve_result reserve(std::string_view budget, std::int64_t period_start,
+  /// write. A negative worst_case or limit is refused (not admitted) without asking Redis.
+  redis_result<redis_reserve_reply> reserve(std::string_view budget, std::int64_t period_start,
                                std::int64_t limit, std::int64_t worst_case,
                                std::chrono::milliseconds reservation_ttl,
                                std::chrono::milliseconds key_ttl);
@@ -98,31 +123,29 @@ class redis_budget_client {
   /// Releases the reservation if still held (idempotent: a second settle of the same id releases
   /// nothing) and books `actual` (negative is booked as 0). `before`/`after` give spent on either
   /// side for threshold crossing.
-  redis_settle_result settle(std::string_view budget, std::int64_t period_start,
-                             std::string_view reservation_id, std::int64_t actual,
-                             std::chrono::milliseconds key_ttl);
+  redis_result<redis_settle_reply> settle(std::string_view budget, std::int64_t period_start,
+                                          std::string_view reservation_id, std::int64_t actual,
+                                          std::chrono::milliseconds key_ttl);
 
   /// Books `actual` without a reservation (alert budgets, fail-open admission).
-  redis_settle_result charge(std::string_view budget, std::int64_t period_start,
-                             std::int64_t actual, std::chrono::milliseconds key_ttl);
+  redis_result<redis_settle_reply> charge(std::string_view budget, std::int64_t period_start,
+                                          std::int64_t actual, std::chrono::milliseconds key_ttl);
 
   /// Current state (after reclaiming expired reservations); zeros when the period has no key.
-  /// nullopt when unavailable.
-  std::optional<redis_budget_state> read(std::string_view budget, std::int64_t period_start);
+  redis_result<redis_budget_state> read(std::string_view budget, std::int64_t period_start);
 
-  /// Adds a proxy's ledger spend once per budget period: applied (ok) only when no proxy has
-  /// seeded this period yet, else blocked and nothing changes. Spend booked by other calls before
-  /// the seed is kept (added to, never overwritten).
-  redis_outcome seed(std::string_view budget, std::int64_t period_start, std::int64_t spent,
-                     std::chrono::milliseconds key_ttl);
+  /// Adds a proxy's ledger spend once per budget period: applied only when no proxy has seeded
+  /// this period yet, else nothing changes. Spend booked by other calls before the seed is kept
+  /// (added to, never overwritten).
+  redis_result<redis_seed_outcome> seed(std::string_view budget, std::int64_t period_start,
+                                        std::int64_t spent, std::chrono::milliseconds key_ttl);
 
   bool connected() const noexcept;
-  /// Transport/protocol failures so far (connect, I/O, timeout, error replies).
+  /// Transport/protocol failures so far (connect, I/O, timeout, error replies); calls answered
+  /// `not_connected` while waiting to reconnect are not counted again.
   std::uint64_t errors() const noexcept { return errors_; }
   /// Connection attempts so far (successful or not); shows the reconnect rate limit at work.
   std::uint64_t connect_attempts() const noexcept { return connect_attempts_; }
-  /// The last failure, for a log line; never contains the password.
-  const std::string& last_error() const noexcept { return last_error_; }
 
   /// "<prefix>:budget:<budget>:<period_start>", the state hash's key.
   std::string state_key(std::string_view budget, std::int64_t period_start) const;
@@ -131,12 +154,20 @@ class redis_budget_client {
   struct context_deleter {
     void operator()(redisContext* c) const noexcept;
   };
-  bool ensure_connected();
-  void fail(std::string what);
-  // Runs script `index` with the budget period's keys and `args`; its array of strings, or nullopt
-  // on failure (counted, connection dropped).
-  std::optional<std::vector<std::string>> run(std::size_t index, std::string_view budget, std::int64_t period_start,
-                             std::initializer_list<std::string_view> args);
+  redis_result<void> ensure_connected();
+  redis_result<void> open_context();
+  /// One command with a status reply during connection setup (AUTH, SELECT); `name` goes into
+  /// the message, the arguments never do (AUTH's is the password).
+  redis_result<void> setup_command(std::initializer_list<std::string_view> args,
+                                   const char* name);
+  /// Runs `script` with the budget period's keys and `args`; its array of strings.
+  redis_result<std::vector<std::string>> run(budget_script script, std::string_view budget,
+                                             std::int64_t period_start,
+                                             std::initializer_list<std::string_view> args);
+  /// The reply's array of strings (integers in decimal).
+  redis_result<std::vector<std::string>> read_strings(const redisReply* r);
+  /// Counts the failure, drops the connection (the next call reconnects) and returns the error.
+  redis_error fail(redis_error::kind what, std::string message);
 
   redis_endpoint ep_;
   std::string where_;  // "redis <host:port|unix:path>", for error texts
@@ -145,7 +176,6 @@ class redis_budget_client {
   bool attempted_ = false;
   std::uint64_t errors_ = 0;
   std::uint64_t connect_attempts_ = 0;
-  std::string last_error_;
 };
 
 }  // namespace bedrock_meter::accounting

@@ -1,7 +1,7 @@
 // The proxy's budget engine: admission across several budgets, settlement, reload carry-over,
 // restore from the ledger, the fail-open/closed fallback, and the request helpers. The shared
 // store here is an in-memory stand-in with the same contract as the Redis one (whose own tests,
-// redis_budget_tests, run against a real redis-server).
+// redis_budget_test.cpp, run against a real redis-server).
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>

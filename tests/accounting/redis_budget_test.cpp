@@ -35,6 +35,20 @@ constexpr std::int64_t period = 1'764'547'200;  // 2025-12-01T00:00:00Z
 constexpr auto long_ttl = std::chrono::milliseconds{60s};
 constexpr auto key_ttl = std::chrono::milliseconds{3600s};
 
+// The three answers a reservation can get, as the proxy tells them apart.
+enum class verdict { admitted, blocked, unavailable };
+
+verdict verdict_of(const redis_result<redis_reserve_reply>& r) {
+  if (!r) return verdict::unavailable;
+  return r->admitted ? verdict::admitted : verdict::blocked;
+}
+
+// A seed's outcome; nullopt when Redis could not be asked.
+std::optional<redis_seed_outcome> seed_outcome(const redis_result<redis_seed_outcome>& r) {
+  if (!r) return std::nullopt;
+  return *r;
+}
+
 std::string find_redis_server() {
   const char* path = std::getenv("PATH");
   std::stringstream dirs(path != nullptr ? path : "/usr/bin:/usr/sbin");
@@ -222,29 +236,29 @@ TEST_F(RedisBudgetTest, ReserveSettleChargeArithmeticAndKeyLayout) {
   redis_budget_client c(ep);
 
   const auto r1 = c.reserve("team-a", period, 1000, 300, long_ttl, key_ttl);
-  ASSERT_EQ(r1.outcome, redis_outcome::ok) << c.last_error();
-  EXPECT_EQ(r1.reservation_id.size(), 32u);
-  EXPECT_EQ(r1.state.spent, 0);
-  EXPECT_EQ(r1.state.reserved, 300);
+  ASSERT_EQ(verdict_of(r1), verdict::admitted) << r1.error().message;
+  EXPECT_EQ(r1->reservation_id.size(), 32u);
+  EXPECT_EQ(r1->state.spent, 0);
+  EXPECT_EQ(r1->state.reserved, 300);
   const auto r2 = c.reserve("team-a", period, 1000, 500, long_ttl, key_ttl);
-  ASSERT_EQ(r2.outcome, redis_outcome::ok);
-  EXPECT_NE(r1.reservation_id, r2.reservation_id);
-  EXPECT_EQ(r2.state.reserved, 800);
+  ASSERT_EQ(verdict_of(r2), verdict::admitted);
+  EXPECT_NE(r1->reservation_id, r2->reservation_id);
+  EXPECT_EQ(r2->state.reserved, 800);
 
-  const auto s1 = c.settle("team-a", period, r1.reservation_id, 250, key_ttl);
-  ASSERT_EQ(s1.outcome, redis_outcome::ok);
-  EXPECT_TRUE(s1.released);
-  EXPECT_EQ(s1.before.spent, 0);
-  EXPECT_EQ(s1.before.reserved, 800);
-  EXPECT_EQ(s1.after.spent, 250);
-  EXPECT_EQ(s1.after.reserved, 500);
+  const auto s1 = c.settle("team-a", period, r1->reservation_id, 250, key_ttl);
+  ASSERT_TRUE(s1);
+  EXPECT_TRUE(s1->released);
+  EXPECT_EQ(s1->before.spent, 0);
+  EXPECT_EQ(s1->before.reserved, 800);
+  EXPECT_EQ(s1->after.spent, 250);
+  EXPECT_EQ(s1->after.reserved, 500);
 
   const auto ch = c.charge("team-a", period, 100, key_ttl);
-  ASSERT_EQ(ch.outcome, redis_outcome::ok);
-  EXPECT_FALSE(ch.released);
-  EXPECT_EQ(ch.before.spent, 250);
-  EXPECT_EQ(ch.after.spent, 350);
-  EXPECT_EQ(ch.after.reserved, 500);
+  ASSERT_TRUE(ch);
+  EXPECT_FALSE(ch->released);
+  EXPECT_EQ(ch->before.spent, 250);
+  EXPECT_EQ(ch->after.spent, 350);
+  EXPECT_EQ(ch->after.reserved, 500);
 
   const auto st = c.read("team-a", period);
   ASSERT_TRUE(st.has_value());
@@ -262,7 +276,7 @@ TEST_F(RedisBudgetTest, ReserveSettleChargeArithmeticAndKeyLayout) {
   EXPECT_EQ(raw.command({"HGET", key, "spent"}), "350");
   EXPECT_EQ(raw.command({"HGET", key, "reserved"}), "500");
   EXPECT_EQ(raw.command({"ZCARD", key + ":reservations"}), "1");
-  EXPECT_EQ(raw.command({"HGET", key + ":amounts", r2.reservation_id}), "500");
+  EXPECT_EQ(raw.command({"HGET", key + ":amounts", r2->reservation_id}), "500");
   for (const std::string& k : {key, key + ":reservations", key + ":amounts"}) {
     const long long pttl = std::stoll(raw.command({"PTTL", k}));
     EXPECT_GT(pttl, 3'500'000) << k;
@@ -286,12 +300,16 @@ TEST_F(RedisBudgetTest, ScriptsRunBySha1AndSurviveScriptFlush) {
   ASSERT_TRUE(server_.start(dir_, ep));
   redis_budget_client c(ep);
   raw_redis raw(ep);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.read("f", period).has_value()) << c.last_error();
+  for (int i = 0; i < 3; ++i) {
+    const auto st = c.read("f", period);
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+  }
   // The full text travels once (after NOSCRIPT); later calls name it by its digest.
   EXPECT_EQ(command_calls(raw, "eval"), 1);
   EXPECT_GE(command_calls(raw, "evalsha"), 2);
   EXPECT_EQ(raw.command({"SCRIPT", "FLUSH"}), "OK");
-  ASSERT_TRUE(c.read("f", period).has_value()) << c.last_error();
+  const auto after_flush = c.read("f", period);
+  ASSERT_TRUE(after_flush.has_value()) << after_flush.error().message;
   EXPECT_EQ(command_calls(raw, "eval"), 2);
   EXPECT_EQ(c.errors(), 0u);
 }
@@ -302,26 +320,27 @@ TEST_F(RedisBudgetTest, BlockedExactlyAtTheLimit) {
   redis_budget_client c(ep);
 
   const auto a = c.reserve("b", period, 1000, 600, long_ttl, key_ttl);
-  ASSERT_EQ(a.outcome, redis_outcome::ok);
+  ASSERT_EQ(verdict_of(a), verdict::admitted);
   const auto b = c.reserve("b", period, 1000, 400, long_ttl, key_ttl);  // exactly the limit
-  ASSERT_EQ(b.outcome, redis_outcome::ok);
+  ASSERT_EQ(verdict_of(b), verdict::admitted);
   const auto over = c.reserve("b", period, 1000, 1, long_ttl, key_ttl);
-  EXPECT_EQ(over.outcome, redis_outcome::blocked);
-  EXPECT_TRUE(over.reservation_id.empty());
-  EXPECT_EQ(over.state.reserved, 1000);
+  ASSERT_EQ(verdict_of(over), verdict::blocked);
+  EXPECT_TRUE(over->reservation_id.empty());
+  EXPECT_EQ(over->state.reserved, 1000);
   EXPECT_EQ(c.read("b", period)->reserved, 1000);  // a blocked request holds nothing
 
   // Settling below the estimate frees the difference, and only the difference.
-  ASSERT_EQ(c.settle("b", period, a.reservation_id, 600, key_ttl).outcome, redis_outcome::ok);
-  EXPECT_EQ(c.reserve("b", period, 1000, 1, long_ttl, key_ttl).outcome, redis_outcome::blocked);
-  const auto s = c.settle("b", period, b.reservation_id, 300, key_ttl);
-  EXPECT_EQ(s.after.spent, 900);
-  EXPECT_EQ(s.after.reserved, 0);
-  EXPECT_EQ(c.reserve("b", period, 1000, 101, long_ttl, key_ttl).outcome, redis_outcome::blocked);
-  EXPECT_EQ(c.reserve("b", period, 1000, 100, long_ttl, key_ttl).outcome, redis_outcome::ok);
+  ASSERT_TRUE(c.settle("b", period, a->reservation_id, 600, key_ttl));
+  EXPECT_EQ(verdict_of(c.reserve("b", period, 1000, 1, long_ttl, key_ttl)), verdict::blocked);
+  const auto s = c.settle("b", period, b->reservation_id, 300, key_ttl);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->after.spent, 900);
+  EXPECT_EQ(s->after.reserved, 0);
+  EXPECT_EQ(verdict_of(c.reserve("b", period, 1000, 101, long_ttl, key_ttl)), verdict::blocked);
+  EXPECT_EQ(verdict_of(c.reserve("b", period, 1000, 100, long_ttl, key_ttl)), verdict::admitted);
 
   // Invalid input is refused without touching Redis.
-  EXPECT_EQ(c.reserve("b", period, 1000, -1, long_ttl, key_ttl).outcome, redis_outcome::blocked);
+  EXPECT_EQ(verdict_of(c.reserve("b", period, 1000, -1, long_ttl, key_ttl)), verdict::blocked);
   EXPECT_EQ(c.read("b", period)->reserved, 100);
   EXPECT_EQ(c.errors(), 0u);
 }
@@ -343,10 +362,10 @@ TEST_F(RedisBudgetTest, ConcurrentReserversFromSeveralClientsNeverExceedTheLimit
       redis_budget_client c(ep);  // one client per thread, as in the proxy's workers
       for (int i = 0; i < attempts; ++i) {
         const auto r = c.reserve("shared", period, limit, worst, long_ttl, key_ttl);
-        if (r.outcome == redis_outcome::ok) {
+        if (verdict_of(r) == verdict::admitted) {
           std::lock_guard lock(m);
-          ids.insert(r.reservation_id);
-        } else if (r.outcome == redis_outcome::unavailable) {
+          ids.insert(r->reservation_id);
+        } else if (verdict_of(r) == verdict::unavailable) {
           ++unavailable;
         }
       }
@@ -373,11 +392,11 @@ TEST_F(RedisBudgetTest, ConcurrentReserveAndSettleSpendsExactlyTheLimit) {
       redis_budget_client c(ep);
       for (int i = 0; i < 60; ++i) {
         const auto r = c.reserve("burst", period, limit, 10, long_ttl, key_ttl);
-        if (r.outcome != redis_outcome::ok) continue;
+        if (verdict_of(r) != verdict::admitted) continue;
         ++admitted;
-        if (r.state.spent + r.state.reserved > limit) overshoot = true;
-        const auto s = c.settle("burst", period, r.reservation_id, 10, key_ttl);
-        if (s.after.spent + s.after.reserved > limit) overshoot = true;
+        if (r->state.spent + r->state.reserved > limit) overshoot = true;
+        const auto s = c.settle("burst", period, r->reservation_id, 10, key_ttl);
+        if (s && s->after.spent + s->after.reserved > limit) overshoot = true;
       }
     });
   }
@@ -399,27 +418,27 @@ TEST_F(RedisBudgetTest, ExpiredReservationsAreReclaimed) {
   // A zero TTL expires at once on Redis's clock: the next call reclaims it, as if the proxy
   // holding it had died.
   const auto dead = c.reserve("e", period, 1000, 600, 0ms, key_ttl);
-  ASSERT_EQ(dead.outcome, redis_outcome::ok);
+  ASSERT_EQ(verdict_of(dead), verdict::admitted);
   const auto live = c.reserve("e", period, 1000, 600, long_ttl, key_ttl);
-  ASSERT_EQ(live.outcome, redis_outcome::ok) << "the expired 600 should have been reclaimed";
-  EXPECT_EQ(live.state.reserved, 600);
+  ASSERT_EQ(verdict_of(live), verdict::admitted) << "the expired 600 should have been reclaimed";
+  EXPECT_EQ(live->state.reserved, 600);
   // A live reservation is not reclaimed.
-  EXPECT_EQ(c.reserve("e", period, 1000, 401, long_ttl, key_ttl).outcome, redis_outcome::blocked);
+  EXPECT_EQ(verdict_of(c.reserve("e", period, 1000, 401, long_ttl, key_ttl)), verdict::blocked);
 
   raw_redis raw(ep);
   const std::string key = c.state_key("e", period);
-  EXPECT_EQ(raw.command({"HEXISTS", key + ":amounts", dead.reservation_id}), "0");
-  EXPECT_EQ(raw.command({"ZSCORE", key + ":reservations", dead.reservation_id}), "(nil)");
+  EXPECT_EQ(raw.command({"HEXISTS", key + ":amounts", dead->reservation_id}), "0");
+  EXPECT_EQ(raw.command({"ZSCORE", key + ":reservations", dead->reservation_id}), "(nil)");
 
   // A late settle of the reclaimed reservation still books what was spent, and releases nothing.
-  const auto late = c.settle("e", period, dead.reservation_id, 100, key_ttl);
-  ASSERT_EQ(late.outcome, redis_outcome::ok);
-  EXPECT_FALSE(late.released);
-  EXPECT_EQ(late.after.spent, 100);
-  EXPECT_EQ(late.after.reserved, 600);
+  const auto late = c.settle("e", period, dead->reservation_id, 100, key_ttl);
+  ASSERT_TRUE(late);
+  EXPECT_FALSE(late->released);
+  EXPECT_EQ(late->after.spent, 100);
+  EXPECT_EQ(late->after.reserved, 600);
 
   // read() reclaims too.
-  ASSERT_EQ(c.reserve("e2", period, 1000, 50, 0ms, key_ttl).outcome, redis_outcome::ok);
+  ASSERT_EQ(verdict_of(c.reserve("e2", period, 1000, 50, 0ms, key_ttl)), verdict::admitted);
   EXPECT_EQ(c.read("e2", period)->reserved, 0);
 }
 
@@ -430,19 +449,21 @@ TEST_F(RedisBudgetTest, SettleIsIdempotentPerReservation) {
 
   const auto a = c.reserve("i", period, 1000, 500, long_ttl, key_ttl);
   const auto b = c.reserve("i", period, 1000, 200, long_ttl, key_ttl);
-  ASSERT_EQ(a.outcome, redis_outcome::ok);
-  ASSERT_EQ(b.outcome, redis_outcome::ok);
-  const auto first = c.settle("i", period, a.reservation_id, 300, key_ttl);
-  EXPECT_TRUE(first.released);
-  EXPECT_EQ(first.after.reserved, 200);
-  const auto again = c.settle("i", period, a.reservation_id, 0, key_ttl);
-  ASSERT_EQ(again.outcome, redis_outcome::ok);
-  EXPECT_FALSE(again.released);
-  EXPECT_EQ(again.after.reserved, 200);  // b's hold is untouched, not 200 - 500
-  EXPECT_EQ(again.after.spent, 300);
+  ASSERT_EQ(verdict_of(a), verdict::admitted);
+  ASSERT_EQ(verdict_of(b), verdict::admitted);
+  const auto first = c.settle("i", period, a->reservation_id, 300, key_ttl);
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(first->released);
+  EXPECT_EQ(first->after.reserved, 200);
+  const auto again = c.settle("i", period, a->reservation_id, 0, key_ttl);
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again->released);
+  EXPECT_EQ(again->after.reserved, 200);  // b's hold is untouched, not 200 - 500
+  EXPECT_EQ(again->after.spent, 300);
   const auto unknown = c.settle("i", period, "no-such-reservation", 0, key_ttl);
-  EXPECT_FALSE(unknown.released);
-  EXPECT_EQ(unknown.after.reserved, 200);
+  ASSERT_TRUE(unknown);
+  EXPECT_FALSE(unknown->released);
+  EXPECT_EQ(unknown->after.reserved, 200);
 }
 
 TEST_F(RedisBudgetTest, SeedAppliesOncePerPeriodAndKeepsEarlierSpend) {
@@ -451,21 +472,24 @@ TEST_F(RedisBudgetTest, SeedAppliesOncePerPeriodAndKeepsEarlierSpend) {
   redis_budget_client c(ep);
 
   EXPECT_FALSE(c.read("s", period)->seeded);
-  EXPECT_EQ(c.seed("s", period, 1000, key_ttl), redis_outcome::ok);
+  EXPECT_EQ(seed_outcome(c.seed("s", period, 1000, key_ttl)), redis_seed_outcome::applied);
   const auto st = c.read("s", period);
   EXPECT_EQ(st->spent, 1000);
   EXPECT_TRUE(st->seeded);
   // A second proxy (or a restart) seeding again changes nothing.
   redis_budget_client other(ep);
-  EXPECT_EQ(other.seed("s", period, 5000, key_ttl), redis_outcome::blocked);
+  EXPECT_EQ(seed_outcome(other.seed("s", period, 5000, key_ttl)),
+            redis_seed_outcome::already_seeded);
   EXPECT_EQ(c.read("s", period)->spent, 1000);
   const auto r = c.reserve("s", period, 2000, 10, long_ttl, key_ttl);
-  EXPECT_TRUE(r.state.seeded);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->state.seeded);
 
   // Spend booked before the seed (Redis lost its data mid-period) is added to, not overwritten.
   const auto ch = c.charge("s2", period, 50, key_ttl);
-  EXPECT_FALSE(ch.after.seeded);
-  EXPECT_EQ(c.seed("s2", period, 1000, key_ttl), redis_outcome::ok);
+  ASSERT_TRUE(ch);
+  EXPECT_FALSE(ch->after.seeded);
+  EXPECT_EQ(seed_outcome(c.seed("s2", period, 1000, key_ttl)), redis_seed_outcome::applied);
   EXPECT_EQ(c.read("s2", period)->spent, 1050);
   raw_redis raw(ep);
   EXPECT_GT(std::stoll(raw.command({"PTTL", c.state_key("s2", period)})), 0);
@@ -480,15 +504,16 @@ TEST_F(RedisBudgetTest, AmountsAbove2To53AreExact) {
   // Lua comparison would admit the third reservation below.
   constexpr std::int64_t p62 = std::int64_t{1} << 62;
   const auto big = c.reserve("x", period, p62 + 1, p62, long_ttl, key_ttl);
-  ASSERT_EQ(big.outcome, redis_outcome::ok) << c.last_error();
+  ASSERT_EQ(verdict_of(big), verdict::admitted) << big.error().message;
   const auto one = c.reserve("x", period, p62 + 1, 1, long_ttl, key_ttl);
-  ASSERT_EQ(one.outcome, redis_outcome::ok);
-  EXPECT_EQ(one.state.reserved, p62 + 1);
+  ASSERT_EQ(verdict_of(one), verdict::admitted);
+  EXPECT_EQ(one->state.reserved, p62 + 1);
   const auto another = c.reserve("x", period, p62 + 1, 1, long_ttl, key_ttl);
-  EXPECT_EQ(another.outcome, redis_outcome::blocked);
-  const auto s = c.settle("x", period, big.reservation_id, p62 + 3, key_ttl);
-  EXPECT_EQ(s.after.spent, p62 + 3);
-  EXPECT_EQ(s.after.reserved, 1);
+  EXPECT_EQ(verdict_of(another), verdict::blocked);
+  const auto s = c.settle("x", period, big->reservation_id, p62 + 3, key_ttl);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->after.spent, p62 + 3);
+  EXPECT_EQ(s->after.reserved, 1);
   raw_redis raw(ep);
   EXPECT_EQ(raw.command({"HGET", c.state_key("x", period), "spent"}), "4611686018427387907");
 
@@ -496,12 +521,12 @@ TEST_F(RedisBudgetTest, AmountsAbove2To53AreExact) {
   // instead of failing on overflow.
   constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max();
   const auto full = c.reserve("y", period, max, max, long_ttl, key_ttl);
-  ASSERT_EQ(full.outcome, redis_outcome::ok);
-  EXPECT_EQ(c.reserve("y", period, max, 1, long_ttl, key_ttl).outcome, redis_outcome::blocked);
-  EXPECT_EQ(c.settle("y", period, full.reservation_id, max - 1, key_ttl).after.spent, max - 1);
+  ASSERT_EQ(verdict_of(full), verdict::admitted);
+  EXPECT_EQ(verdict_of(c.reserve("y", period, max, 1, long_ttl, key_ttl)), verdict::blocked);
+  EXPECT_EQ(c.settle("y", period, full->reservation_id, max - 1, key_ttl)->after.spent, max - 1);
   const auto sat = c.charge("y", period, 5, key_ttl);
-  ASSERT_EQ(sat.outcome, redis_outcome::ok);
-  EXPECT_EQ(sat.after.spent, max);
+  ASSERT_TRUE(sat);
+  EXPECT_EQ(sat->after.spent, max);
   EXPECT_EQ(c.errors(), 0u);
 }
 
@@ -510,7 +535,8 @@ TEST_F(RedisBudgetTest, TcpEndpointAndDatabaseSelection) {
   ep.db = 2;
   ASSERT_TRUE(server_.start(dir_, ep));
   redis_budget_client c(ep);
-  ASSERT_EQ(c.charge("t", period, 42, key_ttl).outcome, redis_outcome::ok) << c.last_error();
+  const auto charged = c.charge("t", period, 42, key_ttl);
+  ASSERT_TRUE(charged) << charged.error().message;
   raw_redis raw(ep);
   const std::string key = c.state_key("t", period);
   EXPECT_EQ(raw.command({"EXISTS", key}), "0");  // db 0
@@ -524,25 +550,27 @@ TEST_F(RedisBudgetTest, AuthWithPasswordAndNeverLogsIt) {
   ASSERT_TRUE(server_.start(dir_, ep));
 
   redis_budget_client good(ep);
-  ASSERT_EQ(good.charge("a", period, 7, key_ttl).outcome, redis_outcome::ok) << good.last_error();
+  const auto charged = good.charge("a", period, 7, key_ttl);
+  ASSERT_TRUE(charged) << charged.error().message;
   EXPECT_EQ(good.read("a", period)->spent, 7);
 
   auto none = ep;
   none.password.clear();
   redis_budget_client anonymous(none);
-  EXPECT_EQ(anonymous.charge("a", period, 7, key_ttl).outcome, redis_outcome::unavailable);
+  const auto refused = anonymous.charge("a", period, 7, key_ttl);
+  ASSERT_FALSE(refused);
   EXPECT_EQ(anonymous.errors(), 1u);
-  EXPECT_NE(anonymous.last_error().find("NOAUTH"), std::string::npos) << anonymous.last_error();
+  EXPECT_NE(refused.error().message.find("NOAUTH"), std::string::npos) << refused.error().message;
 
   auto wrong = ep;
   wrong.password = "wrong-pw-do-not-print";
   redis_budget_client intruder(wrong);
-  EXPECT_EQ(intruder.reserve("a", period, 100, 1, long_ttl, key_ttl).outcome,
-            redis_outcome::unavailable);
+  const auto intruded = intruder.reserve("a", period, 100, 1, long_ttl, key_ttl);
+  ASSERT_EQ(verdict_of(intruded), verdict::unavailable);
   EXPECT_EQ(intruder.errors(), 1u);
   EXPECT_FALSE(intruder.connected());
-  EXPECT_FALSE(intruder.last_error().empty());
-  EXPECT_EQ(intruder.last_error().find("wrong-pw-do-not-print"), std::string::npos);
+  EXPECT_FALSE(intruded.error().message.empty());
+  EXPECT_EQ(intruded.error().message.find("wrong-pw-do-not-print"), std::string::npos);
   EXPECT_EQ(good.read("a", period)->spent, 7);
 }
 
@@ -554,13 +582,13 @@ TEST_F(RedisBudgetTest, ErrorReplyIsUnavailableAndCounted) {
   raw_redis raw(ep);
   // Someone else's string where the budget hash should be: Redis answers WRONGTYPE.
   EXPECT_EQ(raw.command({"SET", c.state_key("w", period), "not-a-hash"}), "OK");
-  EXPECT_EQ(c.reserve("w", period, 100, 1, long_ttl, key_ttl).outcome,
-            redis_outcome::unavailable);
+  const auto r = c.reserve("w", period, 100, 1, long_ttl, key_ttl);
+  ASSERT_EQ(verdict_of(r), verdict::unavailable);
   EXPECT_EQ(c.errors(), 1u);
-  EXPECT_NE(c.last_error().find("WRONGTYPE"), std::string::npos) << c.last_error();
-  EXPECT_NE(c.last_error().find("unix:" + ep.unix_socket), std::string::npos);
+  EXPECT_NE(r.error().message.find("WRONGTYPE"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("unix:" + ep.unix_socket), std::string::npos);
   // Other budgets are unaffected, over a fresh connection.
-  EXPECT_EQ(c.reserve("ok", period, 100, 1, long_ttl, key_ttl).outcome, redis_outcome::ok);
+  EXPECT_EQ(verdict_of(c.reserve("ok", period, 100, 1, long_ttl, key_ttl)), verdict::admitted);
   EXPECT_EQ(c.errors(), 1u);
 }
 
@@ -570,15 +598,32 @@ TEST_F(RedisBudgetTest, ReconnectAttemptsAreRateLimited) {
   redis_budget_client c(ep);
   const auto t0 = clock_type::now();
   for (int i = 0; i < 20; ++i) {
-    EXPECT_EQ(c.reserve("r", period, 100, 1, long_ttl, key_ttl).outcome,
-              redis_outcome::unavailable);
+    EXPECT_EQ(verdict_of(c.reserve("r", period, 100, 1, long_ttl, key_ttl)), verdict::unavailable);
   }
   EXPECT_FALSE(c.read("r", period).has_value());
-  EXPECT_EQ(c.seed("r", period, 1, key_ttl), redis_outcome::unavailable);
+  EXPECT_FALSE(c.seed("r", period, 1, key_ttl));
   // One attempt, one error; the rest answered at once without touching the network.
   EXPECT_EQ(c.connect_attempts(), 1u);
   EXPECT_EQ(c.errors(), 1u);
   EXPECT_LT(clock_type::now() - t0, 1000ms);
+}
+
+TEST_F(RedisBudgetTest, ErrorsSayWhetherAConnectionWasAttempted) {
+  auto ep = unix_endpoint();  // nobody listens: the server is never started
+  ep.reconnect_interval = 1000ms;
+  redis_budget_client c(ep);
+  const auto first = c.charge("k", period, 1, key_ttl);
+  ASSERT_FALSE(first);
+  EXPECT_EQ(first.error().what, redis_error::kind::connect);
+  EXPECT_NE(first.error().message.find("unix:" + ep.unix_socket + ": connect: "),
+            std::string::npos)
+      << first.error().message;
+  const auto waiting = c.read("k", period);
+  ASSERT_FALSE(waiting);
+  EXPECT_EQ(waiting.error().what, redis_error::kind::not_connected);
+  EXPECT_NE(waiting.error().message.find("unix:" + ep.unix_socket), std::string::npos)
+      << waiting.error().message;
+  EXPECT_EQ(c.errors(), 1u);
 }
 
 TEST_F(RedisBudgetTest, UnavailableWhenStoppedAndReconnectsAfterRestart) {
@@ -586,31 +631,32 @@ TEST_F(RedisBudgetTest, UnavailableWhenStoppedAndReconnectsAfterRestart) {
   ep.reconnect_interval = 100ms;
   ASSERT_TRUE(server_.start(dir_, ep));
   redis_budget_client c(ep);
-  ASSERT_EQ(c.seed("d", period, 500, key_ttl), redis_outcome::ok);
+  ASSERT_EQ(seed_outcome(c.seed("d", period, 500, key_ttl)), redis_seed_outcome::applied);
   ASSERT_TRUE(c.connected());
 
   server_.stop();
   const auto t0 = clock_type::now();
-  EXPECT_EQ(c.charge("d", period, 1, key_ttl).outcome, redis_outcome::unavailable);
+  const auto lost = c.charge("d", period, 1, key_ttl);
+  EXPECT_FALSE(lost);
   EXPECT_LE(clock_type::now() - t0, ep.timeout);
   EXPECT_FALSE(c.connected());
   EXPECT_EQ(c.errors(), 1u);
-  EXPECT_FALSE(c.last_error().empty());
+  EXPECT_FALSE(lost.error().message.empty());
 
   ASSERT_TRUE(server_.start(dir_, ep));
   // Reconnection is lazy and rate limited; poll until the interval has passed.
-  std::optional<redis_budget_state> st;
+  auto st = c.read("d", period);
   const auto deadline = clock_type::now() + 5s;
   while (!st && clock_type::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
     st = c.read("d", period);
-    if (!st) std::this_thread::sleep_for(20ms);
   }
-  ASSERT_TRUE(st.has_value()) << c.last_error();
+  ASSERT_TRUE(st.has_value()) << st.error().message;
   EXPECT_TRUE(c.connected());
   // Without persistence the restarted Redis forgot everything, and says so: the proxy re-seeds.
   EXPECT_FALSE(st->seeded);
   EXPECT_EQ(st->spent, 0);
-  EXPECT_EQ(c.seed("d", period, 500, key_ttl), redis_outcome::ok);
+  EXPECT_EQ(seed_outcome(c.seed("d", period, 500, key_ttl)), redis_seed_outcome::applied);
   EXPECT_EQ(c.read("d", period)->spent, 500);
 }
 
@@ -620,7 +666,8 @@ TEST_F(RedisBudgetTest, HungRedisTimesOutAndRecovers) {
   ep.reconnect_interval = 0ms;
   ASSERT_TRUE(server_.start(dir_, ep));
   redis_budget_client c(ep);
-  ASSERT_EQ(c.charge("h", period, 5, key_ttl).outcome, redis_outcome::ok) << c.last_error();
+  const auto charged = c.charge("h", period, 5, key_ttl);
+  ASSERT_TRUE(charged) << charged.error().message;
 
   server_.pause();
   const auto t0 = clock_type::now();
@@ -632,7 +679,7 @@ TEST_F(RedisBudgetTest, HungRedisTimesOutAndRecovers) {
   server_.resume();
 
   const auto st = c.read("h", period);
-  ASSERT_TRUE(st.has_value()) << c.last_error();
+  ASSERT_TRUE(st.has_value()) << st.error().message;
   EXPECT_EQ(st->spent, 5);
 }
 

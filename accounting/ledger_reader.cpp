@@ -1,0 +1,249 @@
+// The read side: startup totals for the Prometheus counters, period spend for budgets, the
+// grouped reports of `bedrock-meter report`, and the raw records. One read-only connection per
+// reader, beside the writer's (WAL).
+#include "accounting/ledger.hpp"
+
+#include <utility>
+
+#include "accounting/ledger_schema.hpp"
+#include "accounting/ledger_sqlite.hpp"
+
+namespace bedrock_meter::accounting {
+
+namespace {
+
+using metering::money_total;
+
+// How long a query waits for a lock held by the writer or a prune before it fails.
+constexpr std::chrono::milliseconds reader_busy_timeout{5000};
+
+std::string_view report_key_sql(report_key k) noexcept {
+  switch (k) {
+    case report_key::team: return "team";
+    case report_key::app: return "app";
+    case report_key::model_base: return "model_base";
+    // Integer division keeps whole seconds; 'unixepoch' dates are UTC.
+    case report_key::day: return "date(time_ms / 1000, 'unixepoch')";
+  }
+  return "''";
+}
+
+// Steps `st` through its rows, handing each to `read`; false when a step failed.
+template <typename Read>
+bool each_row(statement& st, Read&& read) {
+  int rc;
+  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) read(st.s);
+  return rc == SQLITE_DONE;
+}
+
+// Token sums at columns i.. (input, output, cache read, cache write); returns the next column.
+template <typename Row>
+int read_token_sums(sqlite3_stmt* s, int i, Row& r) {
+  r.input_tokens = as_u64(sqlite3_column_int64(s, i++));
+  r.output_tokens = as_u64(sqlite3_column_int64(s, i++));
+  r.cache_read_tokens = as_u64(sqlite3_column_int64(s, i++));
+  r.cache_write_tokens = as_u64(sqlite3_column_int64(s, i++));
+  return i;
+}
+
+// The sums of `cost_columns` at columns i.., each as the two halves `money_sum_sql` produces.
+template <typename Row>
+void read_cost_sums(sqlite3_stmt* s, int i, Row& r) {
+  r.input_cost = read_money(s, i);
+  r.output_cost = read_money(s, i + 2);
+  r.cache_read_cost = read_money(s, i + 4);
+  r.cache_write_cost = read_money(s, i + 6);
+  r.total_cost = read_money(s, i + 8);
+}
+
+// Live rows plus what pruning rolled up, so counters do not drop when old rows are deleted.
+// Re-summing hi and lo halves separately stays exact (each stays far inside int64).
+std::string totals_sql() {
+  std::string values;
+  std::string sums;
+  for (const auto& c : rollup_value_columns()) {
+    values += ", " + c;
+    sums += ", SUM(" + c + ")";
+  }
+  return "SELECT " + std::string(group_columns) + sums + " FROM (" + group_sums_sql("") +
+         " UNION ALL SELECT " + std::string(group_columns) + values + " FROM rollup) GROUP BY " +
+         std::string(group_columns);
+}
+
+ledger_totals_row read_totals_row(sqlite3_stmt* s) {
+  ledger_totals_row r;
+  int i = 0;
+  r.operation = column_text(s, i++);
+  r.model_label = column_text(s, i++);
+  r.region = column_text(s, i++);
+  r.service_tier = column_text(s, i++);
+  r.team = column_text(s, i++);
+  r.app = column_text(s, i++);
+  r.status = static_cast<unsigned>(sqlite3_column_int64(s, i++));
+  r.requests = as_u64(sqlite3_column_int64(s, i++));
+  r.unpriced_requests = as_u64(sqlite3_column_int64(s, i++));
+  i = read_token_sums(s, i, r);
+  r.estimated_input_tokens = as_u64(sqlite3_column_int64(s, i++));
+  r.estimated_output_tokens = as_u64(sqlite3_column_int64(s, i++));
+  r.estimated_cache_read_tokens = as_u64(sqlite3_column_int64(s, i++));
+  r.estimated_cache_write_tokens = as_u64(sqlite3_column_int64(s, i++));
+  read_cost_sums(s, i, r);
+  return r;
+}
+
+// Only the set filters appear in the WHERE clause, so SQLite can pick the (team, time_ms) or
+// (app, time_ms) index; "?x IS NULL OR col = ?x" would defeat it. `values` gets the parameters
+// from ?2 on, in order.
+std::string spend_sql(const spend_filter& filter, std::vector<const std::string*>& values) {
+  std::string sql = "SELECT " + money_sum_sql("total_cost") + " FROM requests WHERE time_ms >= ?1";
+  const std::pair<const char*, const std::optional<std::string>*> fields[] = {
+      {"team", &filter.team},           {"app", &filter.app},
+      {"principal", &filter.principal}, {"model_base", &filter.model_base},
+      {"model_label", &filter.model_label}};
+  for (const auto& [column, value] : fields) {
+    if (!value->has_value()) continue;
+    values.push_back(&**value);
+    sql += std::string(" AND ") + column + " = ?" + std::to_string(values.size() + 1);
+  }
+  return sql;
+}
+
+std::string report_sql(const std::vector<report_key>& group_by) {
+  std::string keys;
+  for (auto k : group_by) {
+    if (!keys.empty()) keys += ", ";
+    keys += report_key_sql(k);
+  }
+  std::string sql = "SELECT ";
+  if (!keys.empty()) sql += keys + ", ";
+  sql +=
+      "count(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
+      "COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_write_tokens), 0)" +
+      money_sums_sql() + " FROM requests WHERE time_ms >= ?1 AND time_ms < ?2";
+  if (!keys.empty()) sql += " GROUP BY " + keys + " ORDER BY " + keys;
+  return sql;
+}
+
+report_row read_report_row(sqlite3_stmt* s, std::size_t key_count) {
+  report_row r;
+  int i = 0;
+  for (std::size_t k = 0; k < key_count; ++k) r.keys.push_back(column_text(s, i++));
+  r.requests = as_u64(sqlite3_column_int64(s, i++));
+  i = read_token_sums(s, i, r);
+  read_cost_sums(s, i, r);
+  return r;
+}
+
+}  // namespace
+
+std::string_view to_string(report_key k) noexcept {
+  switch (k) {
+    case report_key::team: return "team";
+    case report_key::app: return "app";
+    case report_key::model_base: return "model_base";
+    case report_key::day: return "day";
+  }
+  return "team";
+}
+
+std::optional<report_key> parse_report_key(std::string_view s) noexcept {
+  for (auto k : {report_key::team, report_key::app, report_key::model_base, report_key::day}) {
+    if (to_string(k) == s) return k;
+  }
+  return std::nullopt;
+}
+
+ledger_result<std::unique_ptr<ledger_reader>> ledger_reader::open(const std::string& path) {
+  auto file =
+      open_ledger_file(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, reader_busy_timeout);
+  if (!file) return file.error();
+  if (file->version < ledger_schema_version) {
+    return ledger_error{
+        ledger_error::kind::not_a_ledger,
+        "ledger " + path + " has schema version " + std::to_string(file->version) +
+            "; open it once with the proxy (bedrock-meter serve) to create or migrate it"};
+  }
+  return std::unique_ptr<ledger_reader>(new ledger_reader(file->db.release()));
+}
+
+ledger_reader::~ledger_reader() { sqlite3_close_v2(db_); }
+
+ledger_result<std::vector<ledger_totals_row>> ledger_reader::totals() {
+  std::lock_guard lk(mu_);
+  statement st;
+  if (prepare(db_, totals_sql(), st) != SQLITE_OK) return sqlite_error(db_, "ledger totals");
+  std::vector<ledger_totals_row> rows;
+  if (!each_row(st, [&](sqlite3_stmt* s) { rows.push_back(read_totals_row(s)); })) {
+    return sqlite_error(db_, "ledger totals");
+  }
+  return rows;
+}
+
+ledger_result<money_total> ledger_reader::spend_since(std::int64_t from_ms,
+                                                      const spend_filter& filter) {
+  std::lock_guard lk(mu_);
+  std::vector<const std::string*> values;
+  statement st;
+  if (prepare(db_, spend_sql(filter, values), st) != SQLITE_OK) {
+    return sqlite_error(db_, "ledger spend");
+  }
+  sqlite3_bind_int64(st.s, 1, from_ms);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    bind_text(st.s, static_cast<int>(i + 2), *values[i]);
+  }
+  if (sqlite3_step(st.s) != SQLITE_ROW) return sqlite_error(db_, "ledger spend");
+  return read_money(st.s, 0);
+}
+
+ledger_result<std::vector<report_row>> ledger_reader::query_report(
+    std::int64_t from_ms, std::int64_t to_ms, const std::vector<report_key>& group_by) {
+  std::lock_guard lk(mu_);
+  statement st;
+  if (prepare(db_, report_sql(group_by), st) != SQLITE_OK) {
+    return sqlite_error(db_, "ledger report");
+  }
+  sqlite3_bind_int64(st.s, 1, from_ms);
+  sqlite3_bind_int64(st.s, 2, to_ms);
+  std::vector<report_row> rows;
+  const bool done = each_row(st, [&](sqlite3_stmt* s) {
+    auto r = read_report_row(s, group_by.size());
+    // An ungrouped query over no rows still yields one row.
+    if (r.requests > 0) rows.push_back(std::move(r));
+  });
+  if (!done) return sqlite_error(db_, "ledger report");
+  return rows;
+}
+
+ledger_result<std::optional<std::int64_t>> ledger_reader::pruned_before_ms() {
+  using result = std::optional<std::int64_t>;
+  std::lock_guard lk(mu_);
+  statement st;
+  if (prepare(db_, "SELECT value FROM meta WHERE key = 'pruned_before_ms'", st) != SQLITE_OK) {
+    return sqlite_error(db_, "ledger meta");
+  }
+  const int rc = sqlite3_step(st.s);
+  if (rc == SQLITE_ROW) return result(sqlite3_column_int64(st.s, 0));
+  if (rc == SQLITE_DONE) return result();
+  return sqlite_error(db_, "ledger meta");
+}
+
+ledger_result<std::vector<ledger_record>> ledger_reader::records(std::int64_t from_ms,
+                                                                 std::int64_t to_ms,
+                                                                 std::size_t limit) {
+  std::lock_guard lk(mu_);
+  const std::string sql =
+      "SELECT " + std::string(record_columns) +
+      " FROM requests WHERE time_ms >= ?1 AND time_ms < ?2 ORDER BY id LIMIT ?3";
+  statement st;
+  if (prepare(db_, sql, st) != SQLITE_OK) return sqlite_error(db_, "ledger records");
+  sqlite3_bind_int64(st.s, 1, from_ms);
+  sqlite3_bind_int64(st.s, 2, to_ms);
+  sqlite3_bind_int64(st.s, 3, clamp_i64(limit));
+  std::vector<ledger_record> rows;
+  if (!each_row(st, [&](sqlite3_stmt* s) { read_record(s, 0, rows.emplace_back()); })) {
+    return sqlite_error(db_, "ledger records");
+  }
+  return rows;
+}
+
+}  // namespace bedrock_meter::accounting

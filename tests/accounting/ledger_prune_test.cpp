@@ -1,0 +1,84 @@
+// Retention: prune_ledger beside a live writer; totals never go down.
+#include "accounting/ledger.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "tests/accounting/ledger_test_support.hpp"
+
+namespace bedrock_meter::accounting {
+namespace {
+
+TEST(LedgerRetention, PruneDeletesOldRowsButTotalsNeverDrop) {
+  temp_dir dir;
+  const auto path = dir.file("prune.db");
+  constexpr std::int64_t start = 1'700'000'000'000;
+  constexpr std::int64_t day = 86'400'000;
+  std::vector<ledger_record> recs;
+  for (int i = 0; i < 2000; ++i) recs.push_back(make_record(8, i));
+  // Huge amounts in one group make the rollup carry lo halves into hi across prunes.
+  for (int i = 0; i < 12; ++i) {
+    auto r = make_record(9, i);
+    r.time_ms = start + i * 8 * day;
+    r.input_cost = INT64_MAX - i;
+    r.total_cost = INT64_MAX - 3 * i;
+    recs.push_back(std::move(r));
+  }
+  auto l = open_or_die(path);
+  ASSERT_TRUE(l);
+  for (const auto& r : recs) ASSERT_TRUE(l->append(r));
+  ASSERT_TRUE(l->flush());
+  expect_totals(l->reader(), recs);
+
+  // Pruned beside the live writer, as an operator's cron job would.
+  const std::int64_t cut = start + 45 * day;
+  const auto old_rows = static_cast<std::uint64_t>(
+      std::count_if(recs.begin(), recs.end(), [&](const ledger_record& r) { return r.time_ms < cut; }));
+  ASSERT_GT(old_rows, 0u);
+  auto pruned = prune_ledger(path, cut);
+  ASSERT_TRUE(pruned) << pruned.error().message;
+  EXPECT_EQ(*pruned, old_rows);
+  expect_totals(l->reader(), recs);
+
+  auto live = l->reader().records(INT64_MIN, INT64_MAX);
+  ASSERT_TRUE(live);
+  EXPECT_EQ(live->size(), recs.size() - old_rows);
+  for (const auto& r : *live) EXPECT_GE(r.time_ms, cut);
+  auto horizon = l->reader().pruned_before_ms();
+  ASSERT_TRUE(horizon);
+  EXPECT_EQ(*horizon, std::optional<std::int64_t>(cut));
+  auto report = l->reader().query_report(INT64_MIN, INT64_MAX, {});
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->front().requests, recs.size() - old_rows);
+
+  // Late records (older than the cut) and new ones, then a second prune merges into the same
+  // rollup groups; an earlier cut later never moves the horizon back.
+  for (int i = 0; i < 300; ++i) {
+    auto r = make_record(10, i);
+    if (i % 3 == 0) r.time_ms = start + i;
+    recs.push_back(r);
+    ASSERT_TRUE(l->append(std::move(r)));
+  }
+  ASSERT_TRUE(l->flush());
+  expect_totals(l->reader(), recs);
+  ASSERT_TRUE(prune_ledger(path, start + 80 * day));
+  ASSERT_TRUE(prune_ledger(path, start + 10 * day));
+  expect_totals(l->reader(), recs);
+  horizon = l->reader().pruned_before_ms();
+  ASSERT_TRUE(horizon);
+  EXPECT_EQ(*horizon, std::optional<std::int64_t>(start + 80 * day));
+  EXPECT_EQ(l->counters().lost, 0u);
+  l->close();
+
+  // And after a restart.
+  auto reader = ledger_reader::open(path);
+  ASSERT_TRUE(reader) << reader.error().message;
+  expect_totals(**reader, recs);
+}
+
+}  // namespace
+}  // namespace bedrock_meter::accounting

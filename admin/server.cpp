@@ -270,7 +270,7 @@ struct server::impl {
         socket.close(ignored);
         continue;
       }
-      net::co_spawn(ioc.get_executor(), session(std::move(socket)), [](std::exception_ptr) {});
+      net::co_spawn(ioc.get_executor(), session(std::move(socket)), [](const std::exception_ptr&) {});
     }
   }
 
@@ -318,7 +318,7 @@ boost::system::result<void, error> server::start() {
   auto& s = *impl_;
   if (s.thread.joinable()) return {};
   if (auto listening = s.listen(); !listening) return listening;
-  net::co_spawn(s.ioc.get_executor(), s.accept_loop(), [](std::exception_ptr) {});
+  net::co_spawn(s.ioc.get_executor(), s.accept_loop(), [](const std::exception_ptr&) {});
   s.thread = std::thread([&s] { s.ioc.run(); });
   return {};
 }

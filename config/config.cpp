@@ -103,9 +103,9 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   } else if (unit == "KiB") {
     multiplier = 1024;
   } else if (unit == "MiB") {
-    multiplier = 1024 * 1024;
+    multiplier = std::uint64_t{1024} * 1024;
   } else if (unit == "GiB") {
-    multiplier = 1024 * 1024 * 1024;
+    multiplier = std::uint64_t{1024} * 1024 * 1024;
   } else {
     return std::nullopt;
   }

@@ -78,7 +78,7 @@ std::string load_context::resolve(const std::string& value) const {
 
 std::string load_context::readable_file(const map_entry& e, const std::string& path,
                                         const std::string& value) const {
-  const std::string resolved = resolve(value);
+  std::string resolved = resolve(value);
   const std::string origin =
       std::filesystem::path(value).is_relative()
           ? " (resolved from '" + value + "' relative to the config file's directory)"

@@ -9,7 +9,7 @@
 namespace bedrock_meter::proxy {
 
 boost::system::result<std::shared_ptr<const runtime_snapshot>, startup_error>
-runtime_snapshot::make(std::shared_ptr<const config::config> c,
+runtime_snapshot::make(const std::shared_ptr<const config::config>& c,
                        std::shared_ptr<accounting::budget_engine> b) {
   auto t = make_upstream_target(c->upstream, c->upstream.region);
   if (!t) return startup_error{"upstream.endpoint does not parse: " + c->upstream.endpoint};
@@ -39,8 +39,8 @@ shared_state::shared_state(std::shared_ptr<const published_credentials> creds, s
 }
 
 boost::system::result<std::shared_ptr<shared_state>, startup_error> shared_state::create(
-    std::shared_ptr<const config::config> cfg, std::shared_ptr<const published_credentials> creds,
-    std::string upstream_bearer_token, accounting::budget_restore_fn restore_budgets) {
+    const std::shared_ptr<const config::config>& cfg,
+    std::shared_ptr<const published_credentials> creds, std::string upstream_bearer_token, accounting::budget_restore_fn restore_budgets) {
   std::shared_ptr<shared_state> s(
       new shared_state(std::move(creds), std::move(upstream_bearer_token),
                        std::move(restore_budgets)));
@@ -72,7 +72,7 @@ std::shared_ptr<accounting::budget_engine> shared_state::make_budgets(
 }
 
 boost::system::result<void, startup_error> shared_state::replace(
-    std::shared_ptr<const config::config> cfg) {
+    const std::shared_ptr<const config::config>& cfg) {
   std::lock_guard lock(reload_mutex_);
   auto snap = runtime_snapshot::make(cfg, make_budgets(*cfg, snapshot_.load()->budgets.get()));
   if (!snap) return snap.error();

@@ -42,7 +42,7 @@ struct runtime_snapshot {
   /// Builds the snapshot of a validated config. An error when the upstream endpoint does not
   /// parse (the config loader checks it first, so this is a second line of defence).
   static boost::system::result<std::shared_ptr<const runtime_snapshot>, startup_error> make(
-      std::shared_ptr<const config::config> c, std::shared_ptr<accounting::budget_engine> b);
+      const std::shared_ptr<const config::config>& c, std::shared_ptr<accounting::budget_engine> b);
 
   std::shared_ptr<const config::config> cfg;
   auth_index auth;
@@ -73,7 +73,7 @@ class shared_state {
   /// accounts (at start and when a reload adds or changes a budget); empty: they start at zero.
   /// An error when the upstream TLS context (ca_file) or endpoint cannot be set up.
   static boost::system::result<std::shared_ptr<shared_state>, startup_error> create(
-      std::shared_ptr<const config::config> cfg,
+      const std::shared_ptr<const config::config>& cfg,
       std::shared_ptr<const published_credentials> creds, std::string upstream_bearer_token,
       accounting::budget_restore_fn restore_budgets = {});
 
@@ -81,7 +81,8 @@ class shared_state {
   /// snapshot_reader (worker::snapshot()).
   std::shared_ptr<const runtime_snapshot> snapshot() const { return snapshot_.load(); }
   /// Validated config -> new snapshot, published to every worker. On error the old one stays.
-  boost::system::result<void, startup_error> replace(std::shared_ptr<const config::config> cfg);
+  boost::system::result<void, startup_error> replace(
+      const std::shared_ptr<const config::config>& cfg);
   const published<runtime_snapshot>& snapshots() const noexcept { return snapshot_; }
   const published_credentials* credentials() const noexcept { return creds_.get(); }
 

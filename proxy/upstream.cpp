@@ -150,7 +150,7 @@ std::atomic<std::uint64_t>& error_counter(telemetry::proxy_counters& c, upstream
 
 upstream_pool::upstream_pool(executor ex, net::ssl::context* tls, std::uint32_t max_idle,
                              std::chrono::milliseconds max_idle_time)
-    : ex_(ex), tls_(tls), max_idle_(max_idle), max_idle_time_(max_idle_time) {}
+    : ex_(std::move(ex)), tls_(tls), max_idle_(max_idle), max_idle_time_(max_idle_time) {}
 
 awaitable<upstream_pool::acquired> upstream_pool::acquire(
     const upstream_target& t, std::chrono::milliseconds connect_timeout) {

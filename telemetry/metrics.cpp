@@ -249,18 +249,20 @@ struct metrics::impl {
         .Set(1);
   }
 
-  counter_family counter(std::string name, std::string help, std::vector<label_spec> labels) {
-    auto& fam = pm::BuildCounter().Name(name).Help(std::move(help)).Register(registry);
+  counter_family counter(const std::string& name, const std::string& help,
+                         std::vector<label_spec> labels) {
+    auto& fam = pm::BuildCounter().Name(name).Help(help).Register(registry);
     return counter_family(fam, name, std::move(labels), opt.max_series_per_family,
                           folded_family.Add({{"metric", name}}),
                           dropped_family.Add({{"metric", name}}));
   }
 
-  histogram_family histogram(std::string name, std::string help, std::vector<label_spec> labels,
+  histogram_family histogram(const std::string& name, const std::string& help,
+                             std::vector<label_spec> labels,
                              const std::vector<double>& buckets) {
     auto& fam = pm::BuildHistogram()
                     .Name(name)
-                    .Help(std::move(help))
+                    .Help(help)
                     .Labels({{"gen_ai_provider_name", std::string(provider)}})
                     .Register(registry);
     return histogram_family(fam, name, std::move(labels), opt.max_series_per_family,
@@ -268,9 +270,9 @@ struct metrics::impl {
                             dropped_family.Add({{"metric", name}}), &buckets);
   }
 
-  gauge_family gauge(std::string name, std::string help,
+  gauge_family gauge(const std::string& name, const std::string& help,
                      std::vector<label_spec> labels = {{"budget", true}}) {
-    auto& fam = pm::BuildGauge().Name(name).Help(std::move(help)).Register(registry);
+    auto& fam = pm::BuildGauge().Name(name).Help(help).Register(registry);
     return gauge_family(fam, name, std::move(labels), opt.max_series_per_family,
                         folded_family.Add({{"metric", name}}),
                         dropped_family.Add({{"metric", name}}));

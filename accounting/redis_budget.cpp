@@ -77,7 +77,7 @@ std::string reply_text(const redisReply* r) {
 std::string new_reservation_id() {
   static thread_local std::random_device rd;  // clients are per thread; opened once per thread
   std::array<char, 33> out{};
-  for (int i = 0; i < 4; ++i) {
+  for (std::size_t i = 0; i < 4; ++i) {
     std::snprintf(out.data() + i * 8, 9, "%08x", static_cast<unsigned>(rd()));
   }
   return std::string(out.data(), 32);

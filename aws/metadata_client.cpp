@@ -28,7 +28,7 @@ using io::tcp;
 using io::use_ec;
 
 // Metadata answers are a few hundred bytes; anything much larger is not a credentials endpoint.
-constexpr std::size_t max_metadata_body_bytes = 64 * 1024;
+constexpr std::size_t max_metadata_body_bytes = std::size_t{64} * 1024;
 
 // --- URLs ----------------------------------------------------------------------------------------
 
@@ -149,7 +149,7 @@ awaitable<exchange_outcome> run_exchange(metadata_request x) {
 std::optional<exchange_outcome> run_once(const metadata_request& x) {
   net::io_context ioc(1);
   std::optional<exchange_outcome> result;
-  net::co_spawn(ioc, run_exchange(x), [&result](std::exception_ptr ep, exchange_outcome o) {
+  net::co_spawn(ioc, run_exchange(x), [&result](const std::exception_ptr& ep, exchange_outcome o) {
     if (!ep) result = std::move(o);
   });
   ioc.run();

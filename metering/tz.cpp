@@ -40,7 +40,7 @@ std::int64_t rule_day(const tz_rule& r, int year) noexcept {
   }
   const std::int64_t first = days_from_civil(year, r.month, 1);
   const unsigned first_wd = chr::weekday{chr::sys_days{chr::days{first}}}.c_encoding();
-  std::int64_t day = first + (r.day - static_cast<int>(first_wd) + 7) % 7 + (r.week - 1) * 7;
+  std::int64_t day = first + (r.day - static_cast<int>(first_wd) + 7) % 7 + std::int64_t{r.week - 1} * 7;
   const auto last = static_cast<unsigned>(
       chr::year_month_day_last{chr::year{year} / chr::month{static_cast<unsigned>(r.month)} /
                                chr::last}
@@ -245,7 +245,7 @@ time_zone::time_zone(std::vector<std::int64_t> transitions, std::vector<std::int
     : transitions_(std::move(transitions)),
       offsets_(std::move(offsets)),
       initial_offset_(initial_offset),
-      footer_(std::move(footer)) {}
+      footer_(footer) {}
 
 std::int32_t time_zone::offset_at(std::int64_t utc_seconds) const noexcept {
   if (transitions_.empty() || utc_seconds >= transitions_.back()) {
@@ -319,7 +319,7 @@ zone_result parse_tzif(std::string_view bytes) {
   auto footer = read_footer(bytes, r);
   if (!footer) return footer.error();
   // RFC 8536: local time type 0 applies before the first transition.
-  return time_zone(std::move(times), std::move(offsets), type_offsets[0], std::move(*footer));
+  return time_zone(std::move(times), std::move(offsets), type_offsets[0], *footer);
 }
 
 zone_result load_zone(std::string_view name) {

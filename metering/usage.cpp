@@ -31,7 +31,7 @@ using detail::shape;
 /// way; the cap bounds CPU on absurd bodies. A Converse answer of 128k output tokens is ~1 MiB.
 /// Past the cap body parsing stops and whatever it captured is dropped (InvokeModel still has its
 /// headers; otherwise the request is settled as estimated).
-constexpr std::uint64_t max_parsed_body_bytes = 8u * 1024u * 1024u;
+constexpr std::uint64_t max_parsed_body_bytes = std::uint64_t{8} * 1024 * 1024;
 /// Estimation: about four UTF-8 bytes of generated text per token (English; other scripts have
 /// fewer bytes per token, so this errs low for them).
 constexpr std::uint64_t estimate_bytes_per_token = 4;

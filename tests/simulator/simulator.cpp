@@ -44,6 +44,8 @@
 #include <boost/json/value.hpp>
 
 #include "aws/sigv4.hpp"
+#include "tests/simulator/sim_bodies.hpp"
+#include "tests/simulator/sim_codec.hpp"
 #include "tests/simulator/sim_logic.hpp"
 
 namespace bedrock_meter::simulator {
@@ -365,23 +367,6 @@ reply list_async(shared_state& st, std::string_view target) {
   return r;
 }
 
-// Finds the directive and input size for CountTokens, whose InvokeModel-style input carries the
-// model body base64-encoded (where a raw `SIM{` scan cannot see it).
-std::string count_tokens_model_body(std::string_view body) {
-  if (body.find("\"invokeModel\"") == std::string_view::npos) return std::string(body);
-  error_code ec;
-  const boost::json::value root = boost::json::parse(body, ec);
-  if (ec || !root.is_object()) return std::string(body);
-  const auto* input = root.get_object().if_contains("input");
-  if (input == nullptr || !input->is_object()) return std::string(body);
-  const auto* im = input->get_object().if_contains("invokeModel");
-  if (im == nullptr || !im->is_object()) return std::string(body);
-  const auto* b = im->get_object().if_contains("body");
-  if (b == nullptr || !b->is_string()) return std::string(body);
-  auto decoded = decode_base64(b->get_string());
-  return decoded ? std::move(*decoded) : std::string(body);
-}
-
 template <class Stream>
 void close_transport(Stream& s) {
   error_code ec;
@@ -528,11 +513,12 @@ awaitable<bool> handle(Stream& s, worker& w, const http::request<http::string_bo
     count_body = count_tokens_model_body(raw_body);
     model_body = count_body;
   }
-  directive_result dr = parse_directive(model_body);
-  if (!dr.error.empty()) {
-    co_return co_await write_reply(s, req, request_id, make_error(400, "ValidationException", dr.error));
+  const auto parsed = parse_directive(model_body);
+  if (!parsed) {
+    co_return co_await write_reply(s, req, request_id,
+                                   make_error(400, "ValidationException", parsed.error().message));
   }
-  const directive& d = dr.value;
+  const directive& d = *parsed;
 
   // Head delay: first_byte_ms when the directive sets it (slow_first_byte defaults it), else
   // the global --latency-ms.

@@ -59,21 +59,25 @@ using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 
 // Each worker runs a single-threaded io_context, so its own executor type is used everywhere:
-// nothing type-erased on the hot path (STYLE.md 5).
+// nothing type-erased on the hot path.
 using executor = net::io_context::executor_type;
 template <class T = void>
 using awaitable = net::awaitable<T, executor>;
 constexpr auto use_ec = net::as_tuple(net::use_awaitable_t<executor>{});
 using tcp_socket = net::basic_stream_socket<tcp, executor>;
 using tcp_acceptor = net::basic_socket_acceptor<tcp, executor>;
-using steady_timer = net::basic_waitable_timer<std::chrono::steady_clock,
-                                               net::wait_traits<std::chrono::steady_clock>, executor>;
+using steady_timer =
+    net::basic_waitable_timer<std::chrono::steady_clock,
+                              net::wait_traits<std::chrono::steady_clock>, executor>;
 using tls_stream = ssl::stream<tcp_socket>;
+using request = http::request<http::string_body>;
+using extra_headers = std::vector<std::pair<std::string, std::string>>;  // beyond the common ones
 
 constexpr std::uint64_t max_body_bytes = 64ull * 1024 * 1024;
 constexpr std::uint32_t max_header_bytes = 64 * 1024;
 constexpr std::uint64_t default_slow_first_byte_ms = 1000;
-constexpr std::string_view error_namespace = ":http://internal.amazon.com/coral/com.amazon.bedrock/";
+constexpr std::string_view error_namespace =
+    ":http://internal.amazon.com/coral/com.amazon.bedrock/";
 constexpr std::string_view account_id = "123456789012";
 
 struct options {
@@ -128,7 +132,8 @@ std::uint64_t ms_since(std::chrono::steady_clock::time_point t0) {
 std::string iso8601_now() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&t, &tm);
   std::array<char, 40> buf{};
@@ -152,7 +157,7 @@ struct reply {
   http::status status = http::status::ok;
   std::string content_type = "application/json";
   std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
+  extra_headers headers;
   bool cut = false;  // write half the body, then close
 };
 
@@ -170,67 +175,67 @@ reply make_error(unsigned status, std::string_view name, std::string_view messag
   return r;
 }
 
-reply fault_reply(fault f) {
-  switch (f) {
-    case fault::throttle: return make_error(429, "ThrottlingException", "Too many requests, please wait before trying again.");
-    case fault::error500: return make_error(500, "InternalServerException", "The server encountered an internal error.");
-    case fault::unavailable: return make_error(503, "ServiceUnavailableException", "Service unavailable. Try again later.");
-    case fault::model_timeout: return make_error(408, "ModelTimeoutException", "Model has timed out in processing the request.");
-    case fault::model_error: return make_error(424, "ModelErrorException", "The model encountered an error processing the request.");
-    case fault::validation: return make_error(400, "ValidationException", "Simulated validation failure.");
-    case fault::access_denied: return make_error(403, "AccessDeniedException", "You don't have access to the model with the specified model ID.");
-    case fault::not_found: return make_error(404, "ResourceNotFoundException", "The requested resource was not found.");
-    default: return make_error(500, "InternalServerException", "unexpected fault");
-  }
-}
-
-bool is_error_fault(fault f) {
+// The error an error fault answers with; nothing for the faults that shape a success.
+std::optional<reply> error_fault_reply(fault f) {
   switch (f) {
     case fault::throttle:
+      return make_error(429, "ThrottlingException",
+                        "Too many requests, please wait before trying again.");
     case fault::error500:
+      return make_error(500, "InternalServerException",
+                        "The server encountered an internal error.");
     case fault::unavailable:
+      return make_error(503, "ServiceUnavailableException",
+                        "Service unavailable. Try again later.");
     case fault::model_timeout:
+      return make_error(408, "ModelTimeoutException",
+                        "Model has timed out in processing the request.");
     case fault::model_error:
+      return make_error(424, "ModelErrorException",
+                        "The model encountered an error processing the request.");
     case fault::validation:
+      return make_error(400, "ValidationException", "Simulated validation failure.");
     case fault::access_denied:
-    case fault::not_found: return true;
-    default: return false;
+      return make_error(403, "AccessDeniedException",
+                        "You don't have access to the model with the specified model ID.");
+    case fault::not_found:
+      return make_error(404, "ResourceNotFoundException", "The requested resource was not found.");
+    default: return std::nullopt;
   }
 }
 
-// Authenticates as AWS does: a SigV4 signature for service `bedrock` in the configured region,
-// or a Bedrock API key as `Authorization: Bearer`. Returns the refusal, or nothing when allowed.
-std::optional<reply> authenticate(const shared_state& st, const http::request<http::string_body>& req) {
-  const options& opt = st.opt;
-  if (opt.no_auth) return std::nullopt;
-  const std::string_view auth = req[http::field::authorization];
-  if (auth.starts_with("Bearer ")) {
-    const std::string_view token = auth.substr(7);
-    if (!opt.bearer_token.empty() && aws::sigv4::constant_time_equal(token, opt.bearer_token)) {
-      return std::nullopt;
-    }
-    return make_error(403, "AccessDeniedException",
-                      "Authentication failed: Please make sure your API Key is valid.");
+// The error a directive asks for: an error fault, else `status=` of 300 and above.
+std::optional<reply> directive_error_reply(const directive& d) {
+  if (auto r = error_fault_reply(d.fault_kind)) return r;
+  if (d.status && *d.status >= 300) {
+    const std::string_view name =
+        d.error_name.empty() ? default_error_name(*d.status) : d.error_name;
+    return make_error(*d.status, name, "Simulated " + std::string(name) + ".");
   }
-  if (auth.empty()) {
-    return make_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
-  }
-  aws::sigv4::header_list headers;
-  headers.reserve(16);
-  for (const auto& f : req) headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-  const std::string body_hash = aws::sigv4::sha256_hex(req.body());
-  aws::sigv4::verify_options vo;
-  vo.service = "bedrock";
-  vo.now = std::chrono::system_clock::now();
-  const auto lookup = [&opt](std::string_view id) -> const aws::sigv4::issued_key* {
-    auto it = opt.keys.find(id);
-    return it == opt.keys.end() ? nullptr : &it->second;
-  };
-  const auto v = aws::sigv4::verify(req.method_string(), req.target(), headers, body_hash, lookup, vo);
+  return std::nullopt;
+}
+
+// What /__sim/stats counts as a fault: every fault but a slow first byte, and any error status.
+bool counts_as_fault(const directive& d) {
+  return (d.fault_kind != fault::none && d.fault_kind != fault::slow_first_byte) ||
+         (d.status && *d.status >= 300);
+}
+
+// Head delay: first_byte_ms when the directive sets it (slow_first_byte defaults it), else
+// the global --latency-ms.
+std::uint64_t head_delay_ms(const options& opt, const directive& d) {
+  if (d.first_byte_ms) return *d.first_byte_ms;
+  if (d.fault_kind == fault::slow_first_byte) return default_slow_first_byte_ms;
+  return opt.latency_ms;
+}
+
+// The refusal for a SigV4 verification result; nothing when the signature is good and scoped to
+// the configured region.
+std::optional<reply> signature_refusal(const aws::sigv4::verified& v, std::string_view region) {
   using aws::sigv4::verify_error;
   switch (v.error) {
     case verify_error::none:
-      if (v.region != opt.region) {
+      if (v.region != region) {
         return make_error(403, "InvalidSignatureException",
                           "Credential should be scoped to a valid region.");
       }
@@ -255,6 +260,40 @@ std::optional<reply> authenticate(const shared_state& st, const http::request<ht
   }
 }
 
+// Authenticates as AWS does: a SigV4 signature for service `bedrock` in the configured region,
+// or a Bedrock API key as `Authorization: Bearer`. Returns the refusal, or nothing when allowed.
+std::optional<reply> authenticate(const shared_state& st, const request& req) {
+  const options& opt = st.opt;
+  if (opt.no_auth) return std::nullopt;
+  const std::string_view auth = req[http::field::authorization];
+  if (auth.starts_with("Bearer ")) {
+    const std::string_view token = auth.substr(7);
+    if (!opt.bearer_token.empty() && aws::sigv4::constant_time_equal(token, opt.bearer_token)) {
+      return std::nullopt;
+    }
+    return make_error(403, "AccessDeniedException",
+                      "Authentication failed: Please make sure your API Key is valid.");
+  }
+  if (auth.empty()) {
+    return make_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
+  }
+  aws::sigv4::header_list headers;
+  headers.reserve(16);
+  for (const auto& f : req) {
+    headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  }
+  const std::string body_hash = aws::sigv4::sha256_hex(req.body());
+  aws::sigv4::verify_options vo;
+  vo.service = "bedrock";
+  vo.now = std::chrono::system_clock::now();
+  const auto lookup = [&opt](std::string_view id) -> const aws::sigv4::issued_key* {
+    auto it = opt.keys.find(id);
+    return it == opt.keys.end() ? nullptr : &it->second;
+  };
+  const auto v =
+      aws::sigv4::verify(req.method_string(), req.target(), headers, body_hash, lookup, vo);
+  return signature_refusal(v, opt.region);
+}
 std::string stats_body(const shared_state& st) {
   std::string out = "{\"requests\":{";
   std::uint64_t total = 0;
@@ -346,8 +385,9 @@ reply get_async(shared_state& st, std::string_view arn) {
 }
 
 reply list_async(shared_state& st, std::string_view target) {
+  const auto question = target.find('?');
   const std::string_view query =
-      target.find('?') == std::string_view::npos ? std::string_view{} : target.substr(target.find('?') + 1);
+      question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
   // Every simulated invocation is Completed, so a filter on another status matches nothing.
   const auto status_at = query.find("statusEquals=");
   const bool other_status =
@@ -366,7 +406,6 @@ reply list_async(shared_state& st, std::string_view target) {
   r.body.append("]}");
   return r;
 }
-
 template <class Stream>
 void close_transport(Stream& s) {
   error_code ec;
@@ -375,8 +414,8 @@ void close_transport(Stream& s) {
 }
 
 template <class Stream>
-awaitable<bool> write_reply(Stream& s, const http::request<http::string_body>& req,
-                            const std::string& request_id, reply r) {
+awaitable<bool> write_reply(Stream& s, const request& req, const std::string& request_id,
+                            reply r) {
   http::response<http::string_body> res{r.status, req.version()};
   res.set("x-amzn-RequestId", request_id);
   res.set(http::field::content_type, r.content_type);
@@ -416,10 +455,8 @@ awaitable<bool> write_out(Stream& s, std::string& out) {
 }
 
 template <class Stream>
-awaitable<bool> write_stream(Stream& s, const http::request<http::string_body>& req,
-                             const std::string& request_id,
-                             std::vector<std::pair<std::string, std::string>> headers,
-                             stream_script script, directive d,
+awaitable<bool> write_stream(Stream& s, const request& req, const std::string& request_id,
+                             extra_headers headers, stream_script script, directive d,
                              std::chrono::steady_clock::time_point t0) {
   http::response<http::empty_body> res{http::status::ok, req.version()};
   res.set("x-amzn-RequestId", request_id);
@@ -434,8 +471,9 @@ awaitable<bool> write_stream(Stream& s, const http::request<http::string_body>& 
   const bool raise = d.fault_kind == fault::stream_exception;
   // A fault fires after the prefix events and `after` content deltas (default: half of them).
   const std::size_t fire_at =
-      script.prefix() + std::min<std::size_t>(script.deltas(), d.after ? static_cast<std::size_t>(*d.after)
-                                                                       : script.deltas() / 2);
+      script.prefix() +
+      std::min<std::size_t>(script.deltas(),
+                            d.after ? static_cast<std::size_t>(*d.after) : script.deltas() / 2);
   const std::size_t end = (cut || raise) ? fire_at : script.size();
   const std::uint64_t pace = d.pace_ms.value_or(0);
 
@@ -464,127 +502,74 @@ awaitable<bool> write_stream(Stream& s, const http::request<http::string_body>& 
     co_return false;
   }
   if (raise) {
-    const std::string type = d.exception_type.empty() ? "modelStreamErrorException" : d.exception_type;
+    const std::string type =
+        d.exception_type.empty() ? "modelStreamErrorException" : d.exception_type;
     append_chunk(out, stream_exception_frame(type, "Simulated " + type + " mid-stream."));
   }
   out.append("0\r\n\r\n");
   co_return co_await write_out(s, out) && req.keep_alive();
 }
 
-// Answers one request. Returns whether the connection stays open.
-template <class Stream>
-awaitable<bool> handle(Stream& s, worker& w, const http::request<http::string_body>& req) {
-  shared_state& st = *w.shared;
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::string request_id = w.ids.uuid();
-  const sim_route route = parse_route(req.method_string(), req.target());
-  st.per_op[static_cast<std::size_t>(route.op)].fetch_add(1, std::memory_order_relaxed);
-
+// The simulator's own routes and unknown operations: answered before authentication.
+std::optional<reply> unauthenticated_reply(shared_state& st, const sim_route& route,
+                                           const request& req) {
   switch (route.op) {
-    case sim_op::stats:
-      co_return co_await write_reply(s, req, request_id, ok_reply(stats_body(st)));
+    case sim_op::stats: return ok_reply(stats_body(st));
     case sim_op::reset:
       for (auto& c : st.per_op) c.store(0, std::memory_order_relaxed);
       st.auth_failures = 0;
       st.faults = 0;
-      co_return co_await write_reply(s, req, request_id, ok_reply("{}"));
+      return ok_reply("{}");
     case sim_op::unknown:
-      co_return co_await write_reply(
-          s, req, request_id,
-          make_error(404, "UnknownOperationException", "Unknown operation: " +
-                                                           std::string(req.method_string()) + " " +
-                                                           std::string(req.target())));
-    default:
-      break;
+      return make_error(404, "UnknownOperationException",
+                        "Unknown operation: " + std::string(req.method_string()) + " " +
+                            std::string(req.target()));
+    default: return std::nullopt;
   }
-  if (auto refusal = authenticate(st, req)) {
+}
+
+// Refuses a request that fails authentication (counted) or whose path encoding is malformed.
+std::optional<reply> refusal(shared_state& st, const sim_route& route, const request& req) {
+  if (auto refused = authenticate(st, req)) {
     st.auth_failures.fetch_add(1, std::memory_order_relaxed);
-    co_return co_await write_reply(s, req, request_id, std::move(*refusal));
+    return refused;
   }
-  if (route.bad_encoding) {
-    co_return co_await write_reply(s, req, request_id,
-                                   make_error(400, "ValidationException", "Malformed path encoding."));
-  }
+  if (route.bad_encoding) return make_error(400, "ValidationException", "Malformed path encoding.");
+  return std::nullopt;
+}
 
-  const std::string_view raw_body = req.body();
-  std::string count_body;
-  std::string_view model_body = raw_body;
-  if (route.op == sim_op::count_tokens) {
-    count_body = count_tokens_model_body(raw_body);
-    model_body = count_body;
-  }
-  const auto parsed = parse_directive(model_body);
-  if (!parsed) {
-    co_return co_await write_reply(s, req, request_id,
-                                   make_error(400, "ValidationException", parsed.error().message));
-  }
-  const directive& d = *parsed;
-
-  // Head delay: first_byte_ms when the directive sets it (slow_first_byte defaults it), else
-  // the global --latency-ms.
-  std::uint64_t head_delay = st.opt.latency_ms;
-  if (d.first_byte_ms) head_delay = *d.first_byte_ms;
-  else if (d.fault_kind == fault::slow_first_byte) head_delay = default_slow_first_byte_ms;
-  co_await sleep_ms(head_delay);
-
-  if (d.fault_kind == fault::drop) {
-    st.faults.fetch_add(1, std::memory_order_relaxed);
-    close_transport(s);
-    co_return false;
-  }
-  if (is_error_fault(d.fault_kind)) {
-    st.faults.fetch_add(1, std::memory_order_relaxed);
-    co_return co_await write_reply(s, req, request_id, fault_reply(d.fault_kind));
-  }
-  if (d.status && *d.status >= 300) {
-    st.faults.fetch_add(1, std::memory_order_relaxed);
-    const std::string_view name = d.error_name.empty() ? default_error_name(*d.status) : d.error_name;
-    co_return co_await write_reply(s, req, request_id,
-                                   make_error(*d.status, name, "Simulated " + std::string(name) + "."));
-  }
-  if (d.fault_kind != fault::none && d.fault_kind != fault::slow_first_byte) {
-    st.faults.fetch_add(1, std::memory_order_relaxed);
-  }
-
+// The operations answered without a model plan: bidirectional streams (refused), guardrails and
+// async invocations.
+std::optional<reply> planless_reply(worker& w, const sim_route& route, const request& req,
+                                    const directive& d) {
   switch (route.op) {
     case sim_op::invoke_model_with_bidirectional_stream:
-      co_return co_await write_reply(
-          s, req, request_id,
-          make_error(400, "ValidationException",
-                     "InvokeModelWithBidirectionalStream requires HTTP/2; the simulator speaks HTTP/1.1."));
-    case sim_op::apply_guardrail:
-      co_return co_await write_reply(s, req, request_id, ok_reply(apply_guardrail_body(d)));
-    case sim_op::invoke_guardrail_checks:
-      co_return co_await write_reply(s, req, request_id,
-                                     ok_reply(invoke_guardrail_checks_body(raw_body)));
-    case sim_op::start_async_invoke:
-      co_return co_await write_reply(s, req, request_id, start_async(w, raw_body));
-    case sim_op::get_async_invoke:
-      co_return co_await write_reply(s, req, request_id, get_async(st, route.resource));
-    case sim_op::list_async_invokes:
-      co_return co_await write_reply(s, req, request_id, list_async(st, req.target()));
-    default:
-      break;
+      return make_error(400, "ValidationException",
+                        "InvokeModelWithBidirectionalStream requires HTTP/2; the simulator speaks "
+                        "HTTP/1.1.");
+    case sim_op::apply_guardrail: return ok_reply(apply_guardrail_body(d));
+    case sim_op::invoke_guardrail_checks: return ok_reply(invoke_guardrail_checks_body(req.body()));
+    case sim_op::start_async_invoke: return start_async(w, req.body());
+    case sim_op::get_async_invoke: return get_async(*w.shared, route.resource);
+    case sim_op::list_async_invokes: return list_async(*w.shared, req.target());
+    default: return std::nullopt;
   }
+}
 
-  const model_family fam = family_of(route.model_id);
-  const request_facts facts = scan_request(model_body);
-  const plan p = make_plan(model_body, d, facts, fam, route.op);
-  if (route.op == sim_op::count_tokens) {
-    co_return co_await write_reply(s, req, request_id, ok_reply(count_tokens_body(p)));
-  }
-  const bool converse = route.op == sim_op::converse || route.op == sim_op::converse_stream;
-  if (fam == model_family::titan_embed && (converse || is_stream(route.op))) {
-    co_return co_await write_reply(
-        s, req, request_id,
-        make_error(400, "ValidationException",
-                   converse ? "This action doesn't support the model that you provided. Try again "
-                              "with a supported text or chat model."
-                            : "The model is unsupported for streaming."));
-  }
+// Embeddings models neither converse nor stream.
+std::optional<reply> unsupported_model_reply(model_family fam, sim_op op) {
+  const bool converse = op == sim_op::converse || op == sim_op::converse_stream;
+  if (fam != model_family::titan_embed || !(converse || is_stream(op))) return std::nullopt;
+  return make_error(400, "ValidationException",
+                    converse ? "This action doesn't support the model that you provided. Try again "
+                               "with a supported text or chat model."
+                             : "The model is unsupported for streaming.");
+}
 
-  // Served tier: the directive's, else the one the request asked for (header for InvokeModel*,
-  // body for Converse*). Latency mode likewise echoes the request.
+// Served tier: the directive's, else the one the request asked for (header for InvokeModel*,
+// body for Converse*). Latency mode likewise echoes the request.
+served_config served_for(const request& req, const directive& d, const request_facts& facts,
+                         bool converse) {
   served_config served;
   served.tier = d.tier;
   const std::string_view hdr_tier = req["X-Amzn-Bedrock-Service-Tier"];
@@ -592,42 +577,118 @@ awaitable<bool> handle(Stream& s, worker& w, const http::request<http::string_bo
   if (served.tier.empty()) served.tier = converse ? facts.tier : std::string(hdr_tier);
   served.latency = converse ? facts.latency : std::string(hdr_latency);
   if (served.latency.empty() && !hdr_latency.empty()) served.latency = std::string(hdr_latency);
-  std::vector<std::pair<std::string, std::string>> extra;
-  if (!served.tier.empty()) extra.emplace_back("X-Amzn-Bedrock-Service-Tier", served.tier);
-  if (!served.latency.empty()) extra.emplace_back("X-Amzn-Bedrock-PerformanceConfig-Latency", served.latency);
+  return served;
+}
 
+extra_headers served_headers(const served_config& served) {
+  extra_headers extra;
+  if (!served.tier.empty()) extra.emplace_back("X-Amzn-Bedrock-Service-Tier", served.tier);
+  if (!served.latency.empty()) {
+    extra.emplace_back("X-Amzn-Bedrock-PerformanceConfig-Latency", served.latency);
+  }
+  return extra;
+}
+
+// InvokeModel's usage headers; cache counts only when non-zero.
+void add_invoke_headers(extra_headers& headers, const plan& p, const timing& t) {
+  headers.emplace_back("X-Amzn-Bedrock-Input-Token-Count", std::to_string(p.input));
+  headers.emplace_back("X-Amzn-Bedrock-Output-Token-Count", std::to_string(p.output));
+  headers.emplace_back("X-Amzn-Bedrock-Invocation-Latency", std::to_string(t.latency_ms));
+  if (p.cache_read != 0) {
+    headers.emplace_back("X-Amzn-Bedrock-Cache-Read-Input-Token-Count",
+                         std::to_string(p.cache_read));
+  }
+  if (p.cache_write != 0) {
+    headers.emplace_back("X-Amzn-Bedrock-Cache-Write-Input-Token-Count",
+                         std::to_string(p.cache_write));
+  }
+}
+
+// A model operation's answer: a whole reply, or for a stream the script and, in `whole`, only
+// the response headers.
+struct model_answer {
+  reply whole;
+  std::optional<stream_script> script;
+};
+
+model_answer answer_model(worker& w, const request& req, const sim_route& route,
+                          const directive& d, std::string_view model_body,
+                          std::chrono::steady_clock::time_point t0) {
+  const model_family fam = family_of(route.model_id);
+  const request_facts facts = scan_request(model_body);
+  const plan p = make_plan(model_body, d, facts, fam, route.op);
+  if (route.op == sim_op::count_tokens) return {ok_reply(count_tokens_body(p)), std::nullopt};
+  if (auto r = unsupported_model_reply(fam, route.op)) return {std::move(*r), std::nullopt};
+
+  const bool converse = route.op == sim_op::converse || route.op == sim_op::converse_stream;
+  const served_config served = served_for(req, d, facts, converse);
+  reply r;
+  r.headers = served_headers(served);
   const bool anthropic_like = fam == model_family::anthropic || fam == model_family::generic;
   std::string message_id = anthropic_like ? "msg_bdrk_" + w.ids.base62(24) : std::string{};
-
   if (is_stream(route.op)) {
     if (route.op == sim_op::invoke_model_with_response_stream) {
-      extra.emplace_back("X-Amzn-Bedrock-Content-Type", "application/json");
+      r.headers.emplace_back("X-Amzn-Bedrock-Content-Type", "application/json");
     }
-    stream_script script(route.op, fam, route.model_id, p, served, std::move(message_id));
-    co_return co_await write_stream(s, req, request_id, std::move(extra), std::move(script), d, t0);
+    return {std::move(r),
+            stream_script(route.op, fam, route.model_id, p, served, std::move(message_id))};
   }
-
-  reply r;
-  r.headers = std::move(extra);
   r.cut = d.fault_kind == fault::cut;
   const timing t{ms_since(t0), ms_since(t0)};
   if (converse) {
     r.body = converse_body(p, t, served);
   } else {
     r.body = invoke_body(fam, route.model_id, p, facts, message_id);
-    r.headers.emplace_back("X-Amzn-Bedrock-Input-Token-Count", std::to_string(p.input));
-    r.headers.emplace_back("X-Amzn-Bedrock-Output-Token-Count", std::to_string(p.output));
-    r.headers.emplace_back("X-Amzn-Bedrock-Invocation-Latency", std::to_string(t.latency_ms));
-    if (p.cache_read != 0) {
-      r.headers.emplace_back("X-Amzn-Bedrock-Cache-Read-Input-Token-Count", std::to_string(p.cache_read));
-    }
-    if (p.cache_write != 0) {
-      r.headers.emplace_back("X-Amzn-Bedrock-Cache-Write-Input-Token-Count", std::to_string(p.cache_write));
-    }
+    add_invoke_headers(r.headers, p, t);
   }
-  co_return co_await write_reply(s, req, request_id, std::move(r));
+  return {std::move(r), std::nullopt};
 }
 
+// Answers one request. Returns whether the connection stays open.
+template <class Stream>
+awaitable<bool> handle(Stream& s, worker& w, const request& req) {
+  shared_state& st = *w.shared;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string request_id = w.ids.uuid();
+  const sim_route route = parse_route(req.method_string(), req.target());
+  st.per_op[static_cast<std::size_t>(route.op)].fetch_add(1, std::memory_order_relaxed);
+  if (auto r = unauthenticated_reply(st, route, req)) {
+    co_return co_await write_reply(s, req, request_id, std::move(*r));
+  }
+  if (auto r = refusal(st, route, req)) {
+    co_return co_await write_reply(s, req, request_id, std::move(*r));
+  }
+
+  const std::string_view raw_body = req.body();
+  const std::string count_body =
+      route.op == sim_op::count_tokens ? count_tokens_model_body(raw_body) : std::string{};
+  const std::string_view model_body = route.op == sim_op::count_tokens ? count_body : raw_body;
+  const auto parsed = parse_directive(model_body);
+  if (!parsed) {
+    co_return co_await write_reply(s, req, request_id,
+                                   make_error(400, "ValidationException", parsed.error().message));
+  }
+  const directive& d = *parsed;
+
+  co_await sleep_ms(head_delay_ms(st.opt, d));
+  if (counts_as_fault(d)) st.faults.fetch_add(1, std::memory_order_relaxed);
+  if (d.fault_kind == fault::drop) {
+    close_transport(s);
+    co_return false;
+  }
+  if (auto r = directive_error_reply(d)) {
+    co_return co_await write_reply(s, req, request_id, std::move(*r));
+  }
+  if (auto r = planless_reply(w, route, req, d)) {
+    co_return co_await write_reply(s, req, request_id, std::move(*r));
+  }
+  model_answer a = answer_model(w, req, route, d, model_body, t0);
+  if (a.script) {
+    co_return co_await write_stream(s, req, request_id, std::move(a.whole.headers),
+                                    std::move(*a.script), d, t0);
+  }
+  co_return co_await write_reply(s, req, request_id, std::move(a.whole));
+}
 template <class Stream>
 awaitable<void> serve(Stream& s, worker& w) {
   beast::flat_buffer buffer;
@@ -644,13 +705,13 @@ awaitable<void> serve(Stream& s, worker& w) {
     }
     if (auto [ec, n] = co_await http::async_read(s, buffer, parser, use_ec); ec) {
       if (ec == http::error::body_limit) {
-        http::request<http::string_body> req = parser.release();
+        request req = parser.release();
         co_await write_reply(s, req, w.ids.uuid(),
                              make_error(413, "ValidationException", "Request body too large."));
       }
       break;
     }
-    const http::request<http::string_body> req = parser.release();
+    const request req = parser.release();
     if (!co_await handle(s, w, req)) co_return;
   }
   close_transport(s);

@@ -47,6 +47,7 @@
 #include "tests/simulator/sim_bodies.hpp"
 #include "tests/simulator/sim_codec.hpp"
 #include "tests/simulator/sim_logic.hpp"
+#include "tests/simulator/sim_options.hpp"
 
 namespace bedrock_meter::simulator {
 namespace {
@@ -79,20 +80,6 @@ constexpr std::uint64_t default_slow_first_byte_ms = 1000;
 constexpr std::string_view error_namespace =
     ":http://internal.amazon.com/coral/com.amazon.bedrock/";
 constexpr std::string_view account_id = "123456789012";
-
-struct options {
-  std::string host = "127.0.0.1";
-  unsigned short port = 0;
-  std::string port_file;
-  unsigned threads = 1;
-  std::string region = "us-east-1";
-  std::map<std::string, aws::sigv4::issued_key, std::less<>> keys;
-  std::string bearer_token;
-  bool no_auth = false;
-  std::string tls_cert, tls_key;
-  std::uint64_t seed = 1;
-  std::uint64_t latency_ms = 0;
-};
 
 struct async_record {
   std::string arn;
@@ -747,120 +734,6 @@ awaitable<void> accept_loop(worker* w) {
   }
 }
 
-void usage(std::ostream& os) {
-  os << "usage: bedrock-sim --listen HOST:PORT [--port-file PATH] [--threads N] [--region R]\n"
-        "                   [--access-key AKID --secret-key SECRET [--session-token T]]...\n"
-        "                   [--bearer-token TOKEN]\n"
-        "                   [--no-auth] [--tls-cert FILE --tls-key FILE] [--seed N]\n"
-        "                   [--latency-ms N]\n";
-}
-
-std::optional<std::uint64_t> to_u64(std::string_view s) {
-  std::uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
-// Parses argv into options; prints one clear line and returns nullopt on a bad command line.
-std::optional<options> parse_args(int argc, char** argv) {
-  options opt;
-  std::string pending_key;
-  std::string last_key;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    auto value = [&]() -> std::optional<std::string_view> {
-      if (i + 1 >= argc) {
-        std::cerr << "bedrock-sim: " << a << " needs a value\n";
-        return std::nullopt;
-      }
-      return std::string_view(argv[++i]);
-    };
-    if (a == "--help" || a == "-h") {
-      usage(std::cout);
-      std::exit(0);
-    } else if (a == "--no-auth") {
-      opt.no_auth = true;
-    } else if (a == "--listen" || a == "--port-file" || a == "--threads" || a == "--region" ||
-               a == "--access-key" || a == "--secret-key" || a == "--session-token" ||
-               a == "--bearer-token" ||
-               a == "--tls-cert" || a == "--tls-key" || a == "--seed" || a == "--latency-ms") {
-      auto v = value();
-      if (!v) return std::nullopt;
-      if (a == "--listen") {
-        const auto colon = v->rfind(':');
-        auto port = colon == std::string_view::npos ? std::nullopt : to_u64(v->substr(colon + 1));
-        if (!port || *port > 65535) {
-          std::cerr << "bedrock-sim: --listen wants HOST:PORT, got " << *v << "\n";
-          return std::nullopt;
-        }
-        std::string_view host = v->substr(0, colon);
-        if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-        opt.host = host == "localhost" ? "127.0.0.1" : std::string(host);
-        opt.port = static_cast<unsigned short>(*port);
-      } else if (a == "--port-file") {
-        opt.port_file = std::string(*v);
-      } else if (a == "--threads") {
-        auto n = to_u64(*v);
-        if (!n || *n == 0 || *n > 256) {
-          std::cerr << "bedrock-sim: --threads wants 1..256\n";
-          return std::nullopt;
-        }
-        opt.threads = static_cast<unsigned>(*n);
-      } else if (a == "--region") {
-        opt.region = std::string(*v);
-      } else if (a == "--access-key") {
-        if (!pending_key.empty()) {
-          std::cerr << "bedrock-sim: --access-key " << pending_key << " has no --secret-key\n";
-          return std::nullopt;
-        }
-        pending_key = std::string(*v);
-      } else if (a == "--secret-key") {
-        if (pending_key.empty()) {
-          std::cerr << "bedrock-sim: --secret-key must follow --access-key\n";
-          return std::nullopt;
-        }
-        opt.keys[pending_key] = aws::sigv4::issued_key{std::string(*v), {}};
-        last_key = pending_key;
-        pending_key.clear();
-      } else if (a == "--session-token") {
-        // Temporary credentials: the key pair just given then also requires this token.
-        if (last_key.empty() || !pending_key.empty()) {
-          std::cerr << "bedrock-sim: --session-token must follow --access-key/--secret-key\n";
-          return std::nullopt;
-        }
-        opt.keys[last_key].session_token = std::string(*v);
-      } else if (a == "--bearer-token") {
-        opt.bearer_token = std::string(*v);
-      } else if (a == "--tls-cert") {
-        opt.tls_cert = std::string(*v);
-      } else if (a == "--tls-key") {
-        opt.tls_key = std::string(*v);
-      } else if (a == "--seed" || a == "--latency-ms") {
-        auto n = to_u64(*v);
-        if (!n) {
-          std::cerr << "bedrock-sim: " << a << " wants a non-negative integer\n";
-          return std::nullopt;
-        }
-        (a == "--seed" ? opt.seed : opt.latency_ms) = *n;
-      }
-    } else {
-      std::cerr << "bedrock-sim: unknown argument " << a << "\n";
-      usage(std::cerr);
-      return std::nullopt;
-    }
-  }
-  if (!pending_key.empty()) {
-    std::cerr << "bedrock-sim: --access-key " << pending_key << " has no --secret-key\n";
-    return std::nullopt;
-  }
-  if (opt.tls_cert.empty() != opt.tls_key.empty()) {
-    std::cerr << "bedrock-sim: --tls-cert and --tls-key go together\n";
-    return std::nullopt;
-  }
-  return opt;
-}
-
 int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                   unsigned int inlen, void*) {
   // Only HTTP/1.1 is spoken; pick it when offered, else continue without ALPN.
@@ -874,76 +747,78 @@ int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const 
   return SSL_TLSEXT_ERR_NOACK;
 }
 
-int run(int argc, char** argv) {
-  auto parsed = parse_args(argc, argv);
-  if (!parsed) return 2;
-  shared_state st;
-  st.opt = std::move(*parsed);
-  const options& opt = st.opt;
-
-  if (!opt.tls_cert.empty()) {
-    st.tls = std::make_unique<ssl::context>(ssl::context::tls_server);
-    error_code ec;
-    st.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    st.tls->use_certificate_chain_file(opt.tls_cert, ec);
-    if (!ec) st.tls->use_private_key_file(opt.tls_key, ssl::context::pem, ec);
-    if (ec) {
-      std::cerr << "bedrock-sim: cannot load TLS certificate/key: " << ec.message() << "\n";
-      return 1;
-    }
-    SSL_CTX_set_alpn_select_cb(st.tls->native_handle(), select_http11, nullptr);
-  }
-
+// The server context for --tls-cert / --tls-key: TLS 1.2 and up, ALPN answers http/1.1.
+boost::system::result<std::unique_ptr<ssl::context>, startup_error> make_tls_context(
+    const options& opt) {
+  auto tls = std::make_unique<ssl::context>(ssl::context::tls_server);
   error_code ec;
-  const auto address = net::ip::make_address(opt.host, ec);
-  if (ec) {
-    std::cerr << "bedrock-sim: bad listen address " << opt.host << "\n";
-    return 2;
+  tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  tls->use_certificate_chain_file(opt.tls_cert, ec);
+  if (!ec) tls->use_private_key_file(opt.tls_key, ssl::context::pem, ec);
+  if (ec) return startup_error{"cannot load TLS certificate/key: " + ec.message()};
+  SSL_CTX_set_alpn_select_cb(tls->native_handle(), select_http11, nullptr);
+  return tls;
+}
+
+error_code listen_on(tcp_acceptor& acceptor, const tcp::endpoint& ep) {
+  error_code ec;
+  acceptor.open(ep.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) {
+    // Every worker listens on the same port; the kernel spreads connections across them.
+    const int one = 1;
+    if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+      ec = error_code(errno, boost::system::system_category());
+    }
   }
+  if (!ec) acceptor.bind(ep, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+  return ec;
+}
+
+// One listening worker per --threads; with --listen port 0 the first picks the port the others
+// then share.
+boost::system::result<std::vector<std::unique_ptr<worker>>, startup_error> open_workers(
+    shared_state& st, const net::ip::address& address) {
+  const options& opt = st.opt;
   std::vector<std::unique_ptr<worker>> workers;
   unsigned short port = opt.port;
   for (unsigned i = 0; i < opt.threads; ++i) {
     auto w = std::make_unique<worker>(st, opt.seed * 0x100000001b3ULL + i);
-    const tcp::endpoint ep(address, port);
-    w->acceptor.open(ep.protocol(), ec);
-    if (!ec) w->acceptor.set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) {
-      // Every worker listens on the same port; the kernel spreads connections across them.
-      const int one = 1;
-      if (::setsockopt(w->acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-        ec = error_code(errno, boost::system::system_category());
-      }
-    }
-    if (!ec) w->acceptor.bind(ep, ec);
-    if (!ec) w->acceptor.listen(net::socket_base::max_listen_connections, ec);
-    if (ec) {
-      std::cerr << "bedrock-sim: cannot listen on " << opt.host << ":" << port << ": " << ec.message() << "\n";
-      return 1;
+    if (const error_code ec = listen_on(w->acceptor, tcp::endpoint(address, port)); ec) {
+      return startup_error{"cannot listen on " + opt.host + ":" + std::to_string(port) + ": " +
+                           ec.message()};
     }
     port = w->acceptor.local_endpoint().port();
     workers.push_back(std::move(w));
   }
-  if (!opt.port_file.empty()) {
-    // Written to a temporary name and renamed, so a reader never sees a partial port.
-    const std::string tmp = opt.port_file + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::trunc);
-      f << port << "\n";
-    }
-    if (std::rename(tmp.c_str(), opt.port_file.c_str()) != 0) {
-      std::cerr << "bedrock-sim: cannot write --port-file " << opt.port_file << "\n";
-      return 1;
-    }
+  return workers;
+}
+
+// Written to a temporary name and renamed, so a reader never sees a partial port.
+boost::system::result<void, startup_error> write_port_file(const std::string& path,
+                                                           unsigned short port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << port << "\n";
   }
-  std::cout << "bedrock-sim listening on " << opt.host << ":" << port << std::endl;
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return startup_error{"cannot write --port-file " + path};
+  }
+  return {};
+}
 
-  for (auto& w : workers) net::co_spawn(w->ioc.get_executor(), accept_loop(w.get()), net::detached);
-
+// Runs the workers until SIGINT or SIGTERM: the first on this thread, each other on its own.
+void run_workers(const std::vector<std::unique_ptr<worker>>& workers) {
+  for (const auto& w : workers) {
+    net::co_spawn(w->ioc.get_executor(), accept_loop(w.get()), net::detached);
+  }
   net::signal_set signals(workers[0]->ioc, SIGINT, SIGTERM);
   signals.async_wait([&workers](const error_code& e, int) {
     if (e) return;
-    for (auto& w : workers) w->ioc.stop();
+    for (const auto& w : workers) w->ioc.stop();
   });
 
   std::vector<std::thread> threads;
@@ -951,8 +826,58 @@ int run(int argc, char** argv) {
     threads.emplace_back([w = workers[i].get()] { w->ioc.run(); });
   }
   workers[0]->ioc.run();
-  for (auto& w : workers) w->ioc.stop();
+  for (const auto& w : workers) w->ioc.stop();
   for (auto& t : threads) t.join();
+}
+
+void report(const startup_error& e) {
+  std::cerr << "bedrock-sim: " << e.message << "\n";
+  if (e.show_usage) usage(std::cerr);
+}
+
+// Exit status: 0 after SIGINT / SIGTERM or --help, 2 for a bad command line or listen address,
+// 1 when a file or the socket cannot be used.
+int run(int argc, char** argv) {
+  auto parsed = parse_args(argc, argv);
+  if (!parsed) {
+    report(parsed.error());
+    return 2;
+  }
+  if (parsed->help) {
+    usage(std::cout);
+    return 0;
+  }
+  shared_state st;
+  st.opt = std::move(parsed->opt);
+  const options& opt = st.opt;
+  if (!opt.tls_cert.empty()) {
+    auto tls = make_tls_context(opt);
+    if (!tls) {
+      report(tls.error());
+      return 1;
+    }
+    st.tls = std::move(*tls);
+  }
+  error_code ec;
+  const auto address = net::ip::make_address(opt.host, ec);
+  if (ec) {
+    report(startup_error{"bad listen address " + opt.host});
+    return 2;
+  }
+  const auto workers = open_workers(st, address);
+  if (!workers) {
+    report(workers.error());
+    return 1;
+  }
+  const unsigned short port = workers->back()->acceptor.local_endpoint().port();
+  if (!opt.port_file.empty()) {
+    if (auto written = write_port_file(opt.port_file, port); !written) {
+      report(written.error());
+      return 1;
+    }
+  }
+  std::cout << "bedrock-sim listening on " << opt.host << ":" << port << std::endl;
+  run_workers(*workers);
   return 0;
 }
 

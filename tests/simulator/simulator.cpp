@@ -1,6 +1,7 @@
 // bedrock-sim: a fast, deterministic, fault-injecting stand-in for Amazon Bedrock Runtime.
 // The server half: Beast HTTP/1.1 (optionally TLS), one io_context and SO_REUSEPORT acceptor per
-// thread, C++20 coroutines. What to answer is decided by sim_logic (pure); this file only does
+// thread, C++20 coroutines. What to answer is decided by the pure half (sim_logic reads the
+// request, sim_bodies writes the answer) and the command line by sim_options; this file only does
 // I/O, auth, delays and faults. See docs/simulator.md.
 #include <algorithm>
 #include <charconv>
@@ -13,7 +14,6 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>

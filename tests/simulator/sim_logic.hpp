@@ -1,16 +1,18 @@
 #pragma once
-/// The Bedrock simulator's pure half: routing, the `SIM{...}` directive, token-count planning and
-/// the response bodies and stream scripts for every operation and model family. No sockets, no
-/// Asio, no exceptions on request input: the server feeds it the raw request and gets bytes back.
+/// The Bedrock simulator's pure half, request side: routing, model families, the `SIM{...}`
+/// directive, the request facts it reads and the token-count plan. The answers built from a plan
+/// are in sim_bodies.hpp, the encodings both use in sim_codec.hpp. No sockets, no Asio, no
+/// exceptions on request input.
 ///
 /// The simulator routes requests with its own small router, deliberately not the proxy's
 /// `metering::parse_route`: a shared parser would hide a routing bug in both.
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include <boost/system/result.hpp>
 
 namespace bedrock_meter::simulator {
 
@@ -96,13 +98,22 @@ struct directive {
   bool intervene = false;      ///< ApplyGuardrail answers GUARDRAIL_INTERVENED
 };
 
-struct directive_result {
-  directive value;
-  std::string error;  ///< non-empty: malformed directive (answered with 400 ValidationException)
+/// A malformed request part the simulator refuses (answered with 400 ValidationException).
+struct sim_error {
+  std::string message;  ///< e.g. "SIM directive: unknown key 'outptu'"
 };
 
-/// Finds the first `SIM{` in the raw body and parses it. No directive is not an error.
-directive_result parse_directive(std::string_view body);
+/// For `result::value()` on an error (boost::system::result finds it by ADL): throws
+/// std::runtime_error with the message.
+[[noreturn]] void throw_exception_from_error(const sim_error& e, const boost::source_location& loc);
+
+/// Finds the first `SIM{` in the raw body and parses it. No directive is not an error (all fields
+/// unset); a malformed one is.
+boost::system::result<directive, sim_error> parse_directive(std::string_view body);
+
+/// The model body of a CountTokens request: for `{"input":{"invokeModel":{"body":B64}}}` the
+/// decoded body, where a raw `SIM{` scan could not see a directive; otherwise the body itself.
+std::string count_tokens_model_body(std::string_view body);
 
 /// What the simulator needs from the request body, found by a fast key scan with a Boost.JSON
 /// parse only when the scan is ambiguous.
@@ -134,87 +145,5 @@ plan make_plan(std::string_view body, const directive& d, const request_facts& f
 
 /// Error name for a status when `status=` has no `error=`.
 std::string_view default_error_name(unsigned status) noexcept;
-
-/// The `{"message":...}` error body.
-std::string error_body(std::string_view message);
-
-/// Appends `s` as a JSON string literal (quoted, escaped).
-void append_json_string(std::string& out, std::string_view s);
-/// Standard base64 (with padding).
-void append_base64(std::string& out, std::string_view bytes);
-/// Decodes standard or URL-safe base64 (padding optional); nullopt on a foreign character.
-std::optional<std::string> decode_base64(std::string_view in);
-
-/// Deterministic per-thread id source (splitmix64).
-class id_source {
- public:
-  explicit id_source(std::uint64_t seed) noexcept : state_(seed) {}
-  std::uint64_t next() noexcept;
-  std::string uuid();                       ///< 8-4-4-4-12 lowercase hex, version 4 bits set
-  std::string base62(std::size_t length);  ///< [0-9A-Za-z]{length}
-  std::string lower_alnum(std::size_t length);
-
- private:
-  std::uint64_t state_;
-};
-
-/// Values known only when the answer is sent.
-struct timing {
-  std::uint64_t latency_ms = 0;
-  std::uint64_t first_byte_ms = 0;
-};
-
-/// Served service tier and latency mode, echoed into bodies where Bedrock puts them.
-struct served_config {
-  std::string tier;     ///< empty: none
-  std::string latency;  ///< empty: none
-};
-
-/// Whole-body answers (`application/json`).
-std::string converse_body(const plan& p, const timing& t, const served_config& s);
-std::string invoke_body(model_family fam, std::string_view model_id, const plan& p,
-                        const request_facts& facts, std::string_view message_id);
-std::string count_tokens_body(const plan& p);
-std::string apply_guardrail_body(const directive& d);
-std::string invoke_guardrail_checks_body(std::string_view request_body);
-
-/// The events of a streamed answer. Index space: [0, size()); events [prefix, prefix + deltas)
-/// carry the content. `render` appends the encoded event-stream frame of event `i`.
-class stream_script {
- public:
-  stream_script(sim_op op, model_family fam, std::string model_id, plan p,
-                served_config served, std::string message_id);
-
-  [[nodiscard]] std::size_t size() const noexcept { return prefix_ + deltas_ + suffix_; }
-  [[nodiscard]] std::size_t prefix() const noexcept { return prefix_; }
-  [[nodiscard]] std::size_t deltas() const noexcept { return deltas_; }
-
-  void render(std::size_t i, const timing& t, std::string& out) const;
-
- private:
-  void render_converse(std::size_t i, const timing& t, std::string& json) const;
-  void render_chunk(std::size_t i, const timing& t, std::string& json) const;
-  void append_metrics(const timing& t, std::string& json) const;
-  void append_delta_text(std::size_t delta, std::string& json) const;
-  [[nodiscard]] std::uint64_t tokens_through(std::size_t delta) const noexcept;
-  [[nodiscard]] std::string_view stop_reason() const;
-
-  sim_op op_;
-  model_family fam_;
-  std::string model_id_;
-  plan plan_;
-  served_config served_;
-  std::string message_id_;
-  std::size_t prefix_ = 0, deltas_ = 0, suffix_ = 0;
-};
-
-/// Encodes an exception frame (`:message-type exception`) with a Bedrock-shaped payload.
-std::string stream_exception_frame(std::string_view exception_type, std::string_view message);
-
-/// Family-specific stop reason for a plan (e.g. "end_turn", "FINISH", "stop", "length").
-std::string_view stop_reason_for(model_family fam, sim_op op, const plan& p);
-
-/// Bedrock's `"p"` padding: a run of [a-zA-Z0-9] whose length varies with `seed`.
-std::string_view padding(std::size_t seed) noexcept;
 
 }  // namespace bedrock_meter::simulator

@@ -5,6 +5,8 @@
 #include <boost/json/parse.hpp>
 
 #include "metering/event_stream.hpp"
+#include "tests/simulator/sim_bodies.hpp"
+#include "tests/simulator/sim_codec.hpp"
 
 namespace bedrock_meter::simulator {
 namespace {
@@ -66,8 +68,8 @@ TEST(SimDirective, ParsesEveryKey) {
       R"({"text":"hi SIM{input=100, output=20,cache_read=5,cache_write=7,events=5,pace_ms=50,)"
       R"(first_byte_ms=3,after=2,fault=stream_exception,exception_type=throttlingException,)"
       R"(status=503,error=X,tier=flex,stop=stop_sequence,guardrail=intervene} there"})");
-  ASSERT_TRUE(r.error.empty()) << r.error;
-  const directive& d = r.value;
+  ASSERT_TRUE(r) << r.error().message;
+  const directive& d = *r;
   EXPECT_EQ(d.input, 100u);
   EXPECT_EQ(d.output, 20u);
   EXPECT_EQ(d.cache_read, 5u);
@@ -85,15 +87,55 @@ TEST(SimDirective, ParsesEveryKey) {
   EXPECT_TRUE(d.intervene);
 }
 
+// A refusal carries a message (answered as the 400 ValidationException's message).
+bool refused(std::string_view body) {
+  const auto r = parse_directive(body);
+  return !r && !r.error().message.empty();
+}
+
 TEST(SimDirective, RejectsTyposAndBadValues) {
-  EXPECT_FALSE(parse_directive("SIM{outptu=3}").error.empty());
-  EXPECT_FALSE(parse_directive("SIM{output=-3}").error.empty());
-  EXPECT_FALSE(parse_directive("SIM{output=3").error.empty());
-  EXPECT_FALSE(parse_directive("SIM{fault=boom}").error.empty());
-  EXPECT_FALSE(parse_directive("SIM{status=99}").error.empty());
-  EXPECT_FALSE(parse_directive("SIM{output}").error.empty());
-  EXPECT_TRUE(parse_directive("no directive here").error.empty());
-  EXPECT_FALSE(parse_directive("no directive here").value.output.has_value());
+  EXPECT_TRUE(refused("SIM{outptu=3}"));
+  EXPECT_TRUE(refused("SIM{output=-3}"));
+  EXPECT_TRUE(refused("SIM{output=3"));
+  EXPECT_TRUE(refused("SIM{fault=boom}"));
+  EXPECT_TRUE(refused("SIM{status=99}"));
+  EXPECT_TRUE(refused("SIM{output}"));
+  const auto none = parse_directive("no directive here");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->output.has_value());
+}
+
+TEST(SimDirective, RefusalMessages) {
+  const auto message = [](std::string_view body) { return parse_directive(body).error().message; };
+  EXPECT_EQ(message("SIM{output=3"), "SIM directive: missing '}'");
+  EXPECT_EQ(message("SIM{ output }"), "SIM directive: expected key=value, got 'output'");
+  EXPECT_EQ(message("SIM{output=-3}"), "SIM directive: 'output' needs a non-negative integer");
+  EXPECT_EQ(message("SIM{status=x}"), "SIM directive: 'status' needs a non-negative integer");
+  EXPECT_EQ(message("SIM{status=600}"), "SIM directive: status must be 100..599");
+  EXPECT_EQ(message("SIM{guardrail=maybe}"), "SIM directive: guardrail must be intervene or none");
+  EXPECT_EQ(message("SIM{fault=boom}"), "SIM directive: unknown fault 'boom'");
+  EXPECT_EQ(message("SIM{ outptu = 3 }"), "SIM directive: unknown key 'outptu'");
+  // The first bad item wins; items before it do not matter.
+  EXPECT_EQ(message("SIM{output=2,fault=boom,status=1}"), "SIM directive: unknown fault 'boom'");
+}
+
+TEST(SimDirective, TextKeysAreVerbatimAfterTrimming) {
+  const auto r = parse_directive("SIM{ tier =  flex , stop= , guardrail=none,,}");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->tier, "flex");
+  EXPECT_EQ(r->stop, "");
+  EXPECT_FALSE(r->intervene);
+}
+
+TEST(SimCountTokens, ModelBodyFromInvokeModelInput) {
+  EXPECT_EQ(count_tokens_model_body(R"({"input":{"invokeModel":{"body":"U0lNe2lucHV0PTV9"}}})"),
+            "SIM{input=5}");
+  // Anything else is the body itself.
+  for (std::string_view body :
+       {R"({"input":{"converse":{"messages":[]}}})", R"({"input":{"invokeModel":{"body":3}}})",
+        R"({"input":{"invokeModel":{"body":"*"}}})", R"(["invokeModel"])", R"("invokeModel" x)"}) {
+    EXPECT_EQ(count_tokens_model_body(body), body);
+  }
 }
 
 TEST(SimScan, MaxTokensFromEachFamily) {

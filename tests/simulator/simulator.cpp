@@ -1,6 +1,7 @@
 // bedrock-sim: a fast, deterministic, fault-injecting stand-in for Amazon Bedrock Runtime.
 // The server half: Beast HTTP/1.1 (optionally TLS), one io_context and SO_REUSEPORT acceptor per
-// thread, C++20 coroutines. What to answer is decided by sim_logic (pure); this file only does
+// thread, C++20 coroutines. What to answer is decided by the pure half (sim_logic reads the
+// request, sim_bodies writes the answer) and the command line by sim_options; this file only does
 // I/O, auth, delays and faults. See docs/simulator.md.
 #include <algorithm>
 #include <charconv>
@@ -13,7 +14,6 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -44,7 +44,10 @@
 #include <boost/json/value.hpp>
 
 #include "aws/sigv4.hpp"
+#include "tests/simulator/sim_bodies.hpp"
+#include "tests/simulator/sim_codec.hpp"
 #include "tests/simulator/sim_logic.hpp"
+#include "tests/simulator/sim_options.hpp"
 
 namespace bedrock_meter::simulator {
 namespace {
@@ -57,36 +60,26 @@ using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 
 // Each worker runs a single-threaded io_context, so its own executor type is used everywhere:
-// nothing type-erased on the hot path (STYLE.md 5).
+// nothing type-erased on the hot path.
 using executor = net::io_context::executor_type;
 template <class T = void>
 using awaitable = net::awaitable<T, executor>;
 constexpr auto use_ec = net::as_tuple(net::use_awaitable_t<executor>{});
 using tcp_socket = net::basic_stream_socket<tcp, executor>;
 using tcp_acceptor = net::basic_socket_acceptor<tcp, executor>;
-using steady_timer = net::basic_waitable_timer<std::chrono::steady_clock,
-                                               net::wait_traits<std::chrono::steady_clock>, executor>;
+using steady_timer =
+    net::basic_waitable_timer<std::chrono::steady_clock,
+                              net::wait_traits<std::chrono::steady_clock>, executor>;
 using tls_stream = ssl::stream<tcp_socket>;
+using request = http::request<http::string_body>;
+using extra_headers = std::vector<std::pair<std::string, std::string>>;  // beyond the common ones
 
 constexpr std::uint64_t max_body_bytes = 64ull * 1024 * 1024;
 constexpr std::uint32_t max_header_bytes = 64 * 1024;
 constexpr std::uint64_t default_slow_first_byte_ms = 1000;
-constexpr std::string_view error_namespace = ":http://internal.amazon.com/coral/com.amazon.bedrock/";
+constexpr std::string_view error_namespace =
+    ":http://internal.amazon.com/coral/com.amazon.bedrock/";
 constexpr std::string_view account_id = "123456789012";
-
-struct options {
-  std::string host = "127.0.0.1";
-  unsigned short port = 0;
-  std::string port_file;
-  unsigned threads = 1;
-  std::string region = "us-east-1";
-  std::map<std::string, aws::sigv4::issued_key, std::less<>> keys;
-  std::string bearer_token;
-  bool no_auth = false;
-  std::string tls_cert, tls_key;
-  std::uint64_t seed = 1;
-  std::uint64_t latency_ms = 0;
-};
 
 struct async_record {
   std::string arn;
@@ -126,7 +119,8 @@ std::uint64_t ms_since(std::chrono::steady_clock::time_point t0) {
 std::string iso8601_now() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&t, &tm);
   std::array<char, 40> buf{};
@@ -150,7 +144,7 @@ struct reply {
   http::status status = http::status::ok;
   std::string content_type = "application/json";
   std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
+  extra_headers headers;
   bool cut = false;  // write half the body, then close
 };
 
@@ -168,67 +162,67 @@ reply make_error(unsigned status, std::string_view name, std::string_view messag
   return r;
 }
 
-reply fault_reply(fault f) {
-  switch (f) {
-    case fault::throttle: return make_error(429, "ThrottlingException", "Too many requests, please wait before trying again.");
-    case fault::error500: return make_error(500, "InternalServerException", "The server encountered an internal error.");
-    case fault::unavailable: return make_error(503, "ServiceUnavailableException", "Service unavailable. Try again later.");
-    case fault::model_timeout: return make_error(408, "ModelTimeoutException", "Model has timed out in processing the request.");
-    case fault::model_error: return make_error(424, "ModelErrorException", "The model encountered an error processing the request.");
-    case fault::validation: return make_error(400, "ValidationException", "Simulated validation failure.");
-    case fault::access_denied: return make_error(403, "AccessDeniedException", "You don't have access to the model with the specified model ID.");
-    case fault::not_found: return make_error(404, "ResourceNotFoundException", "The requested resource was not found.");
-    default: return make_error(500, "InternalServerException", "unexpected fault");
-  }
-}
-
-bool is_error_fault(fault f) {
+// The error an error fault answers with; nothing for the faults that shape a success.
+std::optional<reply> error_fault_reply(fault f) {
   switch (f) {
     case fault::throttle:
+      return make_error(429, "ThrottlingException",
+                        "Too many requests, please wait before trying again.");
     case fault::error500:
+      return make_error(500, "InternalServerException",
+                        "The server encountered an internal error.");
     case fault::unavailable:
+      return make_error(503, "ServiceUnavailableException",
+                        "Service unavailable. Try again later.");
     case fault::model_timeout:
+      return make_error(408, "ModelTimeoutException",
+                        "Model has timed out in processing the request.");
     case fault::model_error:
+      return make_error(424, "ModelErrorException",
+                        "The model encountered an error processing the request.");
     case fault::validation:
+      return make_error(400, "ValidationException", "Simulated validation failure.");
     case fault::access_denied:
-    case fault::not_found: return true;
-    default: return false;
+      return make_error(403, "AccessDeniedException",
+                        "You don't have access to the model with the specified model ID.");
+    case fault::not_found:
+      return make_error(404, "ResourceNotFoundException", "The requested resource was not found.");
+    default: return std::nullopt;
   }
 }
 
-// Authenticates as AWS does: a SigV4 signature for service `bedrock` in the configured region,
-// or a Bedrock API key as `Authorization: Bearer`. Returns the refusal, or nothing when allowed.
-std::optional<reply> authenticate(const shared_state& st, const http::request<http::string_body>& req) {
-  const options& opt = st.opt;
-  if (opt.no_auth) return std::nullopt;
-  const std::string_view auth = req[http::field::authorization];
-  if (auth.starts_with("Bearer ")) {
-    const std::string_view token = auth.substr(7);
-    if (!opt.bearer_token.empty() && aws::sigv4::constant_time_equal(token, opt.bearer_token)) {
-      return std::nullopt;
-    }
-    return make_error(403, "AccessDeniedException",
-                      "Authentication failed: Please make sure your API Key is valid.");
+// The error a directive asks for: an error fault, else `status=` of 300 and above.
+std::optional<reply> directive_error_reply(const directive& d) {
+  if (auto r = error_fault_reply(d.fault_kind)) return r;
+  if (d.status && *d.status >= 300) {
+    const std::string_view name =
+        d.error_name.empty() ? default_error_name(*d.status) : d.error_name;
+    return make_error(*d.status, name, "Simulated " + std::string(name) + ".");
   }
-  if (auth.empty()) {
-    return make_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
-  }
-  aws::sigv4::header_list headers;
-  headers.reserve(16);
-  for (const auto& f : req) headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-  const std::string body_hash = aws::sigv4::sha256_hex(req.body());
-  aws::sigv4::verify_options vo;
-  vo.service = "bedrock";
-  vo.now = std::chrono::system_clock::now();
-  const auto lookup = [&opt](std::string_view id) -> const aws::sigv4::issued_key* {
-    auto it = opt.keys.find(id);
-    return it == opt.keys.end() ? nullptr : &it->second;
-  };
-  const auto v = aws::sigv4::verify(req.method_string(), req.target(), headers, body_hash, lookup, vo);
+  return std::nullopt;
+}
+
+// What /__sim/stats counts as a fault: every fault but a slow first byte, and any error status.
+bool counts_as_fault(const directive& d) {
+  return (d.fault_kind != fault::none && d.fault_kind != fault::slow_first_byte) ||
+         (d.status && *d.status >= 300);
+}
+
+// Head delay: first_byte_ms when the directive sets it (slow_first_byte defaults it), else
+// the global --latency-ms.
+std::uint64_t head_delay_ms(const options& opt, const directive& d) {
+  if (d.first_byte_ms) return *d.first_byte_ms;
+  if (d.fault_kind == fault::slow_first_byte) return default_slow_first_byte_ms;
+  return opt.latency_ms;
+}
+
+// The refusal for a SigV4 verification result; nothing when the signature is good and scoped to
+// the configured region.
+std::optional<reply> signature_refusal(const aws::sigv4::verified& v, std::string_view region) {
   using aws::sigv4::verify_error;
   switch (v.error) {
     case verify_error::none:
-      if (v.region != opt.region) {
+      if (v.region != region) {
         return make_error(403, "InvalidSignatureException",
                           "Credential should be scoped to a valid region.");
       }
@@ -253,6 +247,40 @@ std::optional<reply> authenticate(const shared_state& st, const http::request<ht
   }
 }
 
+// Authenticates as AWS does: a SigV4 signature for service `bedrock` in the configured region,
+// or a Bedrock API key as `Authorization: Bearer`. Returns the refusal, or nothing when allowed.
+std::optional<reply> authenticate(const shared_state& st, const request& req) {
+  const options& opt = st.opt;
+  if (opt.no_auth) return std::nullopt;
+  const std::string_view auth = req[http::field::authorization];
+  if (auth.starts_with("Bearer ")) {
+    const std::string_view token = auth.substr(7);
+    if (!opt.bearer_token.empty() && aws::sigv4::constant_time_equal(token, opt.bearer_token)) {
+      return std::nullopt;
+    }
+    return make_error(403, "AccessDeniedException",
+                      "Authentication failed: Please make sure your API Key is valid.");
+  }
+  if (auth.empty()) {
+    return make_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
+  }
+  aws::sigv4::header_list headers;
+  headers.reserve(16);
+  for (const auto& f : req) {
+    headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  }
+  const std::string body_hash = aws::sigv4::sha256_hex(req.body());
+  aws::sigv4::verify_options vo;
+  vo.service = "bedrock";
+  vo.now = std::chrono::system_clock::now();
+  const auto lookup = [&opt](std::string_view id) -> const aws::sigv4::issued_key* {
+    auto it = opt.keys.find(id);
+    return it == opt.keys.end() ? nullptr : &it->second;
+  };
+  const auto v =
+      aws::sigv4::verify(req.method_string(), req.target(), headers, body_hash, lookup, vo);
+  return signature_refusal(v, opt.region);
+}
 std::string stats_body(const shared_state& st) {
   std::string out = "{\"requests\":{";
   std::uint64_t total = 0;
@@ -344,8 +372,9 @@ reply get_async(shared_state& st, std::string_view arn) {
 }
 
 reply list_async(shared_state& st, std::string_view target) {
+  const auto question = target.find('?');
   const std::string_view query =
-      target.find('?') == std::string_view::npos ? std::string_view{} : target.substr(target.find('?') + 1);
+      question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
   // Every simulated invocation is Completed, so a filter on another status matches nothing.
   const auto status_at = query.find("statusEquals=");
   const bool other_status =
@@ -364,24 +393,6 @@ reply list_async(shared_state& st, std::string_view target) {
   r.body.append("]}");
   return r;
 }
-
-// Finds the directive and input size for CountTokens, whose InvokeModel-style input carries the
-// model body base64-encoded (where a raw `SIM{` scan cannot see it).
-std::string count_tokens_model_body(std::string_view body) {
-  if (body.find("\"invokeModel\"") == std::string_view::npos) return std::string(body);
-  error_code ec;
-  const boost::json::value root = boost::json::parse(body, ec);
-  if (ec || !root.is_object()) return std::string(body);
-  const auto* input = root.get_object().if_contains("input");
-  if (input == nullptr || !input->is_object()) return std::string(body);
-  const auto* im = input->get_object().if_contains("invokeModel");
-  if (im == nullptr || !im->is_object()) return std::string(body);
-  const auto* b = im->get_object().if_contains("body");
-  if (b == nullptr || !b->is_string()) return std::string(body);
-  auto decoded = decode_base64(b->get_string());
-  return decoded ? std::move(*decoded) : std::string(body);
-}
-
 template <class Stream>
 void close_transport(Stream& s) {
   error_code ec;
@@ -390,8 +401,8 @@ void close_transport(Stream& s) {
 }
 
 template <class Stream>
-awaitable<bool> write_reply(Stream& s, const http::request<http::string_body>& req,
-                            const std::string& request_id, reply r) {
+awaitable<bool> write_reply(Stream& s, const request& req, const std::string& request_id,
+                            reply r) {
   http::response<http::string_body> res{r.status, req.version()};
   res.set("x-amzn-RequestId", request_id);
   res.set(http::field::content_type, r.content_type);
@@ -431,10 +442,8 @@ awaitable<bool> write_out(Stream& s, std::string& out) {
 }
 
 template <class Stream>
-awaitable<bool> write_stream(Stream& s, const http::request<http::string_body>& req,
-                             const std::string& request_id,
-                             std::vector<std::pair<std::string, std::string>> headers,
-                             stream_script script, directive d,
+awaitable<bool> write_stream(Stream& s, const request& req, const std::string& request_id,
+                             extra_headers headers, stream_script script, directive d,
                              std::chrono::steady_clock::time_point t0) {
   http::response<http::empty_body> res{http::status::ok, req.version()};
   res.set("x-amzn-RequestId", request_id);
@@ -449,8 +458,9 @@ awaitable<bool> write_stream(Stream& s, const http::request<http::string_body>& 
   const bool raise = d.fault_kind == fault::stream_exception;
   // A fault fires after the prefix events and `after` content deltas (default: half of them).
   const std::size_t fire_at =
-      script.prefix() + std::min<std::size_t>(script.deltas(), d.after ? static_cast<std::size_t>(*d.after)
-                                                                       : script.deltas() / 2);
+      script.prefix() +
+      std::min<std::size_t>(script.deltas(),
+                            d.after ? static_cast<std::size_t>(*d.after) : script.deltas() / 2);
   const std::size_t end = (cut || raise) ? fire_at : script.size();
   const std::uint64_t pace = d.pace_ms.value_or(0);
 
@@ -479,126 +489,74 @@ awaitable<bool> write_stream(Stream& s, const http::request<http::string_body>& 
     co_return false;
   }
   if (raise) {
-    const std::string type = d.exception_type.empty() ? "modelStreamErrorException" : d.exception_type;
+    const std::string type =
+        d.exception_type.empty() ? "modelStreamErrorException" : d.exception_type;
     append_chunk(out, stream_exception_frame(type, "Simulated " + type + " mid-stream."));
   }
   out.append("0\r\n\r\n");
   co_return co_await write_out(s, out) && req.keep_alive();
 }
 
-// Answers one request. Returns whether the connection stays open.
-template <class Stream>
-awaitable<bool> handle(Stream& s, worker& w, const http::request<http::string_body>& req) {
-  shared_state& st = *w.shared;
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::string request_id = w.ids.uuid();
-  const sim_route route = parse_route(req.method_string(), req.target());
-  st.per_op[static_cast<std::size_t>(route.op)].fetch_add(1, std::memory_order_relaxed);
-
+// The simulator's own routes and unknown operations: answered before authentication.
+std::optional<reply> unauthenticated_reply(shared_state& st, const sim_route& route,
+                                           const request& req) {
   switch (route.op) {
-    case sim_op::stats:
-      co_return co_await write_reply(s, req, request_id, ok_reply(stats_body(st)));
+    case sim_op::stats: return ok_reply(stats_body(st));
     case sim_op::reset:
       for (auto& c : st.per_op) c.store(0, std::memory_order_relaxed);
       st.auth_failures = 0;
       st.faults = 0;
-      co_return co_await write_reply(s, req, request_id, ok_reply("{}"));
+      return ok_reply("{}");
     case sim_op::unknown:
-      co_return co_await write_reply(
-          s, req, request_id,
-          make_error(404, "UnknownOperationException", "Unknown operation: " +
-                                                           std::string(req.method_string()) + " " +
-                                                           std::string(req.target())));
-    default:
-      break;
+      return make_error(404, "UnknownOperationException",
+                        "Unknown operation: " + std::string(req.method_string()) + " " +
+                            std::string(req.target()));
+    default: return std::nullopt;
   }
-  if (auto refusal = authenticate(st, req)) {
+}
+
+// Refuses a request that fails authentication (counted) or whose path encoding is malformed.
+std::optional<reply> refusal(shared_state& st, const sim_route& route, const request& req) {
+  if (auto refused = authenticate(st, req)) {
     st.auth_failures.fetch_add(1, std::memory_order_relaxed);
-    co_return co_await write_reply(s, req, request_id, std::move(*refusal));
+    return refused;
   }
-  if (route.bad_encoding) {
-    co_return co_await write_reply(s, req, request_id,
-                                   make_error(400, "ValidationException", "Malformed path encoding."));
-  }
+  if (route.bad_encoding) return make_error(400, "ValidationException", "Malformed path encoding.");
+  return std::nullopt;
+}
 
-  const std::string_view raw_body = req.body();
-  std::string count_body;
-  std::string_view model_body = raw_body;
-  if (route.op == sim_op::count_tokens) {
-    count_body = count_tokens_model_body(raw_body);
-    model_body = count_body;
-  }
-  directive_result dr = parse_directive(model_body);
-  if (!dr.error.empty()) {
-    co_return co_await write_reply(s, req, request_id, make_error(400, "ValidationException", dr.error));
-  }
-  const directive& d = dr.value;
-
-  // Head delay: first_byte_ms when the directive sets it (slow_first_byte defaults it), else
-  // the global --latency-ms.
-  std::uint64_t head_delay = st.opt.latency_ms;
-  if (d.first_byte_ms) head_delay = *d.first_byte_ms;
-  else if (d.fault_kind == fault::slow_first_byte) head_delay = default_slow_first_byte_ms;
-  co_await sleep_ms(head_delay);
-
-  if (d.fault_kind == fault::drop) {
-    st.faults.fetch_add(1, std::memory_order_relaxed);
-    close_transport(s);
-    co_return false;
-  }
-  if (is_error_fault(d.fault_kind)) {
-    st.faults.fetch_add(1, std::memory_order_relaxed);
-    co_return co_await write_reply(s, req, request_id, fault_reply(d.fault_kind));
-  }
-  if (d.status && *d.status >= 300) {
-    st.faults.fetch_add(1, std::memory_order_relaxed);
-    const std::string_view name = d.error_name.empty() ? default_error_name(*d.status) : d.error_name;
-    co_return co_await write_reply(s, req, request_id,
-                                   make_error(*d.status, name, "Simulated " + std::string(name) + "."));
-  }
-  if (d.fault_kind != fault::none && d.fault_kind != fault::slow_first_byte) {
-    st.faults.fetch_add(1, std::memory_order_relaxed);
-  }
-
+// The operations answered without a model plan: bidirectional streams (refused), guardrails and
+// async invocations.
+std::optional<reply> planless_reply(worker& w, const sim_route& route, const request& req,
+                                    const directive& d) {
   switch (route.op) {
     case sim_op::invoke_model_with_bidirectional_stream:
-      co_return co_await write_reply(
-          s, req, request_id,
-          make_error(400, "ValidationException",
-                     "InvokeModelWithBidirectionalStream requires HTTP/2; the simulator speaks HTTP/1.1."));
-    case sim_op::apply_guardrail:
-      co_return co_await write_reply(s, req, request_id, ok_reply(apply_guardrail_body(d)));
-    case sim_op::invoke_guardrail_checks:
-      co_return co_await write_reply(s, req, request_id,
-                                     ok_reply(invoke_guardrail_checks_body(raw_body)));
-    case sim_op::start_async_invoke:
-      co_return co_await write_reply(s, req, request_id, start_async(w, raw_body));
-    case sim_op::get_async_invoke:
-      co_return co_await write_reply(s, req, request_id, get_async(st, route.resource));
-    case sim_op::list_async_invokes:
-      co_return co_await write_reply(s, req, request_id, list_async(st, req.target()));
-    default:
-      break;
+      return make_error(400, "ValidationException",
+                        "InvokeModelWithBidirectionalStream requires HTTP/2; the simulator speaks "
+                        "HTTP/1.1.");
+    case sim_op::apply_guardrail: return ok_reply(apply_guardrail_body(d));
+    case sim_op::invoke_guardrail_checks: return ok_reply(invoke_guardrail_checks_body(req.body()));
+    case sim_op::start_async_invoke: return start_async(w, req.body());
+    case sim_op::get_async_invoke: return get_async(*w.shared, route.resource);
+    case sim_op::list_async_invokes: return list_async(*w.shared, req.target());
+    default: return std::nullopt;
   }
+}
 
-  const model_family fam = family_of(route.model_id);
-  const request_facts facts = scan_request(model_body);
-  const plan p = make_plan(model_body, d, facts, fam, route.op);
-  if (route.op == sim_op::count_tokens) {
-    co_return co_await write_reply(s, req, request_id, ok_reply(count_tokens_body(p)));
-  }
-  const bool converse = route.op == sim_op::converse || route.op == sim_op::converse_stream;
-  if (fam == model_family::titan_embed && (converse || is_stream(route.op))) {
-    co_return co_await write_reply(
-        s, req, request_id,
-        make_error(400, "ValidationException",
-                   converse ? "This action doesn't support the model that you provided. Try again "
-                              "with a supported text or chat model."
-                            : "The model is unsupported for streaming."));
-  }
+// Embeddings models neither converse nor stream.
+std::optional<reply> unsupported_model_reply(model_family fam, sim_op op) {
+  const bool converse = op == sim_op::converse || op == sim_op::converse_stream;
+  if (fam != model_family::titan_embed || !(converse || is_stream(op))) return std::nullopt;
+  return make_error(400, "ValidationException",
+                    converse ? "This action doesn't support the model that you provided. Try again "
+                               "with a supported text or chat model."
+                             : "The model is unsupported for streaming.");
+}
 
-  // Served tier: the directive's, else the one the request asked for (header for InvokeModel*,
-  // body for Converse*). Latency mode likewise echoes the request.
+// Served tier: the directive's, else the one the request asked for (header for InvokeModel*,
+// body for Converse*). Latency mode likewise echoes the request.
+served_config served_for(const request& req, const directive& d, const request_facts& facts,
+                         bool converse) {
   served_config served;
   served.tier = d.tier;
   const std::string_view hdr_tier = req["X-Amzn-Bedrock-Service-Tier"];
@@ -606,42 +564,118 @@ awaitable<bool> handle(Stream& s, worker& w, const http::request<http::string_bo
   if (served.tier.empty()) served.tier = converse ? facts.tier : std::string(hdr_tier);
   served.latency = converse ? facts.latency : std::string(hdr_latency);
   if (served.latency.empty() && !hdr_latency.empty()) served.latency = std::string(hdr_latency);
-  std::vector<std::pair<std::string, std::string>> extra;
-  if (!served.tier.empty()) extra.emplace_back("X-Amzn-Bedrock-Service-Tier", served.tier);
-  if (!served.latency.empty()) extra.emplace_back("X-Amzn-Bedrock-PerformanceConfig-Latency", served.latency);
+  return served;
+}
 
+extra_headers served_headers(const served_config& served) {
+  extra_headers extra;
+  if (!served.tier.empty()) extra.emplace_back("X-Amzn-Bedrock-Service-Tier", served.tier);
+  if (!served.latency.empty()) {
+    extra.emplace_back("X-Amzn-Bedrock-PerformanceConfig-Latency", served.latency);
+  }
+  return extra;
+}
+
+// InvokeModel's usage headers; cache counts only when non-zero.
+void add_invoke_headers(extra_headers& headers, const plan& p, const timing& t) {
+  headers.emplace_back("X-Amzn-Bedrock-Input-Token-Count", std::to_string(p.input));
+  headers.emplace_back("X-Amzn-Bedrock-Output-Token-Count", std::to_string(p.output));
+  headers.emplace_back("X-Amzn-Bedrock-Invocation-Latency", std::to_string(t.latency_ms));
+  if (p.cache_read != 0) {
+    headers.emplace_back("X-Amzn-Bedrock-Cache-Read-Input-Token-Count",
+                         std::to_string(p.cache_read));
+  }
+  if (p.cache_write != 0) {
+    headers.emplace_back("X-Amzn-Bedrock-Cache-Write-Input-Token-Count",
+                         std::to_string(p.cache_write));
+  }
+}
+
+// A model operation's answer: a whole reply, or for a stream the script and, in `whole`, only
+// the response headers.
+struct model_answer {
+  reply whole;
+  std::optional<stream_script> script;
+};
+
+model_answer answer_model(worker& w, const request& req, const sim_route& route,
+                          const directive& d, std::string_view model_body,
+                          std::chrono::steady_clock::time_point t0) {
+  const model_family fam = family_of(route.model_id);
+  const request_facts facts = scan_request(model_body);
+  const plan p = make_plan(model_body, d, facts, fam, route.op);
+  if (route.op == sim_op::count_tokens) return {ok_reply(count_tokens_body(p)), std::nullopt};
+  if (auto r = unsupported_model_reply(fam, route.op)) return {std::move(*r), std::nullopt};
+
+  const bool converse = route.op == sim_op::converse || route.op == sim_op::converse_stream;
+  const served_config served = served_for(req, d, facts, converse);
+  reply r;
+  r.headers = served_headers(served);
   const bool anthropic_like = fam == model_family::anthropic || fam == model_family::generic;
   std::string message_id = anthropic_like ? "msg_bdrk_" + w.ids.base62(24) : std::string{};
-
   if (is_stream(route.op)) {
     if (route.op == sim_op::invoke_model_with_response_stream) {
-      extra.emplace_back("X-Amzn-Bedrock-Content-Type", "application/json");
+      r.headers.emplace_back("X-Amzn-Bedrock-Content-Type", "application/json");
     }
-    stream_script script(route.op, fam, route.model_id, p, served, std::move(message_id));
-    co_return co_await write_stream(s, req, request_id, std::move(extra), std::move(script), d, t0);
+    return {std::move(r),
+            stream_script(route.op, fam, route.model_id, p, served, std::move(message_id))};
   }
-
-  reply r;
-  r.headers = std::move(extra);
   r.cut = d.fault_kind == fault::cut;
   const timing t{ms_since(t0), ms_since(t0)};
   if (converse) {
     r.body = converse_body(p, t, served);
   } else {
     r.body = invoke_body(fam, route.model_id, p, facts, message_id);
-    r.headers.emplace_back("X-Amzn-Bedrock-Input-Token-Count", std::to_string(p.input));
-    r.headers.emplace_back("X-Amzn-Bedrock-Output-Token-Count", std::to_string(p.output));
-    r.headers.emplace_back("X-Amzn-Bedrock-Invocation-Latency", std::to_string(t.latency_ms));
-    if (p.cache_read != 0) {
-      r.headers.emplace_back("X-Amzn-Bedrock-Cache-Read-Input-Token-Count", std::to_string(p.cache_read));
-    }
-    if (p.cache_write != 0) {
-      r.headers.emplace_back("X-Amzn-Bedrock-Cache-Write-Input-Token-Count", std::to_string(p.cache_write));
-    }
+    add_invoke_headers(r.headers, p, t);
   }
-  co_return co_await write_reply(s, req, request_id, std::move(r));
+  return {std::move(r), std::nullopt};
 }
 
+// Answers one request. Returns whether the connection stays open.
+template <class Stream>
+awaitable<bool> handle(Stream& s, worker& w, const request& req) {
+  shared_state& st = *w.shared;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string request_id = w.ids.uuid();
+  const sim_route route = parse_route(req.method_string(), req.target());
+  st.per_op[static_cast<std::size_t>(route.op)].fetch_add(1, std::memory_order_relaxed);
+  if (auto r = unauthenticated_reply(st, route, req)) {
+    co_return co_await write_reply(s, req, request_id, std::move(*r));
+  }
+  if (auto r = refusal(st, route, req)) {
+    co_return co_await write_reply(s, req, request_id, std::move(*r));
+  }
+
+  const std::string_view raw_body = req.body();
+  const std::string count_body =
+      route.op == sim_op::count_tokens ? count_tokens_model_body(raw_body) : std::string{};
+  const std::string_view model_body = route.op == sim_op::count_tokens ? count_body : raw_body;
+  const auto parsed = parse_directive(model_body);
+  if (!parsed) {
+    co_return co_await write_reply(s, req, request_id,
+                                   make_error(400, "ValidationException", parsed.error().message));
+  }
+  const directive& d = *parsed;
+
+  co_await sleep_ms(head_delay_ms(st.opt, d));
+  if (counts_as_fault(d)) st.faults.fetch_add(1, std::memory_order_relaxed);
+  if (d.fault_kind == fault::drop) {
+    close_transport(s);
+    co_return false;
+  }
+  if (auto r = directive_error_reply(d)) {
+    co_return co_await write_reply(s, req, request_id, std::move(*r));
+  }
+  if (auto r = planless_reply(w, route, req, d)) {
+    co_return co_await write_reply(s, req, request_id, std::move(*r));
+  }
+  model_answer a = answer_model(w, req, route, d, model_body, t0);
+  if (a.script) {
+    co_return co_await write_stream(s, req, request_id, std::move(a.whole.headers),
+                                    std::move(*a.script), d, t0);
+  }
+  co_return co_await write_reply(s, req, request_id, std::move(a.whole));
+}
 template <class Stream>
 awaitable<void> serve(Stream& s, worker& w) {
   beast::flat_buffer buffer;
@@ -658,13 +692,13 @@ awaitable<void> serve(Stream& s, worker& w) {
     }
     if (auto [ec, n] = co_await http::async_read(s, buffer, parser, use_ec); ec) {
       if (ec == http::error::body_limit) {
-        http::request<http::string_body> req = parser.release();
+        request req = parser.release();
         co_await write_reply(s, req, w.ids.uuid(),
                              make_error(413, "ValidationException", "Request body too large."));
       }
       break;
     }
-    const http::request<http::string_body> req = parser.release();
+    const request req = parser.release();
     if (!co_await handle(s, w, req)) co_return;
   }
   close_transport(s);
@@ -700,120 +734,6 @@ awaitable<void> accept_loop(worker* w) {
   }
 }
 
-void usage(std::ostream& os) {
-  os << "usage: bedrock-sim --listen HOST:PORT [--port-file PATH] [--threads N] [--region R]\n"
-        "                   [--access-key AKID --secret-key SECRET [--session-token T]]...\n"
-        "                   [--bearer-token TOKEN]\n"
-        "                   [--no-auth] [--tls-cert FILE --tls-key FILE] [--seed N]\n"
-        "                   [--latency-ms N]\n";
-}
-
-std::optional<std::uint64_t> to_u64(std::string_view s) {
-  std::uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
-// Parses argv into options; prints one clear line and returns nullopt on a bad command line.
-std::optional<options> parse_args(int argc, char** argv) {
-  options opt;
-  std::string pending_key;
-  std::string last_key;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    auto value = [&]() -> std::optional<std::string_view> {
-      if (i + 1 >= argc) {
-        std::cerr << "bedrock-sim: " << a << " needs a value\n";
-        return std::nullopt;
-      }
-      return std::string_view(argv[++i]);
-    };
-    if (a == "--help" || a == "-h") {
-      usage(std::cout);
-      std::exit(0);
-    } else if (a == "--no-auth") {
-      opt.no_auth = true;
-    } else if (a == "--listen" || a == "--port-file" || a == "--threads" || a == "--region" ||
-               a == "--access-key" || a == "--secret-key" || a == "--session-token" ||
-               a == "--bearer-token" ||
-               a == "--tls-cert" || a == "--tls-key" || a == "--seed" || a == "--latency-ms") {
-      auto v = value();
-      if (!v) return std::nullopt;
-      if (a == "--listen") {
-        const auto colon = v->rfind(':');
-        auto port = colon == std::string_view::npos ? std::nullopt : to_u64(v->substr(colon + 1));
-        if (!port || *port > 65535) {
-          std::cerr << "bedrock-sim: --listen wants HOST:PORT, got " << *v << "\n";
-          return std::nullopt;
-        }
-        std::string_view host = v->substr(0, colon);
-        if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-        opt.host = host == "localhost" ? "127.0.0.1" : std::string(host);
-        opt.port = static_cast<unsigned short>(*port);
-      } else if (a == "--port-file") {
-        opt.port_file = std::string(*v);
-      } else if (a == "--threads") {
-        auto n = to_u64(*v);
-        if (!n || *n == 0 || *n > 256) {
-          std::cerr << "bedrock-sim: --threads wants 1..256\n";
-          return std::nullopt;
-        }
-        opt.threads = static_cast<unsigned>(*n);
-      } else if (a == "--region") {
-        opt.region = std::string(*v);
-      } else if (a == "--access-key") {
-        if (!pending_key.empty()) {
-          std::cerr << "bedrock-sim: --access-key " << pending_key << " has no --secret-key\n";
-          return std::nullopt;
-        }
-        pending_key = std::string(*v);
-      } else if (a == "--secret-key") {
-        if (pending_key.empty()) {
-          std::cerr << "bedrock-sim: --secret-key must follow --access-key\n";
-          return std::nullopt;
-        }
-        opt.keys[pending_key] = aws::sigv4::issued_key{std::string(*v), {}};
-        last_key = pending_key;
-        pending_key.clear();
-      } else if (a == "--session-token") {
-        // Temporary credentials: the key pair just given then also requires this token.
-        if (last_key.empty() || !pending_key.empty()) {
-          std::cerr << "bedrock-sim: --session-token must follow --access-key/--secret-key\n";
-          return std::nullopt;
-        }
-        opt.keys[last_key].session_token = std::string(*v);
-      } else if (a == "--bearer-token") {
-        opt.bearer_token = std::string(*v);
-      } else if (a == "--tls-cert") {
-        opt.tls_cert = std::string(*v);
-      } else if (a == "--tls-key") {
-        opt.tls_key = std::string(*v);
-      } else if (a == "--seed" || a == "--latency-ms") {
-        auto n = to_u64(*v);
-        if (!n) {
-          std::cerr << "bedrock-sim: " << a << " wants a non-negative integer\n";
-          return std::nullopt;
-        }
-        (a == "--seed" ? opt.seed : opt.latency_ms) = *n;
-      }
-    } else {
-      std::cerr << "bedrock-sim: unknown argument " << a << "\n";
-      usage(std::cerr);
-      return std::nullopt;
-    }
-  }
-  if (!pending_key.empty()) {
-    std::cerr << "bedrock-sim: --access-key " << pending_key << " has no --secret-key\n";
-    return std::nullopt;
-  }
-  if (opt.tls_cert.empty() != opt.tls_key.empty()) {
-    std::cerr << "bedrock-sim: --tls-cert and --tls-key go together\n";
-    return std::nullopt;
-  }
-  return opt;
-}
-
 int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                   unsigned int inlen, void*) {
   // Only HTTP/1.1 is spoken; pick it when offered, else continue without ALPN.
@@ -827,76 +747,78 @@ int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const 
   return SSL_TLSEXT_ERR_NOACK;
 }
 
-int run(int argc, char** argv) {
-  auto parsed = parse_args(argc, argv);
-  if (!parsed) return 2;
-  shared_state st;
-  st.opt = std::move(*parsed);
-  const options& opt = st.opt;
-
-  if (!opt.tls_cert.empty()) {
-    st.tls = std::make_unique<ssl::context>(ssl::context::tls_server);
-    error_code ec;
-    st.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    st.tls->use_certificate_chain_file(opt.tls_cert, ec);
-    if (!ec) st.tls->use_private_key_file(opt.tls_key, ssl::context::pem, ec);
-    if (ec) {
-      std::cerr << "bedrock-sim: cannot load TLS certificate/key: " << ec.message() << "\n";
-      return 1;
-    }
-    SSL_CTX_set_alpn_select_cb(st.tls->native_handle(), select_http11, nullptr);
-  }
-
+// The server context for --tls-cert / --tls-key: TLS 1.2 and up, ALPN answers http/1.1.
+boost::system::result<std::unique_ptr<ssl::context>, startup_error> make_tls_context(
+    const options& opt) {
+  auto tls = std::make_unique<ssl::context>(ssl::context::tls_server);
   error_code ec;
-  const auto address = net::ip::make_address(opt.host, ec);
-  if (ec) {
-    std::cerr << "bedrock-sim: bad listen address " << opt.host << "\n";
-    return 2;
+  tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  tls->use_certificate_chain_file(opt.tls_cert, ec);
+  if (!ec) tls->use_private_key_file(opt.tls_key, ssl::context::pem, ec);
+  if (ec) return startup_error{"cannot load TLS certificate/key: " + ec.message()};
+  SSL_CTX_set_alpn_select_cb(tls->native_handle(), select_http11, nullptr);
+  return tls;
+}
+
+error_code listen_on(tcp_acceptor& acceptor, const tcp::endpoint& ep) {
+  error_code ec;
+  acceptor.open(ep.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) {
+    // Every worker listens on the same port; the kernel spreads connections across them.
+    const int one = 1;
+    if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+      ec = error_code(errno, boost::system::system_category());
+    }
   }
+  if (!ec) acceptor.bind(ep, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+  return ec;
+}
+
+// One listening worker per --threads; with --listen port 0 the first picks the port the others
+// then share.
+boost::system::result<std::vector<std::unique_ptr<worker>>, startup_error> open_workers(
+    shared_state& st, const net::ip::address& address) {
+  const options& opt = st.opt;
   std::vector<std::unique_ptr<worker>> workers;
   unsigned short port = opt.port;
   for (unsigned i = 0; i < opt.threads; ++i) {
     auto w = std::make_unique<worker>(st, opt.seed * 0x100000001b3ULL + i);
-    const tcp::endpoint ep(address, port);
-    w->acceptor.open(ep.protocol(), ec);
-    if (!ec) w->acceptor.set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) {
-      // Every worker listens on the same port; the kernel spreads connections across them.
-      const int one = 1;
-      if (::setsockopt(w->acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-        ec = error_code(errno, boost::system::system_category());
-      }
-    }
-    if (!ec) w->acceptor.bind(ep, ec);
-    if (!ec) w->acceptor.listen(net::socket_base::max_listen_connections, ec);
-    if (ec) {
-      std::cerr << "bedrock-sim: cannot listen on " << opt.host << ":" << port << ": " << ec.message() << "\n";
-      return 1;
+    if (const error_code ec = listen_on(w->acceptor, tcp::endpoint(address, port)); ec) {
+      return startup_error{"cannot listen on " + opt.host + ":" + std::to_string(port) + ": " +
+                           ec.message()};
     }
     port = w->acceptor.local_endpoint().port();
     workers.push_back(std::move(w));
   }
-  if (!opt.port_file.empty()) {
-    // Written to a temporary name and renamed, so a reader never sees a partial port.
-    const std::string tmp = opt.port_file + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::trunc);
-      f << port << "\n";
-    }
-    if (std::rename(tmp.c_str(), opt.port_file.c_str()) != 0) {
-      std::cerr << "bedrock-sim: cannot write --port-file " << opt.port_file << "\n";
-      return 1;
-    }
+  return workers;
+}
+
+// Written to a temporary name and renamed, so a reader never sees a partial port.
+boost::system::result<void, startup_error> write_port_file(const std::string& path,
+                                                           unsigned short port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << port << "\n";
   }
-  std::cout << "bedrock-sim listening on " << opt.host << ":" << port << std::endl;
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return startup_error{"cannot write --port-file " + path};
+  }
+  return {};
+}
 
-  for (auto& w : workers) net::co_spawn(w->ioc.get_executor(), accept_loop(w.get()), net::detached);
-
+// Runs the workers until SIGINT or SIGTERM: the first on this thread, each other on its own.
+void run_workers(const std::vector<std::unique_ptr<worker>>& workers) {
+  for (const auto& w : workers) {
+    net::co_spawn(w->ioc.get_executor(), accept_loop(w.get()), net::detached);
+  }
   net::signal_set signals(workers[0]->ioc, SIGINT, SIGTERM);
   signals.async_wait([&workers](const error_code& e, int) {
     if (e) return;
-    for (auto& w : workers) w->ioc.stop();
+    for (const auto& w : workers) w->ioc.stop();
   });
 
   std::vector<std::thread> threads;
@@ -904,8 +826,58 @@ int run(int argc, char** argv) {
     threads.emplace_back([w = workers[i].get()] { w->ioc.run(); });
   }
   workers[0]->ioc.run();
-  for (auto& w : workers) w->ioc.stop();
+  for (const auto& w : workers) w->ioc.stop();
   for (auto& t : threads) t.join();
+}
+
+void report(const startup_error& e) {
+  std::cerr << "bedrock-sim: " << e.message << "\n";
+  if (e.show_usage) usage(std::cerr);
+}
+
+// Exit status: 0 after SIGINT / SIGTERM or --help, 2 for a bad command line or listen address,
+// 1 when a file or the socket cannot be used.
+int run(int argc, char** argv) {
+  auto parsed = parse_args(argc, argv);
+  if (!parsed) {
+    report(parsed.error());
+    return 2;
+  }
+  if (parsed->help) {
+    usage(std::cout);
+    return 0;
+  }
+  shared_state st;
+  st.opt = std::move(parsed->opt);
+  const options& opt = st.opt;
+  if (!opt.tls_cert.empty()) {
+    auto tls = make_tls_context(opt);
+    if (!tls) {
+      report(tls.error());
+      return 1;
+    }
+    st.tls = std::move(*tls);
+  }
+  error_code ec;
+  const auto address = net::ip::make_address(opt.host, ec);
+  if (ec) {
+    report(startup_error{"bad listen address " + opt.host});
+    return 2;
+  }
+  const auto workers = open_workers(st, address);
+  if (!workers) {
+    report(workers.error());
+    return 1;
+  }
+  const unsigned short port = workers->back()->acceptor.local_endpoint().port();
+  if (!opt.port_file.empty()) {
+    if (auto written = write_port_file(opt.port_file, port); !written) {
+      report(written.error());
+      return 1;
+    }
+  }
+  std::cout << "bedrock-sim listening on " << opt.host << ":" << port << std::endl;
+  run_workers(*workers);
   return 0;
 }
 

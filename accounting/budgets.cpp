@@ -43,12 +43,14 @@ std::string refusal_message(const bm::budget_def& d, bm::instant period_end, boo
   return "Budget '" + d.name + "' does not have room for this request: its worst-case cost of $" +
          bm::format_usd(worst_case, 6) +
          " (from max_tokens and the input size), with the requests in flight, would pass the "
-         "limit of $" + bm::format_usd(d.limit, 2) + " for the period ending " +
-         format_utc(period_end) + ". Lower max_tokens or raise the budget.";
+         "limit of $" +
+         bm::format_usd(d.limit, 2) + " for the period ending " + format_utc(period_end) +
+         ". Lower max_tokens or raise the budget.";
 }
 
 std::string store_unavailable_message(const bm::budget_def& d) {
-  return "Budget '" + d.name + "' cannot be checked: the shared budget store is "
+  return "Budget '" + d.name +
+         "' cannot be checked: the shared budget store is "
          "unreachable and the proxy is configured to fail closed. Retry later.";
 }
 
@@ -130,8 +132,7 @@ std::chrono::seconds budget_engine::key_ttl(account& a) const {
   // Long enough for the period plus a day, so late settlements still find the key and
   // `budgets` can show a just-ended period; then Redis forgets it by itself.
   const auto w = a.acct.window();
-  return std::chrono::duration_cast<std::chrono::seconds>(w.end - w.start) +
-         std::chrono::hours(24);
+  return std::chrono::duration_cast<std::chrono::seconds>(w.end - w.start) + std::chrono::hours(24);
 }
 
 // --- admission ----------------------------------------------------------------------------------

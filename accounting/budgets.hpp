@@ -70,10 +70,10 @@ using budget_restore_fn = std::function<std::optional<metering::money_total>(
     const metering::budget_def& def, metering::instant from)>;
 
 struct budget_hold {
-  std::size_t index = 0;              // budget index in the engine
-  metering::reservation local;        // id 0: no local reservation
-  std::string remote_id;              // shared store reservation; empty: none
-  std::int64_t period_start = 0;      // UTC seconds, the period the reservation was made in
+  std::size_t index = 0;          // budget index in the engine
+  metering::reservation local;    // id 0: no local reservation
+  std::string remote_id;          // shared store reservation; empty: none
+  std::int64_t period_start = 0;  // UTC seconds, the period the reservation was made in
 };
 
 struct budget_admission {
@@ -100,8 +100,8 @@ struct threshold_event {
 struct budget_status {
   std::string name;
   metering::budget_action action = metering::budget_action::alert;
-  std::string scope;      // "team=research,app=chat" or "everything"
-  std::string period;     // daily / weekly / monthly / custom(14d from 2026-01-05)
+  std::string scope;   // "team=research,app=chat" or "everything"
+  std::string period;  // daily / weekly / monthly / custom(14d from 2026-01-05)
   std::string time_zone;
   metering::period_window window;
   metering::pico_usd limit = 0;
@@ -109,7 +109,7 @@ struct budget_status {
   metering::money_total reserved = 0;
   /// Spend at period end if the pace so far continues: spent / elapsed * length.
   metering::money_total forecast = 0;
-  std::uint64_t blocked = 0;          // requests refused this process lifetime
+  std::uint64_t blocked = 0;  // requests refused this process lifetime
   std::vector<int> warning_percents;
   std::string source;  // "local" or "redis" (or "local (redis unavailable)")
 };
@@ -117,10 +117,10 @@ struct budget_status {
 class budget_engine {
  public:
   struct counters {
-    std::uint64_t store_errors = 0;   // shared store calls that failed
-    std::uint64_t fail_open = 0;      // requests admitted because the store failed (fallback open)
-    std::uint64_t fail_closed = 0;    // requests refused because the store failed (fallback closed)
-    std::uint64_t overruns = 0;       // settlements above their reservation
+    std::uint64_t store_errors = 0;  // shared store calls that failed
+    std::uint64_t fail_open = 0;     // requests admitted because the store failed (fallback open)
+    std::uint64_t fail_closed = 0;   // requests refused because the store failed (fallback closed)
+    std::uint64_t overruns = 0;      // settlements above their reservation
   };
 
   /// Builds the accounts for `cfg`. An account whose definition and zone are unchanged from

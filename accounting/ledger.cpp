@@ -268,10 +268,9 @@ bool ledger::commit_with_retry(const ledger_record* recs, std::size_t n) {
     }
     ++failures;
     errors_.fetch_add(1, std::memory_order_relaxed);
-    log("ledger: commit of " + std::to_string(n) + " records to " + path_ +
-        " failed: " + committed.error().message + "; retrying in " +
-        std::to_string(backoff.count()) + " ms (" + std::to_string(queue_depth()) +
-        " records held in memory)");
+    log("ledger: commit of " + std::to_string(n) + " records to " + path_ + " failed: " +
+        committed.error().message + "; retrying in " + std::to_string(backoff.count()) + " ms (" +
+        std::to_string(queue_depth()) + " records held in memory)");
     std::unique_lock lk(mu_);
     if (writer_cv_.wait_for(lk, backoff, [&] { return abandon_; })) return false;
     backoff = std::min(backoff * 2, opt_.retry_backoff_max);

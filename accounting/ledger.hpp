@@ -43,10 +43,10 @@ using ledger_record = metering::settlement;
 /// An error value: `message` is one line naming the file and what to do.
 struct ledger_error {
   enum class kind : std::uint8_t {
-    cannot_open,     ///< missing / unwritable directory, permissions
-    not_a_ledger,    ///< not a SQLite file, or a SQLite file of another application
-    newer_schema,    ///< written by a newer bedrock-meter; refusing to touch it
-    sqlite,          ///< any other SQLite failure
+    cannot_open,   ///< missing / unwritable directory, permissions
+    not_a_ledger,  ///< not a SQLite file, or a SQLite file of another application
+    newer_schema,  ///< written by a newer bedrock-meter; refusing to touch it
+    sqlite,        ///< any other SQLite failure
   };
   kind what = kind::sqlite;
   std::string message;
@@ -198,10 +198,10 @@ struct ledger_options {
 };
 
 struct ledger_counters {
-  std::uint64_t appended = 0;        // records accepted by append
-  std::uint64_t committed = 0;       // records durably in the database
-  std::uint64_t commit_batches = 0;  // successful transactions
-  std::uint64_t errors = 0;          // failed commit attempts (each retried)
+  std::uint64_t appended = 0;          // records accepted by append
+  std::uint64_t committed = 0;         // records durably in the database
+  std::uint64_t commit_batches = 0;    // successful transactions
+  std::uint64_t errors = 0;            // failed commit attempts (each retried)
   std::uint64_t queue_high_water = 0;  // most records uncommitted at once
   std::uint64_t blocked_appends = 0;   // appends that had to wait for space
   std::uint64_t rejected = 0;          // appends after close (refused, logged)
@@ -256,9 +256,9 @@ class ledger {
   std::unique_ptr<ledger_reader> reader_;
 
   mutable std::mutex mu_;
-  std::condition_variable writer_cv_;  // the writer waits for work
-  std::condition_variable space_cv_;   // appenders wait for space
-  std::condition_variable done_cv_;    // flush/close wait for commits
+  std::condition_variable writer_cv_;   // the writer waits for work
+  std::condition_variable space_cv_;    // appenders wait for space
+  std::condition_variable done_cv_;     // flush/close wait for commits
   std::vector<ledger_record> pending_;  // guarded by mu_
   std::uint64_t appended_seq_ = 0;      // guarded by mu_: records ever accepted
   std::uint64_t settled_seq_ = 0;       // guarded by mu_: records committed or given up

@@ -97,8 +97,10 @@ ledger_totals_row read_totals_row(sqlite3_stmt* s) {
 std::string spend_sql(const spend_filter& filter, std::vector<const std::string*>& values) {
   std::string sql = "SELECT " + money_sum_sql("total_cost") + " FROM requests WHERE time_ms >= ?1";
   const std::pair<const char*, const std::optional<std::string>*> fields[] = {
-      {"team", &filter.team},           {"app", &filter.app},
-      {"principal", &filter.principal}, {"model_base", &filter.model_base},
+      {"team", &filter.team},
+      {"app", &filter.app},
+      {"principal", &filter.principal},
+      {"model_base", &filter.model_base},
       {"model_label", &filter.model_label}};
   for (const auto& [column, value] : fields) {
     if (!value->has_value()) continue;

@@ -149,8 +149,8 @@ std::map<std::string, std::string> tags_from_json(std::string_view text) {
   auto v = boost::json::parse(text, ec);
   if (ec || !v.is_object()) return out;
   for (const auto& [k, val] : v.as_object()) {
-    out.emplace(std::string(k), val.is_string() ? std::string(val.as_string())
-                                                : boost::json::serialize(val));
+    out.emplace(std::string(k),
+                val.is_string() ? std::string(val.as_string()) : boost::json::serialize(val));
   }
   return out;
 }

@@ -234,9 +234,8 @@ redis_result<std::vector<std::string>> redis_budget_client::read_strings(const r
 // --- calls --------------------------------------------------------------------------------------
 
 redis_result<redis_reserve_reply> redis_budget_client::reserve(
-    std::string_view budget, std::int64_t period_start, std::int64_t limit,
-    std::int64_t worst_case, std::chrono::milliseconds reservation_ttl,
-    std::chrono::milliseconds key_ttl) {
+    std::string_view budget, std::int64_t period_start, std::int64_t limit, std::int64_t worst_case,
+    std::chrono::milliseconds reservation_ttl, std::chrono::milliseconds key_ttl) {
   if (worst_case < 0 || limit < 0) return redis_reserve_reply{};
   std::string id = new_reservation_id();
   const std::string limit_s = std::to_string(limit);

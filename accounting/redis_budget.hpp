@@ -42,9 +42,9 @@ enum class budget_script : std::uint8_t;  // accounting/redis_budget_scripts.hpp
 struct redis_endpoint {
   std::string host = "127.0.0.1";
   std::uint16_t port = 6379;
-  std::string unix_socket;  // wins over host/port when set
-  std::string password;     // AUTH when set; never logged
-  std::uint32_t db = 0;     // SELECT when non-zero
+  std::string unix_socket;                // wins over host/port when set
+  std::string password;                   // AUTH when set; never logged
+  std::uint32_t db = 0;                   // SELECT when non-zero
   std::chrono::milliseconds timeout{50};  // connect, and each command's send + receive
   std::string key_prefix = "bedrock-meter";
   // Minimum time between two connection attempts after a failure.
@@ -116,9 +116,9 @@ class redis_budget_client {
   /// budget period are reclaimed first. `key_ttl` (period length plus a margin) is set on every
   /// write. A negative worst_case or limit is refused (not admitted) without asking Redis.
   redis_result<redis_reserve_reply> reserve(std::string_view budget, std::int64_t period_start,
-                               std::int64_t limit, std::int64_t worst_case,
-                               std::chrono::milliseconds reservation_ttl,
-                               std::chrono::milliseconds key_ttl);
+                                            std::int64_t limit, std::int64_t worst_case,
+                                            std::chrono::milliseconds reservation_ttl,
+                                            std::chrono::milliseconds key_ttl);
 
   /// Releases the reservation if still held (idempotent: a second settle of the same id releases
   /// nothing) and books `actual` (negative is booked as 0). `before`/`after` give spent on either
@@ -158,8 +158,7 @@ class redis_budget_client {
   redis_result<void> open_context();
   /// One command with a status reply during connection setup (AUTH, SELECT); `name` goes into
   /// the message, the arguments never do (AUTH's is the password).
-  redis_result<void> setup_command(std::initializer_list<std::string_view> args,
-                                   const char* name);
+  redis_result<void> setup_command(std::initializer_list<std::string_view> args, const char* name);
   /// Runs `script` with the budget period's keys and `args`; its array of strings.
   redis_result<std::vector<std::string>> run(budget_script script, std::string_view budget,
                                              std::int64_t period_start,

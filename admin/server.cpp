@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -20,8 +22,6 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include "io/net.hpp"
 
@@ -95,8 +95,8 @@ response to_response(const readiness& r) {
 response to_response(const reload_result& r) {
   switch (r.result) {
     case reload_result::status::ok:
-      return json(200, boost::json::serialize(
-                           boost::json::object{{"reloaded", to_json(r.reloaded)}}));
+      return json(200,
+                  boost::json::serialize(boost::json::object{{"reloaded", to_json(r.reloaded)}}));
     case reload_result::status::invalid:
       return json(400, boost::json::serialize(boost::json::object{{"errors", to_json(r.errors)}}));
     case reload_result::status::failed: break;
@@ -270,7 +270,8 @@ struct server::impl {
         socket.close(ignored);
         continue;
       }
-      net::co_spawn(ioc.get_executor(), session(std::move(socket)), [](const std::exception_ptr&) {});
+      net::co_spawn(ioc.get_executor(), session(std::move(socket)),
+                    [](const std::exception_ptr&) {});
     }
   }
 

@@ -87,7 +87,7 @@ struct options {
   std::uint16_t port = 0;  ///< 0: any free port (see server::port())
   std::string token;       ///< empty: no authentication
   std::uint32_t max_header_bytes = 8 * 1024;
-  std::uint32_t max_body_bytes = 4 * 1024;  ///< admin requests carry no meaningful body
+  std::uint32_t max_body_bytes = 4 * 1024;          ///< admin requests carry no meaningful body
   std::chrono::milliseconds read_timeout{10'000};   ///< one whole request, head and body
   std::chrono::milliseconds idle_timeout{60'000};   ///< keep-alive wait for the next request
   std::chrono::milliseconds write_timeout{30'000};  ///< one whole response

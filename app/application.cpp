@@ -161,7 +161,8 @@ startup_result application::start_admin(const config::config& cfg) {
 
 void application::write_ready_file(const std::string& path) const {
   std::string ports = "[";
-  for (const auto p : server_->bound_ports()) ports += (ports.size() > 1 ? "," : "") + std::to_string(p);
+  for (const auto p : server_->bound_ports())
+    ports += (ports.size() > 1 ? "," : "") + std::to_string(p);
   ports += "]";
   const std::string tmp = path + ".tmp";
   std::ofstream(tmp) << "{\"ports\":" << ports
@@ -193,9 +194,10 @@ admin::reload_result application::reload() {
     telemetry::bump(state_->counters.rate_table_reloads_ok);
     out.reloaded.push_back("rate_table " + next->rate_table->version);
   }
-  log_->info("config reloaded from {} (listeners, workers, busy_poll_us and the ledger change "
-             "only on restart); rate table {}",
-             config_path_, next->rate_table ? next->rate_table->version : std::string("none"));
+  log_->info(
+      "config reloaded from {} (listeners, workers, busy_poll_us and the ledger change "
+      "only on restart); rate table {}",
+      config_path_, next->rate_table ? next->rate_table->version : std::string("none"));
   return out;
 }
 

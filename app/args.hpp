@@ -34,7 +34,6 @@ struct args {
   static boost::system::result<args, usage_error> parse(int argc, char** argv);
 };
 
-
 /// Loads and validates a config file; prints every error and warning to stderr as
 /// `file:line:col: path: message`. Null when the file has errors.
 std::shared_ptr<const config::config> load_or_report(std::string_view path);

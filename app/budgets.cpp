@@ -19,8 +19,7 @@ namespace {
 
 void print_table(const std::vector<accounting::budget_status>& status) {
   std::printf("%-24s %-6s %-28s %-10s %14s %14s %8s %14s %9s  %s\n", "budget", "action", "scope",
-              "period", "limit_usd", "spend_usd", "used", "forecast_usd", "forecast",
-              "period_end");
+              "period", "limit_usd", "spend_usd", "used", "forecast_usd", "forecast", "period_end");
   for (const auto& b : status) {
     const auto pct = [&](metering::money_total v) {
       return b.limit > 0 ? metering::to_usd_double(v) / metering::to_usd_double(b.limit) * 100.0
@@ -55,8 +54,8 @@ int budgets_command(const args& a) {
     }
     reader = std::move(*r);
   }
-  const auto now = std::chrono::time_point_cast<std::chrono::nanoseconds>(
-      std::chrono::system_clock::now());
+  const auto now =
+      std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
   std::vector<std::string> warnings;
   accounting::budget_engine engine(cfg->budgets, nullptr,
                                    accounting::restore_from_ledger(nullptr, reader.get()), now,

@@ -12,7 +12,8 @@ namespace bedrock_meter::app {
 
 namespace {
 
-constexpr std::string_view usage_text = R"(bedrock-meter — a metering proxy for Amazon Bedrock Runtime
+constexpr std::string_view usage_text =
+    R"(bedrock-meter — a metering proxy for Amazon Bedrock Runtime
 
 Usage:
   bedrock-meter serve --config FILE [--ready-file PATH]

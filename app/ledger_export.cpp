@@ -77,8 +77,8 @@ std::string csv_field(std::string_view v) {
 std::string csv_line(const std::vector<field>& fields, bool names) {
   std::string line;
   for (std::size_t i = 0; i < fields.size(); ++i)
-    line.append(i ? "," : "").append(names ? std::string(fields[i].first)
-                                           : csv_field(fields[i].second));
+    line.append(i ? "," : "")
+        .append(names ? std::string(fields[i].first) : csv_field(fields[i].second));
   return line;
 }
 

@@ -26,8 +26,9 @@ bedrock_error access_denied(std::string message);
 bedrock_error invalid_signature(std::string message);
 bedrock_error unrecognized_client(std::string message);
 bedrock_error payload_too_large(std::uint64_t limit);
-bedrock_error upstream_unavailable(std::string message);   // 503 ServiceUnavailableException
-bedrock_error upstream_timeout(std::string message);       // 504-ish: Bedrock uses 408 ModelTimeout; we use 503
+bedrock_error upstream_unavailable(std::string message);  // 503 ServiceUnavailableException
+bedrock_error upstream_timeout(
+    std::string message);  // 504-ish: Bedrock uses 408 ModelTimeout; we use 503
 bedrock_error internal_error(std::string message);
 /// A block budget has reached its limit: 400 ServiceQuotaExceededException, a type in Bedrock's
 /// own model that no SDK retries (a 429 ThrottlingException would be retried, and would mislead:

@@ -36,8 +36,8 @@
 
 #include <boost/system/result.hpp>
 
-#include "config/config.hpp"
 #include "aws/sigv4.hpp"
+#include "config/config.hpp"
 
 namespace bedrock_meter::aws {
 
@@ -188,7 +188,7 @@ struct refresh_event {
   std::optional<clock_time> expiration;  ///< of the snapshot now published
   std::optional<clock_time> next_attempt;
   unsigned consecutive_failures = 0;
-  credential_error error;                ///< when `failed`
+  credential_error error;  ///< when `failed`
 };
 
 struct provider_options {
@@ -209,8 +209,8 @@ struct provider_status {
   std::optional<clock_time> expiration;
   std::optional<clock_time> next_attempt;  ///< nullopt: long-term keys, nothing scheduled
   unsigned consecutive_failures = 0;
-  std::uint64_t refreshes = 0;         ///< successful refreshes after startup
-  std::uint64_t refresh_failures = 0;  ///< failed attempts after startup
+  std::uint64_t refreshes = 0;                 ///< successful refreshes after startup
+  std::uint64_t refresh_failures = 0;          ///< failed attempts after startup
   std::optional<credential_error> last_error;  ///< of the most recent attempt, if it failed
 };
 
@@ -273,7 +273,7 @@ class credential_provider {
   // build needs a suppression for std::_Sp_atomic); on x86-64 a locked RMW is a full barrier.
   std::atomic<std::shared_ptr<const aws_credentials>> current_;
 
-  std::mutex fetch_mu_;  // serializes fetches between the thread and refresh_*() callers
+  std::mutex fetch_mu_;          // serializes fetches between the thread and refresh_*() callers
   mutable std::mutex state_mu_;  // guards everything below, and the thread's wait
   std::condition_variable cv_;
   bool stopping_ = false;

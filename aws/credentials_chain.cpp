@@ -14,9 +14,8 @@ namespace {
 using source_fn = std::function<credential_result<aws_credentials>(const fetch_options&)>;
 
 source_fn profile_source(std::string profile) {
-  return [profile = std::move(profile)](const fetch_options& o) {
-    return from_profile(profile, o);
-  };
+  return
+      [profile = std::move(profile)](const fetch_options& o) { return from_profile(profile, o); };
 }
 
 // Fetches once from `source`; on success also returns the fetch to repeat.

@@ -68,10 +68,10 @@ credential_result<parsed_url> container_endpoint(const env_fn& env, const fetch_
   // The relative form always targets the configured base (the ECS agent); the full form is
   // restricted as the SDKs restrict it, so a poisoned env var cannot send the token elsewhere.
   if (!found->relative && !is_allowed_full_uri_host(url->host)) {
-    return credential_error{
-        credential_errc::invalid_endpoint,
-        "container: AWS_CONTAINER_CREDENTIALS_FULL_URI host " + detail::printable(url->host) +
-            " is not loopback, 169.254.170.2, 169.254.170.23 or fd00:ec2::23"};
+    return credential_error{credential_errc::invalid_endpoint,
+                            "container: AWS_CONTAINER_CREDENTIALS_FULL_URI host " +
+                                detail::printable(url->host) +
+                                " is not loopback, 169.254.170.2, 169.254.170.23 or fd00:ec2::23"};
   }
   return std::move(*url);
 }
@@ -117,9 +117,9 @@ credential_result<aws_credentials> from_container(const fetch_options& opt) {
   auto reply = detail::fetch_metadata(req, opt.container_attempts, "container");
   if (!reply) return reply.error();
   if (reply->status != 200) {
-    return credential_error{credential_errc::http, "container: " + detail::where(req.url) +
-                                                       " answered HTTP " +
-                                                       std::to_string(reply->status)};
+    return credential_error{
+        credential_errc::http,
+        "container: " + detail::where(req.url) + " answered HTTP " + std::to_string(reply->status)};
   }
   return detail::parse_credentials_json(reply->body, false, "container");
 }

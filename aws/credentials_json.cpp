@@ -53,9 +53,8 @@ credential_result<aws_credentials> parse_credentials_json(std::string_view body,
   const auto id = json_string(o, "AccessKeyId");
   const auto secret = json_string(o, "SecretAccessKey");
   if (!id || id->empty() || !secret || secret->empty()) {
-    return credential_error{
-        credential_errc::bad_response,
-        source + ": credentials response lacks AccessKeyId or SecretAccessKey"};
+    return credential_error{credential_errc::bad_response,
+                            source + ": credentials response lacks AccessKeyId or SecretAccessKey"};
   }
   aws_credentials c;
   c.creds.access_key_id = std::string(*id);

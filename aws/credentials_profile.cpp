@@ -18,8 +18,8 @@ using detail::ini_section;
 
 // Keys whose presence means "this profile gets credentials some way we do not implement".
 constexpr std::array<std::string_view, 8> unsupported_profile_keys = {
-    "credential_process", "sso_session",           "sso_start_url",    "sso_account_id",
-    "role_arn",           "web_identity_token_file", "credential_source", "login_session"};
+    "credential_process",      "sso_session",       "sso_start_url", "sso_account_id", "role_arn",
+    "web_identity_token_file", "credential_source", "login_session"};
 
 // Which profile to read. `named` when the user chose it: a named profile that is missing is an
 // error, the implicit default missing just means "no profile".
@@ -48,8 +48,7 @@ struct shared_files {
 
 shared_files locate_shared_files(const env_fn& env) {
   return {expand_home(
-              env_nonempty(env, "AWS_SHARED_CREDENTIALS_FILE").value_or("~/.aws/credentials"),
-              env),
+              env_nonempty(env, "AWS_SHARED_CREDENTIALS_FILE").value_or("~/.aws/credentials"), env),
           expand_home(env_nonempty(env, "AWS_CONFIG_FILE").value_or("~/.aws/config"), env)};
 }
 
@@ -127,11 +126,10 @@ credential_result<std::optional<aws_credentials>> static_keys(const profile_sect
   const auto secret = get(section.values, "aws_secret_access_key");
   if (id.empty() && secret.empty()) return std::optional<aws_credentials>{};
   if (id.empty() || secret.empty()) {
-    return credential_error{
-        credential_errc::partial,
-        label + " in " + section.path + " has " +
-            (id.empty() ? "aws_secret_access_key but no aws_access_key_id"
-                        : "aws_access_key_id but no aws_secret_access_key")};
+    return credential_error{credential_errc::partial,
+                            label + " in " + section.path + " has " +
+                                (id.empty() ? "aws_secret_access_key but no aws_access_key_id"
+                                            : "aws_access_key_id but no aws_secret_access_key")};
   }
   aws_credentials c;
   c.creds.access_key_id = std::string(id);

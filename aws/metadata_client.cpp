@@ -97,8 +97,7 @@ awaitable<exchange_error> connect_to(io::tcp_stream& stream, const parsed_url& u
   // Only names the user configured reach here (e.g. `localhost`); the resolver is not covered
   // by the stream's deadline, but such names resolve locally.
   io::tcp_resolver resolver(stream.get_executor());
-  auto [rec, results] =
-      co_await resolver.async_resolve(url.host, std::to_string(url.port), use_ec);
+  auto [rec, results] = co_await resolver.async_resolve(url.host, std::to_string(url.port), use_ec);
   if (rec) co_return exchange_error{rec, "resolve"};
   auto [ec, ep] = co_await stream.async_connect(results, use_ec);
   co_return exchange_error{ec, "connect"};

@@ -312,7 +312,7 @@ bool is_normalized(std::string_view path) noexcept {
   if (path.find("//") != std::string_view::npos) return false;
   for (std::size_t i = path.find("/."); i != std::string_view::npos; i = path.find("/.", i + 1)) {
     const std::string_view rest = path.substr(i + 2);
-    if (rest.empty() || rest.front() == '/') return false;                       // "/."
+    if (rest.empty() || rest.front() == '/') return false;                          // "/."
     if (rest.front() == '.' && (rest.size() == 1 || rest[1] == '/')) return false;  // "/.."
   }
   return true;
@@ -630,8 +630,8 @@ std::optional<std::array<std::string_view, 5>> split_scope(std::string_view cred
   while (true) {
     const std::size_t slash = credential.find('/', from);
     if (n == scope.size()) return std::nullopt;  // too many parts
-    scope[n++] = credential.substr(from, slash == std::string_view::npos ? std::string_view::npos
-                                                                         : slash - from);
+    scope[n++] = credential.substr(
+        from, slash == std::string_view::npos ? std::string_view::npos : slash - from);
     if (slash == std::string_view::npos) break;
     from = slash + 1;
   }
@@ -663,8 +663,7 @@ parsed_authorization parse_authorization(std::string_view v) {
   const auto components = split_components(v.substr(algorithm_name.size()));
   const auto scope = components ? split_scope(components->credential) : std::nullopt;
   if (!scope || components->signature.size() != signature_hex_len ||
-      !is_lower_hex(components->signature) ||
-      !is_signed_header_list(components->signed_headers)) {
+      !is_lower_hex(components->signature) || !is_signed_header_list(components->signed_headers)) {
     out.error = verify_error::malformed_authorization;
     return out;
   }
@@ -916,8 +915,7 @@ verified verify(std::string_view method, std::string_view target, const header_l
   parts.signed_headers = std::string(pa.signed_headers);
 
   hasher h;
-  finish(parts, h, pa.access_key_id, key->secret_access_key, *date_header, pa.region,
-         pa.service);
+  finish(parts, h, pa.access_key_id, key->secret_access_key, *date_header, pa.region, pa.service);
   if (!constant_time_equal(parts.signature, pa.signature)) {
     return fail(verify_error::signature_mismatch);
   }

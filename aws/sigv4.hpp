@@ -29,8 +29,8 @@ struct signing_options {
   std::string region;
   std::string service = "bedrock";
   std::chrono::system_clock::time_point now;
-  bool double_encode_path = true;  // false only for S3-style suites
-  bool normalize_path = true;      // remove dot segments / duplicate slashes (AWS default)
+  bool double_encode_path = true;           // false only for S3-style suites
+  bool normalize_path = true;               // remove dot segments / duplicate slashes (AWS default)
   bool sign_content_sha256_header = false;  // add x-amz-content-sha256 (not sent by Bedrock SDKs)
 };
 
@@ -47,9 +47,9 @@ struct request_view {
 struct signature_parts {
   std::string canonical_request;
   std::string string_to_sign;
-  std::string signature;      // hex
-  std::string signed_headers; // "a;b;c"
-  std::string authorization;  // full Authorization header value
+  std::string signature;       // hex
+  std::string signed_headers;  // "a;b;c"
+  std::string authorization;   // full Authorization header value
 };
 
 /// Lowercase hex SHA-256 of `data`.
@@ -81,17 +81,17 @@ signature_parts sign(std::string_view method, std::string_view target, header_li
 
 enum class verify_error : std::uint8_t {
   none = 0,
-  missing_authorization,   // no Authorization header (or not AWS4-HMAC-SHA256)
-  malformed_authorization, // cannot parse Credential/SignedHeaders/Signature
-  unknown_access_key,      // key id not issued by the proxy
-  bad_scope,               // service not bedrock, or date in scope != x-amz-date day
-  missing_date,            // no x-amz-date (or Date) header
-  clock_skew,              // more than 5 minutes from now
-  host_not_signed,         // `host` missing from SignedHeaders
-  signed_header_missing,   // a header named in SignedHeaders is absent
-  payload_hash_mismatch,   // x-amz-content-sha256 present and != body hash
-  session_token_refused,   // x-amz-security-token present but not issued
-  signature_mismatch,      // recomputed signature differs (constant-time compare)
+  missing_authorization,    // no Authorization header (or not AWS4-HMAC-SHA256)
+  malformed_authorization,  // cannot parse Credential/SignedHeaders/Signature
+  unknown_access_key,       // key id not issued by the proxy
+  bad_scope,                // service not bedrock, or date in scope != x-amz-date day
+  missing_date,             // no x-amz-date (or Date) header
+  clock_skew,               // more than 5 minutes from now
+  host_not_signed,          // `host` missing from SignedHeaders
+  signed_header_missing,    // a header named in SignedHeaders is absent
+  payload_hash_mismatch,    // x-amz-content-sha256 present and != body hash
+  session_token_refused,    // x-amz-security-token present but not issued
+  signature_mismatch,       // recomputed signature differs (constant-time compare)
 };
 
 std::string_view to_string(verify_error e) noexcept;

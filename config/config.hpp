@@ -1,7 +1,7 @@
 #pragma once
 /// The proxy configuration: what `serve --config FILE` reads. An immutable snapshot once loaded;
-/// the proxy holds it as `std::shared_ptr<const config>` (docs/architecture.md, "Snapshots"). Every field is documented
-/// for users in docs/configuration.md.
+/// the proxy holds it as `std::shared_ptr<const config>` (docs/architecture.md, "Snapshots"). Every
+/// field is documented for users in docs/configuration.md.
 ///
 /// Pure code: yaml-cpp for parsing, no sockets, no logging. Errors are values with file:line:col.
 #include <chrono>
@@ -50,7 +50,7 @@ enum class credential_source : std::uint8_t {
 
 struct upstream_credentials {
   credential_source source = credential_source::default_chain;
-  std::string profile;            ///< for `profile` (default: $AWS_PROFILE or "default")
+  std::string profile;  ///< for `profile` (default: $AWS_PROFILE or "default")
   std::string bearer_token_env = "AWS_BEARER_TOKEN_BEDROCK";  ///< for `bearer`
   milliseconds refresh_before{std::chrono::minutes(5)};  ///< refresh temporary creds this early
   bool operator==(const upstream_credentials&) const = default;
@@ -63,7 +63,7 @@ struct upstream_config {
   /// Endpoint override, e.g. `https://vpce-...` or `http://127.0.0.1:9000` (tests). Empty: AWS's
   /// `https://bedrock-runtime.{region}.amazonaws.com`. May contain `{region}`.
   std::string endpoint;
-  std::string ca_file;   ///< extra trust anchor (PEM) in addition to the system store; empty = none
+  std::string ca_file;  ///< extra trust anchor (PEM) in addition to the system store; empty = none
   bool verify_tls = true;
   upstream_credentials credentials;
   milliseconds connect_timeout{std::chrono::seconds(5)};
@@ -90,8 +90,8 @@ struct identity_attributes {
 /// itself does); give it inline or through an environment variable.
 struct access_key {
   std::string access_key_id;
-  std::string secret_access_key;      ///< resolved secret (from the file or `secret_env`)
-  std::string secret_env;             ///< name of the env var holding the secret, if used
+  std::string secret_access_key;  ///< resolved secret (from the file or `secret_env`)
+  std::string secret_env;         ///< name of the env var holding the secret, if used
   std::string team;
   std::string app;
   identity_attributes attributes;
@@ -103,7 +103,7 @@ struct bearer_key {
   std::string sha256;  ///< 64 lowercase hex chars
   std::string team;
   std::string app;
-  std::string name;    ///< optional label for logs (never the token)
+  std::string name;  ///< optional label for logs (never the token)
   identity_attributes attributes;
   bool operator==(const bearer_key&) const = default;
 };
@@ -128,28 +128,29 @@ struct limits_config {
   std::uint32_t max_header_bytes = 16 * 1024;
   std::uint64_t max_body_bytes = 32ull * 1024 * 1024;
   std::uint32_t max_connections = 10'000;  ///< per process; beyond it new connections are closed
-  milliseconds header_timeout{std::chrono::seconds(10)};   ///< whole request head must arrive
-  milliseconds body_timeout{std::chrono::seconds(60)};     ///< whole request body must arrive
-  milliseconds idle_timeout{std::chrono::seconds(60)};     ///< keep-alive idle between requests
-  milliseconds exchange_timeout{std::chrono::minutes(15)}; ///< cap on one request end to end
-  milliseconds shutdown_grace{std::chrono::seconds(30)};   ///< SIGTERM: in-flight may finish
+  milliseconds header_timeout{std::chrono::seconds(10)};    ///< whole request head must arrive
+  milliseconds body_timeout{std::chrono::seconds(60)};      ///< whole request body must arrive
+  milliseconds idle_timeout{std::chrono::seconds(60)};      ///< keep-alive idle between requests
+  milliseconds exchange_timeout{std::chrono::minutes(15)};  ///< cap on one request end to end
+  milliseconds shutdown_grace{std::chrono::seconds(30)};    ///< SIGTERM: in-flight may finish
   bool operator==(const limits_config&) const = default;
 };
 
 /// HTTP/2 session limits and abuse defences (each trip is counted, never fatal to the process).
 struct http2_config {
-  std::uint32_t max_concurrent_streams = 100;     ///< SETTINGS_MAX_CONCURRENT_STREAMS
+  std::uint32_t max_concurrent_streams = 100;       ///< SETTINGS_MAX_CONCURRENT_STREAMS
   std::uint32_t max_header_list_bytes = 16 * 1024;  ///< SETTINGS_MAX_HEADER_LIST_SIZE, enforced
-  std::uint32_t max_resets_per_window = 200;      ///< client RST_STREAMs (rapid reset, CVE-2023-44487)
-  std::uint32_t max_settings_per_window = 100;    ///< SETTINGS frames
-  std::uint32_t max_pings_per_window = 100;       ///< PING frames
-  std::uint32_t max_empty_frames_per_window = 100;  ///< DATA/HEADERS frames with no payload, no END_STREAM
+  std::uint32_t max_resets_per_window = 200;  ///< client RST_STREAMs (rapid reset, CVE-2023-44487)
+  std::uint32_t max_settings_per_window = 100;  ///< SETTINGS frames
+  std::uint32_t max_pings_per_window = 100;     ///< PING frames
+  std::uint32_t max_empty_frames_per_window =
+      100;  ///< DATA/HEADERS frames with no payload, no END_STREAM
   milliseconds flood_window{std::chrono::seconds(1)};
   bool operator==(const http2_config&) const = default;
 };
 
 struct logging_config {
-  std::string level = "info";      ///< trace, debug, info, warn, error, off
+  std::string level = "info";         ///< trace, debug, info, warn, error, off
   std::string access_log = "stdout";  ///< "stdout", "off", or a file path
   bool operator==(const logging_config&) const = default;
 };
@@ -164,7 +165,7 @@ struct admin_config {
 
 /// When the rate table is re-read without a restart (SIGHUP and the admin endpoint always work).
 struct rate_table_reload {
-  bool watch = true;                          ///< poll the file for changes
+  bool watch = true;                                    ///< poll the file for changes
   milliseconds poll_interval{std::chrono::seconds(2)};  ///< how often the file is checked
   bool operator==(const rate_table_reload&) const = default;
 };
@@ -197,7 +198,7 @@ struct ledger_config {
 struct metering_config {
   bool drain_on_client_abort = true;  ///< keep reading upstream for the exact token counts
   milliseconds drain_timeout{std::chrono::seconds(30)};  ///< then estimate
-  std::uint32_t max_concurrent_drains = 256;  ///< beyond it, estimate at once
+  std::uint32_t max_concurrent_drains = 256;             ///< beyond it, estimate at once
   bool operator==(const metering_config&) const = default;
 };
 
@@ -270,10 +271,10 @@ struct config {
 /// A validation or parse problem, with where it is.
 struct config_error {
   std::string file;
-  int line = 0;    ///< 1-based; 0 when not known
-  int column = 0;  ///< 1-based
-  std::string path;     ///< YAML path, e.g. `auth.access_keys[1].team`
-  std::string message;  ///< what is wrong and how to fix it
+  int line = 0;                   ///< 1-based; 0 when not known
+  int column = 0;                 ///< 1-based
+  std::string path;               ///< YAML path, e.g. `auth.access_keys[1].team`
+  std::string message;            ///< what is wrong and how to fix it
   std::string to_string() const;  ///< "file:line:col: path: message"
 };
 
@@ -294,7 +295,8 @@ using env_lookup = const char* (*)(const char*);
 load_result load_file(const std::string& path, env_lookup getenv = nullptr);
 /// Same, from text. `file_name` is used in messages and its directory (the current directory
 /// when it has none) anchors relative paths, as if the text had been read from that file.
-load_result load_string(std::string_view yaml, std::string_view file_name, env_lookup getenv = nullptr);
+load_result load_string(std::string_view yaml, std::string_view file_name,
+                        env_lookup getenv = nullptr);
 
 /// `250ms`, `5s`, `15m`, `1h`, or combined (`1m30s`). Whole numbers only; a bare number has no
 /// unit and is rejected. Empty optional when malformed or beyond 168h.

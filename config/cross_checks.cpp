@@ -87,8 +87,7 @@ void cross_checks(load_context& ctx, const map_reader& top, const config& cfg) {
   warn_plain_http(ctx, cfg);
   warn_unrecorded_spend(ctx, top, cfg);
   warn_unpriced_mappings(ctx, cfg);
-  if (cfg.auth.access_keys.empty() && cfg.auth.bearer_keys.empty() &&
-      !cfg.auth.anonymous.enabled) {
+  if (cfg.auth.access_keys.empty() && cfg.auth.bearer_keys.empty() && !cfg.auth.anonymous.enabled) {
     ctx.diag().warn(section_mark(top, "auth"), "auth",
                     "no access_keys, no bearer_keys and anonymous off: every request will be "
                     "refused");

@@ -50,10 +50,12 @@ void load_attributes(const map_reader& s, identity_attributes& out) {
         const std::string v = item.IsScalar() ? item.Scalar() : std::string();
         const auto star = v.find('*');
         if (v.empty() || (star != std::string::npos && star + 1 != v.size())) {
-          s.diag().error(item.Mark(), path,
-                         "'" + v + "' is not a model id or prefix; write e.g. "
-                         "anthropic.claude-3-5-haiku-20241022-v1:0 or anthropic.claude-* ('*' only "
-                         "at the end)");
+          s.diag().error(
+              item.Mark(), path,
+              "'" + v +
+                  "' is not a model id or prefix; write e.g. "
+                  "anthropic.claude-3-5-haiku-20241022-v1:0 or anthropic.claude-* ('*' only "
+                  "at the end)");
           return;
         }
         out.allowed_models.push_back(v);
@@ -136,7 +138,8 @@ void load_anonymous(const load_context& ctx, const map_entry& e, anonymous_ident
   if (a.enabled) {
     ctx.diag().warn(s.get("enabled")->mark(), "auth.anonymous.enabled",
                     "anonymous access is on: unauthenticated requests are forwarded and billed "
-                    "to " + a.team + "/" + a.app);
+                    "to " +
+                        a.team + "/" + a.app);
   }
 }
 
@@ -151,9 +154,8 @@ void load_auth(load_context& ctx, const map_entry& e, auth_config& a) {
     load_access_key(ctx, k, access_key_ids, a.access_keys);
   });
   first_seen bearer_hashes;
-  s.for_each_map("bearer_keys", bearer_key_keys, "bearer keys", [&](const map_reader& k) {
-    load_bearer_key(k, bearer_hashes, a.bearer_keys);
-  });
+  s.for_each_map("bearer_keys", bearer_key_keys, "bearer keys",
+                 [&](const map_reader& k) { load_bearer_key(k, bearer_hashes, a.bearer_keys); });
   if (const map_entry* an = s.get("anonymous"); an != nullptr && !an->value.IsNull()) {
     load_anonymous(ctx, *an, a.anonymous);
   }

@@ -14,13 +14,13 @@ namespace {
 namespace m = metering;
 
 constexpr std::array<std::string_view, 7> budgets_keys = {
-    "time_zone", "store", "redis", "on_store_unavailable", "default_max_output_tokens",
+    "time_zone",         "store",      "redis", "on_store_unavailable", "default_max_output_tokens",
     "max_output_tokens", "definitions"};
 constexpr std::array<std::string_view, 7> redis_keys = {
     "host", "port", "unix_socket", "password_env", "db", "timeout", "key_prefix"};
-constexpr std::array<std::string_view, 9> budget_keys = {
-    "name", "scope", "period", "period_start", "period_days", "time_zone", "limit_usd",
-    "warn_at", "action"};
+constexpr std::array<std::string_view, 9> budget_keys = {"name",         "scope",       "period",
+                                                         "period_start", "period_days", "time_zone",
+                                                         "limit_usd",    "warn_at",     "action"};
 constexpr std::array<std::string_view, 4> scope_keys = {"team", "app", "identity", "model"};
 
 constexpr enum_table<budget_store_kind, 2> stores{
@@ -76,8 +76,8 @@ void load_redis(const load_context& ctx, const map_entry& r, budget_redis_config
   }
   if (read_env_name(rs, "password_env", redis.password_env, text_rule::optional) &&
       !redis.password_env.empty()) {
-    ctx.require_env_set(*rs.get("password_env"), "budgets.redis.password_env",
-                        redis.password_env, "it holds the Redis password");
+    ctx.require_env_set(*rs.get("password_env"), "budgets.redis.password_env", redis.password_env,
+                        "it holds the Redis password");
     if (const auto v = ctx.env(redis.password_env)) redis.password = *v;
   }
   rs.read_uint("db", redis.db, 0, 1'000'000, "use a Redis database number (0-15 usually)");

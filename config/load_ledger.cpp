@@ -9,8 +9,8 @@ namespace {
 
 constexpr std::array<std::string_view, 4> ledger_keys = {"path", "queue_capacity", "batch_max",
                                                          "flush_interval"};
-constexpr std::array<std::string_view, 3> metering_keys = {
-    "drain_on_client_abort", "drain_timeout", "max_concurrent_drains"};
+constexpr std::array<std::string_view, 3> metering_keys = {"drain_on_client_abort", "drain_timeout",
+                                                           "max_concurrent_drains"};
 
 /// The database file is created on first start; its directory must exist.
 void load_ledger_path(const load_context& ctx, const map_reader& s, ledger_config& l) {
@@ -43,10 +43,9 @@ void load_ledger(load_context& ctx, const map_entry& e, ledger_config& l) {
   s.read_uint("batch_max", l.batch_max, 1, 1'000'000,
               "use a number from 1 to 1000000 (records per transaction)");
   if (l.batch_max > l.queue_capacity && s.get("batch_max") != nullptr) {
-    s.error(*s.get("batch_max"), "batch_max " + std::to_string(l.batch_max) +
-                                     " is larger than queue_capacity " +
-                                     std::to_string(l.queue_capacity) +
-                                     "; a batch cannot exceed the queue");
+    s.error(*s.get("batch_max"),
+            "batch_max " + std::to_string(l.batch_max) + " is larger than queue_capacity " +
+                std::to_string(l.queue_capacity) + "; a batch cannot exceed the queue");
   }
   s.read_duration("flush_interval", l.flush_interval, false, std::chrono::minutes(1));
 }

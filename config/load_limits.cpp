@@ -11,10 +11,13 @@ namespace {
 constexpr std::array<std::string_view, 8> limits_keys = {
     "max_header_bytes", "max_body_bytes", "max_connections",  "header_timeout",
     "body_timeout",     "idle_timeout",   "exchange_timeout", "shutdown_grace"};
-constexpr std::array<std::string_view, 7> http2_keys = {
-    "max_concurrent_streams",   "max_header_list_bytes", "max_resets_per_window",
-    "max_settings_per_window",  "max_pings_per_window",  "max_empty_frames_per_window",
-    "flood_window"};
+constexpr std::array<std::string_view, 7> http2_keys = {"max_concurrent_streams",
+                                                        "max_header_list_bytes",
+                                                        "max_resets_per_window",
+                                                        "max_settings_per_window",
+                                                        "max_pings_per_window",
+                                                        "max_empty_frames_per_window",
+                                                        "flood_window"};
 constexpr std::array<std::string_view, 2> logging_keys = {"level", "access_log"};
 constexpr std::array<std::string_view, 4> admin_keys = {"enabled", "address", "port", "token_env"};
 
@@ -36,8 +39,8 @@ void load_access_log(const load_context& ctx, const map_reader& s, logging_confi
     std::error_code ec;
     const auto dir = std::filesystem::path(l.access_log).parent_path();
     if (!std::filesystem::is_directory(dir, ec)) {
-      s.error(*s.get("access_log"), "directory '" + dir.string() +
-                                        "' does not exist; create it or choose another path");
+      s.error(*s.get("access_log"),
+              "directory '" + dir.string() + "' does not exist; create it or choose another path");
     }
   }
 }
@@ -71,8 +74,7 @@ void load_http2(load_context& ctx, const map_entry& e, http2_config& h) {
   s.read_uint("max_resets_per_window", h.max_resets_per_window, 1, 1u << 20, positive);
   s.read_uint("max_settings_per_window", h.max_settings_per_window, 1, 1u << 20, positive);
   s.read_uint("max_pings_per_window", h.max_pings_per_window, 1, 1u << 20, positive);
-  s.read_uint("max_empty_frames_per_window", h.max_empty_frames_per_window, 1, 1u << 20,
-              positive);
+  s.read_uint("max_empty_frames_per_window", h.max_empty_frames_per_window, 1, 1u << 20, positive);
   s.read_duration("flood_window", h.flood_window, false);
 }
 

@@ -17,8 +17,8 @@ std::optional<tls_files> load_tls(const load_context& ctx, const map_entry& e,
   const map_reader s(ctx.diag(), e.value, path, tls_keys, e.mark());
   if (!s.is_map()) return std::nullopt;
   tls_files files;
-  for (const auto& [key, out] : {std::pair{"cert_file", &files.cert_file},
-                                 std::pair{"key_file", &files.key_file}}) {
+  for (const auto& [key, out] :
+       {std::pair{"cert_file", &files.cert_file}, std::pair{"key_file", &files.key_file}}) {
     if (std::string name; s.read_string(key, name, text_rule::required)) {
       *out = ctx.readable_file(*s.get(key), s.path_of(key), name);
     }

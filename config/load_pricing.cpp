@@ -17,9 +17,12 @@ constexpr std::array<std::string_view, 1> models_keys = {"mappings"};
 constexpr std::array<std::string_view, 5> mapping_keys = {"arn", "base_model", "team", "app",
                                                           "hourly_usd"};
 // Resource types of Bedrock ARNs that name something a mapping can give a meaning to.
-constexpr std::array<std::string_view, 6> mappable_arn_types = {
-    "application-inference-profile", "provisioned-model", "imported-model", "custom-model",
-    "inference-profile",             "foundation-model"};
+constexpr std::array<std::string_view, 6> mappable_arn_types = {"application-inference-profile",
+                                                                "provisioned-model",
+                                                                "imported-model",
+                                                                "custom-model",
+                                                                "inference-profile",
+                                                                "foundation-model"};
 
 /// What is wrong with a mapping's `arn`, or empty: one ARN whose id carries no base model, or a
 /// bare profile or provisioned-model id as some SDKs send it.
@@ -120,8 +123,7 @@ void load_mapping(load_context& ctx, const map_reader& m, first_seen& seen,
 }
 
 /// The table `rate_table` names, loaded now so a bad table fails the config (and check-config).
-void load_rate_table(load_context& ctx, const map_entry& f, const std::string& path,
-                     config& cfg) {
+void load_rate_table(load_context& ctx, const map_entry& f, const std::string& path, config& cfg) {
   const std::string resolved = ctx.readable_file(f, "pricing.rate_table", path);
   if (resolved.empty()) return;
   cfg.pricing.rate_table = resolved;
@@ -162,9 +164,8 @@ void load_models(load_context& ctx, const map_entry& e, models_config& out) {
   const map_reader s(ctx.diag(), e.value, "models", models_keys, e.mark());
   if (!s.is_map()) return;
   first_seen arns;
-  s.for_each_map("mappings", mapping_keys, "mappings", [&](const map_reader& m) {
-    load_mapping(ctx, m, arns, out.mappings);
-  });
+  s.for_each_map("mappings", mapping_keys, "mappings",
+                 [&](const map_reader& m) { load_mapping(ctx, m, arns, out.mappings); });
 }
 
 }  // namespace bedrock_meter::config

@@ -9,9 +9,12 @@ namespace bedrock_meter::config {
 namespace {
 
 constexpr std::array<std::string_view, 11> upstream_keys = {
-    "region",       "allowed_client_regions", "endpoint",           "ca_file",
-    "verify_tls",   "credentials",            "connect_timeout",    "first_byte_timeout",
-    "idle_timeout", "max_idle_connections",   "pool_idle_time"};
+    "region",          "allowed_client_regions",
+    "endpoint",        "ca_file",
+    "verify_tls",      "credentials",
+    "connect_timeout", "first_byte_timeout",
+    "idle_timeout",    "max_idle_connections",
+    "pool_idle_time"};
 constexpr std::array<std::string_view, 4> credentials_keys = {"source", "profile",
                                                               "bearer_token_env", "refresh_before"};
 
@@ -29,8 +32,7 @@ std::string authority_problem(const std::string& endpoint, const std::string& au
   std::string_view port;
   if (host.starts_with('[')) {
     const std::size_t close = host.find(']');
-    if (close == std::string_view::npos ||
-        !is_ip_literal(std::string(host.substr(1, close - 1)))) {
+    if (close == std::string_view::npos || !is_ip_literal(std::string(host.substr(1, close - 1)))) {
       return bad("has a malformed IPv6 address");
     }
     const std::string_view after = host.substr(close + 1);
@@ -97,9 +99,9 @@ void load_regions(const map_reader& s, std::vector<std::string>& out) {
                     const std::string* region = s.item_scalar(item, path, "a region name");
                     if (region == nullptr) return;
                     if (!is_valid_region(*region)) {
-                      s.diag().error(item.Mark(), path,
-                                     "'" + *region +
-                                         "' is not an AWS region name; write e.g. us-west-2");
+                      s.diag().error(
+                          item.Mark(), path,
+                          "'" + *region + "' is not an AWS region name; write e.g. us-west-2");
                       return;
                     }
                     out.push_back(*region);

@@ -114,9 +114,9 @@ void load_context::require_env_set(const map_entry& e, const std::string& path,
                     "' is not set; export it before starting the proxy (" + std::string(purpose) +
                     ")");
   } else if (v->empty()) {
-    diag_.error(e.mark(), path,
-                "environment variable '" + name + "' is set but empty (" + std::string(purpose) +
-                    ")");
+    diag_.error(
+        e.mark(), path,
+        "environment variable '" + name + "' is set but empty (" + std::string(purpose) + ")");
   }
 }
 
@@ -132,8 +132,8 @@ bool read_label(const map_reader& s, std::string_view key, std::string& out, tex
   std::string v;
   if (!s.read_string(key, v, rule)) return false;
   if (!is_valid_label_value(v)) {
-    s.error(*s.get(key), "'" + v + "' is not a valid " + std::string(key) + "; " +
-                             std::string(label_hint));
+    s.error(*s.get(key),
+            "'" + v + "' is not a valid " + std::string(key) + "; " + std::string(label_hint));
     return false;
   }
   out = std::move(v);

@@ -27,18 +27,17 @@ constexpr std::array<std::string_view, 35> known_regions = {
     "us-east-2",      "us-west-1",      "us-west-2",      "us-gov-east-1",  "us-gov-west-1"};
 
 // Inference-profile prefixes: a `model:` starting with one is a profile id, not a base model.
-constexpr std::array<std::string_view, 8> profile_prefixes = {"us", "eu", "apac", "jp", "au",
-                                                              "ca", "us-gov", "global"};
+constexpr std::array<std::string_view, 8> profile_prefixes = {"us", "eu", "apac",   "jp",
+                                                              "au", "ca", "us-gov", "global"};
 
 constexpr std::array<std::string_view, 4> top_keys = {"version", "currency", "unit", "entries"};
 constexpr std::array<std::string_view, 16> entry_keys = {
-    "model",          "regions",        "scope",        "tier",         "latency",
-    "batch",          "effective_from", "effective_to", "input",        "output",
-    "cache_read",     "cache_write_5m", "cache_write_1h", "long_context", "source",
-    "variants"};
+    "model",          "regions",      "scope",  "tier",    "latency",    "batch",
+    "effective_from", "effective_to", "input",  "output",  "cache_read", "cache_write_5m",
+    "cache_write_1h", "long_context", "source", "variants"};
 constexpr std::array<std::string_view, 10> variant_keys = {
-    "tier",           "latency",        "batch",        "input",        "output",
-    "cache_read",     "cache_write_5m", "cache_write_1h", "long_context", "source"};
+    "tier",       "latency",        "batch",          "input",        "output",
+    "cache_read", "cache_write_5m", "cache_write_1h", "long_context", "source"};
 constexpr std::array<std::string_view, 6> long_context_keys = {
     "above_input_tokens", "input", "output", "cache_read", "cache_write_5m", "cache_write_1h"};
 
@@ -101,8 +100,8 @@ std::string price_problem(std::string_view key, const std::string& text) {
   if (text.find(',') != std::string::npos) {
     return "'" + text + "': use '.' as the decimal separator and no thousands separator";
   }
-  if (const std::size_t dot = text.find('.'); dot != std::string::npos &&
-      text.size() - dot - 1 > 6 &&
+  if (const std::size_t dot = text.find('.');
+      dot != std::string::npos && text.size() - dot - 1 > 6 &&
       text.find_first_not_of("0123456789", dot + 1) == std::string::npos) {
     return "'" + text + "' has more than 6 decimals; the finest price is 0.000001 USD " +
            "per 1M tokens (1 micro-USD), so round it or check the unit";
@@ -151,8 +150,9 @@ std::string model_problem(const std::string& model) {
   if (std::find(profile_prefixes.begin(), profile_prefixes.end(), first) !=
       profile_prefixes.end()) {
     return "'" + model + "' is an inference-profile id; write the base model '" +
-           model.substr(dot + 1) + "' and say the routing with 'scope: " +
-           (first == "global" ? "global" : "geo") + "' (and the regions it is billed in)";
+           model.substr(dot + 1) +
+           "' and say the routing with 'scope: " + (first == "global" ? "global" : "geo") +
+           "' (and the regions it is billed in)";
   }
   return {};
 }
@@ -213,8 +213,8 @@ class loader {
     if (f == nullptr) {
       if (required) {
         diag_.error(s.mark(), s.path_of(key),
-                    "missing required price '" + std::string(key) + "'; add '" +
-                        std::string(key) + ": \"...\"' (USD per 1M tokens)");
+                    "missing required price '" + std::string(key) + "'; add '" + std::string(key) +
+                        ": \"...\"' (USD per 1M tokens)");
       }
       return std::nullopt;
     }
@@ -296,8 +296,8 @@ class loader {
                                           "' is not supported; prices must be in USD (write " +
                                           "'currency: USD')");
     }
-    if (std::string u; top.read_string("unit", u, text_rule::non_empty) &&
-                       u != "per_million_tokens") {
+    if (std::string u;
+        top.read_string("unit", u, text_rule::non_empty) && u != "per_million_tokens") {
       top.error(*top.get("unit"),
                 "unit '" + u + "' is not supported; write 'unit: per_million_tokens' and give " +
                     "every price in USD per 1,000,000 tokens (per-1K prices x 1000)");
@@ -359,35 +359,37 @@ class loader {
   /// and its own rates (nothing is inherited but `source`).
   void parse_variants(const map_reader& entry, const m::rate_entry& parent, bool parent_ok,
                       rows& out) {
-    entry.for_each_item("variants", "variants", [&](const YAML::Node& item,
-                                                    const std::string& item_path) {
-      const map_reader s(diag_, item, item_path, variant_keys);
-      if (!s.is_map()) return;
-      m::rate_entry v;
-      v.model = parent.model;
-      v.regions = parent.regions;
-      v.scope = parent.scope;
-      v.effective_from = parent.effective_from;
-      v.effective_to = parent.effective_to;
-      v.location = location(item.Mark());
-      bool ok = read_selectors(s, v);
-      if (s.get("tier") == nullptr && s.get("latency") == nullptr && s.get("batch") == nullptr) {
-        diag_.error(s.mark(), item_path,
-                    "a variant must set 'tier', 'latency' or 'batch'; otherwise it is the entry "
-                    "itself");
-        ok = false;
-      }
-      ok &= read_all_rates(s, v);
-      v.source = parent.source;
-      ok &= absent_or(s.read_string("source", v.source, text_rule::non_empty), s, "source");
-      if (ok && parent_ok) out.emplace_back(std::move(v), meta_at(item.Mark(), item_path));
-    });
+    entry.for_each_item(
+        "variants", "variants", [&](const YAML::Node& item, const std::string& item_path) {
+          const map_reader s(diag_, item, item_path, variant_keys);
+          if (!s.is_map()) return;
+          m::rate_entry v;
+          v.model = parent.model;
+          v.regions = parent.regions;
+          v.scope = parent.scope;
+          v.effective_from = parent.effective_from;
+          v.effective_to = parent.effective_to;
+          v.location = location(item.Mark());
+          bool ok = read_selectors(s, v);
+          if (s.get("tier") == nullptr && s.get("latency") == nullptr &&
+              s.get("batch") == nullptr) {
+            diag_.error(
+                s.mark(), item_path,
+                "a variant must set 'tier', 'latency' or 'batch'; otherwise it is the entry "
+                "itself");
+            ok = false;
+          }
+          ok &= read_all_rates(s, v);
+          v.source = parent.source;
+          ok &= absent_or(s.read_string("source", v.source, text_rule::non_empty), s, "source");
+          if (ok && parent_ok) out.emplace_back(std::move(v), meta_at(item.Mark(), item_path));
+        });
   }
 
   bool read_selectors(const map_reader& s, m::rate_entry& e) {
     bool ok = absent_or(s.read_enum("tier", tiers, e.tier, text_rule::non_empty), s, "tier");
-    ok &= absent_or(s.read_enum("latency", latencies, e.latency, text_rule::non_empty), s,
-                    "latency");
+    ok &=
+        absent_or(s.read_enum("latency", latencies, e.latency, text_rule::non_empty), s, "latency");
     ok &= absent_or(s.read_bool("batch", e.batch, bool_wording::quoted_type), s, "batch");
     return ok;
   }
@@ -399,9 +401,9 @@ class loader {
     if (in) r.input = *in;
     if (out) r.output = *out;
     using cache_rate = std::pair<std::string_view, std::optional<m::rate_micro_per_m>*>;
-    for (const auto& [key, dest] : {cache_rate{"cache_read", &r.cache_read},
-                                    cache_rate{"cache_write_5m", &r.cache_write_5m},
-                                    cache_rate{"cache_write_1h", &r.cache_write_1h}}) {
+    for (const auto& [key, dest] :
+         {cache_rate{"cache_read", &r.cache_read}, cache_rate{"cache_write_5m", &r.cache_write_5m},
+          cache_rate{"cache_write_1h", &r.cache_write_1h}}) {
       if (s.get(key) == nullptr) continue;
       *dest = read_price(s, key, false);
       ok &= dest->has_value();
@@ -438,8 +440,9 @@ class loader {
       return false;
     }
     if (*v == 0) {
-      l.error(*t, "must be greater than 0: a threshold of 0 would apply the long-context rates "
-                  "to every request (put those rates in the entry itself instead)");
+      l.error(*t,
+              "must be greater than 0: a threshold of 0 would apply the long-context rates "
+              "to every request (put those rates in the entry itself instead)");
       return false;
     }
     e.long_context_threshold = *v;

@@ -199,9 +199,9 @@ void map_reader::error(const map_entry& e, std::string message) const {
 }
 
 void map_reader::missing(std::string_view key) const {
-  diag_.error(mark_, path_of(key),
-              "missing required key '" + std::string(key) + "'; add '" + std::string(key) +
-                  ": ...' here");
+  diag_.error(
+      mark_, path_of(key),
+      "missing required key '" + std::string(key) + "'; add '" + std::string(key) + ": ...' here");
 }
 
 // ---------------------------------------------------------------- map_reader: typed reads
@@ -292,8 +292,7 @@ std::optional<std::uint64_t> map_reader::uint_value(std::string_view key, std::u
   return v;
 }
 
-std::optional<std::uint64_t> map_reader::size_value(std::string_view key,
-                                                    std::uint64_t max) const {
+std::optional<std::uint64_t> map_reader::size_value(std::string_view key, std::uint64_t max) const {
   const map_entry* e = get(key);
   if (e == nullptr) return std::nullopt;
   const std::string* text = scalar(*e, "a size");
@@ -315,8 +314,7 @@ std::optional<std::uint64_t> map_reader::size_value(std::string_view key,
 }
 
 std::optional<milliseconds> map_reader::duration_value(std::string_view key, bool allow_zero,
-                                                       milliseconds max,
-                                                       bool whole_seconds) const {
+                                                       milliseconds max, bool whole_seconds) const {
   const map_entry* e = get(key);
   if (e == nullptr) return std::nullopt;
   const std::string* text = scalar(*e, "a duration");

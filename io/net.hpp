@@ -30,8 +30,9 @@ inline constexpr net::use_awaitable_t<executor> use_aw{};
 using tcp_socket = net::basic_stream_socket<tcp, executor>;
 using tcp_acceptor = net::basic_socket_acceptor<tcp, executor>;
 using tcp_resolver = net::ip::basic_resolver<tcp, executor>;
-using steady_timer = net::basic_waitable_timer<std::chrono::steady_clock,
-                                               net::wait_traits<std::chrono::steady_clock>, executor>;
+using steady_timer =
+    net::basic_waitable_timer<std::chrono::steady_clock,
+                              net::wait_traits<std::chrono::steady_clock>, executor>;
 using tcp_stream = beast::basic_stream<tcp, executor, beast::unlimited_rate_policy>;
 
 }  // namespace bedrock_meter::io

@@ -93,8 +93,7 @@ std::vector<int> thresholds_crossed(const std::vector<int>& percents, pico_usd l
   return crossed;
 }
 
-budget_account::budget_account(budget_def def, std::shared_ptr<const time_zone> zone,
-                               instant now)
+budget_account::budget_account(budget_def def, std::shared_ptr<const time_zone> zone, instant now)
     : def_(std::move(def)),
       zone_(zone ? std::move(zone) : std::make_shared<const time_zone>()),
       window_(period_bounds(def_.period, *zone_, now)) {}
@@ -179,8 +178,9 @@ std::uint64_t estimate_output_tokens(std::optional<std::uint64_t> max_tokens,
 
 pico_usd worst_case_cost(std::uint64_t input_tokens, std::uint64_t output_tokens,
                          rate_micro_per_m input_rate, rate_micro_per_m output_rate) noexcept {
-  const money_total total = static_cast<money_total>(input_tokens) * (input_rate < 0 ? 0 : input_rate) +
-                            static_cast<money_total>(output_tokens) * (output_rate < 0 ? 0 : output_rate);
+  const money_total total =
+      static_cast<money_total>(input_tokens) * (input_rate < 0 ? 0 : input_rate) +
+      static_cast<money_total>(output_tokens) * (output_rate < 0 ? 0 : output_rate);
   constexpr pico_usd cap = std::numeric_limits<pico_usd>::max();
   return total > cap ? cap : static_cast<pico_usd>(total);
 }

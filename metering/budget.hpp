@@ -104,9 +104,9 @@ struct reserve_result {
 };
 
 struct settle_result {
-  bool ok = false;                // false: unknown (or already settled) reservation
-  pico_usd overrun = 0;           // actual - reserved when the estimate was too low, else 0
-  std::vector<int> thresholds;    // warning percents this charge crossed
+  bool ok = false;              // false: unknown (or already settled) reservation
+  pico_usd overrun = 0;         // actual - reserved when the estimate was too low, else 0
+  std::vector<int> thresholds;  // warning percents this charge crossed
 };
 
 /// One budget's period-to-date state.

@@ -48,9 +48,9 @@ inline std::uint32_t crc32_update(std::uint32_t crc, const unsigned char* p,
     const std::uint32_t one = load_le32(p) ^ crc;
     const std::uint32_t two = load_le32(p + 4);
     crc = crc_table[7][one & 0xFFu] ^ crc_table[6][(one >> 8) & 0xFFu] ^
-          crc_table[5][(one >> 16) & 0xFFu] ^ crc_table[4][one >> 24] ^
-          crc_table[3][two & 0xFFu] ^ crc_table[2][(two >> 8) & 0xFFu] ^
-          crc_table[1][(two >> 16) & 0xFFu] ^ crc_table[0][two >> 24];
+          crc_table[5][(one >> 16) & 0xFFu] ^ crc_table[4][one >> 24] ^ crc_table[3][two & 0xFFu] ^
+          crc_table[2][(two >> 8) & 0xFFu] ^ crc_table[1][(two >> 16) & 0xFFu] ^
+          crc_table[0][two >> 24];
     p += 8;
     n -= 8;
   }
@@ -77,7 +77,7 @@ inline std::uint16_t load_be16(const unsigned char* p) noexcept {
 constexpr std::size_t prelude_bytes = 12;  // total length, headers length, prelude CRC
 constexpr std::size_t trailer_bytes = 4;   // message CRC
 constexpr std::size_t min_frame_bytes = prelude_bytes + trailer_bytes;
-constexpr std::size_t max_header_name_bytes = 255;                          // 1-byte length
+constexpr std::size_t max_header_name_bytes = 255;  // 1-byte length
 constexpr std::size_t max_header_value_bytes = std::numeric_limits<std::uint16_t>::max();
 
 enum header_type : std::uint8_t {
@@ -291,8 +291,7 @@ event_stream_error event_stream_decoder::deliver(std::string_view frame,
   return event_stream_error::none;
 }
 
-event_stream_error event_stream_decoder::feed(std::string_view bytes,
-                                              const callback& on_message) {
+event_stream_error event_stream_decoder::feed(std::string_view bytes, const callback& on_message) {
   if (error_ != event_stream_error::none) return error_;
 
   // Slow path: finish the frame left incomplete by earlier chunks, copying only the bytes that

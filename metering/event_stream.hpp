@@ -34,10 +34,10 @@ struct event_message {
 
 enum class event_stream_error : std::uint8_t {
   none = 0,
-  prelude_crc,     ///< prelude CRC mismatch
-  message_crc,     ///< message CRC mismatch
-  frame_length,    ///< total length < 16 or > max_event_frame_bytes, or headers overflow
-  header_format,   ///< malformed header block
+  prelude_crc,    ///< prelude CRC mismatch
+  message_crc,    ///< message CRC mismatch
+  frame_length,   ///< total length < 16 or > max_event_frame_bytes, or headers overflow
+  header_format,  ///< malformed header block
 };
 
 std::string_view to_string(event_stream_error e) noexcept;

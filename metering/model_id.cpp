@@ -8,16 +8,16 @@ namespace {
 
 /// Prefixes of Bedrock's system-defined cross-region inference profiles (AWS "Supported Regions and
 /// models for inference profiles"). `global` is the global scope; the rest are geographies.
-constexpr std::array<std::string_view, 8> profile_prefixes{"us", "eu", "apac", "jp",
+constexpr std::array<std::string_view, 8> profile_prefixes{"us", "eu", "apac",   "jp",
                                                            "au", "ca", "us-gov", "global"};
 
 /// Providers as they appear as the first segment of a base model id. Only used to recognise a
 /// geography prefix that is not (yet) in `profile_prefixes`; an unlisted provider is still a base
 /// id, it just cannot make an unknown prefix recognisable.
 constexpr std::array<std::string_view, 20> providers{
-    "ai21",    "amazon",   "anthropic",  "cohere", "deepseek", "google", "luma",
-    "meta",    "minimax",  "mistral",    "moonshot", "moonshotai", "nvidia", "openai",
-    "qwen",    "stability", "twelvelabs", "writer", "xai",      "zai"};
+    "ai21", "amazon",    "anthropic",  "cohere",   "deepseek",   "google", "luma",
+    "meta", "minimax",   "mistral",    "moonshot", "moonshotai", "nvidia", "openai",
+    "qwen", "stability", "twelvelabs", "writer",   "xai",        "zai"};
 
 bool contains(const auto& list, std::string_view v) noexcept {
   return std::find(list.begin(), list.end(), v) != list.end();
@@ -38,12 +38,13 @@ bool is_base_id(std::string_view id) noexcept {
   if (!is_lower_alnum_dash(id.substr(0, dot))) return false;
   const std::string_view rest = id.substr(dot + 1);
   return std::all_of(rest.begin(), rest.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == ':';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == ':';
   });
 }
 
-/// A bare id (no ARN): base or profile. Fills base_model/scope/geo; returns false if not a model id.
+/// A bare id (no ARN): base or profile. Fills base_model/scope/geo; returns false if not a model
+/// id.
 bool resolve_bare(std::string_view id, resolved_model_view& out) noexcept {
   const std::size_t dot = id.find('.');
   if (dot != std::string_view::npos) {
@@ -219,8 +220,8 @@ resolved_model_view resolve_model_view(std::string_view model_id,
   }
 
   if (!mappings.empty()) {
-    const model_mapping* m = find_mapping(model_id, is_opaque(out.kind) ? trailing_id : std::string_view{},
-                                          mappings);
+    const model_mapping* m =
+        find_mapping(model_id, is_opaque(out.kind) ? trailing_id : std::string_view{}, mappings);
     if (m != nullptr) apply_mapping(*m, out);
   }
   if (out.mapping == nullptr && is_opaque(out.kind)) {
@@ -231,7 +232,8 @@ resolved_model_view resolve_model_view(std::string_view model_id,
   return out;
 }
 
-resolved_model resolve_model(std::string_view model_id, const std::vector<model_mapping>& mappings) {
+resolved_model resolve_model(std::string_view model_id,
+                             const std::vector<model_mapping>& mappings) {
   const resolved_model_view v = resolve_model_view(model_id, mappings);
   resolved_model out;
   out.kind = v.kind;
@@ -258,7 +260,7 @@ model_candidates base_model_candidate_views(std::string_view base_model) noexcep
   if (first != std::string_view::npos) {
     const std::size_t second = base_model.find(':', first + 1);
     if (second != std::string_view::npos) add(base_model.substr(0, second));  // drop `:200k`
-    add(base_model.substr(0, first));                                        // drop `:0`
+    add(base_model.substr(0, first));                                         // drop `:0`
   }
   return c;
 }

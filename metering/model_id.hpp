@@ -23,14 +23,14 @@ enum class inference_scope : std::uint8_t {
 std::string_view to_string(inference_scope s) noexcept;
 
 enum class model_id_kind : std::uint8_t {
-  base,                    ///< anthropic.claude-3-5-sonnet-20240620-v1:0
-  inference_profile,       ///< us.anthropic... or arn:...:inference-profile/us.anthropic...
-  foundation_model_arn,    ///< arn:aws:bedrock:REGION::foundation-model/anthropic...
-  application_profile,     ///< arn:...:application-inference-profile/ID (needs a mapping)
-  provisioned,             ///< arn:...:provisioned-model/ID (needs a mapping)
-  imported,                ///< arn:...:imported-model/ID (needs a mapping)
-  custom,                  ///< arn:...:custom-model/... (needs a mapping)
-  unknown,                 ///< anything else (an ARN of another type, garbage)
+  base,                  ///< anthropic.claude-3-5-sonnet-20240620-v1:0
+  inference_profile,     ///< us.anthropic... or arn:...:inference-profile/us.anthropic...
+  foundation_model_arn,  ///< arn:aws:bedrock:REGION::foundation-model/anthropic...
+  application_profile,   ///< arn:...:application-inference-profile/ID (needs a mapping)
+  provisioned,           ///< arn:...:provisioned-model/ID (needs a mapping)
+  imported,              ///< arn:...:imported-model/ID (needs a mapping)
+  custom,                ///< arn:...:custom-model/... (needs a mapping)
+  unknown,               ///< anything else (an ARN of another type, garbage)
 };
 std::string_view to_string(model_id_kind k) noexcept;
 
@@ -42,8 +42,8 @@ std::string_view to_string(model_id_kind k) noexcept;
 /// trailing resource id alone (`arn:...:application-inference-profile/abc123` matches `abc123`).
 /// Among equal matches the first mapping in the vector wins.
 struct model_mapping {
-  std::string arn;          ///< exact ARN (decoded), or a bare profile/model id
-  std::string base_model;   ///< base model id to price with (may itself carry a geo/global prefix)
+  std::string arn;         ///< exact ARN (decoded), or a bare profile/model id
+  std::string base_model;  ///< base model id to price with (may itself carry a geo/global prefix)
   std::optional<double> hourly_usd;  ///< provisioned throughput: billed by the hour, not per token
   /// Optional attribution carried by the profile: when set, requests through this id are billed
   /// to this team / app instead of the caller's own (a profile is often made for one team).
@@ -60,10 +60,10 @@ bool is_known_profile_prefix(std::string_view prefix) noexcept;
 
 struct resolved_model {
   model_id_kind kind = model_id_kind::unknown;
-  std::string base_model;     ///< e.g. "anthropic.claude-3-5-sonnet-20240620-v1:0"; empty if unknown
+  std::string base_model;  ///< e.g. "anthropic.claude-3-5-sonnet-20240620-v1:0"; empty if unknown
   inference_scope scope = inference_scope::in_region;
-  std::string geo;            ///< "us", "eu", "apac", "global", ... ("" for in-region)
-  std::string arn_region;     ///< region inside an ARN, if any
+  std::string geo;                         ///< "us", "eu", "apac", "global", ... ("" for in-region)
+  std::string arn_region;                  ///< region inside an ARN, if any
   const model_mapping* mapping = nullptr;  ///< the config mapping used, if any
 };
 

@@ -38,7 +38,8 @@ std::optional<rate_micro_per_m> parse_rate_per_million(std::string_view text) no
 
   const std::size_t dot = text.find('.');
   const std::string_view whole = text.substr(0, dot);
-  const std::string_view frac = dot == std::string_view::npos ? std::string_view{} : text.substr(dot + 1);
+  const std::string_view frac =
+      dot == std::string_view::npos ? std::string_view{} : text.substr(dot + 1);
   // "3", "3.5", "0.00875". Not "", ".5", "3.", "-1", "+1", "1e-3", " 1", "1,5".
   if (whole.empty() || !std::all_of(whole.begin(), whole.end(), is_digit)) return std::nullopt;
   if (dot != std::string_view::npos &&
@@ -60,7 +61,9 @@ std::optional<rate_micro_per_m> parse_rate_per_million(std::string_view text) no
   }
   for (int i = 0; i < rate_decimals; ++i) {
     const std::uint64_t d =
-        static_cast<std::size_t>(i) < frac.size() ? static_cast<std::uint64_t>(frac[static_cast<std::size_t>(i)] - '0') : 0;
+        static_cast<std::size_t>(i) < frac.size()
+            ? static_cast<std::uint64_t>(frac[static_cast<std::size_t>(i)] - '0')
+            : 0;
     if (value > (max - d) / 10) return std::nullopt;
     value = value * 10 + d;
   }
@@ -73,7 +76,7 @@ std::string format_usd(money_total pico, int decimals) {
   // The magnitude as unsigned: -INT128_MIN does not fit in __int128.
   const u128 magnitude = negative ? u128{0} - static_cast<u128>(pico) : static_cast<u128>(pico);
   const u128 step = pow10(pico_decimals - decimals);
-  u128 units = magnitude / step;  // in 10^-decimals USD
+  u128 units = magnitude / step;                // in 10^-decimals USD
   if ((magnitude % step) * 2 >= step) ++units;  // half away from zero (applied to the magnitude)
 
   const u128 scale = pow10(decimals);

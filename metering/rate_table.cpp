@@ -11,8 +11,8 @@ using i128 = money_total;
 char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return lower(x) == lower(y); });
 }
 
 const std::vector<model_mapping>& no_mappings() noexcept {
@@ -52,8 +52,8 @@ const rate_entry* best_for(const rate_table& table, std::string_view model, infe
     const std::chrono::sys_days from = e.effective_from.value_or(std::chrono::sys_days::min());
     // Strict improvement only: on a full tie the entry earlier in the table stays.
     const bool better = best == nullptr || region < best_region ||
-                        (region == best_region &&
-                         (scope_rank < best_scope || (scope_rank == best_scope && from > best_from)));
+                        (region == best_region && (scope_rank < best_scope ||
+                                                   (scope_rank == best_scope && from > best_from)));
     if (better) {
       best = &e;
       best_region = region;
@@ -242,8 +242,8 @@ token_costs costs_of(const token_rates& r, const token_usage& u, const cache_wri
   c.input = static_cast<i128>(u.input) * r.input;
   c.output = static_cast<i128>(u.output) * r.output;
   c.read = static_cast<i128>(u.cache_read) * read_rate;
-  c.write = static_cast<i128>(w.five_min) * write_5m_rate +
-            static_cast<i128>(w.one_hour) * write_1h;
+  c.write =
+      static_cast<i128>(w.five_min) * write_5m_rate + static_cast<i128>(w.one_hour) * write_1h;
   return c;
 }
 
@@ -326,7 +326,8 @@ const rate_entry* find_rate(const rate_table& table, std::string_view base_model
   const inference_scope scope =
       q.model_id.empty()
           ? inference_scope::in_region
-          : resolve_model_view(q.model_id, q.mappings != nullptr ? *q.mappings : no_mappings()).scope;
+          : resolve_model_view(q.model_id, q.mappings != nullptr ? *q.mappings : no_mappings())
+                .scope;
   return find_rate(table, base_model, scope, q);
 }
 

@@ -45,8 +45,8 @@ struct token_rates {
 
 /// One row of the table: who it applies to, from when, at what rates.
 struct rate_entry {
-  std::string model;                  ///< base model id ("anthropic.claude-3-5-sonnet-20240620-v1:0")
-  std::vector<std::string> regions;   ///< billed regions; {"*"} = any region
+  std::string model;  ///< base model id ("anthropic.claude-3-5-sonnet-20240620-v1:0")
+  std::vector<std::string> regions;      ///< billed regions; {"*"} = any region
   std::optional<inference_scope> scope;  ///< nullopt = any scope
   service_tier tier = service_tier::standard;
   latency_mode latency = latency_mode::standard;
@@ -74,11 +74,12 @@ struct string_hash {
 };
 
 struct rate_table {
-  std::string version;      ///< e.g. "2026-07-24.1"
+  std::string version;  ///< e.g. "2026-07-24.1"
   std::string source_path;
   std::vector<rate_entry> entries;
   /// Index: base model -> entry indexes in `entries` order (built by `index()`; lookups use it).
-  std::unordered_map<std::string, std::vector<std::uint32_t>, string_hash, std::equal_to<>> by_model;
+  std::unordered_map<std::string, std::vector<std::uint32_t>, string_hash, std::equal_to<>>
+      by_model;
   /// Rebuilds `by_model` from `entries`. Call after the last change to `entries`, before the
   /// table is shared; lookups on a table that was never indexed find nothing.
   void index();
@@ -86,8 +87,8 @@ struct rate_table {
 
 /// What the pricer needs to know about a request besides its usage.
 struct price_query {
-  std::string_view model_id;       ///< as requested (decoded)
-  std::string_view region;         ///< billed region: the region of the endpoint called
+  std::string_view model_id;  ///< as requested (decoded)
+  std::string_view region;    ///< billed region: the region of the endpoint called
   service_tier tier = service_tier::standard;
   latency_mode latency = latency_mode::standard;
   bool batch = false;
@@ -104,14 +105,14 @@ struct cost_breakdown {
 };
 
 struct priced {
-  bool priced = false;          ///< false: unpriced (no entry matched) — never a silent $0
-  resolved_model model;         ///< resolution of the requested id
-  std::string base_model;       ///< the rate-table model that matched (or the resolved base)
+  bool priced = false;     ///< false: unpriced (no entry matched) — never a silent $0
+  resolved_model model;    ///< resolution of the requested id
+  std::string base_model;  ///< the rate-table model that matched (or the resolved base)
   cost_breakdown cost;
   const rate_entry* entry = nullptr;  ///< the entry used (valid while the table is alive)
-  bool long_context = false;    ///< the long-context rates applied
+  bool long_context = false;          ///< the long-context rates applied
   std::string table_version;
-  std::string note;             ///< why unpriced, or a caveat (e.g. cache priced at input rate)
+  std::string note;  ///< why unpriced, or a caveat (e.g. cache priced at input rate)
 };
 
 /// Finds the entry for a request. Candidates are tried in `base_model_candidates` order; the

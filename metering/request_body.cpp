@@ -55,7 +55,8 @@ std::optional<std::uint64_t> request_body::max_tokens() {
 
 latency_mode request_body::latency(std::string_view header) {
   if (iequals(header, "optimized")) return latency_mode::optimized;
-  if (op_ != operation::converse && op_ != operation::converse_stream) return latency_mode::standard;
+  if (op_ != operation::converse && op_ != operation::converse_stream)
+    return latency_mode::standard;
   if (body_.find("\"optimized\"") == std::string_view::npos) return latency_mode::standard;
   const auto* top = object();
   if (top == nullptr) return latency_mode::standard;
@@ -63,7 +64,7 @@ latency_mode request_body::latency(std::string_view header) {
   if (pc == nullptr || !pc->is_object()) return latency_mode::standard;
   const auto* l = pc->as_object().if_contains("latency");
   return l && l->is_string() && l->as_string() == "optimized" ? latency_mode::optimized
-                                                                : latency_mode::standard;
+                                                              : latency_mode::standard;
 }
 
 }  // namespace bedrock_meter::metering

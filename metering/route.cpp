@@ -143,8 +143,7 @@ std::string_view operation_name(operation op) noexcept {
 }
 
 bool is_streaming(operation op) noexcept {
-  return op == operation::invoke_model_with_response_stream ||
-         op == operation::converse_stream ||
+  return op == operation::invoke_model_with_response_stream || op == operation::converse_stream ||
          op == operation::invoke_model_with_bidirectional_stream;
 }
 

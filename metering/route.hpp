@@ -31,16 +31,17 @@ bool is_streaming(operation op) noexcept;
 
 struct route {
   operation op;
-  std::string model_id;       ///< decoded model id / ARN; guardrail id for ApplyGuardrail; empty for async routes
-  std::string resource;       ///< guardrail version, or async invocation ARN (decoded); else empty
+  std::string model_id;  ///< decoded model id / ARN; guardrail id for ApplyGuardrail; empty for
+                         ///< async routes
+  std::string resource;  ///< guardrail version, or async invocation ARN (decoded); else empty
 };
 
 enum class route_error : std::uint8_t {
   none = 0,
-  unknown_route,      ///< path is not a Bedrock Runtime operation -> 404 UnknownOperationException
-  method_not_allowed, ///< known path, wrong method -> 405/404 as Bedrock
-  bad_encoding,       ///< invalid percent-encoding in a path segment -> 400 ValidationException
-  empty_model_id,     ///< `/model//converse`; also an empty guardrail id/version or invocation ARN
+  unknown_route,       ///< path is not a Bedrock Runtime operation -> 404 UnknownOperationException
+  method_not_allowed,  ///< known path, wrong method -> 405/404 as Bedrock
+  bad_encoding,        ///< invalid percent-encoding in a path segment -> 400 ValidationException
+  empty_model_id,      ///< `/model//converse`; also an empty guardrail id/version or invocation ARN
 };
 
 std::string_view to_string(route_error e) noexcept;

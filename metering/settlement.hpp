@@ -40,7 +40,7 @@ struct exchange_facts {
   std::chrono::system_clock::time_point arrived;  ///< wall clock: period, effective dates, time_ms
   std::chrono::microseconds duration{0};          ///< arrival to the last byte sent
   std::optional<std::chrono::microseconds> first_byte;  ///< arrival to the upstream's first byte
-  const metering::route* route = nullptr;  ///< null: refused before it was routed
+  const metering::route* route = nullptr;               ///< null: refused before it was routed
   /// Who: empty principal when the request was refused before authentication.
   std::string_view principal;
   std::string_view team;

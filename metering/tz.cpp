@@ -33,18 +33,16 @@ std::int64_t rule_day(const tz_rule& r, int year) noexcept {
     case tz_rule::kind::julian_no_leap:
       // Jn counts 1..365 and never names Feb 29, so days from March on shift in leap years.
       return jan1 + r.day - 1 + ((is_leap(year) && r.day >= 60) ? 1 : 0);
-    case tz_rule::kind::julian_zero:
-      return jan1 + r.day;
-    case tz_rule::kind::month_week_day:
-      break;
+    case tz_rule::kind::julian_zero: return jan1 + r.day;
+    case tz_rule::kind::month_week_day: break;
   }
   const std::int64_t first = days_from_civil(year, r.month, 1);
   const unsigned first_wd = chr::weekday{chr::sys_days{chr::days{first}}}.c_encoding();
-  std::int64_t day = first + (r.day - static_cast<int>(first_wd) + 7) % 7 + std::int64_t{r.week - 1} * 7;
-  const auto last = static_cast<unsigned>(
-      chr::year_month_day_last{chr::year{year} / chr::month{static_cast<unsigned>(r.month)} /
-                               chr::last}
-          .day());
+  std::int64_t day =
+      first + (r.day - static_cast<int>(first_wd) + 7) % 7 + std::int64_t{r.week - 1} * 7;
+  const auto last = static_cast<unsigned>(chr::year_month_day_last{
+      chr::year{year} / chr::month{static_cast<unsigned>(r.month)} / chr::last}
+                                              .day());
   const std::int64_t last_day = first + static_cast<std::int64_t>(last) - 1;
   while (day > last_day) day -= 7;  // week 5 means "last"
   return day;
@@ -198,8 +196,8 @@ std::int32_t posix_tz::offset_at(std::int64_t utc_seconds) const noexcept {
   // The year as seen in standard local time; rule instants of neighbouring years cover the
   // edges (southern-hemisphere DST spans New Year).
   const auto local_days = floor_div(utc_seconds + std_offset, seconds_per_day);
-  const int year = static_cast<int>(
-      chr::year_month_day{chr::sys_days{chr::days{local_days}}}.year());
+  const int year =
+      static_cast<int>(chr::year_month_day{chr::sys_days{chr::days{local_days}}}.year());
   auto start_utc = [&](int y) {
     return rule_day(start, y) * seconds_per_day + start.time - std_offset;
   };

@@ -20,9 +20,9 @@ namespace bedrock_meter::metering {
 struct tz_rule {
   enum class kind { julian_no_leap, julian_zero, month_week_day };  // Jn, n, Mm.w.d
   kind form = kind::month_week_day;
-  int day = 0;    // Jn: 1..365, n: 0..365, Mm.w.d: weekday 0 (Sunday)..6
-  int week = 0;   // 1..5 (5 = last)
-  int month = 0;  // 1..12
+  int day = 0;                   // Jn: 1..365, n: 0..365, Mm.w.d: weekday 0 (Sunday)..6
+  int week = 0;                  // 1..5 (5 = last)
+  int month = 0;                 // 1..12
   std::int32_t time = 2 * 3600;  // seconds after local midnight, may be negative or >24h
 };
 

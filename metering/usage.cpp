@@ -94,8 +94,7 @@ token_usage usage_of(const counts& c, shape s, const extractor& ex) noexcept {
       // OpenAI's prompt_tokens includes the cached prompt tokens; ours excludes them.
       u.input -= min_u64(u.cache_read, u.input);
       break;
-    default:
-      break;
+    default: break;
   }
   return u;
 }
@@ -128,10 +127,8 @@ bool is_billable(operation op) noexcept {
     case operation::invoke_model:
     case operation::invoke_model_with_response_stream:
     case operation::converse:
-    case operation::converse_stream:
-      return true;
-    default:
-      return false;
+    case operation::converse_stream: return true;
+    default: return false;
   }
 }
 
@@ -186,7 +183,13 @@ model_family family_of(std::string_view id) noexcept {
 }
 
 struct usage_observer::impl {
-  enum class mode : std::uint8_t { none, converse_body, invoke_body, converse_stream, invoke_stream };
+  enum class mode : std::uint8_t {
+    none,
+    converse_body,
+    invoke_body,
+    converse_stream,
+    invoke_stream
+  };
 
   impl(operation op, std::string_view model_id)
       : op_(op), family_(family_of(model_id)), parser_(ex_) {
@@ -208,12 +211,8 @@ struct usage_observer::impl {
         mode_ = mode::converse_body;
         ex_.kind = doc_kind::converse_body;
         break;
-      case operation::converse_stream:
-        mode_ = mode::converse_stream;
-        break;
-      case operation::invoke_model_with_response_stream:
-        mode_ = mode::invoke_stream;
-        break;
+      case operation::converse_stream: mode_ = mode::converse_stream; break;
+      case operation::invoke_model_with_response_stream: mode_ = mode::invoke_stream; break;
       case operation::invoke_model: {
         mode_ = mode::invoke_body;
         ex_.kind = doc_kind::invoke_body;
@@ -230,20 +229,15 @@ struct usage_observer::impl {
         }
         break;
       }
-      default:
-        mode_ = mode::none;
-        break;
+      default: mode_ = mode::none; break;
     }
   }
 
   void on_body(std::string_view bytes) {
     switch (mode_) {
-      case mode::none:
-        return;
+      case mode::none: return;
       case mode::converse_body:
-      case mode::invoke_body:
-        body(bytes);
-        return;
+      case mode::invoke_body: body(bytes); return;
       case mode::converse_stream:
       case mode::invoke_stream:
         if (decoder_.error() != event_stream_error::none) return;
@@ -327,9 +321,8 @@ struct usage_observer::impl {
     if (s[index_of(shape::nova)].has(field::output)) return true;
     if (s[index_of(shape::openai)].has(field::output)) return true;
     if (s[index_of(shape::cohere)].has(field::output)) return true;
-    if (ex_.stop_seen &&
-        (s[index_of(shape::titan)].has(field::output) ||
-         s[index_of(shape::llama)].has(field::output))) {
+    if (ex_.stop_seen && (s[index_of(shape::titan)].has(field::output) ||
+                          s[index_of(shape::llama)].has(field::output))) {
       return true;
     }
     return false;
@@ -374,23 +367,17 @@ struct usage_observer::impl {
     if (finished_) return;
     finished_ = true;
     switch (mode_) {
-      case mode::none:
-        usage_ = token_usage{};
-        return;
+      case mode::none: usage_ = token_usage{}; return;
       case mode::converse_body:
         flush_body();
         settle_converse();
         return;
-      case mode::converse_stream:
-        settle_converse();
-        return;
+      case mode::converse_stream: settle_converse(); return;
       case mode::invoke_body:
         flush_body();
         settle_invoke_body();
         return;
-      case mode::invoke_stream:
-        settle_invoke_stream();
-        return;
+      case mode::invoke_stream: settle_invoke_stream(); return;
     }
   }
 

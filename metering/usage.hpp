@@ -4,9 +4,9 @@
 /// Where usage comes from (first that applies; docs/usage-sources.md has the details per family):
 ///   Converse                       body `usage`
 ///   ConverseStream                 the final `metadata` event's `usage`
-///   InvokeModel                    `X-Amzn-Bedrock-*-Token-Count` headers, else the family's body usage
-///   InvokeModelWithResponseStream  last chunk's `amazon-bedrock-invocationMetrics`, else family events
-///   CountTokens                    not billed (a request, zero tokens)
+///   InvokeModel                    `X-Amzn-Bedrock-*-Token-Count` headers, else the family's body
+///   usage InvokeModelWithResponseStream  last chunk's `amazon-bedrock-invocationMetrics`, else
+///   family events CountTokens                    not billed (a request, zero tokens)
 /// `input` excludes cached tokens; billable input = input + cache_read + cache_write.
 /// A provider-reported zero is a zero, never replaced by an estimate.
 ///
@@ -32,10 +32,10 @@ std::string_view to_string(usage_source s) noexcept;
 std::optional<usage_source> parse_usage_source(std::string_view s) noexcept;
 
 struct token_usage {
-  std::uint64_t input = 0;        ///< uncached input tokens
+  std::uint64_t input = 0;  ///< uncached input tokens
   std::uint64_t output = 0;
   std::uint64_t cache_read = 0;
-  std::uint64_t cache_write = 0;  ///< all cache writes (5m + 1h)
+  std::uint64_t cache_write = 0;     ///< all cache writes (5m + 1h)
   std::uint64_t cache_write_1h = 0;  ///< the part of cache_write written with a 1-hour TTL
   usage_source source = usage_source::none;
 };

@@ -38,8 +38,7 @@ constexpr std::array invoke_body_rules{
     rule{"usage.output_tokens", shape::anthropic, field::output},
     rule{"usage.cache_read_input_tokens", shape::anthropic, field::cache_read},
     rule{"usage.cache_creation_input_tokens", shape::anthropic, field::cache_write},
-    rule{"usage.cache_creation.ephemeral_1h_input_tokens", shape::anthropic,
-         field::cache_write_1h},
+    rule{"usage.cache_creation.ephemeral_1h_input_tokens", shape::anthropic, field::cache_write_1h},
     rule{"usage.inputTokens", shape::nova, field::input},
     rule{"usage.outputTokens", shape::nova, field::output},
     rule{"usage.cacheReadInputTokenCount", shape::nova, field::cache_read},
@@ -74,8 +73,7 @@ constexpr std::array invoke_chunk_rules{
     rule{"usage.output_tokens", shape::anthropic, field::output},
     rule{"usage.cache_read_input_tokens", shape::anthropic, field::cache_read},
     rule{"usage.cache_creation_input_tokens", shape::anthropic, field::cache_write},
-    rule{"usage.cache_creation.ephemeral_1h_input_tokens", shape::anthropic,
-         field::cache_write_1h},
+    rule{"usage.cache_creation.ephemeral_1h_input_tokens", shape::anthropic, field::cache_write_1h},
     rule{"metadata.usage.inputTokens", shape::nova, field::input},
     rule{"metadata.usage.outputTokens", shape::nova, field::output},
     rule{"metadata.usage.cacheReadInputTokenCount", shape::nova, field::cache_read},
@@ -161,14 +159,9 @@ void extractor::number(std::string_view path, std::uint64_t v) noexcept {
       }
       apply(find_rule(converse_rules, path), v);
       return;
-    case doc_kind::invoke_body:
-      apply(find_rule(invoke_body_rules, path), v);
-      return;
-    case doc_kind::invoke_chunk:
-      apply(find_rule(invoke_chunk_rules, path), v);
-      return;
-    case doc_kind::chunk_wrapper:
-      return;
+    case doc_kind::invoke_body: apply(find_rule(invoke_body_rules, path), v); return;
+    case doc_kind::invoke_chunk: apply(find_rule(invoke_chunk_rules, path), v); return;
+    case doc_kind::chunk_wrapper: return;
   }
 }
 
@@ -192,10 +185,9 @@ void extractor::string_part(std::string_view path, std::string_view s, bool firs
       return;
     case doc_kind::converse_body:
     case doc_kind::converse_event:
-      if (path_in(kind == doc_kind::converse_body ? std::span<const std::string_view>(
-                                                        converse_body_text)
-                                                  : std::span<const std::string_view>(
-                                                        converse_event_text),
+      if (path_in(kind == doc_kind::converse_body
+                      ? std::span<const std::string_view>(converse_body_text)
+                      : std::span<const std::string_view>(converse_event_text),
                   path)) {
         count_text(s, first, last);
       } else if (path == "usage.cacheDetails[].ttl") {
@@ -254,8 +246,7 @@ void extractor::object_end(std::string_view path) noexcept {
       if (path == "usage" || path == "meta") usage_closed = true;
       return;
     case doc_kind::invoke_chunk:
-    case doc_kind::chunk_wrapper:
-      return;
+    case doc_kind::chunk_wrapper: return;
   }
 }
 

@@ -103,8 +103,8 @@ struct extractor {
   bool stop_seen = false;     ///< stream: a top-level stop / completion reason string arrived
   std::uint64_t text_bytes = 0;
   std::uint64_t pending_text_bytes = 0;  // of a string still being parsed
-  bool text_in_doc = false;  ///< the current document carried generated text
-  std::string tier;          ///< `serviceTier.type` (Converse body, ConverseStream metadata)
+  bool text_in_doc = false;              ///< the current document carried generated text
+  std::string tier;  ///< `serviceTier.type` (Converse body, ConverseStream metadata)
   std::string* bytes_out = nullptr;  ///< chunk_wrapper: where the `bytes` string goes
 
   /// Forgets what a body captured (the body went past the parse cap).

@@ -34,26 +34,25 @@ bedrock_error refusal(sigv4::verify_error e) {
           "The request signature we calculated does not match the signature you provided. "
           "Check your proxy-issued secret access key and signing method.");
     case verify_error::clock_skew:
-      return invalid_signature("Signature expired: the request time is more than the allowed "
-                               "clock skew away from the proxy's time.");
+      return invalid_signature(
+          "Signature expired: the request time is more than the allowed "
+          "clock skew away from the proxy's time.");
     case verify_error::payload_hash_mismatch:
       return invalid_signature("The provided x-amz-content-sha256 header does not match the body.");
     case verify_error::session_token_refused:
       return unrecognized_client("The security token included in the request is invalid.");
-    case verify_error::host_not_signed:
-      return invalid_signature("The host header must be signed.");
+    case verify_error::host_not_signed: return invalid_signature("The host header must be signed.");
     case verify_error::bad_scope:
-      return invalid_signature("Credential scope is invalid: expected service 'bedrock' and the "
-                               "request date.");
-    case verify_error::missing_date:
-      return invalid_signature("Missing X-Amz-Date header.");
+      return invalid_signature(
+          "Credential scope is invalid: expected service 'bedrock' and the "
+          "request date.");
+    case verify_error::missing_date: return invalid_signature("Missing X-Amz-Date header.");
     case verify_error::signed_header_missing:
       return invalid_signature("A header listed in SignedHeaders is missing.");
     case verify_error::malformed_authorization:
       return invalid_signature("Authorization header is malformed.");
     case verify_error::missing_authorization:
-    case verify_error::none:
-      break;
+    case verify_error::none: break;
   }
   return access_denied("Missing Authentication Token");
 }

@@ -10,9 +10,9 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "config/config.hpp"
 #include "aws/bedrock_error.hpp"
 #include "aws/sigv4.hpp"
+#include "config/config.hpp"
 
 namespace bedrock_meter::proxy {
 
@@ -29,13 +29,14 @@ struct identity {
   /// Whether this identity may call `base_model` (the model the request resolves to) or
   /// `requested` (the id as sent): true with no allow-list, else when either matches an entry
   /// (`*` at the end matches a prefix).
-  [[nodiscard]] bool may_use(std::string_view base_model, std::string_view requested) const noexcept;
+  [[nodiscard]] bool may_use(std::string_view base_model,
+                             std::string_view requested) const noexcept;
 };
 
 struct auth_outcome {
-  const identity* who = nullptr;      // set on success; points into the auth_index
-  std::optional<aws::bedrock_error> error; // set on failure
-  std::string signed_region;          // the region a SigV4 client signed for (else empty)
+  const identity* who = nullptr;            // set on success; points into the auth_index
+  std::optional<aws::bedrock_error> error;  // set on failure
+  std::string signed_region;                // the region a SigV4 client signed for (else empty)
 };
 
 class auth_index {
@@ -54,8 +55,8 @@ class auth_index {
     aws::sigv4::issued_key key;
     identity who;
   };
-  std::unordered_map<std::string, sigv4_entry> access_keys_;   // by access key id
-  std::unordered_map<std::string, identity> bearer_keys_;      // by sha256 hex of the token
+  std::unordered_map<std::string, sigv4_entry> access_keys_;  // by access key id
+  std::unordered_map<std::string, identity> bearer_keys_;     // by sha256 hex of the token
   std::optional<identity> anonymous_;
   std::chrono::seconds max_skew_;
 };

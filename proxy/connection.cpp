@@ -37,8 +37,8 @@ awaitable<void> serve_plain(worker& w, tcp_socket socket, std::uint64_t conn_id,
   stream.expires_after(w.snapshot()->cfg->limits.header_timeout);
   while (m == preface_match::need_more) {
     char buf[h2_preface.size()];
-    auto [rec, n] = co_await stream.async_read_some(
-        net::buffer(buf, h2_preface.size() - first.size()), use_ec);
+    auto [rec, n] =
+        co_await stream.async_read_some(net::buffer(buf, h2_preface.size() - first.size()), use_ec);
     if (rec) {
       if (rec == beast::error::timeout) telemetry::bump(w.counters().timeouts);
       w.unregister_session(reg);

@@ -103,7 +103,8 @@ stage_result authorize_model(exchange_context& ctx) {
   const bool need_model = !ctx.cfg.models.mappings.empty() ||
                           !ctx.who->attributes.allowed_models.empty() ||
                           !ctx.snap->budgets->empty();
-  if (need_model) ctx.resolved = metering::resolve_model(ctx.route->model_id, ctx.cfg.models.mappings);
+  if (need_model)
+    ctx.resolved = metering::resolve_model(ctx.route->model_id, ctx.cfg.models.mappings);
   if (const auto* m = ctx.resolved.mapping) {
     // An application inference profile carries its own attribution.
     if (!m->team.empty()) ctx.team = m->team;
@@ -112,8 +113,8 @@ stage_result authorize_model(exchange_context& ctx) {
   if (!ctx.who->may_use(ctx.resolved.base_model, ctx.route->model_id)) {
     bump(ctx.w.counters().model_denied);
     return refusal{aws::access_denied("The identity '" + ctx.who->principal +
-                                      "' is not allowed to use the model '" +
-                                      ctx.route->model_id + "'.")};
+                                      "' is not allowed to use the model '" + ctx.route->model_id +
+                                      "'.")};
   }
   return std::nullopt;
 }
@@ -194,8 +195,9 @@ stage_result admit(exchange_context& ctx) {
   ctx.budgets = ctx.snap->budgets.get();  // settle() books the actual cost on them
   const auto who = attribution_of(ctx, ctx.resolved.base_model);
   if (free_operation(op) || !ctx.budgets->needs_admission(who)) return std::nullopt;
-  ctx.admission = ctx.budgets->admit(who, worst_case(ctx), to_instant(std::chrono::system_clock::now()),
-                                     ctx.w.budget_store(ctx.cfg.budgets), reservation_ttl(ctx.cfg));
+  ctx.admission =
+      ctx.budgets->admit(who, worst_case(ctx), to_instant(std::chrono::system_clock::now()),
+                         ctx.w.budget_store(ctx.cfg.budgets), reservation_ttl(ctx.cfg));
   if (ctx.admission.store_failed) count_store_failure(ctx);
   switch (ctx.admission.result) {
     case accounting::budget_admission::verdict::admitted: break;
@@ -284,10 +286,10 @@ metering::exchange_facts facts_of(const exchange_context& ctx) {
 /// the warning thresholds it crossed.
 void settle_budgets(exchange_context& ctx, const metering::settlement& s) {
   bool store_failed = false;
-  const auto events = ctx.budgets->settle(
-      ctx.admission, attribution_of(ctx, s.model_base), s.priced ? s.total_cost : 0,
-      to_instant(ctx.arrived), to_instant(std::chrono::system_clock::now()),
-      ctx.w.budget_store(ctx.cfg.budgets), &store_failed);
+  const auto events = ctx.budgets->settle(ctx.admission, attribution_of(ctx, s.model_base),
+                                          s.priced ? s.total_cost : 0, to_instant(ctx.arrived),
+                                          to_instant(std::chrono::system_clock::now()),
+                                          ctx.w.budget_store(ctx.cfg.budgets), &store_failed);
   auto& log = *ctx.w.state().log;
   if (store_failed) {
     bump(ctx.w.counters().budget_store_settle_errors);
@@ -318,8 +320,8 @@ void settle(exchange_context& ctx) {
   if (auto* rec = ctx.w.recorder()) rec->record(s);
   auto& state = ctx.w.state();
   if (state.access)
-    state.access->info(telemetry::access_log_line(
-        s, {ctx.req.connection_id, ctx.req.protocol, ctx.req.remote}));
+    state.access->info(
+        telemetry::access_log_line(s, {ctx.req.connection_id, ctx.req.protocol, ctx.req.remote}));
   if (state.sinks.ledger != nullptr && !state.sinks.ledger->append(std::move(s)))
     bump(ctx.w.counters().ledger_append_failures);
 }
@@ -408,8 +410,8 @@ awaitable<bool> answer_head(exchange_context& ctx, response_sink& out, response_
   co_return true;
 }
 
-awaitable<void> end_relay(exchange_context& ctx, response_sink& out, bool complete,
-                          bool keep_alive, bool client_alive, relay_result& r) {
+awaitable<void> end_relay(exchange_context& ctx, response_sink& out, bool complete, bool keep_alive,
+                          bool client_alive, relay_result& r) {
   ctx.meter->finish(complete && client_alive);
   if (client_alive) {
     if (auto ec = co_await out.finish(complete); ec) client_alive = false;
@@ -426,8 +428,8 @@ awaitable<void> end_relay(exchange_context& ctx, response_sink& out, bool comple
   if (complete || !client_alive) r.failure = upstream_failure::none;
 }
 
-awaitable<void> upstream_failed(exchange_context& ctx, response_sink& out,
-                                upstream_failure failure, const error_code& ec, bool acquiring) {
+awaitable<void> upstream_failed(exchange_context& ctx, response_sink& out, upstream_failure failure,
+                                const error_code& ec, bool acquiring) {
   bump(error_counter(ctx.w.counters(), failure));
   const std::string kind(to_string(failure));
   if (acquiring)
@@ -437,10 +439,10 @@ awaitable<void> upstream_failed(exchange_context& ctx, response_sink& out,
     ctx.w.state().log->warn("upstream {} on {}: {}", kind, ctx.target->pool_key, ec.message());
   // A named local, not a temporary in the co_await expression: GCC 12 destroys aggregate
   // temporaries there twice.
-  const refusal r{aws::upstream_unavailable(acquiring
-                                                ? "The proxy could not reach Bedrock (" + kind + ")."
-                                                : "Bedrock did not answer (" + kind + ")."),
-                  metering::request_outcome::upstream_error};
+  const refusal r{
+      aws::upstream_unavailable(acquiring ? "The proxy could not reach Bedrock (" + kind + ")."
+                                          : "Bedrock did not answer (" + kind + ")."),
+      metering::request_outcome::upstream_error};
   co_await refuse(ctx, out, r);
 }
 

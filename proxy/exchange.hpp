@@ -15,7 +15,7 @@
 
 namespace bedrock_meter::aws {
 struct bedrock_error;
-}
+}  // namespace bedrock_meter::aws
 
 namespace bedrock_meter::proxy {
 

@@ -56,7 +56,7 @@ struct exchange_context {
   const std::chrono::system_clock::time_point arrived = std::chrono::system_clock::now();
   const steady_clock::time_point deadline;  ///< start + limits.exchange_timeout
   const std::uint64_t bytes_in;  ///< the request body's size (forward moves the body upstream)
-  steady_clock::time_point first_byte{};    ///< the upstream's first response byte
+  steady_clock::time_point first_byte{};  ///< the upstream's first response byte
 
   // route
   std::optional<metering::route> route;

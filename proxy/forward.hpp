@@ -97,8 +97,7 @@ class drain {
 
 /// The upstream's response head has arrived: record it, show it to the meter and pass it on to
 /// the client. Returns whether the client is still there to take the body.
-io::awaitable<bool> answer_head(exchange_context& ctx, response_sink& out,
-                                response_parser& parser);
+io::awaitable<bool> answer_head(exchange_context& ctx, response_sink& out, response_parser& parser);
 
 /// The body has ended (complete or not) or the client left: settle the meter, end the client's
 /// response, record the outcome, and decide whether the upstream connection can be reused.
@@ -140,8 +139,8 @@ io::awaitable<void> relay_body(exchange_context& ctx, Stream& stream, io::beast:
       }
     }
     if (rec) {
-      r.failure = rec == io::beast::error::timeout ? upstream_failure::timeout
-                                                     : upstream_failure::reset;
+      r.failure =
+          rec == io::beast::error::timeout ? upstream_failure::timeout : upstream_failure::reset;
       r.ec = rec;
       break;
     }

@@ -15,9 +15,18 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 }
 
 bool is_hop_by_hop(std::string_view name) noexcept {
-  static constexpr std::string_view names[] = {
-      "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-      "te", "trailer", "transfer-encoding", "upgrade", "content-length", "expect", "http2-settings"};
+  static constexpr std::string_view names[] = {"connection",
+                                               "keep-alive",
+                                               "proxy-connection",
+                                               "proxy-authenticate",
+                                               "proxy-authorization",
+                                               "te",
+                                               "trailer",
+                                               "transfer-encoding",
+                                               "upgrade",
+                                               "content-length",
+                                               "expect",
+                                               "http2-settings"};
   for (auto n : names)
     if (iequals(name, n)) return true;
   return false;

@@ -5,6 +5,7 @@
 #include <array>
 #include <string>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -16,12 +17,11 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <spdlog/spdlog.h>
 
 #include "aws/bedrock_error.hpp"
+#include "io/inline_io.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/http1_session.hpp"
-#include "io/inline_io.hpp"
 #include "proxy/worker.hpp"
 
 namespace bedrock_meter::proxy {
@@ -294,14 +294,14 @@ class http1_session {
 
 }  // namespace
 
-awaitable<void> serve_http1(worker& w, tcp_stream& stream, session_entry& entry,
-                            std::string remote, std::string_view initial) {
+awaitable<void> serve_http1(worker& w, tcp_stream& stream, session_entry& entry, std::string remote,
+                            std::string_view initial) {
   http1_session<tcp_stream> session(w, stream, entry, std::move(remote), initial);
   co_await session.run();
 }
 
-awaitable<void> serve_http1(worker& w, beast::ssl_stream<tcp_stream>& stream,
-                            session_entry& entry, std::string remote) {
+awaitable<void> serve_http1(worker& w, beast::ssl_stream<tcp_stream>& stream, session_entry& entry,
+                            std::string remote) {
   http1_session<beast::ssl_stream<tcp_stream>> session(w, stream, entry, std::move(remote), {});
   co_await session.run();
 }

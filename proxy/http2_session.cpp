@@ -14,10 +14,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include "aws/bedrock_error.hpp"
 #include "proxy/exchange.hpp"
@@ -386,8 +386,7 @@ class h2_connection {
 
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     auto& c = self(user);
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-      return 0;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     auto s = std::make_shared<h2_stream>(c.w_.get_executor(), frame->hd.stream_id);
     s->deadline = clock::now() + c.cfg_->limits.header_timeout;
     c.arm(s->deadline);
@@ -423,7 +422,7 @@ class h2_connection {
       return 0;  // :scheme; nghttp2 rejects unknown pseudo-headers itself
     else
       s->req.headers.emplace_back(to_lower(n), std::string(v));  // nghttp2 already refuses
-                                                                  // uppercase; lower anyway
+                                                                 // uppercase; lower anyway
     return 0;
   }
 
@@ -461,10 +460,8 @@ class h2_connection {
         }
         return 0;
       case NGHTTP2_DATA:
-      case NGHTTP2_HEADERS:
-        break;
-      default:
-        return 0;
+      case NGHTTP2_HEADERS: break;
+      default: return 0;
     }
     const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (frame->hd.type == NGHTTP2_DATA && frame->hd.length == 0 && !end && c.empties_.hit(now))
@@ -534,9 +531,8 @@ class h2_connection {
     idle_wake_.cancel();
   }
 
-  static ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf,
-                                 std::size_t length, std::uint32_t* flags,
-                                 nghttp2_data_source* source, void*) {
+  static ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
+                           std::uint32_t* flags, nghttp2_data_source* source, void*) {
     auto* s = static_cast<h2_stream*>(source->ptr);
     const auto left = s->out.size() - s->out_off;
     if (left > 0) {
@@ -589,8 +585,7 @@ class h2_connection {
 template <class Stream>
 class http2_sink final : public response_sink {
  public:
-  http2_sink(h2_connection<Stream>& c, std::shared_ptr<h2_stream> s)
-      : c_(c), s_(std::move(s)) {}
+  http2_sink(h2_connection<Stream>& c, std::shared_ptr<h2_stream> s) : c_(c), s_(std::move(s)) {}
 
   awaitable<error_code> write_head(unsigned status, const sigv4::header_list& headers,
                                    std::optional<std::uint64_t> content_length) override {
@@ -643,8 +638,8 @@ class http2_sink final : public response_sink {
   }
 
   awaitable<error_code> finish(bool complete) override {
-    if (s_->closed || c_.dead()) co_return complete ? error_code(net::error::connection_reset)
-                                                    : error_code{};
+    if (s_->closed || c_.dead())
+      co_return complete ? error_code(net::error::connection_reset) : error_code{};
     if (!complete) {
       nghttp2_submit_rst_stream(c_.session(), NGHTTP2_FLAG_NONE, s_->id, NGHTTP2_INTERNAL_ERROR);
       c_.signal_write();
@@ -677,11 +672,11 @@ awaitable<void> h2_connection<Stream>::run_stream(h2_connection* c, std::shared_
     if (s->headers_too_large) {
       telemetry::bump(w.counters().bad_requests);
       telemetry::bump(w.counters().h2_header_lists_refused);
-      co_await write_error(sink,
-                           validation_error("Request headers exceed the proxy's limit of " +
-                                            std::to_string(c->cfg_->http2.max_header_list_bytes) +
-                                            " bytes"),
-                           w.new_request_id());
+      co_await write_error(
+          sink,
+          validation_error("Request headers exceed the proxy's limit of " +
+                           std::to_string(c->cfg_->http2.max_header_list_bytes) + " bytes"),
+          w.new_request_id());
     } else if (s->body_too_large) {
       telemetry::bump(w.counters().bad_requests);
       co_await write_error(sink, payload_too_large(lim.max_body_bytes), w.new_request_id());
@@ -711,13 +706,13 @@ awaitable<void> serve(worker& w, Stream& stream, session_entry& entry, std::stri
 
 }  // namespace
 
-awaitable<void> serve_http2(worker& w, tcp_stream& stream, session_entry& entry,
-                            std::string remote, std::string initial) {
+awaitable<void> serve_http2(worker& w, tcp_stream& stream, session_entry& entry, std::string remote,
+                            std::string initial) {
   return serve(w, stream, entry, std::move(remote), std::move(initial));
 }
 
-awaitable<void> serve_http2(worker& w, beast::ssl_stream<tcp_stream>& stream,
-                            session_entry& entry, std::string remote, std::string initial) {
+awaitable<void> serve_http2(worker& w, beast::ssl_stream<tcp_stream>& stream, session_entry& entry,
+                            std::string remote, std::string initial) {
   return serve(w, stream, entry, std::move(remote), std::move(initial));
 }
 

@@ -5,12 +5,12 @@
 #include <stdexcept>
 #include <thread>
 
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <openssl/ssl.h>
-#include <spdlog/spdlog.h>
 
 #include "proxy/connection.hpp"
 

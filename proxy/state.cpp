@@ -13,8 +13,8 @@ runtime_snapshot::make(const std::shared_ptr<const config::config>& c,
                        std::shared_ptr<accounting::budget_engine> b) {
   auto t = make_upstream_target(c->upstream, c->upstream.region);
   if (!t) return startup_error{"upstream.endpoint does not parse: " + c->upstream.endpoint};
-  auto snap = std::make_shared<runtime_snapshot>(runtime_snapshot{
-      c, auth_index(c->auth), std::move(b), std::move(*t), {}});
+  auto snap = std::make_shared<runtime_snapshot>(
+      runtime_snapshot{c, auth_index(c->auth), std::move(b), std::move(*t), {}});
   for (const auto& r : c->upstream.allowed_client_regions)
     if (auto rt = make_upstream_target(c->upstream, r)) snap->client_region_targets.push_back(*rt);
   return std::shared_ptr<const runtime_snapshot>(std::move(snap));
@@ -40,10 +40,10 @@ shared_state::shared_state(std::shared_ptr<const published_credentials> creds, s
 
 boost::system::result<std::shared_ptr<shared_state>, startup_error> shared_state::create(
     const std::shared_ptr<const config::config>& cfg,
-    std::shared_ptr<const published_credentials> creds, std::string upstream_bearer_token, accounting::budget_restore_fn restore_budgets) {
-  std::shared_ptr<shared_state> s(
-      new shared_state(std::move(creds), std::move(upstream_bearer_token),
-                       std::move(restore_budgets)));
+    std::shared_ptr<const published_credentials> creds, std::string upstream_bearer_token,
+    accounting::budget_restore_fn restore_budgets) {
+  std::shared_ptr<shared_state> s(new shared_state(
+      std::move(creds), std::move(upstream_bearer_token), std::move(restore_budgets)));
   auto tls = make_upstream_tls_context(cfg->upstream);
   if (!tls) return tls.error();
   s->upstream_tls_ = std::move(*tls);
@@ -57,10 +57,10 @@ boost::system::result<std::shared_ptr<shared_state>, startup_error> shared_state
 std::shared_ptr<accounting::budget_engine> shared_state::make_budgets(
     const config::config& cfg, const accounting::budget_engine* previous) {
   std::vector<std::string> warnings;
-  const auto now = std::chrono::time_point_cast<std::chrono::nanoseconds>(
-      std::chrono::system_clock::now());
-  auto engine = std::make_shared<accounting::budget_engine>(cfg.budgets, previous,
-                                                            restore_budgets_, now, &warnings);
+  const auto now =
+      std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
+  auto engine = std::make_shared<accounting::budget_engine>(cfg.budgets, previous, restore_budgets_,
+                                                            now, &warnings);
   for (const auto& w : warnings) log->warn("budgets: {}", w);
   if (cfg.budgets.store == config::budget_store_kind::redis && !engine->empty()) {
     // A fresh (or flushed) Redis learns the spend this replica's ledger knows; an existing

@@ -26,14 +26,14 @@
 
 namespace spdlog {
 class logger;
-}
+}  // namespace spdlog
 
 namespace bedrock_meter::accounting {
 class ledger;
-}
+}  // namespace bedrock_meter::accounting
 namespace bedrock_meter::telemetry {
 class metrics;
-}
+}  // namespace bedrock_meter::telemetry
 
 namespace bedrock_meter::proxy {
 
@@ -62,8 +62,8 @@ using published_credentials = published<aws::sigv4::credentials>;
 /// Where settled requests go besides the counters. Both owned by the application, which sets
 /// them before the server is built (each worker takes its own metrics recorder).
 struct settlement_sinks {
-  accounting::ledger* ledger = nullptr;    ///< null: `ledger.path` is empty
-  telemetry::metrics* metrics = nullptr;   ///< null: no metrics (tests)
+  accounting::ledger* ledger = nullptr;   ///< null: `ledger.path` is empty
+  telemetry::metrics* metrics = nullptr;  ///< null: no metrics (tests)
 };
 
 class shared_state {
@@ -105,8 +105,8 @@ class shared_state {
  private:
   shared_state(std::shared_ptr<const published_credentials> creds, std::string bearer,
                accounting::budget_restore_fn restore_budgets);
-  std::shared_ptr<accounting::budget_engine> make_budgets(const config::config& cfg,
-                                                          const accounting::budget_engine* previous);
+  std::shared_ptr<accounting::budget_engine> make_budgets(
+      const config::config& cfg, const accounting::budget_engine* previous);
 
   published<runtime_snapshot> snapshot_;
   published<metering::rate_table> rates_;

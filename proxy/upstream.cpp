@@ -2,10 +2,10 @@
 
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/verify_mode.hpp>
-#include <openssl/ssl.h>
 
 namespace bedrock_meter::proxy {
 
@@ -46,10 +46,9 @@ std::optional<upstream_target> make_upstream_target(const config::upstream_confi
                                                     std::string_view region) {
   upstream_target t;
   t.region = std::string(region);
-  const std::string url =
-      replace_all(cfg.endpoint.empty() ? "https://bedrock-runtime.{region}.amazonaws.com"
-                                       : cfg.endpoint,
-                  "{region}", region);
+  const std::string url = replace_all(
+      cfg.endpoint.empty() ? "https://bedrock-runtime.{region}.amazonaws.com" : cfg.endpoint,
+      "{region}", region);
   std::string_view rest = url;
   if (rest.starts_with("https://")) {
     t.tls = true;
@@ -88,8 +87,8 @@ std::optional<upstream_target> make_upstream_target(const config::upstream_confi
   return t;
 }
 
-boost::system::result<std::unique_ptr<net::ssl::context>, startup_error>
-make_upstream_tls_context(const config::upstream_config& cfg) {
+boost::system::result<std::unique_ptr<net::ssl::context>, startup_error> make_upstream_tls_context(
+    const config::upstream_config& cfg) {
   auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
   error_code ec;
   ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
@@ -135,7 +134,8 @@ std::string_view to_string(upstream_failure f) noexcept {
   return "unknown";
 }
 
-std::atomic<std::uint64_t>& error_counter(telemetry::proxy_counters& c, upstream_failure f) noexcept {
+std::atomic<std::uint64_t>& error_counter(telemetry::proxy_counters& c,
+                                          upstream_failure f) noexcept {
   switch (f) {
     case upstream_failure::resolve: return c.upstream_resolve;
     case upstream_failure::connect: return c.upstream_connect;
@@ -171,7 +171,8 @@ awaitable<upstream_pool::acquired> upstream_pool::acquire(
   auto [cec, ep] = co_await stream.async_connect(endpoints, use_ec);
   if (cec) {
     dns_.erase(t.pool_key);  // the address may have moved
-    out.failure = cec == beast::error::timeout ? upstream_failure::timeout : upstream_failure::connect;
+    out.failure =
+        cec == beast::error::timeout ? upstream_failure::timeout : upstream_failure::connect;
     out.ec = cec;
     co_return out;
   }
@@ -225,15 +226,15 @@ awaitable<std::pair<upstream_failure, error_code>> upstream_pool::handshake(
   // (SSL_set_tlsext_host_name is a macro with a C cast; this is what it expands to.)
   if (SSL_ctrl(ssl.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
                const_cast<char*>(t.host.c_str())) != 1)
-    co_return std::pair{upstream_failure::tls_handshake,
-                        error_code(static_cast<int>(::ERR_get_error()),
-                                   net::error::get_ssl_category())};
+    co_return std::pair{
+        upstream_failure::tls_handshake,
+        error_code(static_cast<int>(::ERR_get_error()), net::error::get_ssl_category())};
   ssl.set_verify_callback(net::ssl::host_name_verification(t.host));
   auto [hec] = co_await ssl.async_handshake(net::ssl::stream_base::client, use_ec);
   if (!hec) co_return std::pair{upstream_failure::none, error_code{}};
-  co_return std::pair{hec == beast::error::timeout ? upstream_failure::timeout
-                                                   : upstream_failure::tls_handshake,
-                      hec};
+  co_return std::pair{
+      hec == beast::error::timeout ? upstream_failure::timeout : upstream_failure::tls_handshake,
+      hec};
 }
 
 void upstream_pool::release(std::unique_ptr<upstream_connection> c) {

@@ -20,8 +20,8 @@ namespace bedrock_meter::proxy {
 
 /// A resolved upstream endpoint for one region.
 struct upstream_target {
-  std::string host;         // DNS name or address literal
-  std::string port;         // service as text, for the resolver
+  std::string host;  // DNS name or address literal
+  std::string port;  // service as text, for the resolver
   bool tls = true;
   std::string host_header;  // `host` or `host:port` when the port is not the scheme's default
   std::string region;       // region signed for
@@ -75,7 +75,8 @@ enum class upstream_failure : std::uint8_t {
 };
 std::string_view to_string(upstream_failure f) noexcept;
 /// The bedrock_upstream_errors_total{kind} counter of a failure (`none` has none: not called).
-std::atomic<std::uint64_t>& error_counter(telemetry::proxy_counters& c, upstream_failure f) noexcept;
+std::atomic<std::uint64_t>& error_counter(telemetry::proxy_counters& c,
+                                          upstream_failure f) noexcept;
 
 class upstream_pool {
  public:
@@ -89,7 +90,8 @@ class upstream_pool {
   };
   /// A pooled idle connection to `t` if one is alive, else a new one (resolve, connect, TLS
   /// handshake with SNI and host verification), all within `connect_timeout`.
-  io::awaitable<acquired> acquire(const upstream_target& t, std::chrono::milliseconds connect_timeout);
+  io::awaitable<acquired> acquire(const upstream_target& t,
+                                  std::chrono::milliseconds connect_timeout);
   /// Returns a connection whose last response was read completely and was keep-alive.
   void release(std::unique_ptr<upstream_connection> c);
   /// Drops every idle connection (shutdown).

@@ -12,9 +12,9 @@ namespace bedrock_meter::telemetry {
 /// What the access log says about the connection a request came on (the settlement knows the
 /// request, not the connection).
 struct connection_info {
-  std::uint64_t id = 0;        ///< the proxy's connection id (HTTP/2 streams share one)
-  std::string_view protocol;   ///< "HTTP/1.1" or "HTTP/2"
-  std::string_view remote;     ///< client address:port
+  std::uint64_t id = 0;       ///< the proxy's connection id (HTTP/2 streams share one)
+  std::string_view protocol;  ///< "HTTP/1.1" or "HTTP/2"
+  std::string_view remote;    ///< client address:port
 };
 
 /// The line for one settled request. `model` is the id as sent (the ledger keeps both).

@@ -66,11 +66,11 @@ constexpr family_info info(outcome_family f) noexcept {
   X(timeouts, proxy_events, "timeout")                       /* client header/body/idle */      \
   X(connections_refused, proxy_events, "connection_refused") /* over max_connections */         \
   X(stream_decode_errors, proxy_events, "stream_decode_error")                                  \
-  X(estimated_requests, proxy_events, "estimated_request")   /* stream ended without usage */   \
-  X(drains, proxy_events, "drain")                           /* client gone: read on for usage */ \
-  X(drains_refused, proxy_events, "drain_refused")           /* over max_concurrent_drains */   \
+  X(estimated_requests, proxy_events, "estimated_request") /* stream ended without usage */     \
+  X(drains, proxy_events, "drain")                         /* client gone: read on for usage */ \
+  X(drains_refused, proxy_events, "drain_refused")         /* over max_concurrent_drains */     \
   X(ledger_append_failures, proxy_events, "ledger_append_failure")                              \
-  X(model_denied, proxy_events, "model_denied")              /* identity's model allow-list */  \
+  X(model_denied, proxy_events, "model_denied") /* identity's model allow-list */               \
   X(upstream_resolve, upstream_errors, "resolve")                                               \
   X(upstream_connect, upstream_errors, "connect")                                               \
   X(upstream_tls_handshake, upstream_errors, "tls_handshake")                                   \

@@ -8,7 +8,7 @@
 
 namespace spdlog {
 class logger;
-}
+}  // namespace spdlog
 
 namespace bedrock_meter::telemetry {
 

@@ -32,10 +32,9 @@ constexpr std::string_view provider = "aws.bedrock";
 constexpr char key_sep = '\x1f';
 
 // OpenTelemetry GenAI semantic conventions, explicit bucket boundaries advice.
-const std::vector<double> token_buckets = {1,      4,       16,      64,       256,
-                                           1024,   4096,    16384,   65536,    262144,
-                                           1048576, 4194304, 16777216, 67108864};
-const std::vector<double> duration_buckets = {0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64,
+const std::vector<double> token_buckets = {
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864};
+const std::vector<double> duration_buckets = {0.01, 0.02, 0.04, 0.08,  0.16,  0.32,  0.64,
                                               1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92};
 
 enum token_type : std::size_t { input, output, cache_read, cache_write, token_type_count };
@@ -89,8 +88,10 @@ class capped_family {
   /// Called on every use of a folded handle, so the counts are per sample, not per tuple.
   void count_fold(const handle& h) noexcept {
     if (!h.folded) return;
-    if (h.metric) folded_.Increment();
-    else dropped_.Increment();
+    if (h.metric)
+      folded_.Increment();
+    else
+      dropped_.Increment();
   }
 
   /// Resolves and counts the fold in one step (off the recorder path: restore, budgets).
@@ -124,8 +125,10 @@ class capped_family {
     for (std::size_t i = 0; i < values.size(); ++i)
       if (!values[i].empty()) labels.emplace(labels_[i].name, std::string(values[i]));
     T* m = nullptr;
-    if constexpr (std::is_same_v<T, pm::Histogram>) m = &family_.Add(labels, *buckets_);
-    else m = &family_.Add(labels);
+    if constexpr (std::is_same_v<T, pm::Histogram>)
+      m = &family_.Add(labels, *buckets_);
+    else
+      m = &family_.Add(labels);
     series_.emplace(std::move(key), m);
     return m;
   }
@@ -202,15 +205,28 @@ struct metrics::impl {
                                  "under the metric's series cap")
                            .Register(registry)),
         requests(counter("bedrock_requests_total", "Requests by outcome (restored from the ledger)",
-                         {{"operation", false}, {"model", true}, {"region", true}, {"team", true},
-                          {"app", true}, {"code", false}})),
+                         {{"operation", false},
+                          {"model", true},
+                          {"region", true},
+                          {"team", true},
+                          {"app", true},
+                          {"code", false}})),
         tokens(counter("bedrock_tokens_total", "Tokens by type (restored from the ledger)",
-                       {{"operation", false}, {"model", true}, {"region", true}, {"tier", true},
-                        {"team", true}, {"app", true}, {"type", false}})),
+                       {{"operation", false},
+                        {"model", true},
+                        {"region", true},
+                        {"tier", true},
+                        {"team", true},
+                        {"app", true},
+                        {"type", false}})),
         spend(counter("bedrock_spend_usd_total",
                       "Spend in USD (restored from the ledger; the exact amount is in the ledger)",
-                      {{"model", true}, {"region", true}, {"tier", true}, {"team", true},
-                       {"app", true}, {"type", false}})),
+                      {{"model", true},
+                       {"region", true},
+                       {"tier", true},
+                       {"team", true},
+                       {"app", true},
+                       {"type", false}})),
         unpriced(counter("bedrock_unpriced_requests_total",
                          "Requests with no matching price (never counted as $0)",
                          {{"model", true}, {"region", true}})),
@@ -221,12 +237,14 @@ struct metrics::impl {
                                "Requests refused by a blocking budget", {{"budget", true}})),
         token_usage(histogram("gen_ai_client_token_usage",
                               "Tokens used per GenAI operation (OpenTelemetry GenAI semconv)",
-                              {{"gen_ai_operation_name", false}, {"gen_ai_request_model", true},
+                              {{"gen_ai_operation_name", false},
+                               {"gen_ai_request_model", true},
                                {"gen_ai_token_type", false}},
                               token_buckets)),
         duration(histogram("gen_ai_client_operation_duration_seconds",
                            "GenAI operation duration in seconds (OpenTelemetry GenAI semconv)",
-                           {{"gen_ai_operation_name", false}, {"gen_ai_request_model", true},
+                           {{"gen_ai_operation_name", false},
+                            {"gen_ai_request_model", true},
                             {"error_type", true}},
                            duration_buckets)),
         first_chunk(histogram("gen_ai_client_operation_time_to_first_chunk_seconds",
@@ -258,8 +276,7 @@ struct metrics::impl {
   }
 
   histogram_family histogram(const std::string& name, const std::string& help,
-                             std::vector<label_spec> labels,
-                             const std::vector<double>& buckets) {
+                             std::vector<label_spec> labels, const std::vector<double>& buckets) {
     auto& fam = pm::BuildHistogram()
                     .Name(name)
                     .Help(help)
@@ -389,7 +406,8 @@ void metrics::recorder::record(const metering::settlement& r) noexcept {
   const record_labels l(r, status_buf);
   auto& key = st.key;
   key.clear();
-  for (const auto v : {l.operation, l.model, l.region, l.tier, l.team, l.app, l.code, l.error_type}) {
+  for (const auto v :
+       {l.operation, l.model, l.region, l.tier, l.team, l.app, l.code, l.error_type}) {
     key += v;
     key += key_sep;
   }
@@ -427,9 +445,8 @@ void metrics::recorder::state::count_finops(series_bundle& b, const metering::se
       }
     }
     if (costs[t] > 0) {
-      if (auto* c = use(b.spend[t], m.spend, [&] {
-            return std::array{l.model, l.region, l.tier, l.team, l.app, type};
-          }))
+      if (auto* c = use(b.spend[t], m.spend,
+                        [&] { return std::array{l.model, l.region, l.tier, l.team, l.app, type}; }))
         c->Increment(metering::to_usd_double(costs[t]));
     }
   }
@@ -458,12 +475,12 @@ void metrics::recorder::state::observe_gen_ai(series_bundle& b, const metering::
         h->Observe(static_cast<double>(r.output_tokens));
     }
   }
-  if (auto* h = use(b.duration, m.duration,
-                    [&] { return std::array{*op_name, l.model, l.error_type}; }))
+  if (auto* h = use(b.duration, m.duration, [&] {
+        return std::array{*op_name, l.model, l.error_type};
+      }))
     h->Observe(static_cast<double>(r.duration_us) / 1e6);
   if (r.streaming() && r.first_byte_us >= 0) {
-    if (auto* h =
-            use(b.first_chunk, m.first_chunk, [&] { return std::array{*op_name, l.model}; }))
+    if (auto* h = use(b.first_chunk, m.first_chunk, [&] { return std::array{*op_name, l.model}; }))
       h->Observe(static_cast<double>(r.first_byte_us) / 1e6);
   }
 }
@@ -584,8 +601,10 @@ pm::ClientMetric sample(double value, pm::MetricType type,
                         std::vector<pm::ClientMetric::Label> labels = {}) {
   pm::ClientMetric c;
   c.label = std::move(labels);
-  if (type == pm::MetricType::Counter) c.counter.value = value;
-  else c.gauge.value = value;
+  if (type == pm::MetricType::Counter)
+    c.counter.value = value;
+  else
+    c.gauge.value = value;
   return c;
 }
 
@@ -615,12 +634,14 @@ void append_scraped(std::vector<pm::MetricFamily>& out, const scrape_inputs& in)
     std::vector<pm::ClientMetric> samples;
     for (; i < in.counters.size() && in.counters[i].family == f; ++i) {
       const auto& c = in.counters[i];
-      if (fi.label.empty()) samples.push_back(sample(d(c.value), mt::Counter));
-      else samples.push_back(sample(d(c.value), mt::Counter,
-                                    {{std::string(fi.label), std::string(c.label)}}));
+      if (fi.label.empty())
+        samples.push_back(sample(d(c.value), mt::Counter));
+      else
+        samples.push_back(
+            sample(d(c.value), mt::Counter, {{std::string(fi.label), std::string(c.label)}}));
     }
-    out.push_back(family(std::string(fi.name), std::string(fi.help), mt::Counter,
-                         std::move(samples)));
+    out.push_back(
+        family(std::string(fi.name), std::string(fi.help), mt::Counter, std::move(samples)));
   }
   if (!in.rate_table_version.empty())
     out.push_back(family("bedrock_rate_table_info", "The rate table in use (always 1)", mt::Gauge,

@@ -13,8 +13,8 @@
 //   workers observe the very same series at the same instant.
 // - Counters are atomic doubles in prometheus-cpp; a scrape may run beside `record`.
 //
-// Cardinality (docs/metrics.md, "Label values are bounded"): the caller already bounds its labels, but
-// the adapter does not trust that. Each capped family admits at most `max_series_per_family`
+// Cardinality (docs/metrics.md, "Label values are bounded"): the caller already bounds its labels,
+// but the adapter does not trust that. Each capped family admits at most `max_series_per_family`
 // label combinations. Past `max_series_per_family - reserve` (reserve = 1% of the cap, at least
 // 1) a new combination is folded: its open-ended labels (model, region, tier, team, app,
 // gen_ai_request_model, error_type) become "other" while the closed ones (operation, type, code,
@@ -43,7 +43,6 @@ class ledger;
 }  // namespace bedrock_meter::accounting
 
 namespace bedrock_meter::telemetry {
-
 
 /// Values the adapter reads at scrape time from the proxy's own atomics, so the request path
 /// never counts the same event twice. Built by `scrape_inputs_from` or by hand in tests.

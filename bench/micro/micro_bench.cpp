@@ -13,12 +13,12 @@
 #include <string>
 #include <string_view>
 
+#include "aws/sigv4.hpp"
 #include "config/rate_table_loader.hpp"
 #include "metering/event_stream.hpp"
 #include "metering/rate_table.hpp"
 #include "metering/route.hpp"
 #include "metering/usage.hpp"
-#include "aws/sigv4.hpp"
 
 namespace {
 
@@ -48,9 +48,8 @@ void bm_event_stream_decode(benchmark::State& state) {
   const std::string bytes = long_stream();
   const auto chunk = static_cast<std::size_t>(state.range(0));
   std::uint64_t messages = 0;
-  const metering::event_stream_decoder::callback count = [&messages](const metering::event_message& m) {
-    messages += m.payload.empty() ? 0 : 1;
-  };
+  const metering::event_stream_decoder::callback count =
+      [&messages](const metering::event_message& m) { messages += m.payload.empty() ? 0 : 1; };
   for (auto _ : state) {
     metering::event_stream_decoder decoder;
     const std::string_view all = bytes;
@@ -119,7 +118,8 @@ constexpr std::string_view target = "/model/anthropic.claude-3-5-sonnet-20240620
 
 // Signing a 1 KiB request, payload hash included (the whole per-request signing cost).
 void bm_sigv4_sign_1kib(benchmark::State& state) {
-  const aws::sigv4::credentials creds{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
+  const aws::sigv4::credentials creds{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                                      ""};
   aws::sigv4::signing_options opt;
   opt.region = "us-east-1";
   opt.now = std::chrono::system_clock::now();
@@ -143,7 +143,8 @@ void bm_sigv4_verify_1kib(benchmark::State& state) {
   headers.pop_back();  // sign() adds x-amz-date for `now`
   aws::sigv4::sign("POST", target, headers, aws::sigv4::sha256_hex(kilobyte_body), creds, opt);
   const aws::sigv4::issued_key key{creds.secret_access_key, ""};
-  const aws::sigv4::key_lookup lookup = [&key](std::string_view id) -> const aws::sigv4::issued_key* {
+  const aws::sigv4::key_lookup lookup =
+      [&key](std::string_view id) -> const aws::sigv4::issued_key* {
     return id == "BMAKBENCHCLIENT001" ? &key : nullptr;
   };
   aws::sigv4::verify_options vopt;
@@ -159,7 +160,8 @@ BENCHMARK(bm_sigv4_verify_1kib);
 
 // Price lookup and cost for one answer, against the shipped rate table.
 void bm_price(benchmark::State& state) {
-  const auto loaded = config::load_rate_table_file(std::string(BM_SOURCE_DIR) + "/config/rates/bedrock.yaml");
+  const auto loaded =
+      config::load_rate_table_file(std::string(BM_SOURCE_DIR) + "/config/rates/bedrock.yaml");
   if (!loaded.table) {
     state.SkipWithError("rate table did not load");
     return;

@@ -327,9 +327,10 @@ TEST(BudgetEngine, SeedsAFreshStoreFromTheLedgerButNeverOverwrites) {
   budget_engine a(c, nullptr, restore, now);
   a.seed_store(now, store);
   EXPECT_EQ(a.status(now, &store)[0].spent, 2 * usd);
-  budget_engine b(c, nullptr, [](const bm::budget_def&, bm::instant) {
-    return std::optional<bm::money_total>(7 * usd);
-  }, now);
+  budget_engine b(
+      c, nullptr,
+      [](const bm::budget_def&, bm::instant) { return std::optional<bm::money_total>(7 * usd); },
+      now);
   b.seed_store(now, store);  // a second replica's ledger does not replace or add
   EXPECT_EQ(b.status(now, &store)[0].spent, 2 * usd);
 }

@@ -36,8 +36,8 @@ TEST(LedgerRetention, PruneDeletesOldRowsButTotalsNeverDrop) {
 
   // Pruned beside the live writer, as an operator's cron job would.
   const std::int64_t cut = start + 45 * day;
-  const auto old_rows = static_cast<std::uint64_t>(
-      std::count_if(recs.begin(), recs.end(), [&](const ledger_record& r) { return r.time_ms < cut; }));
+  const auto old_rows = static_cast<std::uint64_t>(std::count_if(
+      recs.begin(), recs.end(), [&](const ledger_record& r) { return r.time_ms < cut; }));
   ASSERT_GT(old_rows, 0u);
   auto pruned = prune_ledger(path, cut);
   ASSERT_TRUE(pruned) << pruned.error().message;

@@ -15,7 +15,8 @@ namespace {
 using metering::money_total;
 using metering::pico_usd;
 
-// --- totals ----------------------------------------------------------------------------------------
+// --- totals
+// ----------------------------------------------------------------------------------------
 
 TEST(LedgerTotals, EqualSumsComputedFromTheRecords) {
   temp_dir dir;
@@ -83,7 +84,8 @@ TEST(LedgerTotals, MoneyBeyondInt64IsSummedExactly) {
   EXPECT_EQ(i128(report->front().total_cost), i128(expected));
 }
 
-// --- queries ---------------------------------------------------------------------------------------
+// --- queries
+// ---------------------------------------------------------------------------------------
 
 ledger_record spend(std::int64_t t, std::string team, std::string app, std::string principal,
                     std::string model, pico_usd cost) {
@@ -109,9 +111,9 @@ TEST(LedgerQuery, SpendSinceAppliesEachFilter) {
   auto l = open_or_die(dir.file("spend.db"));
   ASSERT_TRUE(l);
   const std::vector<ledger_record> recs = {
-      spend(1000, "a", "x", "k1", "m1", 1),      spend(2000, "a", "y", "k1", "m2", 10),
-      spend(3000, "b", "x", "k2", "m1", 100),    spend(4000, "b", "y", "k3", "m2", 1000),
-      spend(5000, "a", "x", "k2", "m2", 10000),  spend(999, "a", "x", "k1", "m1", 100000),
+      spend(1000, "a", "x", "k1", "m1", 1),     spend(2000, "a", "y", "k1", "m2", 10),
+      spend(3000, "b", "x", "k2", "m1", 100),   spend(4000, "b", "y", "k3", "m2", 1000),
+      spend(5000, "a", "x", "k2", "m2", 10000), spend(999, "a", "x", "k1", "m1", 100000),
   };
   for (const auto& r : recs) ASSERT_TRUE(l->append(r));
   ASSERT_TRUE(l->flush());
@@ -174,7 +176,8 @@ TEST(LedgerQuery, ReportGroupsByUtcDayAtTheBoundaries) {
   EXPECT_EQ((*one_day)[1].keys, (std::vector<std::string>{"2024-10-04", "b"}));
   EXPECT_EQ(static_cast<std::int64_t>((*one_day)[1].total_cost), 100);
 
-  auto by_model = l->reader().query_report(INT64_MIN, INT64_MAX, {report_key::app, report_key::model_base});
+  auto by_model =
+      l->reader().query_report(INT64_MIN, INT64_MAX, {report_key::app, report_key::model_base});
   ASSERT_TRUE(by_model) << by_model.error().message;
   ASSERT_EQ(by_model->size(), 4u);
   EXPECT_EQ((*by_model)[0].keys, (std::vector<std::string>{"x", "m1"}));

@@ -28,7 +28,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// --- round trip ------------------------------------------------------------------------------------
+// --- round trip
+// ------------------------------------------------------------------------------------
 
 TEST(LedgerWriter, ConcurrentAppendsAreStoredExactlyOnceWithEveryField) {
   temp_dir dir;
@@ -89,7 +90,8 @@ TEST(LedgerWriter, AppendAfterCloseIsRefusedAndCounted) {
   EXPECT_EQ(l->counters().rejected, 1u);
   EXPECT_TRUE(all_records(dir.file("l.db")).empty());
 }
-// --- back-pressure ---------------------------------------------------------------------------------
+// --- back-pressure
+// ---------------------------------------------------------------------------------
 
 TEST(LedgerWriter, FullQueueBlocksTheCallerUntilTheWriterCatchesUp) {
   temp_dir dir;
@@ -133,7 +135,8 @@ TEST(LedgerWriter, FullQueueBlocksTheCallerUntilTheWriterCatchesUp) {
   EXPECT_EQ(all_records(path).size(), 5u);
 }
 
-// --- SQLite errors ---------------------------------------------------------------------------------
+// --- SQLite errors
+// ---------------------------------------------------------------------------------
 
 TEST(LedgerWriter, LockedDatabaseIsRetriedAndNoRecordIsLost) {
   temp_dir dir;
@@ -207,14 +210,16 @@ TEST(LedgerWriter, CloseGivesUpAfterItsTimeoutAndCountsTheLoss) {
   sqlite3_close(other);
 }
 
-// --- open errors -----------------------------------------------------------------------------------
+// --- open errors
+// -----------------------------------------------------------------------------------
 
 TEST(LedgerOpen, MissingDirectoryIsAClearError) {
   temp_dir dir;
   auto l = ledger::open(dir.file("no/such/dir/ledger.db"), fast_options());
   ASSERT_FALSE(l);
   EXPECT_EQ(l.error().what, ledger_error::kind::cannot_open);
-  EXPECT_NE(l.error().message.find("no/such/dir/ledger.db"), std::string::npos) << l.error().message;
+  EXPECT_NE(l.error().message.find("no/such/dir/ledger.db"), std::string::npos)
+      << l.error().message;
   EXPECT_NE(l.error().message.find("directory"), std::string::npos) << l.error().message;
 }
 
@@ -234,7 +239,8 @@ TEST(LedgerOpen, NotASqliteFileIsRefused) {
   auto l = ledger::open(path, fast_options());
   ASSERT_FALSE(l);
   EXPECT_EQ(l.error().what, ledger_error::kind::not_a_ledger) << l.error().message;
-  EXPECT_NE(l.error().message.find("not a SQLite database"), std::string::npos) << l.error().message;
+  EXPECT_NE(l.error().message.find("not a SQLite database"), std::string::npos)
+      << l.error().message;
 }
 
 TEST(LedgerOpen, AnotherApplicationsDatabaseIsRefused) {
@@ -277,7 +283,8 @@ TEST(LedgerOpen, NewerSchemaVersionIsRefused) {
   EXPECT_EQ(r.error().what, ledger_error::kind::newer_schema);
 }
 
-// --- crash durability ------------------------------------------------------------------------------
+// --- crash durability
+// ------------------------------------------------------------------------------
 
 TEST(LedgerCrash, FlushedRecordsSurviveAProcessThatExitsWithoutClosing) {
   temp_dir dir;
@@ -315,7 +322,8 @@ TEST(LedgerCrash, FlushedRecordsSurviveAProcessThatExitsWithoutClosing) {
   ASSERT_TRUE(l->flush());
   EXPECT_EQ(l->counters().errors, 0u);
 }
-// --- throughput (manual: --gtest_also_run_disabled_tests --gtest_filter=LedgerBench.*) ------------
+// --- throughput (manual: --gtest_also_run_disabled_tests --gtest_filter=LedgerBench.*)
+// ------------
 
 TEST(LedgerBench, DISABLED_CommittedRecordsPerSecond) {
   temp_dir dir;
@@ -347,13 +355,16 @@ TEST(LedgerBench, DISABLED_CommittedRecordsPerSecond) {
     }
     for (auto& w : workers) w.join();
     ASSERT_TRUE(l->flush());
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const auto c = l->counters();
     EXPECT_EQ(c.committed, std::uint64_t{threads * per_thread});
-    std::printf("synchronous=%s: %llu records in %.2f s = %.0f records/s, %llu batches, %llu blocked appends\n",
-                full ? "FULL" : "NORMAL", static_cast<unsigned long long>(c.committed), secs,
-                static_cast<double>(c.committed) / secs, static_cast<unsigned long long>(c.commit_batches),
-                static_cast<unsigned long long>(c.blocked_appends));
+    std::printf(
+        "synchronous=%s: %llu records in %.2f s = %.0f records/s, %llu batches, %llu blocked "
+        "appends\n",
+        full ? "FULL" : "NORMAL", static_cast<unsigned long long>(c.committed), secs,
+        static_cast<double>(c.committed) / secs, static_cast<unsigned long long>(c.commit_batches),
+        static_cast<unsigned long long>(c.blocked_appends));
   }
 }
 

@@ -24,7 +24,8 @@ temp_dir::~temp_dir() {
 
 // A record whose every field depends on (thread, i), so a swapped or truncated field shows.
 ledger_record make_record(int thread, int i) {
-  std::mt19937_64 rng(static_cast<std::uint64_t>(thread) * 1'000'003u + static_cast<std::uint64_t>(i));
+  std::mt19937_64 rng(static_cast<std::uint64_t>(thread) * 1'000'003u +
+                      static_cast<std::uint64_t>(i));
   auto pick = [&](std::uint64_t n) { return rng() % n; };
   ledger_record r;
   r.time_ms = 1'700'000'000'000 + static_cast<std::int64_t>(pick(90ull * 86'400'000));
@@ -36,8 +37,9 @@ ledger_record make_record(int thread, int i) {
     r.tags = {{"env", "prod"}, {"ticket", "T-" + std::to_string(i)}, {"quote\"d", "ü\n\\"}};
   }
   r.operation = pick(2) == 0 ? "Converse" : "InvokeModelWithResponseStream";
-  r.model_requested = pick(2) == 0 ? "us.anthropic.claude-3-5-sonnet-20240620-v1:0"
-                                   : "arn:aws:bedrock:us-east-1:123:application-inference-profile/x";
+  r.model_requested = pick(2) == 0
+                          ? "us.anthropic.claude-3-5-sonnet-20240620-v1:0"
+                          : "arn:aws:bedrock:us-east-1:123:application-inference-profile/x";
   r.model_base = pick(5) == 0 ? "" : "anthropic.claude-3-5-sonnet-20240620-v1:0";
   r.model_label = r.model_base.empty() ? "other" : r.model_base;
   r.region = pick(2) == 0 ? "us-east-1" : "eu-west-1";
@@ -112,12 +114,14 @@ void exec_or_fail(sqlite3* db, const char* sql) {
 
 namespace {
 
-using group_key = std::tuple<std::string, std::string, std::string, std::string, std::string, std::string, unsigned>;
+using group_key = std::tuple<std::string, std::string, std::string, std::string, std::string,
+                             std::string, unsigned>;
 
 std::map<group_key, ledger_totals_row> expected_totals(const std::vector<ledger_record>& recs) {
   std::map<group_key, ledger_totals_row> expected;
   for (const auto& r : recs) {
-    auto& e = expected[{r.operation, r.model_label, r.region, r.service_tier, r.team, r.app, r.status}];
+    auto& e =
+        expected[{r.operation, r.model_label, r.region, r.service_tier, r.team, r.app, r.status}];
     const bool est = r.usage_source == metering::usage_source::estimated;
     e.requests += 1;
     e.unpriced_requests += r.priced ? 0 : 1;
@@ -146,7 +150,8 @@ void expect_totals(ledger_reader& reader, const std::vector<ledger_record>& recs
   ASSERT_TRUE(totals) << totals.error().message;
   ASSERT_EQ(totals->size(), expected.size());
   for (const auto& row : *totals) {
-    auto it = expected.find({row.operation, row.model_label, row.region, row.service_tier, row.team, row.app, row.status});
+    auto it = expected.find({row.operation, row.model_label, row.region, row.service_tier, row.team,
+                             row.app, row.status});
     ASSERT_NE(it, expected.end()) << row.operation << " " << row.model_label << " " << row.team;
     const auto& e = it->second;
     EXPECT_EQ(row.requests, e.requests);

@@ -137,7 +137,7 @@ class redis_server {
              << "redis-server is not installed (scripts/install-deps installs it)";
     }
     std::vector<std::string> args = {binary, "--save", "", "--appendonly", "no", "--daemonize",
-                                     "no", "--dir", dir};
+                                     "no",   "--dir",  dir};
     if (ep.unix_socket.empty()) {
       args.insert(args.end(), {"--port", std::to_string(ep.port), "--bind", "127.0.0.1"});
     } else {
@@ -615,8 +615,7 @@ TEST_F(RedisBudgetTest, ErrorsSayWhetherAConnectionWasAttempted) {
   const auto first = c.charge("k", period, 1, key_ttl);
   ASSERT_FALSE(first);
   EXPECT_EQ(first.error().what, redis_error::kind::connect);
-  EXPECT_NE(first.error().message.find("unix:" + ep.unix_socket + ": connect: "),
-            std::string::npos)
+  EXPECT_NE(first.error().message.find("unix:" + ep.unix_socket + ": connect: "), std::string::npos)
       << first.error().message;
   const auto waiting = c.read("k", period);
   ASSERT_FALSE(waiting);

@@ -48,7 +48,8 @@ class client {
   reply read_reply() {
     reply r;
     const auto n = net::read_until(socket_, buf_, "\r\n\r\n");
-    std::string head(net::buffers_begin(buf_.data()), net::buffers_begin(buf_.data()) + static_cast<std::ptrdiff_t>(n));
+    std::string head(net::buffers_begin(buf_.data()),
+                     net::buffers_begin(buf_.data()) + static_cast<std::ptrdiff_t>(n));
     buf_.consume(n);
     r.status = std::stoi(head.substr(9, 3));
     r.headers = head;
@@ -61,7 +62,8 @@ class client {
       pos = end + 2;
     }
     if (buf_.size() < length) net::read(socket_, buf_, net::transfer_exactly(length - buf_.size()));
-    r.body.assign(net::buffers_begin(buf_.data()), net::buffers_begin(buf_.data()) + static_cast<std::ptrdiff_t>(length));
+    r.body.assign(net::buffers_begin(buf_.data()),
+                  net::buffers_begin(buf_.data()) + static_cast<std::ptrdiff_t>(length));
     buf_.consume(length);
     return r;
   }

@@ -99,8 +99,8 @@ TEST_F(CredentialRefresh, FailureKeepsOldSnapshotAndBacksOff) {
     EXPECT_EQ(p->current(), held);
     const auto st = p->status();
     ASSERT_TRUE(st.next_attempt);
-    delays.push_back(std::chrono::duration_cast<std::chrono::seconds>(*st.next_attempt -
-                                                                      clock_.now()));
+    delays.push_back(
+        std::chrono::duration_cast<std::chrono::seconds>(*st.next_attempt - clock_.now()));
     EXPECT_EQ(p->refresh_if_due(), refresh_result::not_due);  // not before the backoff
     clock_.advance(*st.next_attempt - clock_.now());
   }

@@ -247,8 +247,8 @@ TEST(CredentialContainer, SilentEndpointTimesOut) {
   fake_env env{{{"AWS_CONTAINER_CREDENTIALS_FULL_URI",
                  "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/"}}};
   const auto start = std::chrono::steady_clock::now();
-  auto r = from_container(
-      {.getenv = env.fn(), .container_timeout = 200ms, .container_attempts = 2});
+  auto r =
+      from_container({.getenv = env.fn(), .container_timeout = 200ms, .container_attempts = 2});
   const auto elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, credential_errc::http);
@@ -283,9 +283,7 @@ struct imds_stand_in {
     }
     return reply(404);
   }};
-  fake_env env() const {
-    return fake_env{{{"AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url()}}};
-  }
+  fake_env env() const { return fake_env{{{"AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url()}}}; }
 };
 
 TEST(CredentialImds, FetchesWithSessionToken) {
@@ -380,8 +378,9 @@ class CredentialChain : public ::testing::Test {
     env_.vars["AWS_SECRET_ACCESS_KEY"] = "secretenv";
   }
   void with_files() {
-    dir_.write("credentials", "[default]\naws_access_key_id=AKIDFILE\naws_secret_access_key=s\n"
-                              "[dev]\naws_access_key_id=AKIDDEV\naws_secret_access_key=s\n");
+    dir_.write("credentials",
+               "[default]\naws_access_key_id=AKIDFILE\naws_secret_access_key=s\n"
+               "[dev]\naws_access_key_id=AKIDDEV\naws_secret_access_key=s\n");
   }
   void with_container() {
     env_.vars["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = agent_.server.url() + "/creds";
@@ -445,7 +444,8 @@ TEST_F(CredentialChain, NothingFoundNamesEverySource) {
   EXPECT_EQ(r.error().code, credential_errc::not_found);
   for (const char* part : {"AWS_ACCESS_KEY_ID", "profile 'default'", "AWS_CONTAINER_CREDENTIALS",
                            "AWS_EC2_METADATA_DISABLED"}) {
-    EXPECT_NE(r.error().message.find(part), std::string::npos) << part << " in " << r.error().message;
+    EXPECT_NE(r.error().message.find(part), std::string::npos)
+        << part << " in " << r.error().message;
   }
 }
 

@@ -135,7 +135,8 @@ TEST_F(CredentialProfile, MissingFilesAreNotFound) {
 TEST_F(CredentialProfile, HomeDefaultsAndTildeExpansion) {
   env_.vars.erase("AWS_SHARED_CREDENTIALS_FILE");
   env_.vars.erase("AWS_CONFIG_FILE");
-  dir_.write(".aws/credentials", "[default]\naws_access_key_id=AKIDHOME\naws_secret_access_key=s\n");
+  dir_.write(".aws/credentials",
+             "[default]\naws_access_key_id=AKIDHOME\naws_secret_access_key=s\n");
   auto r = fetch();
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->creds.access_key_id, "AKIDHOME");

@@ -31,10 +31,10 @@ struct fake_env {
 
 // A wall clock the test moves by hand. Atomic: the refresh thread reads it too.
 struct fake_clock {
-  std::atomic<clock_time::rep> ticks{clock_time{std::chrono::sys_days{std::chrono::year{2026} /
-                                                                      11 / 26}}
-                                          .time_since_epoch()
-                                          .count()};
+  std::atomic<clock_time::rep> ticks{
+      clock_time{std::chrono::sys_days{std::chrono::year{2026} / 11 / 26}}
+          .time_since_epoch()
+          .count()};
   clock_time now() const { return clock_time{clock_time::duration{ticks.load()}}; }
   void advance(clock_time::duration d) { ticks += d.count(); }
   clock_fn fn() {

@@ -2,8 +2,8 @@
 // signing vectors (botocore-verified), and every verify() outcome.
 #include "aws/sigv4.hpp"
 
-#include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <boost/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -21,7 +21,8 @@ using namespace std::chrono_literals;
 const fs::path suite_root = fs::path(BM_TEST_DATA_DIR) / "bedrock" / "sigv4-test-suite";
 const fs::path aws_c_auth_root = suite_root / "aws-c-auth-aws-signing-test-suite" / "v4";
 const fs::path legacy_root = suite_root / "legacy-aws4_testsuite-from-botocore";
-const fs::path bedrock_vectors = fs::path(BM_TEST_DATA_DIR) / "bedrock" / "sigv4-bedrock-vectors.json";
+const fs::path bedrock_vectors =
+    fs::path(BM_TEST_DATA_DIR) / "bedrock" / "sigv4-bedrock-vectors.json";
 
 constexpr std::string_view empty_sha256 =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -90,7 +91,9 @@ std::string test_name(std::string s) {
 
 std::chrono::system_clock::time_point parse_iso8601(std::string_view s) {
   // "2015-08-30T12:36:00Z"
-  const auto num = [&](std::size_t at, std::size_t n) { return std::stoi(std::string(s.substr(at, n))); };
+  const auto num = [&](std::size_t at, std::size_t n) {
+    return std::stoi(std::string(s.substr(at, n)));
+  };
   const std::chrono::year_month_day ymd{std::chrono::year{num(0, 4)},
                                         std::chrono::month{static_cast<unsigned>(num(5, 2))},
                                         std::chrono::day{static_cast<unsigned>(num(8, 2))}};
@@ -190,7 +193,8 @@ aws_c_auth_case load_aws_c_auth(const std::string& dir) {
   const json::object& cr = c.context.at("credentials").as_object();
   c.creds.access_key_id = json::value_to<std::string>(cr.at("access_key_id"));
   c.creds.secret_access_key = json::value_to<std::string>(cr.at("secret_access_key"));
-  if (const auto* t = cr.if_contains("token")) c.creds.session_token = json::value_to<std::string>(*t);
+  if (const auto* t = cr.if_contains("token"))
+    c.creds.session_token = json::value_to<std::string>(*t);
   c.opt.region = json::value_to<std::string>(c.context.at("region"));
   c.opt.service = json::value_to<std::string>(c.context.at("service"));
   c.opt.now = parse_iso8601(c.context.at("timestamp").as_string());
@@ -378,21 +382,22 @@ TEST_P(SigV4BedrockVectors, SignMatchesBotocore) {
                              {"User-Agent", "test"}};
   const std::string payload = sigv4::sha256_hex(str(meta.at("body")));
   const std::string wire_path = str(v.at("wire_path"));
-  const sigv4::signature_parts parts =
-      sigv4::sign("POST", wire_path, headers, payload, creds, opt);
+  const sigv4::signature_parts parts = sigv4::sign("POST", wire_path, headers, payload, creds, opt);
 
   EXPECT_EQ(parts.canonical_request, str(v.at("canonical_request")));
   EXPECT_EQ(parts.string_to_sign, str(v.at("string_to_sign")));
   EXPECT_EQ(parts.signature, str(v.at("signature")));
   EXPECT_EQ(parts.authorization, str(v.at("authorization")));
-  const std::string creq_uri = parts.canonical_request.substr(
-      5, parts.canonical_request.find('\n', 5) - 5);
+  const std::string creq_uri =
+      parts.canonical_request.substr(5, parts.canonical_request.find('\n', 5) - 5);
   EXPECT_EQ(creq_uri, str(v.at("canonical_uri")));
 
   // The signed headers were appended to the request.
   ASSERT_GE(headers.size(), 2U);
-  EXPECT_EQ(headers[headers.size() - 2], (std::pair<std::string, std::string>{"x-amz-date", "20250101T000000Z"}));
-  EXPECT_EQ(headers.back(), (std::pair<std::string, std::string>{"authorization", parts.authorization}));
+  EXPECT_EQ(headers[headers.size() - 2],
+            (std::pair<std::string, std::string>{"x-amz-date", "20250101T000000Z"}));
+  EXPECT_EQ(headers.back(),
+            (std::pair<std::string, std::string>{"authorization", parts.authorization}));
 
   // And the proxy's verifier accepts what the signer produced.
   const sigv4::issued_key key{creds.secret_access_key, ""};
@@ -407,7 +412,8 @@ TEST_P(SigV4BedrockVectors, SignMatchesBotocore) {
 INSTANTIATE_TEST_SUITE_P(Bedrock, SigV4BedrockVectors, ::testing::ValuesIn(bedrock_vector_params()),
                          [](const auto& param_info) {
                            const json::object& v = param_info.param.v;
-                           const std::string style = json::value_to<std::string>(v.at("wire_path_style"));
+                           const std::string style =
+                               json::value_to<std::string>(v.at("wire_path_style"));
                            return test_name(std::to_string(param_info.param.index) + "_" +
                                             json::value_to<std::string>(v.at("operation")) + "_" +
                                             style.substr(0, style.find(' ')));
@@ -437,7 +443,8 @@ sigv4::signing_options bedrock_options() {
 std::string canonical_uri_of(std::string_view target, const sigv4::signing_options& opt) {
   const sigv4::header_list headers{{"host", "h"}};
   const sigv4::request_view req{"GET", target, &headers, empty_sha256};
-  const std::string creq = sigv4::compute(req, {"AK", "SK", ""}, "20250101T000000Z", opt).canonical_request;
+  const std::string creq =
+      sigv4::compute(req, {"AK", "SK", ""}, "20250101T000000Z", opt).canonical_request;
   const std::size_t a = creq.find('\n') + 1;
   return creq.substr(a, creq.find('\n', a) - a);
 }
@@ -460,7 +467,8 @@ TEST(SigV4Canonical, QueryEncodingAndOrder) {
   const sigv4::header_list headers{{"host", "h"}};
   const sigv4::request_view req{"GET", "/?b=2&a=z&a=y&c&d=%2f%20x+y&&", &headers, empty_sha256};
   const std::string creq =
-      sigv4::compute(req, {"AK", "SK", ""}, "20250101T000000Z", bedrock_options()).canonical_request;
+      sigv4::compute(req, {"AK", "SK", ""}, "20250101T000000Z", bedrock_options())
+          .canonical_request;
   EXPECT_EQ(creq.substr(0, creq.find("\nhost:")), "GET\n/\na=y&a=z&b=2&c=&d=%2F%20x%2By");
 }
 
@@ -493,7 +501,8 @@ TEST(SigV4Canonical, SignDropsStaleAuthAndSignsOnlyChosenHeaders) {
   EXPECT_EQ(count("x-amz-security-token"), 1);
   EXPECT_EQ(count("x-amz-content-sha256"), 1);
   EXPECT_EQ(headers.back().second, parts.authorization);
-  EXPECT_NE(parts.canonical_request.find("x-amz-security-token:upstream-token\n"), std::string::npos);
+  EXPECT_NE(parts.canonical_request.find("x-amz-security-token:upstream-token\n"),
+            std::string::npos);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -631,15 +640,17 @@ TEST_F(SigV4Verify, TamperedSignedHeaderOrPath) {
   const sigv4::header_list h2 = signed_request(client_, opts(t0_), body_);
   sigv4::verify_options vo;
   vo.now = t0_;
-  EXPECT_EQ(sigv4::verify("POST", "/model/other/converse", h2, sigv4::sha256_hex(body_), lookup(), vo)
-                .error,
-            sigv4::verify_error::signature_mismatch);
+  EXPECT_EQ(
+      sigv4::verify("POST", "/model/other/converse", h2, sigv4::sha256_hex(body_), lookup(), vo)
+          .error,
+      sigv4::verify_error::signature_mismatch);
 }
 
 TEST_F(SigV4Verify, SessionTokens) {
   // A token on a key issued without one.
-  EXPECT_EQ(error_of(signed_request({"AKIDCLIENT", "client-secret-key", "made-up"}, opts(t0_), body_)),
-            sigv4::verify_error::session_token_refused);
+  EXPECT_EQ(
+      error_of(signed_request({"AKIDCLIENT", "client-secret-key", "made-up"}, opts(t0_), body_)),
+      sigv4::verify_error::session_token_refused);
   // The issued token: accepted.
   EXPECT_EQ(error_of(signed_request({"AKIDTEMP", "temp-secret-key", "issued-session-token"},
                                     opts(t0_), body_)),
@@ -672,12 +683,13 @@ TEST_F(SigV4Verify, MalformedAuthorization) {
   const std::string sh = "SignedHeaders=content-type;host;x-amz-date";
   const std::vector<std::string> malformed{
       "AWS4-HMAC-SHA256 ",
-      "AWS4-HMAC-SHA256 " + cred + ", " + sh,                                    // no signature
-      "AWS4-HMAC-SHA256 " + cred + ", Signature=" + sig,                         // no headers
-      "AWS4-HMAC-SHA256 " + sh + ", Signature=" + sig,                           // no credential
-      "AWS4-HMAC-SHA256 " + cred + ", " + sh + ", Signature=" + sig.substr(1),   // short sig
+      "AWS4-HMAC-SHA256 " + cred + ", " + sh,                                   // no signature
+      "AWS4-HMAC-SHA256 " + cred + ", Signature=" + sig,                        // no headers
+      "AWS4-HMAC-SHA256 " + sh + ", Signature=" + sig,                          // no credential
+      "AWS4-HMAC-SHA256 " + cred + ", " + sh + ", Signature=" + sig.substr(1),  // short sig
       "AWS4-HMAC-SHA256 " + cred + ", " + sh + ", Signature=" + std::string(64, 'G'),
-      "AWS4-HMAC-SHA256 Credential=AKIDCLIENT/20250101/us-west-2/bedrock, " + sh + ", Signature=" + sig,
+      "AWS4-HMAC-SHA256 Credential=AKIDCLIENT/20250101/us-west-2/bedrock, " + sh +
+          ", Signature=" + sig,
       "AWS4-HMAC-SHA256 Credential=AKIDCLIENT/20250101/us-west-2/bedrock/aws4_request/x, " + sh +
           ", Signature=" + sig,
       "AWS4-HMAC-SHA256 Credential=AKIDCLIENT//us-west-2/bedrock/aws4_request, " + sh +

@@ -407,8 +407,8 @@ TEST_F(config_test, minimal_config_gets_documented_defaults) {
 TEST_F(config_test, documented_defaults_match_the_loader) {
   // docs/configuration.md ends with every field at its default; loading it must give exactly what
   // omitting everything gives, and what the structs default to.
-  const std::string doc = read_text(fs::path(BM_TEST_DATA_DIR) / ".." / ".." / "docs" /
-                                    "configuration.md");
+  const std::string doc =
+      read_text(fs::path(BM_TEST_DATA_DIR) / ".." / ".." / "docs" / "configuration.md");
   const std::size_t section = doc.find("## Complete reference with defaults");
   ASSERT_NE(section, std::string::npos);
   const std::size_t begin = doc.find("```yaml\n", section);
@@ -460,7 +460,8 @@ TEST(parse_size, accepts_plain_and_binary_units) {
   EXPECT_EQ(parse_size("16KiB"), 16384u);
   EXPECT_EQ(parse_size("32MiB"), 33554432u);
   EXPECT_EQ(parse_size("2GiB"), 2147483648u);
-  for (const char* bad : {"", "KiB", "16KB", "16k", "1.5MiB", "-1", "16 KiB", "99999999999999999999GiB"}) {
+  for (const char* bad :
+       {"", "KiB", "16KB", "16k", "1.5MiB", "-1", "16 KiB", "99999999999999999999GiB"}) {
     EXPECT_FALSE(parse_size(bad).has_value()) << bad;
   }
 }
@@ -687,8 +688,7 @@ TEST_F(config_test, tls_files_must_exist_relative_to_the_config_dir) {
   EXPECT_EQ(missing_file->line, 5);
   EXPECT_EQ(missing_file->column, 17);
   // The message names the resolved path so the user sees where it looked.
-  EXPECT_NE(missing_file->message.find((dir_ / "tls" / "missing.key").string()),
-            std::string::npos);
+  EXPECT_NE(missing_file->message.find((dir_ / "tls" / "missing.key").string()), std::string::npos);
   const auto* missing_key = error_at(r, "listeners[1].tls.key_file");
   ASSERT_NE(missing_key, nullptr);
   EXPECT_EQ(missing_key->line, 8);  // the tls map starts at cert_file
@@ -701,8 +701,8 @@ TEST_F(config_test, tls_files_must_exist_relative_to_the_config_dir) {
 TEST_F(config_test, tls_paths_that_are_directories_or_absolute) {
   make_certs();
   const std::string abs_cert = (dir_ / "certs" / "server.pem").string();
-  const auto r = load("listeners:\n  - port: 8443\n    tls: {cert_file: " + abs_cert +
-                      ", key_file: certs}\n");
+  const auto r =
+      load("listeners:\n  - port: 8443\n    tls: {cert_file: " + abs_cert + ", key_file: certs}\n");
   ASSERT_EQ(r.errors.size(), 1u) << all_errors(r);
   EXPECT_EQ(r.errors[0].path, "listeners[0].tls.key_file");
   EXPECT_NE(r.errors[0].message.find("not a regular file"), std::string::npos);
@@ -759,8 +759,8 @@ TEST_F(config_test, endpoint_must_be_an_http_origin) {
            {"https://", false},
            {"http://[::1", false},
        }) {
-    const auto r = load(std::string("listeners: [{port: 1}]\nupstream:\n  endpoint: \"") +
-                        endpoint + "\"\n");
+    const auto r =
+        load(std::string("listeners: [{port: 1}]\nupstream:\n  endpoint: \"") + endpoint + "\"\n");
     if (ok) {
       EXPECT_TRUE(r.errors.empty()) << endpoint << "\n" << all_errors(r);
     } else {
@@ -1083,12 +1083,9 @@ limits: {idle_timeout: 60}
   ASSERT_FALSE(r.value.has_value());
   ASSERT_EQ(r.errors.size(), 7u) << all_errors(r);
   const std::vector<std::pair<std::string, int>> expected = {
-      {"listeners[0].port", 2},
-      {"upstream.regoin", 4},
-      {"upstream.credentials.source", 5},
-      {"auth.access_keys[0].access_key_id", 8},
-      {"auth.access_keys[0].team", 8},
-      {"logging.level", 9},
+      {"listeners[0].port", 2},           {"upstream.regoin", 4},
+      {"upstream.credentials.source", 5}, {"auth.access_keys[0].access_key_id", 8},
+      {"auth.access_keys[0].team", 8},    {"logging.level", 9},
       {"limits.idle_timeout", 10},
   };
   for (std::size_t i = 0; i < expected.size(); ++i) {
@@ -1108,7 +1105,8 @@ TEST_F(config_test, load_file_reports_an_unreadable_path) {
   EXPECT_NE(d.errors[0].message.find("not a regular file"), std::string::npos);
 }
 
-// ---------------------------------------------------------------- pricing, models, ledger, metering
+// ---------------------------------------------------------------- pricing, models, ledger,
+// metering
 
 constexpr std::string_view small_table = R"(version: "t-1"
 currency: USD
@@ -1246,7 +1244,8 @@ entries:
     output: "1.5.0"
     source: test
 )");
-  write_text(dir_ / "config.yaml", "listeners: [{port: 1}]\npricing:\n  rate_table: rates/bad.yaml\n");
+  write_text(dir_ / "config.yaml",
+             "listeners: [{port: 1}]\npricing:\n  rate_table: rates/bad.yaml\n");
   const auto r = load_file((dir_ / "config.yaml").string(), fake_env);
   EXPECT_FALSE(r.value.has_value());
   ASSERT_EQ(r.errors.size(), 3u) << all_errors(r);
@@ -1311,8 +1310,9 @@ TEST_F(config_test, demo_example_loads_cleanly) {
   EXPECT_EQ(c.auth.bearer_keys[0].team, "support");
   EXPECT_FALSE(c.auth.anonymous.enabled);
   ASSERT_NE(c.rate_table, nullptr);
-  EXPECT_EQ(c.pricing.rate_table,
-            fs::absolute(examples_dir / ".." / "rates" / "bedrock.yaml").lexically_normal().string());
+  EXPECT_EQ(
+      c.pricing.rate_table,
+      fs::absolute(examples_dir / ".." / "rates" / "bedrock.yaml").lexically_normal().string());
   EXPECT_EQ(c.ledger.path, fs::absolute(examples_dir / "ledger.db").lexically_normal().string());
   EXPECT_TRUE(r.warnings.empty()) << r.warnings.front().to_string();
 }

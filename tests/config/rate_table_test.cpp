@@ -49,7 +49,8 @@ bool contains(const std::string& haystack, std::string_view needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-constexpr std::string_view header = "version: \"2026-07-24.1\"\ncurrency: USD\nunit: per_million_tokens\n";
+constexpr std::string_view header =
+    "version: \"2026-07-24.1\"\ncurrency: USD\nunit: per_million_tokens\n";
 
 // ---------------------------------------------------------------- a good table
 
@@ -368,9 +369,10 @@ TEST(rate_table_loader, structural_and_syntax_errors) {
                         " regions: [\"*\"], input: \"1\", output: \"1\", source: s}\n");
   ASSERT_EQ(arn.errors.size(), 1u);
   EXPECT_TRUE(contains(arn.errors[0].message, "models.mappings"));
-  const auto bad_lc = load(std::string(header) +
-                           "entries:\n  - {model: a.b, regions: [\"*\"], input: \"1\", output: \"1\","
-                           " source: s, long_context: {above_input_tokens: lots, input: \"1\"}}\n");
+  const auto bad_lc =
+      load(std::string(header) +
+           "entries:\n  - {model: a.b, regions: [\"*\"], input: \"1\", output: \"1\","
+           " source: s, long_context: {above_input_tokens: lots, input: \"1\"}}\n");
   EXPECT_EQ(bad_lc.errors.size(), 2u) << all(bad_lc.errors);  // threshold, missing output
   const auto version = load("version: \"2026 07 24\"\nentries: []\n");
   ASSERT_EQ(version.errors.size(), 1u);
@@ -384,8 +386,9 @@ TEST(rate_table_loader, file_errors_and_file_locations) {
   const fs::path dir = fs::temp_directory_path() / ("bm_rates_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   {
-    std::ofstream(dir / "t.yaml") << header << "entries:\n  - {model: a.b, regions: [\"*\"], "
-                                                "input: \"1\", output: \"x\", source: s}\n";
+    std::ofstream(dir / "t.yaml") << header
+                                  << "entries:\n  - {model: a.b, regions: [\"*\"], "
+                                     "input: \"1\", output: \"x\", source: s}\n";
   }
   const auto r = load_rate_table_file((dir / "t.yaml").string());
   ASSERT_EQ(r.errors.size(), 1u);
@@ -482,7 +485,8 @@ TEST_F(shipped_table_test, notes_corrections_are_applied) {
     m::rate_micro_per_m output;
   };
   const std::vector<want> expected = {
-      {"amazon.titan-text-express-v1", "us-east-1", m::inference_scope::in_region, 200'000, 600'000},
+      {"amazon.titan-text-express-v1", "us-east-1", m::inference_scope::in_region, 200'000,
+       600'000},
       {"amazon.titan-text-express-v1", "us-gov-west-1", m::inference_scope::in_region, 200'000,
        600'000},
       {"amazon.titan-text-lite-v1", "us-east-1", m::inference_scope::in_region, 150'000, 200'000},
@@ -499,8 +503,8 @@ TEST_F(shipped_table_test, notes_corrections_are_applied) {
        12'000'000},
       {"anthropic.claude-3-5-haiku-20241022-v1:0", "eu-west-1", m::inference_scope::geo, 800'000,
        4'000'000},
-      {"anthropic.claude-3-5-haiku-20241022-v1:0", "eu-central-1", m::inference_scope::geo,
-       800'000, 4'000'000},
+      {"anthropic.claude-3-5-haiku-20241022-v1:0", "eu-central-1", m::inference_scope::geo, 800'000,
+       4'000'000},
       {"qwen.qwen3-coder-480b-a35b-v1:0", "us-west-2", m::inference_scope::in_region, 450'000,
        1'800'000},
   };
@@ -511,8 +515,8 @@ TEST_F(shipped_table_test, notes_corrections_are_applied) {
     EXPECT_EQ(e->rates.output, w.output) << w.model << " " << w.region << " " << e->location;
   }
   // eu. Claude 3.5 Haiku carried Claude 3 Haiku's cache prices too.
-  const auto* haiku = at("anthropic.claude-3-5-haiku-20241022-v1:0", "eu-west-1",
-                         m::inference_scope::geo);
+  const auto* haiku =
+      at("anthropic.claude-3-5-haiku-20241022-v1:0", "eu-west-1", m::inference_scope::geo);
   ASSERT_NE(haiku, nullptr);
   EXPECT_EQ(haiku->rates.cache_read, micro(80'000));
   EXPECT_EQ(haiku->rates.cache_write_5m, micro(1'000'000));
@@ -631,7 +635,8 @@ TEST_F(shipped_table_test, every_token_priced_csv_row_has_its_price) {
   // Regions with their own CSV rows, per base model: a "*" row is checked from another region.
   std::map<std::string, std::set<std::string>> regional;
   for (std::size_t i = 1; i < rows.size(); ++i) {
-    if (get(rows[i], "region") != "*") regional[get(rows[i], "base_model_id")].insert(get(rows[i], "region"));
+    if (get(rows[i], "region") != "*")
+      regional[get(rows[i], "base_model_id")].insert(get(rows[i], "region"));
   }
   const std::map<std::string, std::vector<std::string>> geo_regions = {
       {"us", {"us-east-1", "us-east-2", "us-west-1", "us-west-2"}},
@@ -644,10 +649,14 @@ TEST_F(shipped_table_test, every_token_priced_csv_row_has_its_price) {
   };
   // NOTES.md corrections and resolved CSV conflicts: checked by the tests above instead.
   const std::set<std::string> corrected = {
-      "amazon.titan-text-express-v1", "amazon.titan-text-lite-v1",
-      "meta.llama3-1-70b-instruct-v1:0", "meta.llama3-1-405b-instruct-v1:0",
-      "meta.llama3-2-11b-instruct-v1:0", "meta.llama3-2-90b-instruct-v1:0",
-      "mistral.mistral-large-2402-v1:0", "eu.anthropic.claude-3-5-haiku-20241022-v1:0",
+      "amazon.titan-text-express-v1",
+      "amazon.titan-text-lite-v1",
+      "meta.llama3-1-70b-instruct-v1:0",
+      "meta.llama3-1-405b-instruct-v1:0",
+      "meta.llama3-2-11b-instruct-v1:0",
+      "meta.llama3-2-90b-instruct-v1:0",
+      "mistral.mistral-large-2402-v1:0",
+      "eu.anthropic.claude-3-5-haiku-20241022-v1:0",
       "qwen.qwen3-coder-480b-a35b-v1:0",
       "bedrock/moonshotai.kimi-k2.5",                  // 3.03 loses to the AWS-page row
       "bedrock_mantle/openai.gpt-oss-safeguard-20b"};  // mantle loses to the Runtime row

@@ -64,15 +64,17 @@ TEST(yaml_reader, unknown_key_gets_a_did_you_mean_hint) {
 TEST(yaml_reader, unknown_key_without_a_near_one_lists_the_valid_keys) {
   doc d("zzz: 1\n");
   const map_reader m(d.diag, d.root, "upstream", keys);
-  EXPECT_EQ(d.only_error(), "t.yaml:1:1: upstream.zzz: unknown key 'zzz'; valid keys here: "
-                            "region, timeout, count, tags, items");
+  EXPECT_EQ(d.only_error(),
+            "t.yaml:1:1: upstream.zzz: unknown key 'zzz'; valid keys here: "
+            "region, timeout, count, tags, items");
 }
 
 TEST(yaml_reader, top_level_unknown_key_can_be_called_a_section) {
   doc d("count: 1\nmetrics: {}\n");
   const map_reader m(d.diag, d.root, "", keys, d.root.Mark(), "section");
-  EXPECT_EQ(d.only_error(), "t.yaml:2:1: metrics: unknown section 'metrics'; valid keys here: "
-                            "region, timeout, count, tags, items");
+  EXPECT_EQ(d.only_error(),
+            "t.yaml:2:1: metrics: unknown section 'metrics'; valid keys here: "
+            "region, timeout, count, tags, items");
 }
 
 TEST(yaml_reader, duplicate_key_is_reported_and_the_first_one_is_kept) {
@@ -95,8 +97,9 @@ TEST(yaml_reader, a_map_that_must_be_there_refuses_anything_else) {
   doc list("[1, 2]");
   const map_reader m(list.diag, list.root, "entries[0]", keys);
   EXPECT_FALSE(m.is_map());
-  EXPECT_EQ(list.only_error(), "t.yaml:1:1: entries[0]: expected a map of keys (region, timeout, "
-                               "count, tags, items), got a list");
+  EXPECT_EQ(list.only_error(),
+            "t.yaml:1:1: entries[0]: expected a map of keys (region, timeout, "
+            "count, tags, items), got a list");
 
   doc empty("a:\n");
   const map_reader n(empty.diag, empty.root["a"], "a", keys);
@@ -165,8 +168,7 @@ TEST(yaml_reader, booleans_and_the_two_wordings_of_a_wrong_type) {
   EXPECT_FALSE(m.read_bool("count", out));
   EXPECT_EQ(d.only_error(), "t.yaml:3:8: s.count: expected true or false, got a list");
   EXPECT_FALSE(m.read_bool("count", out, bool_wording::quoted_type));
-  EXPECT_EQ(d.only_error(),
-            "t.yaml:3:8: s.count: 'a list' is not a boolean; write true or false");
+  EXPECT_EQ(d.only_error(), "t.yaml:3:8: s.count: 'a list' is not a boolean; write true or false");
   EXPECT_FALSE(m.read_bool("items", out));
   EXPECT_TRUE(d.no_errors());
 }
@@ -193,8 +195,9 @@ TEST(yaml_reader, whole_numbers_with_a_range) {
   std::uint16_t port = 8080;
   EXPECT_TRUE(p.read_port("region", port) && port == 0);
   EXPECT_FALSE(p.read_port("count", port));
-  EXPECT_EQ(ports.only_error(), "t.yaml:2:8: s.count: 70000 is out of range; a port is 1 to "
-                                "65535 (0 picks a free port, for tests)");
+  EXPECT_EQ(ports.only_error(),
+            "t.yaml:2:8: s.count: 70000 is out of range; a port is 1 to "
+            "65535 (0 picks a free port, for tests)");
 }
 
 TEST(yaml_reader, sizes_name_binary_units_when_decimal_ones_are_used) {
@@ -204,11 +207,13 @@ TEST(yaml_reader, sizes_name_binary_units_when_decimal_ones_are_used) {
   EXPECT_TRUE(m.read_size("region", out));
   EXPECT_EQ(out, 16384);
   EXPECT_FALSE(m.read_size("timeout", out));
-  EXPECT_EQ(d.only_error(), "t.yaml:2:10: s.timeout: '16KB' is not a size; sizes use binary "
-                            "units KiB, MiB, GiB (1 KiB = 1024 bytes)");
+  EXPECT_EQ(d.only_error(),
+            "t.yaml:2:10: s.timeout: '16KB' is not a size; sizes use binary "
+            "units KiB, MiB, GiB (1 KiB = 1024 bytes)");
   EXPECT_FALSE(m.read_size("count", out));
-  EXPECT_EQ(d.only_error(), "t.yaml:3:8: s.count: 'lots' is not a size; write a whole number of "
-                            "bytes, optionally with KiB, MiB or GiB (e.g. 16384, 16KiB, 32MiB)");
+  EXPECT_EQ(d.only_error(),
+            "t.yaml:3:8: s.count: 'lots' is not a size; write a whole number of "
+            "bytes, optionally with KiB, MiB or GiB (e.g. 16384, 16KiB, 32MiB)");
   EXPECT_FALSE(m.read_size("tags", out));
   EXPECT_EQ(d.only_error(), "t.yaml:4:7: s.tags: must be between 1 and 65535 bytes");
   EXPECT_FALSE(m.read_size("items", out));  // beyond the field's type
@@ -222,11 +227,13 @@ TEST(yaml_reader, durations_need_a_unit_and_stay_in_range) {
   EXPECT_TRUE(m.read_duration("region", out, false));
   EXPECT_EQ(out, 90s);
   EXPECT_FALSE(m.read_duration("timeout", out, false));
-  EXPECT_EQ(d.only_error(), "t.yaml:2:10: s.timeout: '30' has no unit; durations need one: write "
-                            "e.g. '30s' for seconds or '30ms' for milliseconds");
+  EXPECT_EQ(d.only_error(),
+            "t.yaml:2:10: s.timeout: '30' has no unit; durations need one: write "
+            "e.g. '30s' for seconds or '30ms' for milliseconds");
   EXPECT_FALSE(m.read_duration("count", out, false));
-  EXPECT_EQ(d.only_error(), "t.yaml:3:8: s.count: 'soon' is not a duration; write a whole number "
-                            "with a unit: 250ms, 5s, 15m, 1h (or combined, e.g. 1m30s)");
+  EXPECT_EQ(d.only_error(),
+            "t.yaml:3:8: s.count: 'soon' is not a duration; write a whole number "
+            "with a unit: 250ms, 5s, 15m, 1h (or combined, e.g. 1m30s)");
   EXPECT_FALSE(m.read_duration("tags", out, false));
   EXPECT_EQ(d.only_error(), "t.yaml:4:7: s.tags: must be greater than 0 and at most 168h");
   EXPECT_TRUE(m.read_duration("tags", out, true));
@@ -263,10 +270,9 @@ TEST(yaml_reader, positive_decimals_come_from_the_exact_text) {
 // ---------------------------------------------------------------- enums
 
 enum class color { red, green, blue };
-constexpr enum_table<color, 4> colors{
-    "color",
-    {"red", "green", "blue", "crimson"},
-    {color::red, color::green, color::blue, color::red}};
+constexpr enum_table<color, 4> colors{"color",
+                                      {"red", "green", "blue", "crimson"},
+                                      {color::red, color::green, color::blue, color::red}};
 
 TEST(yaml_reader, enum_names_map_to_values_and_unknown_names_list_the_valid_ones) {
   doc d("region: crimson\ntimeout: gren\ncount: purple\ntags: ''\n");
@@ -276,17 +282,20 @@ TEST(yaml_reader, enum_names_map_to_values_and_unknown_names_list_the_valid_ones
   EXPECT_EQ(out, color::red);
   EXPECT_EQ(colors.name_of(color::red), "red");  // the first name, for messages
   EXPECT_FALSE(m.read_enum("timeout", colors, out, text_rule::non_empty));
-  EXPECT_EQ(d.only_error(), "t.yaml:2:10: s.timeout: unknown color 'gren'; did you mean "
-                            "'green'? (valid: red, green, blue, crimson)");
+  EXPECT_EQ(d.only_error(),
+            "t.yaml:2:10: s.timeout: unknown color 'gren'; did you mean "
+            "'green'? (valid: red, green, blue, crimson)");
   EXPECT_FALSE(m.read_enum("count", colors, out, text_rule::non_empty));
-  EXPECT_EQ(d.only_error(), "t.yaml:3:8: s.count: unknown color 'purple'; use one of: red, "
-                            "green, blue, crimson");
+  EXPECT_EQ(d.only_error(),
+            "t.yaml:3:8: s.count: unknown color 'purple'; use one of: red, "
+            "green, blue, crimson");
   // The text rule decides whether empty is "empty" or an unknown name.
   EXPECT_FALSE(m.read_enum("tags", colors, out, text_rule::non_empty));
   EXPECT_EQ(d.only_error(), "t.yaml:4:7: s.tags: 'tags' is empty; give it a value");
   EXPECT_FALSE(m.read_enum("tags", colors, out, text_rule::optional));
-  EXPECT_EQ(d.only_error(), "t.yaml:4:7: s.tags: unknown color ''; use one of: red, green, blue, "
-                            "crimson");
+  EXPECT_EQ(d.only_error(),
+            "t.yaml:4:7: s.tags: unknown color ''; use one of: red, green, blue, "
+            "crimson");
   EXPECT_EQ(out, color::red);
 }
 
@@ -323,20 +332,21 @@ TEST(yaml_reader, list_items_get_indexed_paths) {
   m.for_each_item("tags", "names", [&](const YAML::Node&, const std::string&) { FAIL(); });
   EXPECT_TRUE(d.no_errors());
   m.for_each_item("count", "names such as [a, b]", [](const YAML::Node&, const std::string&) {});
-  EXPECT_EQ(d.only_error(), "t.yaml:3:8: s.count: expected a list of names such as [a, b], got a "
-                            "scalar");
+  EXPECT_EQ(d.only_error(),
+            "t.yaml:3:8: s.count: expected a list of names such as [a, b], got a "
+            "scalar");
 }
 
 TEST(yaml_reader, list_of_maps_reads_empty_items_as_empty_maps) {
   doc d("items:\n  - {count: 1}\n  -\n  - 5\n");
   const map_reader m(d.diag, d.root, "s", keys);
   std::vector<std::string> paths;
-  m.for_each_map("items", keys, "items", [&](const map_reader& item) {
-    paths.push_back(item.path());
-  });
+  m.for_each_map("items", keys, "items",
+                 [&](const map_reader& item) { paths.push_back(item.path()); });
   EXPECT_EQ(paths, (std::vector<std::string>{"s.items[0]", "s.items[1]"}));
-  EXPECT_EQ(d.only_error(), "t.yaml:4:5: s.items[2]: expected a map of keys (region, timeout, "
-                            "count, tags, items), got a scalar");
+  EXPECT_EQ(d.only_error(),
+            "t.yaml:4:5: s.items[2]: expected a map of keys (region, timeout, "
+            "count, tags, items), got a scalar");
 }
 
 TEST(yaml_reader, maps_of_strings_yield_each_pair) {
@@ -348,8 +358,9 @@ TEST(yaml_reader, maps_of_strings_yield_each_pair) {
   });
   EXPECT_EQ(pairs, (std::vector<std::string>{"a=1", "b=x"}));
   m.for_each_pair("items", "tags such as {a: b}", [](const YAML::Node&, const YAML::Node&) {});
-  EXPECT_EQ(d.only_error(), "t.yaml:2:8: s.items: expected a map of tags such as {a: b}, got a "
-                            "list");
+  EXPECT_EQ(d.only_error(),
+            "t.yaml:2:8: s.items: expected a map of tags such as {a: b}, got a "
+            "list");
 }
 
 TEST(yaml_reader, scalar_text_is_exact_or_names_what_was_expected) {
@@ -417,8 +428,8 @@ TEST(yaml_reader, reading_a_file_names_what_is_wrong_with_it) {
 
   const text_file missing = read_text_file((dir / "nope.yaml").string(), "widget");
   ASSERT_TRUE(missing.error.has_value());
-  EXPECT_EQ(missing.error->to_string(), (dir / "nope.yaml").string() +
-                                            ":0:0: widget file does not exist");
+  EXPECT_EQ(missing.error->to_string(),
+            (dir / "nope.yaml").string() + ":0:0: widget file does not exist");
   const text_file directory = read_text_file(dir.string(), "widget");
   ASSERT_TRUE(directory.error.has_value());
   EXPECT_EQ(directory.error->message, "widget path is not a regular file");

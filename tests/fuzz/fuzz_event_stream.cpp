@@ -4,9 +4,10 @@
 /// 4 KiB frame limit instead of the default; bit 5: repair the CRCs), then that many chunk sizes
 /// (each 0-255; 0 means an empty feed), then the stream. Repairing CRCs lets mutated header
 /// blocks and lengths get past the checksums to the header parser, which random mutation alone
-/// almost never does; the decoder itself is the production code, unmodified. The stream is decoded whole and in chunks (sizes cycled); both
-/// must report the same frames and the same error. Decoded frames are re-encoded and decoded
-/// again to check the encoder/decoder pair. Any disagreement aborts.
+/// almost never does; the decoder itself is the production code, unmodified. The stream is decoded
+/// whole and in chunks (sizes cycled); both must report the same frames and the same error. Decoded
+/// frames are re-encoded and decoded again to check the encoder/decoder pair. Any disagreement
+/// aborts.
 #include "metering/event_stream.hpp"
 
 #include <array>

@@ -15,13 +15,16 @@ namespace {
 using namespace bedrock_meter::metering;
 
 constexpr operation ops[] = {operation::converse, operation::converse_stream,
-                             operation::invoke_model,
-                             operation::invoke_model_with_response_stream,
+                             operation::invoke_model, operation::invoke_model_with_response_stream,
                              operation::count_tokens};
 constexpr std::string_view models[] = {
-    "anthropic.claude-3-5-sonnet-20240620-v1:0", "amazon.nova-lite-v1:0",
-    "amazon.titan-text-express-v1", "meta.llama3-1-70b-instruct-v1:0",
-    "mistral.mistral-large-2402-v1:0", "cohere.command-r-v1:0", "openai.gpt-oss-120b-1:0",
+    "anthropic.claude-3-5-sonnet-20240620-v1:0",
+    "amazon.nova-lite-v1:0",
+    "amazon.titan-text-express-v1",
+    "meta.llama3-1-70b-instruct-v1:0",
+    "mistral.mistral-large-2402-v1:0",
+    "cohere.command-r-v1:0",
+    "openai.gpt-oss-120b-1:0",
     "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc"};
 
 token_usage run(operation op, std::string_view model, unsigned status, std::string_view body,

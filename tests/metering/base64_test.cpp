@@ -32,8 +32,8 @@ TEST(Base64, DecodesEveryPaddingForm) {
 
 TEST(Base64, RejectsBadCharactersAndLengths) {
   std::string out;
-  EXPECT_FALSE(bm::base64_decode("Zm9v!", out));   // length 5: one character left over
-  EXPECT_FALSE(bm::base64_decode("Zm-v", out));    // URL-safe alphabet is not Bedrock's
-  EXPECT_FALSE(bm::base64_decode("Zm9v\nYmF", out));   // a newline is no base64 character
+  EXPECT_FALSE(bm::base64_decode("Zm9v!", out));      // length 5: one character left over
+  EXPECT_FALSE(bm::base64_decode("Zm-v", out));       // URL-safe alphabet is not Bedrock's
+  EXPECT_FALSE(bm::base64_decode("Zm9v\nYmF", out));  // a newline is no base64 character
   EXPECT_FALSE(bm::base64_decode("Z===", out));
 }

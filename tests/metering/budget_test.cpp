@@ -139,8 +139,7 @@ TEST(BudgetPeriod, MonthsLeapYearsAndYearEnd) {
   EXPECT_EQ(bm::period_bounds(monthly(), *b, utc(2024, 3, 15)),
             window(utc(2024, 2, 29, 23), utc(2024, 3, 31, 22)));
   // In Berlin, 23:30 UTC on Jan 31 is already February.
-  EXPECT_EQ(bm::period_bounds(monthly(), *b, utc(2024, 1, 31, 23, 30)).start,
-            utc(2024, 1, 31, 23));
+  EXPECT_EQ(bm::period_bounds(monthly(), *b, utc(2024, 1, 31, 23, 30)).start, utc(2024, 1, 31, 23));
 }
 
 TEST(BudgetPeriod, CustomPeriodsRepeatBothWays) {
@@ -226,7 +225,8 @@ TEST(BudgetAccount, InterleavedReserveSettleStaysWithinLimit) {
       const std::size_t k = next() % in_flight.size();
       const auto r = in_flight[k];
       in_flight.erase(in_flight.begin() + static_cast<std::ptrdiff_t>(k));
-      const auto actual = static_cast<bm::pico_usd>(next() % static_cast<std::uint64_t>(r.amount + 1));
+      const auto actual =
+          static_cast<bm::pico_usd>(next() % static_cast<std::uint64_t>(r.amount + 1));
       ASSERT_TRUE(acct.settle(now, r, actual).ok);
     }
     ASSERT_LE(acct.spent() + acct.reserved(), 5 * usd) << "step " << step;
@@ -361,8 +361,7 @@ TEST(BudgetEstimate, ConservativeWorstCase) {
   EXPECT_EQ(bm::estimate_output_tokens(512, 8192), 512U);
   EXPECT_EQ(bm::estimate_output_tokens(100000, 8192), 8192U);
   // 1000 in at $3/M and 500 out at $15/M = 0.003 + 0.0075 USD.
-  EXPECT_EQ(bm::worst_case_cost(1000, 500, 3'000'000, 15'000'000),
-            usd * 105 / 10000);
+  EXPECT_EQ(bm::worst_case_cost(1000, 500, 3'000'000, 15'000'000), usd * 105 / 10000);
   EXPECT_EQ(bm::worst_case_cost(~0ULL, ~0ULL, 15'000'000, 15'000'000),
             std::numeric_limits<bm::pico_usd>::max());
 }

@@ -86,8 +86,9 @@ std::vector<chunking> all_chunkings() {
   const std::array<std::pair<std::uint32_t, std::size_t>, 6> randoms{
       {{1, 3}, {2, 17}, {3, 64}, {42, 300}, {1234, 5000}, {99, 70000}}};
   for (const auto& [seed, max] : randoms) {
-    out.push_back({"random(seed=" + std::to_string(seed) + ",max=" + std::to_string(max) + ")",
-                   [seed = seed, max = max](std::size_t n) { return random_chunks(n, seed, max); }});
+    out.push_back(
+        {"random(seed=" + std::to_string(seed) + ",max=" + std::to_string(max) + ")",
+         [seed = seed, max = max](std::size_t n) { return random_chunks(n, seed, max); }});
   }
   return out;
 }
@@ -140,7 +141,7 @@ std::string raw_frame(std::string_view header_block, std::string_view payload,
   const auto total = static_cast<std::uint32_t>(12 + header_block.size() + payload.size() + 4);
   be32(out, total);
   be32(out, headers_len_override != 0xFFFFFFFFu ? headers_len_override
-                                                 : static_cast<std::uint32_t>(header_block.size()));
+                                                : static_cast<std::uint32_t>(header_block.size()));
   be32(out, crc32(out));
   out.append(header_block);
   out.append(payload);
@@ -193,7 +194,8 @@ synthetic_stream make_synthetic_stream() {
   };
   add_event("messageStart", R"({"role":"assistant"})");
   add_event("empty", "");
-  for (std::size_t n : {1u, 7u, 8u, 9u, 63u, 64u, 65u, 1000u}) add_event("chunk", std::string(n, 'x'));
+  for (std::size_t n : {1u, 7u, 8u, 9u, 63u, 64u, 65u, 1000u})
+    add_event("chunk", std::string(n, 'x'));
   add_event("binary", random_bytes(rng, 300));  // NULs and high bytes in the payload
   add_event("big", random_bytes(rng, 200000));  // several random chunks long
   add_event("after-big", R"({"k":1})");
@@ -544,21 +546,35 @@ TEST(EventStreamCorruption, AbsurdLengthsAreFrameLength) {
 TEST(EventStreamCorruption, MalformedHeadersAreHeaderFormat) {
   const std::string good = encode_event("chunk", "{}");
   const std::vector<std::string> bad_blocks = {
-      std::string("\x0a:event", 7),                   // name longer than the block
-      std::string("\x01x", 2),                        // name, then no type byte
-      std::string("\x00\x07\x00\x00", 4),             // empty name
-      std::string("\x01x\x0a", 3),                    // unknown value type 10
-      std::string("\x01x\xff", 3),                    // unknown value type 255
-      std::string("\x01x\x07\x00", 4),                // string length cut short
-      std::string("\x01x\x07\x00\x05" "abc", 8),      // string longer than the block
-      std::string("\x01x\x06\xff\xff" "abc", 8),      // bytes longer than the block
-      std::string("\x01x\x09" "0123456789", 13),      // uuid cut short
-      std::string("\x01x\x08" "0123", 7),             // timestamp cut short
-      std::string("\x01x\x05" "0123456", 10),         // long cut short
-      std::string("\x01x\x04" "012", 6),              // int cut short
-      std::string("\x01x\x03" "0", 4),                // short cut short
-      std::string("\x01x\x02", 3),                    // byte missing
-      std::string("\x01x\x00\x01", 4),                // good bool, then a truncated header
+      std::string("\x0a:event", 7),        // name longer than the block
+      std::string("\x01x", 2),             // name, then no type byte
+      std::string("\x00\x07\x00\x00", 4),  // empty name
+      std::string("\x01x\x0a", 3),         // unknown value type 10
+      std::string("\x01x\xff", 3),         // unknown value type 255
+      std::string("\x01x\x07\x00", 4),     // string length cut short
+      std::string("\x01x\x07\x00\x05"
+                  "abc",
+                  8),  // string longer than the block
+      std::string("\x01x\x06\xff\xff"
+                  "abc",
+                  8),  // bytes longer than the block
+      std::string("\x01x\x09"
+                  "0123456789",
+                  13),  // uuid cut short
+      std::string("\x01x\x08"
+                  "0123",
+                  7),  // timestamp cut short
+      std::string("\x01x\x05"
+                  "0123456",
+                  10),  // long cut short
+      std::string("\x01x\x04"
+                  "012",
+                  6),  // int cut short
+      std::string("\x01x\x03"
+                  "0",
+                  4),                   // short cut short
+      std::string("\x01x\x02", 3),      // byte missing
+      std::string("\x01x\x00\x01", 4),  // good bool, then a truncated header
   };
   for (std::size_t i = 0; i < bad_blocks.size(); ++i) {
     SCOPED_TRACE("block " + std::to_string(i));

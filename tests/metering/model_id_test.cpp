@@ -48,12 +48,15 @@ TEST(ModelId, BaseIdsIncludingColonVariants) {
                "anthropic.claude-3-5-sonnet-20240620-v1:0", in_region, "", ""},
            row{"anthropic.claude-3-sonnet-20240229-v1:0:200k", base,
                "anthropic.claude-3-sonnet-20240229-v1:0:200k", in_region, "", ""},
-           row{"amazon.titan-embed-text-v2:0", base, "amazon.titan-embed-text-v2:0", in_region, "", ""},
-           row{"amazon.titan-text-express-v1", base, "amazon.titan-text-express-v1", in_region, "", ""},
+           row{"amazon.titan-embed-text-v2:0", base, "amazon.titan-embed-text-v2:0", in_region, "",
+               ""},
+           row{"amazon.titan-text-express-v1", base, "amazon.titan-text-express-v1", in_region, "",
+               ""},
            // Base ids with more than one dot are not profiles.
            row{"deepseek.v3.2", base, "deepseek.v3.2", in_region, "", ""},
            row{"openai.gpt-5.4", base, "openai.gpt-5.4", in_region, "", ""},
-           row{"mistral.mistral-7b-instruct-v0:2", base, "mistral.mistral-7b-instruct-v0:2", in_region, "", ""},
+           row{"mistral.mistral-7b-instruct-v0:2", base, "mistral.mistral-7b-instruct-v0:2",
+               in_region, "", ""},
        }) {
     expect_resolves(r);
   }
@@ -64,12 +67,15 @@ TEST(ModelId, GeographicAndGlobalProfiles) {
   for (const row& r : {
            row{"us.anthropic.claude-sonnet-4-5-20250929-v1:0", profile, sonnet45, geo, "us", ""},
            row{"eu.anthropic.claude-sonnet-4-5-20250929-v1:0", profile, sonnet45, geo, "eu", ""},
-           row{"apac.anthropic.claude-sonnet-4-5-20250929-v1:0", profile, sonnet45, geo, "apac", ""},
+           row{"apac.anthropic.claude-sonnet-4-5-20250929-v1:0", profile, sonnet45, geo, "apac",
+               ""},
            row{"jp.anthropic.claude-sonnet-4-5-20250929-v1:0", profile, sonnet45, geo, "jp", ""},
            row{"au.anthropic.claude-sonnet-4-5-20250929-v1:0", profile, sonnet45, geo, "au", ""},
            row{"ca.anthropic.claude-sonnet-4-5-20250929-v1:0", profile, sonnet45, geo, "ca", ""},
-           row{"us-gov.anthropic.claude-sonnet-4-5-20250929-v1:0", profile, sonnet45, geo, "us-gov", ""},
-           row{"global.anthropic.claude-sonnet-4-5-20250929-v1:0", profile, sonnet45, global, "global", ""},
+           row{"us-gov.anthropic.claude-sonnet-4-5-20250929-v1:0", profile, sonnet45, geo, "us-gov",
+               ""},
+           row{"global.anthropic.claude-sonnet-4-5-20250929-v1:0", profile, sonnet45, global,
+               "global", ""},
            row{"us.amazon.nova-pro-v1:0", profile, "amazon.nova-pro-v1:0", geo, "us", ""},
            row{"us.deepseek.v3.2", profile, "deepseek.v3.2", geo, "us", ""},
            // A geography AWS adds later still resolves when a known provider follows it.
@@ -83,14 +89,16 @@ TEST(ModelId, GeographicAndGlobalProfiles) {
 
 TEST(ModelId, FoundationModelAndInferenceProfileArnsInEveryPartition) {
   for (const row& r : {
-           row{"arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0",
+           row{"arn:aws:bedrock:us-east-1::foundation-model/"
+               "anthropic.claude-3-5-sonnet-20240620-v1:0",
                fm_arn, "anthropic.claude-3-5-sonnet-20240620-v1:0", in_region, "", "us-east-1"},
-           row{"arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-3-sonnet-20240229-v1:0:200k",
+           row{"arn:aws:bedrock:us-west-2::foundation-model/"
+               "anthropic.claude-3-sonnet-20240229-v1:0:200k",
                fm_arn, "anthropic.claude-3-sonnet-20240229-v1:0:200k", in_region, "", "us-west-2"},
-           row{"arn:aws-us-gov:bedrock:us-gov-west-1::foundation-model/amazon.nova-pro-v1:0", fm_arn,
-               "amazon.nova-pro-v1:0", in_region, "", "us-gov-west-1"},
-           row{"arn:aws-cn:bedrock:cn-north-1::foundation-model/amazon.titan-embed-text-v2:0", fm_arn,
-               "amazon.titan-embed-text-v2:0", in_region, "", "cn-north-1"},
+           row{"arn:aws-us-gov:bedrock:us-gov-west-1::foundation-model/amazon.nova-pro-v1:0",
+               fm_arn, "amazon.nova-pro-v1:0", in_region, "", "us-gov-west-1"},
+           row{"arn:aws-cn:bedrock:cn-north-1::foundation-model/amazon.titan-embed-text-v2:0",
+               fm_arn, "amazon.titan-embed-text-v2:0", in_region, "", "cn-north-1"},
            row{"arn:aws:bedrock:us-east-1:123456789012:inference-profile/"
                "us.anthropic.claude-3-5-sonnet-20241022-v2:0",
                profile, "anthropic.claude-3-5-sonnet-20241022-v2:0", geo, "us", "us-east-1"},
@@ -99,7 +107,8 @@ TEST(ModelId, FoundationModelAndInferenceProfileArnsInEveryPartition) {
                profile, "anthropic.claude-sonnet-4-5-20250929-v1:0", global, "global", "eu-west-1"},
            row{"arn:aws-us-gov:bedrock:us-gov-west-1:123456789012:inference-profile/"
                "us-gov.anthropic.claude-3-5-sonnet-20240620-v1:0",
-               profile, "anthropic.claude-3-5-sonnet-20240620-v1:0", geo, "us-gov", "us-gov-west-1"},
+               profile, "anthropic.claude-3-5-sonnet-20240620-v1:0", geo, "us-gov",
+               "us-gov-west-1"},
        }) {
     expect_resolves(r);
   }
@@ -114,10 +123,11 @@ TEST(ModelId, OpaqueArnsWithoutAMappingHaveNoBaseModel) {
            row{"arn:aws:bedrock:us-west-2:123456789012:imported-model/im0123456789",
                model_id_kind::imported, "", in_region, "", "us-west-2"},
            // The middle segment is the *source* model; a custom model is not billed at its rates.
-           row{"arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.titan-text-express-v1:0:8k/x1y2z3",
+           row{"arn:aws:bedrock:us-east-1:123456789012:custom-model/"
+               "amazon.titan-text-express-v1:0:8k/x1y2z3",
                model_id_kind::custom, "", in_region, "", "us-east-1"},
-           row{"arn:aws:bedrock:us-east-1:123456789012:prompt-router/router1", model_id_kind::unknown, "",
-               in_region, "", "us-east-1"},
+           row{"arn:aws:bedrock:us-east-1:123456789012:prompt-router/router1",
+               model_id_kind::unknown, "", in_region, "", "us-east-1"},
        }) {
     expect_resolves(r);
   }
@@ -144,8 +154,8 @@ TEST(ModelId, MappingsMatchExactArnThenTrailingIdAndResolveTheirBaseOnce) {
       {"abcd1234efgh", "anthropic.claude-3-haiku-20240307-v1:0", std::nullopt, "t-id", ""},
       {app_arn, "us.anthropic.claude-sonnet-4-5-20250929-v1:0", std::nullopt, "t-arn", "a"},
       {"pm0123456789", "anthropic.claude-instant-v1", 44.0, "", ""},
-      {"arn:aws:bedrock:us-west-2:123456789012:imported-model/im1", "meta.llama3-1-8b-instruct-v1:0",
-       std::nullopt, "", ""},
+      {"arn:aws:bedrock:us-west-2:123456789012:imported-model/im1",
+       "meta.llama3-1-8b-instruct-v1:0", std::nullopt, "", ""},
       {"my-alias", "global.anthropic.claude-sonnet-4-5-20250929-v1:0", std::nullopt, "", ""},
   };
 
@@ -159,15 +169,16 @@ TEST(ModelId, MappingsMatchExactArnThenTrailingIdAndResolveTheirBaseOnce) {
   EXPECT_EQ(app.arn_region, "us-east-1");
 
   // Same profile id in another region/account: only the trailing id matches.
-  const resolved_model other =
-      resolve_model("arn:aws:bedrock:us-west-2:999999999999:application-inference-profile/abcd1234efgh", mappings);
+  const resolved_model other = resolve_model(
+      "arn:aws:bedrock:us-west-2:999999999999:application-inference-profile/abcd1234efgh",
+      mappings);
   ASSERT_EQ(other.mapping, &mappings[0]);
   EXPECT_EQ(other.base_model, "anthropic.claude-3-haiku-20240307-v1:0");
   EXPECT_EQ(other.scope, inference_scope::in_region);
   EXPECT_EQ(other.arn_region, "us-west-2");
 
-  const resolved_model pm =
-      resolve_model("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/pm0123456789", mappings);
+  const resolved_model pm = resolve_model(
+      "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/pm0123456789", mappings);
   EXPECT_EQ(pm.kind, model_id_kind::provisioned);
   ASSERT_EQ(pm.mapping, &mappings[2]);
   EXPECT_EQ(pm.base_model, "anthropic.claude-instant-v1");
@@ -200,8 +211,9 @@ TEST(ModelId, CandidatesDropContextWindowThenVersion) {
             (std::vector<std::string>{"anthropic.claude-3-sonnet-20240229-v1:0:200k",
                                       "anthropic.claude-3-sonnet-20240229-v1:0",
                                       "anthropic.claude-3-sonnet-20240229-v1"}));
-  EXPECT_EQ(base_model_candidates("amazon.titan-embed-text-v2:0"),
-            (std::vector<std::string>{"amazon.titan-embed-text-v2:0", "amazon.titan-embed-text-v2"}));
+  EXPECT_EQ(
+      base_model_candidates("amazon.titan-embed-text-v2:0"),
+      (std::vector<std::string>{"amazon.titan-embed-text-v2:0", "amazon.titan-embed-text-v2"}));
   EXPECT_EQ(base_model_candidates("deepseek.v3.2"), (std::vector<std::string>{"deepseek.v3.2"}));
   EXPECT_TRUE(base_model_candidates("").empty());
 }

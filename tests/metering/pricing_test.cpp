@@ -111,8 +111,8 @@ TEST(Pricing, RealisticRequestToThePicoDollar) {
   const rate_table t = table_of({make_claude(sonnet35, 3'000'000, 15'000'000)});
   const priced p = price(t, tokens(1'234, 567), query(sonnet35));
   ASSERT_TRUE(p.priced);
-  EXPECT_EQ(p.cost.input, 3'702'000'000);   // 1,234 x 3,000,000 = 3,702,000,000 pico ($0.003702)
-  EXPECT_EQ(p.cost.output, 8'505'000'000);  // 567 x 15,000,000 = 8,505,000,000 pico ($0.008505)
+  EXPECT_EQ(p.cost.input, 3'702'000'000);     // 1,234 x 3,000,000 = 3,702,000,000 pico ($0.003702)
+  EXPECT_EQ(p.cost.output, 8'505'000'000);    // 567 x 15,000,000 = 8,505,000,000 pico ($0.008505)
   EXPECT_EQ(p.cost.total(), 12'207'000'000);  // $0.012207
   EXPECT_EQ(format_usd(p.cost.total()), "0.012207");
 }
@@ -130,11 +130,11 @@ TEST(Pricing, ClaudePromptCachingPricesEachPartAtItsOwnRate) {
   u.cache_write_1h = 500;
   const priced p = price(t, u, query(sonnet45));
   ASSERT_TRUE(p.priced) << p.note;
-  EXPECT_EQ(p.cost.input, 300'000'000);         // 100 x 3,000,000
-  EXPECT_EQ(p.cost.output, 750'000'000);        // 50 x 15,000,000
-  EXPECT_EQ(p.cost.cache_read, 600'000'000);    // 2,000 x 300,000
+  EXPECT_EQ(p.cost.input, 300'000'000);          // 100 x 3,000,000
+  EXPECT_EQ(p.cost.output, 750'000'000);         // 50 x 15,000,000
+  EXPECT_EQ(p.cost.cache_read, 600'000'000);     // 2,000 x 300,000
   EXPECT_EQ(p.cost.cache_write, 6'750'000'000);  // 1,000 x 3,750,000 + 500 x 6,000,000
-  EXPECT_EQ(p.cost.total(), 8'400'000'000);     // $0.0084
+  EXPECT_EQ(p.cost.total(), 8'400'000'000);      // $0.0084
   EXPECT_FALSE(p.long_context);
   EXPECT_EQ(p.note, "");
 }
@@ -180,7 +180,7 @@ TEST(Pricing, MissingOneHourRateFallsBackToTheFiveMinuteRate) {
 
 TEST(Pricing, NovaCacheReadIsAQuarterOfInput) {
   rate_entry e = make(nova_pro, 800'000, 3'200'000);  // Nova Pro $0.80 / $3.20
-  e.rates.cache_read = 800'000 / 4;                    // 0.25x -> $0.20
+  e.rates.cache_read = 800'000 / 4;                   // 0.25x -> $0.20
   const rate_table t = table_of({e});
   token_usage u = tokens(1'000, 200);
   u.cache_read = 10'000;
@@ -208,13 +208,13 @@ TEST(Pricing, LongContextBoundaryIsStrictlyAboveTheThreshold) {
     const priced p = price(t, tokens(199'999, 1'000), query(sonnet4));
     ASSERT_TRUE(p.priced);
     EXPECT_FALSE(p.long_context);
-    EXPECT_EQ(p.cost.input, 599'997'000'000);   // 199,999 x 3,000,000
-    EXPECT_EQ(p.cost.output, 15'000'000'000);   // 1,000 x 15,000,000
+    EXPECT_EQ(p.cost.input, 599'997'000'000);  // 199,999 x 3,000,000
+    EXPECT_EQ(p.cost.output, 15'000'000'000);  // 1,000 x 15,000,000
   }
   {
     const priced p = price(t, tokens(200'000, 1'000), query(sonnet4));
-    EXPECT_FALSE(p.long_context);  // "above 200k": exactly 200k is not above
-    EXPECT_EQ(p.cost.input, 600'000'000'000);   // 200,000 x 3,000,000
+    EXPECT_FALSE(p.long_context);              // "above 200k": exactly 200k is not above
+    EXPECT_EQ(p.cost.input, 600'000'000'000);  // 200,000 x 3,000,000
   }
   {
     const priced p = price(t, tokens(200'001, 1'000), query(sonnet4));
@@ -233,7 +233,7 @@ TEST(Pricing, CacheTokensCountTowardTheLongContextThreshold) {
   const priced p = price(t, u, query(sonnet4));
   ASSERT_TRUE(p.priced);
   EXPECT_TRUE(p.long_context);
-  EXPECT_EQ(p.cost.input, 900'000'000'000);     // 150,000 x 6,000,000
+  EXPECT_EQ(p.cost.input, 900'000'000'000);      // 150,000 x 6,000,000
   EXPECT_EQ(p.cost.cache_read, 30'000'000'000);  // 50,000 x 600,000
   EXPECT_EQ(p.cost.cache_write, 7'500'000);      // 1 x 7,500,000
   EXPECT_EQ(p.cost.output, 225'000'000);         // 10 x 22,500,000
@@ -283,8 +283,9 @@ TEST(Pricing, ScopeExactBeatsUnspecifiedAndAScopedEntryNeverServesAnotherScope) 
   rate_entry global_only = make(haiku35, 700'000, 3'500'000);
   global_only.scope = inference_scope::global;
   const rate_table t = table_of({any, geo, global_only});
-  EXPECT_EQ(price(t, tokens(1, 0), query("eu.anthropic.claude-sonnet-4-5-20250929-v1:0")).cost.input,
-            3'310'000);  // 1 x $3.31 (geo row)
+  EXPECT_EQ(
+      price(t, tokens(1, 0), query("eu.anthropic.claude-sonnet-4-5-20250929-v1:0")).cost.input,
+      3'310'000);                                                            // 1 x $3.31 (geo row)
   EXPECT_EQ(price(t, tokens(1, 0), query(sonnet45)).cost.input, 3'300'000);  // unscoped row
   const priced p = price(t, tokens(1, 0), query(haiku35));  // in-region, only a global row
   EXPECT_FALSE(p.priced);
@@ -341,7 +342,7 @@ TEST(Pricing, ServiceTiersArePricedOnlyByTheirOwnRows) {
 }
 
 TEST(Pricing, LatencyOptimizedAndBatchRows) {
-  rate_entry standard = make(haiku35, 800'000, 4'000'000);   // Claude 3.5 Haiku $0.80 / $4
+  rate_entry standard = make(haiku35, 800'000, 4'000'000);     // Claude 3.5 Haiku $0.80 / $4
   rate_entry optimized = make(haiku35, 1'000'000, 5'000'000);  // optimized $1 / $5
   optimized.latency = latency_mode::optimized;
   rate_entry batch = make(haiku35, 400'000, 2'000'000);  // batch 50%: $0.40 / $2
@@ -356,7 +357,7 @@ TEST(Pricing, LatencyOptimizedAndBatchRows) {
   q.latency = latency_mode::standard;
   q.batch = true;
   EXPECT_EQ(price(t, u, q).cost.total(), 1'800'000'000);  // 2,000 x 400,000 + 500 x 2,000,000
-  q.latency = latency_mode::optimized;  // optimized batch: no such row
+  q.latency = latency_mode::optimized;                    // optimized batch: no such row
   EXPECT_FALSE(price(t, u, q).priced);
 }
 
@@ -410,7 +411,8 @@ TEST(Pricing, FullTieIsDecidedByTablePosition) {
 }
 
 TEST(Pricing, ContextWindowVariantFallsBackToItsBaseRow) {
-  const rate_table t = table_of({make("anthropic.claude-3-sonnet-20240229-v1:0", 3'000'000, 15'000'000)});
+  const rate_table t =
+      table_of({make("anthropic.claude-3-sonnet-20240229-v1:0", 3'000'000, 15'000'000)});
   const priced p = price(t, tokens(10, 0), query("anthropic.claude-3-sonnet-20240229-v1:0:200k"));
   ASSERT_TRUE(p.priced);
   EXPECT_EQ(p.base_model, "anthropic.claude-3-sonnet-20240229-v1:0");
@@ -428,8 +430,9 @@ TEST(Pricing, UnknownModelIsUnpricedNeverASilentZero) {
     EXPECT_FALSE(p.note.empty());
     EXPECT_EQ(p.table_version, "test-2026-07-24.1");
   }
-  const priced unmapped = price(
-      t, tokens(1, 1), query("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/x1"));
+  const priced unmapped =
+      price(t, tokens(1, 1),
+            query("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/x1"));
   EXPECT_FALSE(unmapped.priced);
   EXPECT_NE(unmapped.note.find("no model_mapping for application_profile"), std::string::npos);
 }
@@ -437,8 +440,8 @@ TEST(Pricing, UnknownModelIsUnpricedNeverASilentZero) {
 TEST(Pricing, MappedIdsPriceAsTheirBaseModelOrHourly) {
   const rate_table t = table_of({make_claude(sonnet35, 3'000'000, 15'000'000)});
   const std::vector<model_mapping> mappings{
-      {"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc", std::string(sonnet35),
-       std::nullopt, "search", "ranker"},
+      {"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc",
+       std::string(sonnet35), std::nullopt, "search", "ranker"},
       {"pm1", "anthropic.claude-instant-v1", 44.0, "", ""},
   };
   price_query q = query("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc");
@@ -460,7 +463,8 @@ TEST(Pricing, MappedIdsPriceAsTheirBaseModelOrHourly) {
 TEST(Pricing, NoTokensIsPricedZeroWhateverTheModel) {
   const rate_table t = table_of({make(nova_pro, 800'000, 3'200'000)});
   const token_usage count_tokens{};  // CountTokens / an error: source none, all zero
-  for (const std::string_view id : {std::string_view("amazon.nova-pro-v1:0"), std::string_view("junk")}) {
+  for (const std::string_view id :
+       {std::string_view("amazon.nova-pro-v1:0"), std::string_view("junk")}) {
     const priced p = price(t, count_tokens, query(id));
     EXPECT_TRUE(p.priced) << id;
     EXPECT_EQ(p.cost.total(), 0);
@@ -484,7 +488,8 @@ TEST(Pricing, AbsurdCountsAreUnpricedRatherThanOverflowing) {
   const priced p = price(t, tokens(std::uint64_t{1} << 62, 0), query(sonnet35));
   EXPECT_FALSE(p.priced);
   EXPECT_EQ(p.cost.total(), 0);
-  const priced max = price(t, tokens(std::numeric_limits<std::uint64_t>::max(), 1), query(sonnet35));
+  const priced max =
+      price(t, tokens(std::numeric_limits<std::uint64_t>::max(), 1), query(sonnet35));
   EXPECT_FALSE(max.priced);
 }
 
@@ -540,14 +545,16 @@ TEST(Pricing, SteadyStateIsAllocationFreeAndFast) {
   }
   const auto elapsed = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(g_allocations.load() - before, 0u);
-  // 1,234 x 3,300,000 + 567 x 16,500,000 + 2,000 x 330,000 = 4,072,200,000 + 9,355,500,000 + 660,000,000
+  // 1,234 x 3,300,000 + 567 x 16,500,000 + 2,000 x 330,000 = 4,072,200,000 + 9,355,500,000 +
+  // 660,000,000
   EXPECT_EQ(sink, pico_usd{14'087'700'000} * iterations);
 
   const auto alloc_start = std::chrono::steady_clock::now();
   for (int i = 0; i < iterations; ++i) sink += price(t, u, q).cost.total();
   const auto alloc_elapsed = std::chrono::steady_clock::now() - alloc_start;
   const double ns = std::chrono::duration<double, std::nano>(elapsed).count() / iterations;
-  const double ns_value = std::chrono::duration<double, std::nano>(alloc_elapsed).count() / iterations;
+  const double ns_value =
+      std::chrono::duration<double, std::nano>(alloc_elapsed).count() / iterations;
   std::printf("price(out): %.0f ns/call, price() by value: %.0f ns/call\n", ns, ns_value);
 }
 
@@ -564,11 +571,30 @@ TEST(Money, ParseRateExactly) {
   EXPECT_EQ(parse_rate_per_million("007.5"), 7'500'000);
   EXPECT_EQ(parse_rate_per_million("0.1000000000"), 100'000);  // trailing zeros past 6: still exact
   // The largest value int64 micro-USD holds, and one past it.
-  EXPECT_EQ(parse_rate_per_million("9223372036854.775807"), std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(parse_rate_per_million("9223372036854.775807"),
+            std::numeric_limits<std::int64_t>::max());
   EXPECT_EQ(parse_rate_per_million("9223372036854.775808"), std::nullopt);
-  for (const std::string_view bad :
-       {"", "-1", "+1", "1e3", "1E-3", ".5", "3.", "0.0000001", "0.0000005", "1..2", "1.2.3", " 1", "1 ",
-        "abc", "1,5", "0x10", "NaN", "inf", "99999999999999999999", "$3", "3.0a"}) {
+  for (const std::string_view bad : {"",
+                                     "-1",
+                                     "+1",
+                                     "1e3",
+                                     "1E-3",
+                                     ".5",
+                                     "3.",
+                                     "0.0000001",
+                                     "0.0000005",
+                                     "1..2",
+                                     "1.2.3",
+                                     " 1",
+                                     "1 ",
+                                     "abc",
+                                     "1,5",
+                                     "0x10",
+                                     "NaN",
+                                     "inf",
+                                     "99999999999999999999",
+                                     "$3",
+                                     "3.0a"}) {
     EXPECT_EQ(parse_rate_per_million(bad), std::nullopt) << '"' << bad << '"';
   }
 }
@@ -576,7 +602,7 @@ TEST(Money, ParseRateExactly) {
 TEST(Money, FormatRoundsHalfAwayFromZero) {
   EXPECT_EQ(format_usd(12'345'678'900'000), "12.345679");  // 12.3456789 -> 12.345679
   EXPECT_EQ(format_usd(0), "0.000000");
-  EXPECT_EQ(format_usd(500'000), "0.000001");    // 0.0000005 rounds up
+  EXPECT_EQ(format_usd(500'000), "0.000001");  // 0.0000005 rounds up
   EXPECT_EQ(format_usd(499'999), "0.000000");
   EXPECT_EQ(format_usd(-500'000), "-0.000001");  // away from zero
   EXPECT_EQ(format_usd(-499'999), "0.000000");   // never "-0.000000"
@@ -591,7 +617,8 @@ TEST(Money, FormatRoundsHalfAwayFromZero) {
   for (int i = 0; i < 30; ++i) big *= 10;
   EXPECT_EQ(format_usd(big), "1000000000000000000.000000");
   // The most negative __int128: -2^127 pico = -170141183460469231731687303.715884105728 USD.
-  const money_total min = -static_cast<money_total>((static_cast<money_total>(1) << 126) - 1) * 2 - 2;
+  const money_total min =
+      -static_cast<money_total>((static_cast<money_total>(1) << 126) - 1) * 2 - 2;
   EXPECT_EQ(format_usd(min), "-170141183460469231731687303.715884");
 }
 

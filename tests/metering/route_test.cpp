@@ -41,10 +41,11 @@ TEST(Route, EveryModelOperationInBothEncodings) {
   for (const row& r : rows) {
     SCOPED_TRACE(std::string(r.action));
     // AWS SDKs percent-encode the ':'; the Anthropic SDK sends it raw. Both are the same model.
-    for (const std::string_view id : {std::string_view("anthropic.claude-3-5-sonnet-20240620-v1%3A0"),
-                                      std::string_view("anthropic.claude-3-5-sonnet-20240620-v1%3a0"),
-                                      sonnet}) {
-      const route_result got = ok_route("POST", "/model/" + std::string(id) + "/" + std::string(r.action));
+    for (const std::string_view id :
+         {std::string_view("anthropic.claude-3-5-sonnet-20240620-v1%3A0"),
+          std::string_view("anthropic.claude-3-5-sonnet-20240620-v1%3a0"), sonnet}) {
+      const route_result got =
+          ok_route("POST", "/model/" + std::string(id) + "/" + std::string(r.action));
       EXPECT_EQ(got.value.op, r.op);
       EXPECT_EQ(got.value.model_id, sonnet);
       EXPECT_EQ(got.value.resource, "");
@@ -65,10 +66,10 @@ TEST(Route, InferenceProfileArnsKeepEncodedSlashInsideTheModelId) {
             "us.anthropic.claude-3-5-sonnet-20240620-v1:0");
 
   // Anthropic SDK style: raw ':' but '/' still encoded (a raw '/' would be a path separator).
-  const route_result anthropic = ok_route(
-      "POST",
-      "/model/arn:aws:bedrock:us-east-1:123456789012:inference-profile%2Fus.anthropic."
-      "claude-3-5-sonnet-20240620-v1:0/invoke-with-response-stream");
+  const route_result anthropic =
+      ok_route("POST",
+               "/model/arn:aws:bedrock:us-east-1:123456789012:inference-profile%2Fus.anthropic."
+               "claude-3-5-sonnet-20240620-v1:0/invoke-with-response-stream");
   EXPECT_EQ(anthropic.value.op, operation::invoke_model_with_response_stream);
   EXPECT_EQ(anthropic.value.model_id, aws.value.model_id);
 
@@ -113,8 +114,10 @@ TEST(Route, ApplyGuardrail) {
   EXPECT_FALSE(is_streaming(r.value.op));
   EXPECT_EQ(operation_name(r.value.op), "ApplyGuardrail");
 
-  const route_result arn = ok_route(
-      "POST", "/guardrail/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aguardrail%2Fgr1/version/3/apply");
+  const route_result arn =
+      ok_route("POST",
+               "/guardrail/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aguardrail%2Fgr1/"
+               "version/3/apply");
   EXPECT_EQ(arn.value.model_id, "arn:aws:bedrock:us-east-1:123456789012:guardrail/gr1");
   EXPECT_EQ(arn.value.resource, "3");
 
@@ -125,7 +128,8 @@ TEST(Route, ApplyGuardrail) {
   EXPECT_EQ(parse_route("POST", "/guardrail/g/version/1").error, route_error::unknown_route);
   EXPECT_EQ(parse_route("POST", "/guardrail/g/versions/1/apply").error, route_error::unknown_route);
   EXPECT_EQ(parse_route("POST", "/guardrail/g/version/1/apply/").error, route_error::unknown_route);
-  EXPECT_EQ(parse_route("POST", "/guardrail/g%zz/version/1/apply").error, route_error::bad_encoding);
+  EXPECT_EQ(parse_route("POST", "/guardrail/g%zz/version/1/apply").error,
+            route_error::bad_encoding);
 }
 
 TEST(Route, AsyncInvokeRoutes) {
@@ -134,14 +138,15 @@ TEST(Route, AsyncInvokeRoutes) {
   EXPECT_EQ(start.value.model_id, "");
   EXPECT_EQ(operation_name(start.value.op), "StartAsyncInvoke");
 
-  const route_result list = ok_route(
-      "GET", "/async-invoke?maxResults=10&statusEquals=Completed&sortOrder=Descending");
+  const route_result list =
+      ok_route("GET", "/async-invoke?maxResults=10&statusEquals=Completed&sortOrder=Descending");
   EXPECT_EQ(list.value.op, operation::list_async_invokes);
   EXPECT_EQ(operation_name(list.value.op), "ListAsyncInvokes");
   EXPECT_EQ(ok_route("GET", "/async-invoke").value.op, operation::list_async_invokes);
 
   const route_result get = ok_route(
-      "GET", "/async-invoke/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aasync-invoke%2Fabc123def");
+      "GET",
+      "/async-invoke/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aasync-invoke%2Fabc123def");
   EXPECT_EQ(get.value.op, operation::get_async_invoke);
   EXPECT_EQ(get.value.resource, "arn:aws:bedrock:us-east-1:123456789012:async-invoke/abc123def");
   EXPECT_EQ(get.value.model_id, "");
@@ -159,12 +164,28 @@ TEST(Route, AsyncInvokeRoutes) {
 }
 
 TEST(Route, UnknownPaths) {
-  for (const std::string_view target :
-       {"", "/", "//", "/foo", "/model", "/model/", "/model/x", "/model/x/", "/model/x/foo",
-        "/model/x/invoke/", "/model/x/invoke/extra", "/model/x/Invoke", "/model/x/converse-streamx",
-        "//model/x/invoke", "model/x/invoke", "*", "http://bedrock/model/x/invoke",
-        "/models/x/invoke", "/async-invokes", "/a/b/c/d/e/f/g/h/i/j/k", "/guardrail-checks/invoke",
-        "/model/x/%69nvoke"}) {
+  for (const std::string_view target : {"",
+                                        "/",
+                                        "//",
+                                        "/foo",
+                                        "/model",
+                                        "/model/",
+                                        "/model/x",
+                                        "/model/x/",
+                                        "/model/x/foo",
+                                        "/model/x/invoke/",
+                                        "/model/x/invoke/extra",
+                                        "/model/x/Invoke",
+                                        "/model/x/converse-streamx",
+                                        "//model/x/invoke",
+                                        "model/x/invoke",
+                                        "*",
+                                        "http://bedrock/model/x/invoke",
+                                        "/models/x/invoke",
+                                        "/async-invokes",
+                                        "/a/b/c/d/e/f/g/h/i/j/k",
+                                        "/guardrail-checks/invoke",
+                                        "/model/x/%69nvoke"}) {
     SCOPED_TRACE(std::string(target));
     EXPECT_EQ(parse_route("POST", target).error, route_error::unknown_route);
     EXPECT_EQ(parse_route("GET", target).error, route_error::unknown_route);
@@ -172,7 +193,8 @@ TEST(Route, UnknownPaths) {
 }
 
 TEST(Route, WrongMethodOnKnownPath) {
-  for (const std::string_view method : {"GET", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "post", ""}) {
+  for (const std::string_view method :
+       {"GET", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "post", ""}) {
     SCOPED_TRACE(std::string(method));
     EXPECT_EQ(parse_route(method, "/model/m/invoke").error, route_error::method_not_allowed);
     EXPECT_EQ(parse_route(method, "/model/m/converse-stream").error,
@@ -220,9 +242,9 @@ TEST(PercentDecode, Basics) {
 
 TEST(Route, ToStringNamesEveryError) {
   std::set<std::string_view> names;
-  for (const route_error e : {route_error::none, route_error::unknown_route,
-                              route_error::method_not_allowed, route_error::bad_encoding,
-                              route_error::empty_model_id}) {
+  for (const route_error e :
+       {route_error::none, route_error::unknown_route, route_error::method_not_allowed,
+        route_error::bad_encoding, route_error::empty_model_id}) {
     names.insert(to_string(e));
   }
   EXPECT_EQ(names.size(), 5u);
@@ -233,8 +255,8 @@ TEST(Route, ToStringNamesEveryError) {
 // InvokeGuardrailChecks (deliberately unknown: see route.cpp). A new operation in a future model
 // fails this test instead of silently 404ing.
 TEST(Route, CoversEveryOperationInTheServiceModel) {
-  const std::string path =
-      std::string(BM_TEST_DATA_DIR) + "/bedrock/botocore-data/bedrock-runtime/2023-09-30/service-2.json";
+  const std::string path = std::string(BM_TEST_DATA_DIR) +
+                           "/bedrock/botocore-data/bedrock-runtime/2023-09-30/service-2.json";
   std::ifstream in(path);
   ASSERT_TRUE(in.good()) << path;
   std::ostringstream ss;

@@ -16,7 +16,7 @@ rate_table haiku_table() {
   rate_entry e;
   e.model = haiku;
   e.regions = {"*"};
-  e.rates.input = 800'000;    // $0.80 / 1M
+  e.rates.input = 800'000;     // $0.80 / 1M
   e.rates.output = 4'000'000;  // $4.00 / 1M
   e.rates.cache_read = 80'000;
   e.rates.cache_write_5m = 1'000'000;
@@ -28,13 +28,16 @@ rate_table haiku_table() {
   return t;
 }
 
-route converse_route(std::string_view model) { return route{operation::converse, std::string(model), {}}; }
+route converse_route(std::string_view model) {
+  return route{operation::converse, std::string(model), {}};
+}
 
 /// A Converse that Bedrock answered, with the usage it reported.
 exchange_facts answered(const route& r, token_usage u) {
   exchange_facts f;
   f.request_id = "req-1";
-  f.arrived = std::chrono::system_clock::time_point(1'767'225'600'123ms);  // 2026-01-01T00:00:00.123Z
+  f.arrived =
+      std::chrono::system_clock::time_point(1'767'225'600'123ms);  // 2026-01-01T00:00:00.123Z
   f.duration = 2500us;
   f.first_byte = 900us;
   f.route = &r;

@@ -147,8 +147,7 @@ TEST(TzLocalToUtc, GapsAndOverlaps) {
   EXPECT_EQ(z.first_instant_at_or_after_local(utc(2024, 11, 3, 1, 30)), utc(2024, 11, 3, 5, 30));
   // Lord Howe skips 02:00-02:30 in October.
   const auto lh = zone("Australia/Lord_Howe");
-  EXPECT_EQ(lh.first_instant_at_or_after_local(utc(2024, 10, 6, 2, 10)),
-            utc(2024, 10, 5, 15, 30));
+  EXPECT_EQ(lh.first_instant_at_or_after_local(utc(2024, 10, 6, 2, 10)), utc(2024, 10, 5, 15, 30));
 }
 
 TEST(TzPosix, ParsesFooterForms) {

@@ -140,8 +140,8 @@ std::string describe(const outcome& o) {
   s << "input=" << o.usage.input << " output=" << o.usage.output
     << " cache_read=" << o.usage.cache_read << " cache_write=" << o.usage.cache_write
     << " cache_write_1h=" << o.usage.cache_write_1h
-    << " source=" << static_cast<int>(o.usage.source) << " tier=" << o.tier
-    << " seen=" << o.seen << " decode_errors=" << o.decode_errors;
+    << " source=" << static_cast<int>(o.usage.source) << " tier=" << o.tier << " seen=" << o.seen
+    << " decode_errors=" << o.decode_errors;
   return s.str();
 }
 
@@ -156,9 +156,7 @@ outcome observe(const request& r, chunking how, std::uint32_t seed = 0) {
   obs.on_head(r.status, lookup);
   const std::string_view body = r.body;
   switch (how) {
-    case chunking::whole:
-      obs.on_body(body);
-      break;
+    case chunking::whole: obs.on_body(body); break;
     case chunking::one_byte:
       for (std::size_t i = 0; i < body.size(); ++i) obs.on_body(body.substr(i, 1));
       break;
@@ -226,10 +224,8 @@ const char* const app_profile_arn =
 TEST(usage_family, detects_family_from_ids_profiles_and_arns) {
   EXPECT_EQ(family_of("anthropic.claude-3-haiku-20240307-v1:0"), model_family::anthropic);
   EXPECT_EQ(family_of("us.anthropic.claude-sonnet-4-20250514-v1:0"), model_family::anthropic);
-  EXPECT_EQ(family_of("global.anthropic.claude-sonnet-4-5-20250929-v1:0"),
-            model_family::anthropic);
-  EXPECT_EQ(family_of("us-gov.anthropic.claude-3-5-sonnet-20240620-v1:0"),
-            model_family::anthropic);
+  EXPECT_EQ(family_of("global.anthropic.claude-sonnet-4-5-20250929-v1:0"), model_family::anthropic);
+  EXPECT_EQ(family_of("us-gov.anthropic.claude-3-5-sonnet-20240620-v1:0"), model_family::anthropic);
   EXPECT_EQ(family_of("apac.amazon.nova-pro-v1:0"), model_family::amazon_nova);
   EXPECT_EQ(family_of("jp.amazon.nova-lite-v1:0"), model_family::amazon_nova);
   EXPECT_EQ(family_of("amazon.titan-text-express-v1"), model_family::amazon_titan);
@@ -306,8 +302,8 @@ TEST(usage_converse, body_cut_before_usage_is_estimated_from_text) {
   r.complete = false;
   const outcome o = observe_all_ways(r);
   expect_usage(o.usage,
-               tokens(0, text_estimate("Paris is the capital of France. It sits on the Seine."),
-                      0, 0, 0, estimated));
+               tokens(0, text_estimate("Paris is the capital of France. It sits on the Seine."), 0,
+                      0, 0, estimated));
   EXPECT_FALSE(o.seen);
 }
 
@@ -496,15 +492,12 @@ TEST(usage_invoke, family_body_usage) {
       {"us.anthropic.claude-sonnet-4-20250514-v1:0", "invoke_anthropic.json",
        tokens(25, 57, 4000, 3000, 2000, reported)},
       {"amazon.nova-pro-v1:0", "invoke_nova.json", tokens(17, 42, 100, 200, 0, reported)},
-      {"amazon.titan-text-express-v1", "invoke_titan_text.json",
-       tokens(8, 42, 0, 0, 0, reported)},
-      {"amazon.titan-embed-text-v2:0", "invoke_titan_embed.json",
-       tokens(7, 0, 0, 0, 0, reported)},
+      {"amazon.titan-text-express-v1", "invoke_titan_text.json", tokens(8, 42, 0, 0, 0, reported)},
+      {"amazon.titan-embed-text-v2:0", "invoke_titan_embed.json", tokens(7, 0, 0, 0, 0, reported)},
       {"meta.llama3-1-70b-instruct-v1:0", "invoke_llama.json", tokens(20, 35, 0, 0, 0, reported)},
       {"mistral.mistral-large-2407-v1:0", "invoke_mistral_chat.json",
        tokens(30, 11, 0, 0, 0, reported)},
-      {"cohere.command-r-v1:0", "invoke_cohere_command_r.json",
-       tokens(40, 12, 0, 0, 0, reported)},
+      {"cohere.command-r-v1:0", "invoke_cohere_command_r.json", tokens(40, 12, 0, 0, 0, reported)},
       {"cohere.embed-english-v3", "invoke_cohere_embed.json", tokens(6, 0, 0, 0, 0, reported)},
       // prompt_tokens (120) includes the 100 cached; ours excludes them.
       {"openai.gpt-oss-120b-1:0", "invoke_openai.json", tokens(20, 33, 100, 0, 0, reported)},
@@ -543,8 +536,8 @@ TEST(usage_invoke, body_without_usage_and_no_headers_is_estimated) {
     r.body = read_fixture("invoke_mistral_text.json");
     const outcome o = observe_all_ways(r);
     expect_usage(o.usage,
-                 tokens(0, text_estimate(" The answer is forty-two, according to the guide."), 0,
-                        0, 0, estimated));
+                 tokens(0, text_estimate(" The answer is forty-two, according to the guide."), 0, 0,
+                        0, estimated));
     EXPECT_FALSE(o.seen);
   }
   {
@@ -553,8 +546,8 @@ TEST(usage_invoke, body_without_usage_and_no_headers_is_estimated) {
     r.model = "us.deepseek.r1-v1:0";
     r.body = read_fixture("invoke_deepseek_r1.json");
     expect_usage(observe_all_ways(r).usage,
-                 tokens(0, text_estimate("<think>Short reasoning.</think> The answer is 7."), 0,
-                        0, 0, estimated));
+                 tokens(0, text_estimate("<think>Short reasoning.</think> The answer is 7."), 0, 0,
+                        0, estimated));
   }
 }
 

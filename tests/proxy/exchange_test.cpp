@@ -123,18 +123,19 @@ struct test_connector {
 };
 
 std::string converse_answer(std::string_view request_id, int input, int output) {
-  const std::string body = R"({"output":{"message":{"role":"assistant","content":[{"text":"hi"}]}},)"
-                           R"("stopReason":"end_turn","usage":{"inputTokens":)" +
-                           std::to_string(input) + R"(,"outputTokens":)" + std::to_string(output) +
-                           R"(,"totalTokens":)" + std::to_string(input + output) +
-                           R"(},"metrics":{"latencyMs":12}})";
+  const std::string body =
+      R"({"output":{"message":{"role":"assistant","content":[{"text":"hi"}]}},)"
+      R"("stopReason":"end_turn","usage":{"inputTokens":)" +
+      std::to_string(input) + R"(,"outputTokens":)" + std::to_string(output) +
+      R"(,"totalTokens":)" + std::to_string(input + output) + R"(},"metrics":{"latencyMs":12}})";
   return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-amzn-RequestId: " +
          std::string(request_id) + "\r\nContent-Length: " + std::to_string(body.size()) +
          "\r\n\r\n" + body;
 }
 
 std::string stream_answer() {
-  const std::string events = read_file(fs::path(BM_TEST_DATA_DIR) / "eventstream" / "converse_stream.bin");
+  const std::string events =
+      read_file(fs::path(BM_TEST_DATA_DIR) / "eventstream" / "converse_stream.bin");
   std::ostringstream chunked;
   chunked << "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n"
              "x-amzn-RequestId: stream-req-1\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -146,8 +147,9 @@ std::string stream_answer() {
 class ExchangeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("bm-exchange-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("bm-exchange-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   void TearDown() override {
@@ -165,11 +167,11 @@ class ExchangeTest : public ::testing::Test {
   void start(const std::string& extra = "",
              const std::string& auth =
                  "auth: {anonymous: {enabled: true, team: research, app: notebook}}\n") {
-    const std::string yaml = "listeners: [{address: 127.0.0.1, port: 0}]\n"
-                             "upstream: {region: us-east-1, endpoint: 'http://127.0.0.1:9'}\n" +
-                             auth + "pricing: {rate_table: '" +
-                             (repo / "config" / "rates" / "bedrock.yaml").string() +
-                             "', reload: {watch: false}}\n" + extra;
+    const std::string yaml =
+        "listeners: [{address: 127.0.0.1, port: 0}]\n"
+        "upstream: {region: us-east-1, endpoint: 'http://127.0.0.1:9'}\n" +
+        auth + "pricing: {rate_table: '" + (repo / "config" / "rates" / "bedrock.yaml").string() +
+        "', reload: {watch: false}}\n" + extra;
     auto loaded = config::load_string(yaml, (dir_ / "config.yaml").string());
     ASSERT_TRUE(loaded.value) << (loaded.errors.empty() ? "" : loaded.errors[0].to_string());
     auto creds = std::make_shared<published_credentials>();
@@ -385,10 +387,11 @@ TEST_F(ExchangeTest, AClientGoneMidStreamIsDrainedForTheExactUsage) {
 }
 
 TEST_F(ExchangeTest, AnExhaustedBlockBudgetRefusesBeforeTheUpstream) {
-  start("budgets:\n"
-        "  definitions:\n"
-        "    - {name: tiny, scope: {team: research}, period: daily, limit_usd: '0.000001',"
-        " action: block}\n");
+  start(
+      "budgets:\n"
+      "  definitions:\n"
+      "    - {name: tiny, scope: {team: research}, period: daily, limit_usd: '0.000001',"
+      " action: block}\n");
   recording_sink sink;
   exchange(converse_request(), sink);
   EXPECT_EQ(sink.status, 400u);
@@ -399,8 +402,9 @@ TEST_F(ExchangeTest, AnExhaustedBlockBudgetRefusesBeforeTheUpstream) {
 }
 
 TEST_F(ExchangeTest, AModelOutsideTheAllowListIsDenied) {
-  start("", "auth: {anonymous: {enabled: true, team: research, app: notebook,"
-            " allowed_models: ['amazon.nova-*']}}\n");
+  start("",
+        "auth: {anonymous: {enabled: true, team: research, app: notebook,"
+        " allowed_models: ['amazon.nova-*']}}\n");
   recording_sink sink;
   exchange(converse_request(), sink);
   EXPECT_EQ(sink.status, 403u);

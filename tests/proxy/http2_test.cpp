@@ -33,8 +33,8 @@ TEST(Http2Preface, Http1RequestsAreHttp1) {
 }
 
 TEST(Http2Headers, ConnectionSpecificHeadersAreDropped) {
-  for (const char* h : {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-                        "upgrade", "te"})
+  for (const char* h :
+       {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"})
     EXPECT_TRUE(is_connection_specific_header(h)) << h;
   for (const char* h : {"content-type", "x-amzn-requestid", "x-amzn-bedrock-input-token-count",
                         "content-length", "date"})

@@ -4,10 +4,10 @@
 
 #include <chrono>
 
+#include "aws/sigv4.hpp"
 #include "config/config.hpp"
 #include "proxy/auth.hpp"
 #include "proxy/headers.hpp"
-#include "aws/sigv4.hpp"
 #include "proxy/upstream.hpp"
 
 namespace bm = bedrock_meter;
@@ -24,8 +24,8 @@ TEST(Headers, HopByHopIsCaseInsensitiveAndNeverForwarded) {
 }
 
 TEST(Headers, ClientAuthIsDroppedFromRequestsOnly) {
-  for (auto h : {"Authorization", "X-Amz-Date", "x-amz-security-token", "X-Amz-Content-SHA256",
-                 "Host"}) {
+  for (auto h :
+       {"Authorization", "X-Amz-Date", "x-amz-security-token", "X-Amz-Content-SHA256", "Host"}) {
     EXPECT_FALSE(forward_request_header(h)) << h;
     EXPECT_TRUE(forward_response_header(h)) << h;
   }
@@ -196,7 +196,6 @@ TEST(Auth, AnonymousOnlyWhenEnabled) {
   sigv4::header_list bad{{"authorization", "Bearer nope"}};
   EXPECT_TRUE(idx.authenticate("POST", "/", bad, "", now).error);
 }
-
 
 TEST(Identity, ModelAllowListMatchesBaseIdAndPrefixes) {
   identity anyone;

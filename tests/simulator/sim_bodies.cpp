@@ -17,8 +17,8 @@ namespace {
 
 // Words the simulated model "says"; one word is one output token.
 constexpr std::array<std::string_view, 16> k_words = {
-    "lorem", "ipsum", "dolor", "sit",  "amet",  "consectetur", "adipiscing", "elit",
-    "sed",   "do",    "eiusmod", "tempor", "incididunt", "ut", "labore", "magna"};
+    "lorem", "ipsum", "dolor",   "sit",    "amet",       "consectetur", "adipiscing", "elit",
+    "sed",   "do",    "eiusmod", "tempor", "incididunt", "ut",          "labore",     "magna"};
 
 // Text of output tokens [from, to): words joined by single spaces, no leading space for token 0.
 void append_tokens_text(std::string& out, std::uint64_t from, std::uint64_t to) {
@@ -40,7 +40,7 @@ std::string anthropic_model_name(std::string_view model_id) {
   std::string_view base = base_model_id(model_id);
   if (base.starts_with("anthropic.")) base.remove_prefix(10);
   if (auto v = base.rfind("-v"); v != std::string_view::npos && v + 2 < base.size() &&
-                                  base[v + 2] >= '0' && base[v + 2] <= '9') {
+                                 base[v + 2] >= '0' && base[v + 2] <= '9') {
     base = base.substr(0, v);
   }
   return std::string(base);
@@ -268,11 +268,10 @@ std::string apply_guardrail_body(const directive& d) {
       R"("sensitiveInformationPolicyUnits":0,"sensitiveInformationPolicyFreeUnits":0,)"
       R"("contextualGroundingPolicyUnits":0},)";
   if (d.intervene) {
-    out.append(
-        R"("action":"GUARDRAIL_INTERVENED","actionReason":"Guardrail blocked.",)"
-        R"("outputs":[{"text":"Sorry, the model cannot answer this question."}],)"
-        R"("assessments":[{"topicPolicy":{"topics":[{"name":"Simulated","type":"DENY",)"
-        R"("action":"BLOCKED","detected":true}]}}]})");
+    out.append(R"("action":"GUARDRAIL_INTERVENED","actionReason":"Guardrail blocked.",)"
+               R"("outputs":[{"text":"Sorry, the model cannot answer this question."}],)"
+               R"("assessments":[{"topicPolicy":{"topics":[{"name":"Simulated","type":"DENY",)"
+               R"("action":"BLOCKED","detected":true}]}}]})");
   } else {
     out.append(R"("action":"NONE","outputs":[],"assessments":[]})");
   }
@@ -366,8 +365,10 @@ std::string_view stream_script::stop_reason() const { return stop_reason_for(fam
 
 // The chunk families give the stop reason on the last chunk only, null before it.
 void stream_script::append_stop_or_null(bool last, std::string& json) const {
-  if (last) append_json_string(json, stop_reason());
-  else json.append("null");
+  if (last)
+    append_json_string(json, stop_reason());
+  else
+    json.append("null");
 }
 
 void stream_script::append_metrics(const timing& t, std::string& json) const {
@@ -439,8 +440,10 @@ void stream_script::render_llama_chunk(std::size_t delta, bool last, std::string
   json.append("{\"generation\":");
   append_delta_text(delta, json);
   json.append(",\"prompt_token_count\":");
-  if (delta == 0 || last) append_uint(json, plan_.input);
-  else json.append("null");
+  if (delta == 0 || last)
+    append_uint(json, plan_.input);
+  else
+    json.append("null");
   json.append(",\"generation_token_count\":");
   append_uint(json, tokens_through(delta));
   json.append(",\"stop_reason\":");
@@ -458,17 +461,13 @@ void stream_script::render_mistral_chunk(std::size_t delta, bool last, std::stri
 void stream_script::render_nova_chunk(std::size_t i, std::string& json) const {
   switch (part_of(i)) {
     case part::message_start:
-    case part::block_start:
-      json.append(R"({"messageStart":{"role":"assistant"})");
-      return;
+    case part::block_start: json.append(R"({"messageStart":{"role":"assistant"})"); return;
     case part::delta:
       json.append(R"({"contentBlockDelta":{"delta":{"text":)");
       append_delta_text(i - prefix_, json);
       json.append(R"(},"contentBlockIndex":0})");
       return;
-    case part::block_stop:
-      json.append(R"({"contentBlockStop":{"contentBlockIndex":0})");
-      return;
+    case part::block_stop: json.append(R"({"contentBlockStop":{"contentBlockIndex":0})"); return;
     case part::stop:
       json.append(R"({"messageStop":{"stopReason":)");
       append_json_string(json, stop_reason());
@@ -507,9 +506,7 @@ void stream_script::render_anthropic_chunk(std::size_t i, std::string& json) con
       append_delta_text(i - prefix_, json);
       json.push_back('}');
       return;
-    case part::block_stop:
-      json.append(R"({"type":"content_block_stop","index":0)");
-      return;
+    case part::block_stop: json.append(R"({"type":"content_block_stop","index":0)"); return;
     case part::stop:
       json.append(R"({"type":"message_delta","delta":{"stop_reason":)");
       append_json_string(json, stop_reason());
@@ -517,9 +514,7 @@ void stream_script::render_anthropic_chunk(std::size_t i, std::string& json) con
       append_uint(json, plan_.output);
       json.push_back('}');
       return;
-    case part::finish:
-      json.append(R"({"type":"message_stop")");
-      return;
+    case part::finish: json.append(R"({"type":"message_stop")"); return;
   }
 }
 
@@ -548,9 +543,8 @@ void stream_script::render(std::size_t i, const timing& t, std::string& out) con
   std::array<metering::event_header, 3> headers{};
   if (op_ == sim_op::converse_stream) {
     const std::string_view type = render_converse(i, t, json);
-    headers = {{{":event-type", type},
-                {":content-type", "application/json"},
-                {":message-type", "event"}}};
+    headers = {
+        {{":event-type", type}, {":content-type", "application/json"}, {":message-type", "event"}}};
     metering::encode_event_frame(out, headers, json);
     return;
   }

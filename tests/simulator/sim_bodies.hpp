@@ -38,8 +38,8 @@ std::string invoke_guardrail_checks_body(std::string_view request_body);
 /// carry the content. `render` appends the encoded event-stream frame of event `i`.
 class stream_script {
  public:
-  stream_script(sim_op op, model_family fam, std::string model_id, plan p,
-                served_config served, std::string message_id);
+  stream_script(sim_op op, model_family fam, std::string model_id, plan p, served_config served,
+                std::string message_id);
 
   [[nodiscard]] std::size_t size() const noexcept { return prefix_ + deltas_ + suffix_; }
   [[nodiscard]] std::size_t prefix() const noexcept { return prefix_; }

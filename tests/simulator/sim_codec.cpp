@@ -132,7 +132,7 @@ std::string id_source::uuid() {
     nib[k] = static_cast<unsigned>((a >> (60 - 4 * k)) & 15);
     nib[16 + k] = static_cast<unsigned>((b >> (60 - 4 * k)) & 15);
   }
-  nib[12] = 4;                 // version 4
+  nib[12] = 4;                  // version 4
   nib[16] = 8 | (nib[16] & 3);  // RFC 4122 variant
   std::string s;
   s.reserve(36);

@@ -35,7 +35,7 @@ class id_source {
  public:
   explicit id_source(std::uint64_t seed) noexcept : state_(seed) {}
   std::uint64_t next() noexcept;
-  std::string uuid();                       ///< 8-4-4-4-12 lowercase hex, version 4 bits set
+  std::string uuid();                      ///< 8-4-4-4-12 lowercase hex, version 4 bits set
   std::string base62(std::size_t length);  ///< [0-9A-Za-z]{length}
   std::string lower_alnum(std::size_t length);
 

@@ -79,7 +79,7 @@ constexpr std::array<std::pair<std::string_view, fault>, 12> k_faults = {{
 }};
 
 constexpr std::array<std::string_view, 6> k_max_token_keys = {
-    "\"max_tokens\"",  "\"maxTokens\"",   "\"max_new_tokens\"",
+    "\"max_tokens\"",    "\"maxTokens\"",   "\"max_new_tokens\"",
     "\"maxTokenCount\"", "\"max_gen_len\"", "\"max_tokens_to_sample\""};
 
 // Percent-decodes `raw` into `dst`; a malformed escape marks the route instead.
@@ -148,8 +148,10 @@ step set_status(directive& d, std::string_view val) {
 }
 
 step set_guardrail(directive& d, std::string_view val) {
-  if (val == "intervene") d.intervene = true;
-  else if (val != "none") return sim_error{"SIM directive: guardrail must be intervene or none"};
+  if (val == "intervene")
+    d.intervene = true;
+  else if (val != "none")
+    return sim_error{"SIM directive: guardrail must be intervene or none"};
   return {};
 }
 
@@ -390,8 +392,10 @@ request_facts scan_request(std::string_view body) {
   for (auto key : k_max_token_keys) {
     const key_hits k = scan_numeric_key(body, key);
     if (k.count == 0) continue;
-    if (hits == 0) first_value = k.first;
-    else if (k.first != first_value || k.count > 1) disagree = true;
+    if (hits == 0)
+      first_value = k.first;
+    else if (k.first != first_value || k.count > 1)
+      disagree = true;
     if (k.count > 1) disagree = true;
     hits += k.count;
   }

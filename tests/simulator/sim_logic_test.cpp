@@ -48,9 +48,11 @@ TEST(SimRoute, GuardrailAndAsync) {
 }
 
 TEST(SimModel, FamilyIgnoresProfilePrefixesAndArns) {
-  EXPECT_EQ(base_model_id("global.anthropic.claude-sonnet-4-v1:0"), "anthropic.claude-sonnet-4-v1:0");
-  EXPECT_EQ(base_model_id("arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-8b-instruct-v1:0"),
-            "meta.llama3-8b-instruct-v1:0");
+  EXPECT_EQ(base_model_id("global.anthropic.claude-sonnet-4-v1:0"),
+            "anthropic.claude-sonnet-4-v1:0");
+  EXPECT_EQ(
+      base_model_id("arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-8b-instruct-v1:0"),
+      "meta.llama3-8b-instruct-v1:0");
   EXPECT_EQ(base_model_id("amazon.nova-lite-v1:0"), "amazon.nova-lite-v1:0");
   EXPECT_EQ(family_of("us-gov.anthropic.claude-3-haiku-20240307-v1:0"), model_family::anthropic);
   EXPECT_EQ(family_of("apac.amazon.nova-pro-v1:0"), model_family::nova);
@@ -217,14 +219,16 @@ TEST(SimStream, ChunkScriptRoundTrips) {
     for (std::size_t i = 0; i < script.size(); ++i) script.render(i, timing{7, 2}, bytes);
     metering::event_stream_decoder dec;
     std::vector<boost::json::value> models;
-    ASSERT_EQ(dec.feed(bytes, [&](const metering::event_message& m) {
-      EXPECT_EQ(m.message_type, "event");
-      EXPECT_EQ(m.event_type, "chunk");
-      const auto env = boost::json::parse(m.payload);
-      const auto decoded = decode_base64(env.at("bytes").as_string());
-      ASSERT_TRUE(decoded.has_value());
-      models.push_back(boost::json::parse(*decoded));
-    }), metering::event_stream_error::none);
+    ASSERT_EQ(dec.feed(bytes,
+                       [&](const metering::event_message& m) {
+                         EXPECT_EQ(m.message_type, "event");
+                         EXPECT_EQ(m.event_type, "chunk");
+                         const auto env = boost::json::parse(m.payload);
+                         const auto decoded = decode_base64(env.at("bytes").as_string());
+                         ASSERT_TRUE(decoded.has_value());
+                         models.push_back(boost::json::parse(*decoded));
+                       }),
+              metering::event_stream_error::none);
     ASSERT_EQ(models.size(), script.size());
     for (std::size_t i = 0; i + 1 < models.size(); ++i) {
       EXPECT_FALSE(models[i].as_object().contains("amazon-bedrock-invocationMetrics"));
@@ -255,15 +259,16 @@ TEST(SimStream, ConverseEventTypesAndDeltaText) {
     EXPECT_TRUE(v.as_object().contains("p"));
     if (m.event_type == "contentBlockDelta") text += v.at("delta").at("text").as_string().c_str();
   });
-  EXPECT_EQ(types, (std::vector<std::string>{"messageStart", "contentBlockDelta", "contentBlockDelta",
-                                             "contentBlockStop", "messageStop", "metadata"}));
+  EXPECT_EQ(types,
+            (std::vector<std::string>{"messageStart", "contentBlockDelta", "contentBlockDelta",
+                                      "contentBlockStop", "messageStop", "metadata"}));
   EXPECT_EQ(text, "lorem ipsum dolor sit amet");
 }
 
 TEST(SimCodec, Base64RoundTripAndIds) {
-  for (const std::string& s : {std::string(), std::string("a"), std::string("ab"),
-                               std::string("abc"), std::string("abcd"),
-                               std::string("\xff\x00\x10 b", 5)}) {
+  for (const std::string& s :
+       {std::string(), std::string("a"), std::string("ab"), std::string("abc"), std::string("abcd"),
+        std::string("\xff\x00\x10 b", 5)}) {
     std::string enc;
     append_base64(enc, s);
     EXPECT_EQ(decode_base64(enc), s);

@@ -4,9 +4,9 @@
 // request, sim_bodies writes the answer) and the command line by sim_options; this file only does
 // I/O, auth, delays and faults. See docs/simulator.md.
 #include <algorithm>
-#include <charconv>
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -344,8 +344,8 @@ reply start_async(worker& w, std::string_view body) {
     }
   }
   async_record rec;
-  rec.arn = "arn:aws:bedrock:" + st.opt.region + ":" + std::string(account_id) +
-            ":async-invoke/" + w.ids.lower_alnum(12);
+  rec.arn = "arn:aws:bedrock:" + st.opt.region + ":" + std::string(account_id) + ":async-invoke/" +
+            w.ids.lower_alnum(12);
   rec.model_arn = "arn:aws:bedrock:" + st.opt.region + "::foundation-model/" +
                   std::string(base_model_id(model->get_string()));
   rec.client_token = std::move(token);
@@ -401,8 +401,7 @@ void close_transport(Stream& s) {
 }
 
 template <class Stream>
-awaitable<bool> write_reply(Stream& s, const request& req, const std::string& request_id,
-                            reply r) {
+awaitable<bool> write_reply(Stream& s, const request& req, const std::string& request_id, reply r) {
   http::response<http::string_body> res{r.status, req.version()};
   res.set("x-amzn-RequestId", request_id);
   res.set(http::field::content_type, r.content_type);
@@ -598,9 +597,8 @@ struct model_answer {
   std::optional<stream_script> script;
 };
 
-model_answer answer_model(worker& w, const request& req, const sim_route& route,
-                          const directive& d, std::string_view model_body,
-                          std::chrono::steady_clock::time_point t0) {
+model_answer answer_model(worker& w, const request& req, const sim_route& route, const directive& d,
+                          std::string_view model_body, std::chrono::steady_clock::time_point t0) {
   const model_family fam = family_of(route.model_id);
   const request_facts facts = scan_request(model_body);
   const plan p = make_plan(model_body, d, facts, fam, route.op);
@@ -704,9 +702,7 @@ awaitable<void> serve(Stream& s, worker& w) {
   close_transport(s);
 }
 
-awaitable<void> plain_session(tcp_socket sock, worker* w) {
-  co_await serve(sock, *w);
-}
+awaitable<void> plain_session(tcp_socket sock, worker* w) { co_await serve(sock, *w); }
 
 awaitable<void> tls_session(tcp_socket sock, worker* w) {
   tls_stream stream(std::move(sock), *w->shared->tls);

@@ -163,9 +163,12 @@ TEST(MetricsRecord, ProducesExactlyTheExpectedFinOpsSeries) {
 
   EXPECT_EQ(e.types.at("bedrock_requests_total"), "counter");
   const std::map<std::string, double> requests = {
-      {R"(bedrock_requests_total{app="chat",code="200",model="anthropic.claude-3-haiku",operation="InvokeModelWithResponseStream",region="us-east-1",team="search"})", 1},
-      {R"(bedrock_requests_total{app="ranker",code="200",model="anthropic.claude-3-haiku",operation="Converse",region="us-east-1",team="search"})", 2},
-      {R"(bedrock_requests_total{app="ranker",code="429",model="other",operation="Converse",region="eu-west-1",team="search"})", 1},
+      {R"(bedrock_requests_total{app="chat",code="200",model="anthropic.claude-3-haiku",operation="InvokeModelWithResponseStream",region="us-east-1",team="search"})",
+       1},
+      {R"(bedrock_requests_total{app="ranker",code="200",model="anthropic.claude-3-haiku",operation="Converse",region="us-east-1",team="search"})",
+       2},
+      {R"(bedrock_requests_total{app="ranker",code="429",model="other",operation="Converse",region="eu-west-1",team="search"})",
+       1},
   };
   EXPECT_EQ(e.series("bedrock_requests_total"), requests);
 
@@ -186,10 +189,17 @@ TEST(MetricsRecord, ProducesExactlyTheExpectedFinOpsSeries) {
   ASSERT_EQ(spend.size(), 5u);
   const std::string sconv =
       R"(model="anthropic.claude-3-haiku",region="us-east-1",team="search",tier="default")";
-  EXPECT_DOUBLE_EQ(e.value(R"(bedrock_spend_usd_total{app="ranker",)" + sconv + R"(,type="input"})"), 50e-6);
-  EXPECT_DOUBLE_EQ(e.value(R"(bedrock_spend_usd_total{app="ranker",)" + sconv + R"(,type="output"})"), 125e-6);
-  EXPECT_DOUBLE_EQ(e.value(R"(bedrock_spend_usd_total{app="ranker",)" + sconv + R"(,type="cache_read"})"), 0.5e-6);
-  EXPECT_DOUBLE_EQ(e.value(R"(bedrock_spend_usd_total{app="chat",model="anthropic.claude-3-haiku",region="us-east-1",team="search",tier="priority",type="output"})"), 375e-6);
+  EXPECT_DOUBLE_EQ(
+      e.value(R"(bedrock_spend_usd_total{app="ranker",)" + sconv + R"(,type="input"})"), 50e-6);
+  EXPECT_DOUBLE_EQ(
+      e.value(R"(bedrock_spend_usd_total{app="ranker",)" + sconv + R"(,type="output"})"), 125e-6);
+  EXPECT_DOUBLE_EQ(
+      e.value(R"(bedrock_spend_usd_total{app="ranker",)" + sconv + R"(,type="cache_read"})"),
+      0.5e-6);
+  EXPECT_DOUBLE_EQ(
+      e.value(
+          R"(bedrock_spend_usd_total{app="chat",model="anthropic.claude-3-haiku",region="us-east-1",team="search",tier="priority",type="output"})"),
+      375e-6);
 
   const std::map<std::string, double> unpriced = {
       {R"(bedrock_unpriced_requests_total{model="other",region="eu-west-1"})", 1}};
@@ -240,14 +250,19 @@ TEST(MetricsRecord, GenAiHistogramsFollowTheSemanticConventions) {
   const std::string failed =
       R"(error_type="429",gen_ai_operation_name="chat",gen_ai_provider_name="aws.bedrock",gen_ai_request_model="other")";
   EXPECT_EQ(e.value("gen_ai_client_operation_duration_seconds_count{" + failed + "}"), 1);
-  EXPECT_EQ(e.series("gen_ai_client_operation_duration_seconds_count").size(), 2u);  // CountTokens excluded
+  EXPECT_EQ(e.series("gen_ai_client_operation_duration_seconds_count").size(),
+            2u);  // CountTokens excluded
 
   // Time to first chunk: the streaming request only.
   const auto ttfc = e.series("gen_ai_client_operation_time_to_first_chunk_seconds_count");
   ASSERT_EQ(ttfc.size(), 1u);
   EXPECT_EQ(ttfc.begin()->second, 1);
-  EXPECT_EQ(e.value("gen_ai_client_operation_time_to_first_chunk_seconds_bucket{" + ok + ",le=\"0.16\"}"), 1);
-  EXPECT_EQ(e.value("gen_ai_client_operation_time_to_first_chunk_seconds_bucket{" + ok + ",le=\"0.08\"}"), 0);
+  EXPECT_EQ(
+      e.value("gen_ai_client_operation_time_to_first_chunk_seconds_bucket{" + ok + ",le=\"0.16\"}"),
+      1);
+  EXPECT_EQ(
+      e.value("gen_ai_client_operation_time_to_first_chunk_seconds_bucket{" + ok + ",le=\"0.08\"}"),
+      0);
 }
 
 TEST(MetricsRecord, ErrorNameWinsOverStatusAndEmbeddingsHaveNoOutput) {
@@ -265,11 +280,17 @@ TEST(MetricsRecord, ErrorNameWinsOverStatusAndEmbeddingsHaveNoOutput) {
   emb.input_tokens = 12;
   rec->record(emb);
   const auto e = scrape(m);
-  EXPECT_EQ(e.value(R"(gen_ai_client_operation_duration_seconds_count{error_type="upstream_cut",gen_ai_operation_name="chat",gen_ai_provider_name="aws.bedrock",gen_ai_request_model="anthropic.claude-3-haiku"})"), 1);
+  EXPECT_EQ(
+      e.value(
+          R"(gen_ai_client_operation_duration_seconds_count{error_type="upstream_cut",gen_ai_operation_name="chat",gen_ai_provider_name="aws.bedrock",gen_ai_request_model="anthropic.claude-3-haiku"})"),
+      1);
   const std::string emb_labels =
       R"(gen_ai_operation_name="embeddings",gen_ai_provider_name="aws.bedrock",gen_ai_request_model="amazon.titan-embed-text-v2")";
-  EXPECT_EQ(e.value("gen_ai_client_token_usage_sum{" + emb_labels + R"(,gen_ai_token_type="input"})"), 12);
-  EXPECT_FALSE(e.has("gen_ai_client_token_usage_count{" + emb_labels + R"(,gen_ai_token_type="output"})"));
+  EXPECT_EQ(
+      e.value("gen_ai_client_token_usage_sum{" + emb_labels + R"(,gen_ai_token_type="input"})"),
+      12);
+  EXPECT_FALSE(
+      e.has("gen_ai_client_token_usage_count{" + emb_labels + R"(,gen_ai_token_type="output"})"));
 }
 
 TEST(MetricsGenAi, OperationNames) {
@@ -319,8 +340,13 @@ TEST(MetricsRestore, CountersContinueFromTheLedgerTotals) {
   const std::string tok_in =
       R"(bedrock_tokens_total{app="ranker",model="anthropic.claude-3-haiku",operation="Converse",region="us-east-1",team="search",tier="default",type="input"})";
   EXPECT_EQ(e.value(tok_in), 3'000'000);
-  EXPECT_EQ(e.value(R"(bedrock_unpriced_requests_total{model="anthropic.claude-3-haiku",region="us-east-1"})"), 9);
-  EXPECT_EQ(e.value(R"(bedrock_estimated_tokens_total{model="anthropic.claude-3-haiku",type="output"})"), 21);
+  EXPECT_EQ(
+      e.value(
+          R"(bedrock_unpriced_requests_total{model="anthropic.claude-3-haiku",region="us-east-1"})"),
+      9);
+  EXPECT_EQ(
+      e.value(R"(bedrock_estimated_tokens_total{model="anthropic.claude-3-haiku",type="output"})"),
+      21);
 
   // New traffic adds to the restored series (same label vocabulary as the ledger's).
   auto rec = m.make_recorder();
@@ -350,11 +376,15 @@ TEST(MetricsCardinality, RandomModelLabelsFoldIntoOtherAtTheCap) {
   for (const auto& [k, v] : requests) total += v;
   EXPECT_EQ(total, 1000);  // nothing lost, only folded
   // Folding replaces every open-ended label and keeps the closed ones.
-  EXPECT_EQ(e.value(R"(bedrock_requests_total{app="other",code="200",model="other",operation="Converse",region="other",team="other"})"), 951);
-  EXPECT_EQ(e.value(R"(bedrock_metrics_folded_samples_total{metric="bedrock_requests_total"})"), 951);
-  for (const char* family : {"bedrock_tokens_total", "bedrock_spend_usd_total",
-                             "gen_ai_client_token_usage_count",
-                             "gen_ai_client_operation_duration_seconds_count"})
+  EXPECT_EQ(
+      e.value(
+          R"(bedrock_requests_total{app="other",code="200",model="other",operation="Converse",region="other",team="other"})"),
+      951);
+  EXPECT_EQ(e.value(R"(bedrock_metrics_folded_samples_total{metric="bedrock_requests_total"})"),
+            951);
+  for (const char* family :
+       {"bedrock_tokens_total", "bedrock_spend_usd_total", "gen_ai_client_token_usage_count",
+        "gen_ai_client_operation_duration_seconds_count"})
     EXPECT_LE(e.series(family).size(), 50u) << family;
   EXPECT_LE(e.series("bedrock_estimated_tokens_total").size(), 50u);
 }
@@ -373,8 +403,10 @@ TEST(MetricsCardinality, OverflowBeyondTheFoldedSeriesIsDroppedAndCounted) {
   }
   const auto e = scrape(m);
   EXPECT_EQ(e.series("bedrock_requests_total").size(), 4u);
-  const double folded = e.value(R"(bedrock_metrics_folded_samples_total{metric="bedrock_requests_total"})");
-  const double dropped = e.value(R"(bedrock_metrics_dropped_samples_total{metric="bedrock_requests_total"})");
+  const double folded =
+      e.value(R"(bedrock_metrics_folded_samples_total{metric="bedrock_requests_total"})");
+  const double dropped =
+      e.value(R"(bedrock_metrics_dropped_samples_total{metric="bedrock_requests_total"})");
   EXPECT_EQ(folded, 1);  // the first folded tuple took the reserved slot
   EXPECT_EQ(dropped, 6);
   double total = 0;
@@ -413,7 +445,8 @@ TEST(MetricsConcurrency, TwoRecordersOnTwoThreadsCountExactly) {
   for (int seed = 0; seed < 2; ++seed)
     for (int i = 0; i < per_thread; ++i) streams += (i + seed) % 3 == 0 ? 1 : 0;
   EXPECT_EQ(output, streams * 300 + (2 * per_thread - streams) * 50);
-  EXPECT_EQ(e.value(R"(bedrock_budget_blocked_requests_total{budget="monthly"})"), 2 * per_thread / 100);
+  EXPECT_EQ(e.value(R"(bedrock_budget_blocked_requests_total{budget="monthly"})"),
+            2 * per_thread / 100);
 }
 
 TEST(MetricsScrape, AtomicsAreReadAtScrapeTime) {
@@ -461,7 +494,8 @@ TEST(MetricsBudgets, GaugesSetAndRemoved) {
   auto e = scrape(m);
   EXPECT_EQ(e.value(R"(bedrock_budget_limit_usd{budget="team-search"})"), 1000);
   EXPECT_EQ(e.value(R"(bedrock_budget_spend_usd{budget="team-search"})"), 123.5);
-  EXPECT_EQ(e.value(R"(bedrock_budget_period_end_timestamp_seconds{budget="team-ads"})"), 1767225600);
+  EXPECT_EQ(e.value(R"(bedrock_budget_period_end_timestamp_seconds{budget="team-ads"})"),
+            1767225600);
   EXPECT_EQ(e.value(R"(bedrock_budget_blocked_requests_total{budget="team-ads"})"), 2);
   m.set_budget("team-search", 1000, 200, 1767225600);
   m.remove_budget("team-ads");

@@ -185,7 +185,7 @@ struct models_config {
   bool operator==(const models_config& other) const;
 };
 
-/// The durable ledger (SQLite; proxy/ledger.hpp). Defaults match `proxy::ledger_options`.
+/// The durable ledger (SQLite; accounting/ledger.hpp). Defaults match `accounting::ledger_options`.
 struct ledger_config {
   std::string path;  ///< absolute path of the database file; empty = no ledger (the loader warns)
   std::uint32_t queue_capacity = 65536;  ///< records in memory, not yet committed

@@ -4,6 +4,7 @@
 // the counters.
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -71,18 +72,28 @@ class recording_sink final : public response_sink {
   }
 };
 
+/// What one upstream connection was sent, kept after the exchange drops the connection.
+struct transcript {
+  std::string sent;
+};
+
 /// One upstream connection: a test stream whose input is Bedrock's answer, and a remote end that
-/// receives what the proxy sends.
+/// receives what the proxy sends (copied to `record` when the connection goes).
 struct test_connection {
   test_connection(net::io_context& ioc, std::string_view answer, test::fail_count* fc,
-                  std::uint32_t served)
+                  std::uint32_t served, transcript& rec)
       : stream(fc ? upstream_stream(ioc, *fc) : upstream_stream(ioc.get_executor())),
         remote(ioc.get_executor()),
-        requests(served) {
+        requests(served),
+        record(rec) {
     stream.connect(remote);
     stream.append(answer);
     remote.close();  // after the answer the upstream closes: the parser sees eof there
   }
+  ~test_connection() { record.sent = remote.str(); }
+  test_connection(const test_connection&) = delete;
+  test_connection& operator=(const test_connection&) = delete;
+
   template <class F>
   auto with_stream(F&& f) {
     return f(stream);
@@ -91,6 +102,7 @@ struct test_connection {
   upstream_stream stream;
   upstream_stream remote;
   std::uint32_t requests;
+  transcript& record;
 };
 
 /// Hands out prepared connections in order; records what came back.
@@ -100,11 +112,17 @@ struct test_connector {
     error_code ec;
     std::unique_ptr<test_connection> conn;
   };
+  std::deque<transcript> transcripts;  ///< one per connection, in the order they are handed out
   std::vector<std::unique_ptr<test_connection>> ready;
   std::vector<std::unique_ptr<test_connection>> released;
-  std::vector<std::string> sent;  ///< what each handed-out connection's remote end received
   int acquired_count = 0;
-  std::vector<test_connection*> handed;
+
+  /// What the i-th connection handed out was sent (the exchange may have dropped it already).
+  std::string sent(std::size_t i) {
+    for (const auto& c : released)
+      if (&c->record == &transcripts.at(i)) return std::string(c->remote.str());
+    return transcripts.at(i).sent;
+  }
 
   awaitable<acquired> acquire(const upstream_target&, std::chrono::milliseconds) {
     ++acquired_count;
@@ -116,7 +134,6 @@ struct test_connector {
     }
     a.conn = std::move(ready.front());
     ready.erase(ready.begin());
-    handed.push_back(a.conn.get());
     co_return a;
   }
   void release(std::unique_ptr<test_connection> c) { released.push_back(std::move(c)); }
@@ -153,7 +170,9 @@ class ExchangeTest : public ::testing::Test {
     fs::create_directories(dir_);
   }
   void TearDown() override {
-    upstream_ = {};  // test streams must go before the worker's io_context
+    // Test streams must go before the worker's io_context (and before their transcripts).
+    upstream_.ready.clear();
+    upstream_.released.clear();
     worker_.reset();
     state_.reset();
     if (book_) book_->close();
@@ -190,8 +209,8 @@ class ExchangeTest : public ::testing::Test {
 
   test_connection& add_upstream(std::string_view answer, test::fail_count* fc = nullptr,
                                 std::uint32_t served = 0) {
-    upstream_.ready.push_back(
-        std::make_unique<test_connection>(worker_->io_context(), answer, fc, served));
+    upstream_.ready.push_back(std::make_unique<test_connection>(
+        worker_->io_context(), answer, fc, served, upstream_.transcripts.emplace_back()));
     return *upstream_.ready.back();
   }
 
@@ -250,8 +269,8 @@ TEST_F(ExchangeTest, AnsweredConverseIsRelayedSignedAndSettledOnce) {
   EXPECT_EQ(sink.finished, true);
 
   // Bedrock was sent the same request, re-signed with the proxy's own key.
-  ASSERT_EQ(upstream_.handed.size(), 1u);
-  const std::string sent(upstream_.handed[0]->remote.str());
+  ASSERT_EQ(upstream_.acquired_count, 1);
+  const std::string sent = upstream_.sent(0);
   EXPECT_TRUE(sent.starts_with("POST /model/" + std::string(haiku) + "/converse HTTP/1.1\r\n"));
   EXPECT_NE(sent.find("host: 127.0.0.1:9\r\n"), std::string::npos);
   EXPECT_NE(sent.find("Credential=AKIDUPSTREAMTEST/"), std::string::npos);
@@ -319,7 +338,7 @@ TEST_F(ExchangeTest, APooledConnectionDeadBeforeTheWriteIsRetriedOnceOnAFreshOne
   exchange(converse_request(), sink);
   EXPECT_EQ(sink.status, 200u);
   EXPECT_EQ(upstream_.acquired_count, 2);
-  EXPECT_EQ(upstream_.handed[0]->remote.str(), "");  // Bedrock never saw the first attempt
+  EXPECT_EQ(upstream_.sent(0), "");  // Bedrock never saw the first attempt
   const auto rows = ledger_rows();
   ASSERT_EQ(rows.size(), 1u);  // one request, billed once
   EXPECT_EQ(rows[0].request_id, "bedrock-req-8");

@@ -73,7 +73,7 @@ constexpr family_info info(outcome_family f) noexcept {
   X(model_denied, proxy_events, "model_denied") /* identity's model allow-list */               \
   X(upstream_resolve, upstream_errors, "resolve")                                               \
   X(upstream_connect, upstream_errors, "connect")                                               \
-  X(upstream_tls_handshake, upstream_errors, "tls_handshake")                                   \
+  X(upstream_tls_handshake, upstream_errors, "tls")                                             \
   X(upstream_timeout, upstream_errors, "timeout")                                               \
   X(upstream_reset, upstream_errors, "reset")                                                   \
   X(upstream_protocol, upstream_errors, "protocol")                                             \

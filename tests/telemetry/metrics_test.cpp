@@ -449,6 +449,40 @@ TEST(MetricsConcurrency, TwoRecordersOnTwoThreadsCountExactly) {
             2 * per_thread / 100);
 }
 
+TEST(MetricsScrape, EveryOutcomeCounterKeepsItsContractName) {
+  // The label values dashboards, alert rules and docs/metrics.md use; one per counter, none
+  // missing, none renamed (tests/dashboards/contract.py lists the same values).
+  metrics m;
+  proxy_counters none;
+  const auto e = scrape(m, scrape_inputs_from(none, nullptr, ""));
+  const std::map<std::string, std::vector<std::string>> contract = {
+      {"bedrock_upstream_errors_total",
+       {"kind=\"connect\"", "kind=\"protocol\"", "kind=\"reset\"", "kind=\"resolve\"",
+        "kind=\"timeout\"", "kind=\"tls\""}},
+      {"bedrock_proxy_events_total",
+       {"event=\"auth_failure\"", "event=\"bad_request\"", "event=\"connection_refused\"",
+        "event=\"drain\"", "event=\"drain_refused\"", "event=\"estimated_request\"",
+        "event=\"ledger_append_failure\"", "event=\"model_denied\"",
+        "event=\"stream_decode_error\"", "event=\"timeout\"", "event=\"unknown_route\""}},
+      {"bedrock_budget_store_errors_total",
+       {"result=\"fail_closed\"", "result=\"fail_open\"", "result=\"settle\""}},
+      {"bedrock_http2_defence_trips_total",
+       {"defence=\"ack_flood\"", "defence=\"empty_frame_flood\"", "defence=\"header_list_size\"",
+        "defence=\"ping_flood\"", "defence=\"rapid_reset\"", "defence=\"settings_flood\"",
+        "defence=\"stream_timeout\""}},
+      {"bedrock_rate_table_reloads_total", {"result=\"failure\"", "result=\"success\""}},
+      {"bedrock_client_aborts_total", {""}},
+  };
+  for (const auto& [family, labels] : contract) {
+    std::vector<std::string> seen;
+    for (const auto& [key, value] : e.series(family)) {
+      EXPECT_EQ(value, 0) << key;
+      seen.push_back(key.substr(family.size() + 1, key.size() - family.size() - 2));
+    }
+    EXPECT_EQ(seen, labels) << family;
+  }
+}
+
 TEST(MetricsScrape, AtomicsAreReadAtScrapeTime) {
   metrics m;
   proxy_counters stats;

@@ -129,6 +129,11 @@ settlement settle(const exchange_facts& f, const rate_table* table,
   s.first_byte_us = f.first_byte ? f.first_byte->count() : -1;
   s.bytes_in = f.bytes_in;
   s.bytes_out = f.bytes_out;
+  if (f.traits != nullptr) {
+    s.has_traits = true;
+    s.traits = *f.traits;
+  }
+  s.stop_reason = f.stop_reason;
   return s;
 }
 

@@ -16,6 +16,7 @@
 #include "metering/model_id.hpp"
 #include "metering/money.hpp"
 #include "metering/rate_table.hpp"
+#include "metering/request_body.hpp"
 #include "metering/route.hpp"
 #include "metering/usage.hpp"
 
@@ -55,6 +56,9 @@ struct exchange_facts {
   request_outcome outcome = request_outcome::ok;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
+  /// What the request asked for (null: not read, e.g. refused before routing).
+  const request_traits* traits = nullptr;
+  std::string_view stop_reason;  ///< the observer's normalised stop reason; empty: not said
 };
 
 /// One settled request. Also what a ledger row holds (accounting::ledger_record is this type).
@@ -99,6 +103,13 @@ struct settlement {
   std::int64_t first_byte_us = -1;  ///< -1: the upstream sent no byte
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
+
+  /// The request's traits for the advisor (ledger schema v2): the output cap asked for, tools,
+  /// structured output and the prompt-prefix fingerprints. `has_traits` is false for requests
+  /// whose body was never read (refused before routing) and rows written before v2.
+  bool has_traits = false;
+  request_traits traits;
+  std::string stop_reason;  ///< normalised (end_turn, max_tokens, tool_use, ...); empty: unknown
 
   bool operator==(const settlement&) const = default;
 

@@ -220,13 +220,9 @@ struct usage_observer::impl {
         h_output_ = header_count(headers, "x-amzn-bedrock-output-token-count");
         h_cache_read_ = header_count(headers, "x-amzn-bedrock-cache-read-input-token-count");
         h_cache_write_ = header_count(headers, "x-amzn-bedrock-cache-write-input-token-count");
-        if (h_input_ || h_output_) {
-          usage_seen_ = true;
-          // The body still has something to add when a cache header is missing (its count may be
-          // in the body) or cache writes happened (headers carry no TTL split; an Anthropic body
-          // does). Otherwise the headers say everything and the body is not parsed at all.
-          parse_body_ = !h_cache_read_ || !h_cache_write_ || *h_cache_write_ > 0;
-        }
+        // The body is parsed even when the headers carry every count: only the body says why
+        // the model stopped (and, for Anthropic, how the cache writes split by TTL).
+        if (h_input_ || h_output_) usage_seen_ = true;
         break;
       }
       default: mode_ = mode::none; break;
@@ -281,8 +277,9 @@ struct usage_observer::impl {
     }
     if (m.message_type != "event") return;
     if (mode_ == mode::converse_stream) {
+      // Deltas carry the text, messageStop the stop reason, metadata the usage.
       const bool delta = m.event_type == "contentBlockDelta";
-      if (!delta && m.event_type != "metadata") return;
+      if (!delta && m.event_type != "metadata" && m.event_type != "messageStop") return;
       if (delta) ++delta_events_;
       if (!parse_whole(doc_kind::converse_event, m.payload)) ++decode_errors_;
       if (ex_.shapes[index_of(shape::converse)].any_tokens()) usage_seen_ = true;
@@ -486,6 +483,9 @@ void usage_observer::finish(bool complete) { impl_->finish(complete); }
 const token_usage& usage_observer::usage() const noexcept { return impl_->usage_; }
 std::string_view usage_observer::service_tier() const noexcept { return impl_->service_tier(); }
 bool usage_observer::usage_seen() const noexcept { return impl_->usage_seen_; }
+std::string_view usage_observer::stop_reason() const noexcept {
+  return detail::to_string(impl_->ex_.stop);
+}
 std::uint64_t usage_observer::decode_errors() const noexcept { return impl_->decode_errors_; }
 
 std::string_view to_string(usage_source s) noexcept {

@@ -93,6 +93,10 @@ class usage_observer {
   /// Live while the body streams: the proxy may use it to decide whether a stream whose client
   /// went away still needs draining to learn its exact counts.
   [[nodiscard]] bool usage_seen() const noexcept;
+  /// Why the model stopped, normalised across families: "end_turn", "max_tokens" (the output cap
+  /// was reached), "tool_use", "stop_sequence", "content_filtered", "guardrail_intervened", or
+  /// "other"; empty when the response did not say (errors, embeddings, a cut stream).
+  [[nodiscard]] std::string_view stop_reason() const noexcept;
   /// Count of event-stream frames that failed to decode (corrupt upstream bytes).
   [[nodiscard]] std::uint64_t decode_errors() const noexcept;
 

@@ -124,6 +124,71 @@ constexpr std::array<std::string_view, 11> invoke_chunk_text{
     "text",                          // Cohere
 };
 
+// Where each shape says why the model stopped (normalised by normalise_stop_reason). Shapes do
+// not share a path with a different meaning, so every path is read whatever the family.
+constexpr std::array<std::string_view, 1> converse_stop{
+    "stopReason",  // Converse body, ConverseStream messageStop event
+};
+constexpr std::array<std::string_view, 8> invoke_body_stop{
+    "stop_reason",                        // Anthropic, Llama
+    "stopReason",                         // Nova
+    "results[].completionReason",         // Titan text
+    "outputs[].stop_reason",              // Mistral text completion
+    "choices[].finish_reason",            // OpenAI-compatible chat, DeepSeek chat, Jamba
+    "choices[].stop_reason",              // Mistral chat, DeepSeek text completion
+    "finish_reason",                      // Cohere Command R
+    "completions[].finishReason.reason",  // AI21 Jurassic
+};
+constexpr std::array<std::string_view, 8> invoke_chunk_stop{
+    "delta.stop_reason",        // Anthropic message_delta
+    "messageStop.stopReason",   // Nova
+    "completionReason",         // Titan
+    "stop_reason",              // Llama
+    "outputs[].stop_reason",    // Mistral text completion
+    "choices[].finish_reason",  // OpenAI-compatible
+    "choices[].stop_reason",    // Mistral chat, DeepSeek text completion
+    "finish_reason",            // Cohere stream-end
+};
+
+struct stop_alias {
+  std::string_view raw;  ///< lowercase
+  stop_code code;
+};
+
+// Raw values of every family, lowercase; matching ignores ASCII case. Anything else is `other`
+// (Converse's malformed_model_output, malformed_tool_use, model_context_window_exceeded;
+// Anthropic's pause_turn; Titan's RAG_QUERY_WHEN_RAG_DISABLED; Cohere's ERROR, ERROR_LIMIT,
+// USER_CANCEL).
+constexpr std::array stop_aliases{
+    stop_alias{"end_turn", stop_code::end_turn},
+    stop_alias{"stop", stop_code::end_turn},       // Llama, Mistral, OpenAI-compatible, AI21
+    stop_alias{"finish", stop_code::end_turn},     // Titan
+    stop_alias{"complete", stop_code::end_turn},   // Cohere
+    stop_alias{"endoftext", stop_code::end_turn},  // AI21 Jurassic
+    stop_alias{"max_tokens", stop_code::max_tokens},
+    stop_alias{"length", stop_code::max_tokens},  // Titan, Llama, Mistral, OpenAI, AI21
+    stop_alias{"tool_use", stop_code::tool_use},
+    stop_alias{"tool_calls", stop_code::tool_use},     // Mistral, OpenAI-compatible
+    stop_alias{"function_call", stop_code::tool_use},  // OpenAI (legacy)
+    stop_alias{"stop_sequence", stop_code::stop_sequence},
+    stop_alias{"stop_criteria_met", stop_code::stop_sequence},  // Titan
+    stop_alias{"content_filtered", stop_code::content_filtered},
+    stop_alias{"content_filter", stop_code::content_filtered},  // OpenAI-compatible
+    stop_alias{"refusal", stop_code::content_filtered},         // Anthropic
+    stop_alias{"error_toxic", stop_code::content_filtered},     // Cohere
+    stop_alias{"guardrail_intervened", stop_code::guardrail_intervened},
+};
+
+bool equals_lowercase(std::string_view raw, std::string_view lower) noexcept {
+  if (raw.size() != lower.size()) return false;
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    char c = raw[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != lower[i]) return false;
+  }
+  return true;
+}
+
 template <std::size_t N>
 const rule* find_rule(const std::array<rule, N>& rules, std::string_view path) noexcept {
   for (const rule& r : rules) {
@@ -144,6 +209,31 @@ json::parse_options scanner_options() noexcept {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Stop reason
+
+std::string_view to_string(stop_code c) noexcept {
+  switch (c) {
+    case stop_code::none: return {};
+    case stop_code::end_turn: return "end_turn";
+    case stop_code::max_tokens: return "max_tokens";
+    case stop_code::tool_use: return "tool_use";
+    case stop_code::stop_sequence: return "stop_sequence";
+    case stop_code::content_filtered: return "content_filtered";
+    case stop_code::guardrail_intervened: return "guardrail_intervened";
+    case stop_code::other: return "other";
+  }
+  return {};
+}
+
+stop_code normalise_stop_reason(std::string_view raw) noexcept {
+  if (raw.empty()) return stop_code::none;
+  for (const stop_alias& a : stop_aliases) {
+    if (equals_lowercase(raw, a.raw)) return a.code;
+  }
+  return stop_code::other;
+}
 
 // ---------------------------------------------------------------------------------------------
 // extractor
@@ -190,6 +280,8 @@ void extractor::string_part(std::string_view path, std::string_view s, bool firs
                       : std::span<const std::string_view>(converse_event_text),
                   path)) {
         count_text(s, first, last);
+      } else if (path_in(converse_stop, path)) {
+        stop_part(s, first, last);
       } else if (path == "usage.cacheDetails[].ttl") {
         if (first) ttl_len = 0;
         const std::size_t n = std::min(s.size(), ttl.size() - ttl_len);
@@ -201,13 +293,19 @@ void extractor::string_part(std::string_view path, std::string_view s, bool firs
       }
       return;
     case doc_kind::invoke_body:
-      if (path_in(invoke_body_text, path)) count_text(s, first, last);
+      if (path_in(invoke_body_text, path)) {
+        count_text(s, first, last);
+      } else if (path_in(invoke_body_stop, path)) {
+        stop_part(s, first, last);
+      }
       return;
     case doc_kind::invoke_chunk:
       if (path_in(invoke_chunk_text, path)) {
         count_text(s, first, last);
-      } else if (path == "stop_reason" || path == "completionReason") {
-        stop_seen = true;  // Llama / Titan: a non-null reason marks the last chunk
+      } else if (path_in(invoke_chunk_stop, path)) {
+        stop_part(s, first, last);
+        // Llama / Titan: a non-null reason marks the last chunk (their counts run on every one).
+        if (path == "stop_reason" || path == "completionReason") stop_seen = true;
       }
       return;
   }
@@ -223,6 +321,21 @@ void extractor::count_text(std::string_view s, bool first, bool last) noexcept {
   text_bytes += pending_text_bytes;
   pending_text_bytes = 0;
   text_in_doc = true;
+}
+
+// The raw value is kept in a fixed buffer until the string completes; one longer than the
+// buffer is no value we know. An empty string says nothing and keeps the previous reason.
+void extractor::stop_part(std::string_view s, bool first, bool last) noexcept {
+  if (first) stop_len = 0;
+  if (stop_len < stop_raw.size()) {
+    const std::size_t n = std::min(s.size(), stop_raw.size() - stop_len);
+    std::copy_n(s.data(), n, stop_raw.data() + stop_len);
+  }
+  stop_len += s.size();
+  if (!last || stop_len == 0) return;
+  stop = stop_len > stop_raw.size()
+             ? stop_code::other
+             : normalise_stop_reason(std::string_view(stop_raw.data(), stop_len));
 }
 
 void extractor::object_end(std::string_view path) noexcept {

@@ -1,7 +1,8 @@
 #pragma once
 /// Internal to metering, used by the usage observer (usage.cpp); not for other modules.
 ///
-/// What one JSON document of a Bedrock response says about token usage, read as it streams past.
+/// What one JSON document of a Bedrock response says about token usage (and why the model
+/// stopped), read as it streams past.
 /// Each response shape names its usage fields by path ("usage.input_tokens"; array elements as
 /// "[]"), listed per family in usage_json.cpp and docs/usage-sources.md. Documents are never
 /// built: boost::json's SAX parser walks them and `path_handler` keeps the path of the current
@@ -31,6 +32,30 @@ constexpr std::size_t max_key_bytes = 64;
 constexpr std::size_t max_tier_bytes = 32;
 /// Longest Converse `cacheDetails[].ttl` kept ("5m", "1h").
 constexpr std::size_t max_ttl_bytes = 4;
+/// Longest raw stop reason kept for matching. The longest known one is Converse's
+/// "model_context_window_exceeded" (29); a longer value is unknown ("other") anyway.
+constexpr std::size_t max_stop_bytes = 32;
+
+// ---------------------------------------------------------------------------------------------
+// Stop reason
+
+/// Why the model stopped, normalised across families (docs/usage-sources.md, "Stop reason").
+enum class stop_code : std::uint8_t {
+  none,  ///< the response did not say (yet)
+  end_turn,
+  max_tokens,
+  tool_use,
+  stop_sequence,
+  content_filtered,
+  guardrail_intervened,
+  other,  ///< a value we do not know, or one that maps to none of the above
+};
+
+/// "end_turn", "max_tokens", ...; empty for `none`.
+std::string_view to_string(stop_code c) noexcept;
+/// The normalised code of a provider's raw stop reason, ASCII case-insensitive ("FINISH",
+/// "length", "tool_calls", ...); `other` when unknown, `none` when empty.
+stop_code normalise_stop_reason(std::string_view raw) noexcept;
 
 // ---------------------------------------------------------------------------------------------
 // Counts per response shape.
@@ -101,6 +126,12 @@ struct extractor {
 
   bool usage_closed = false;  ///< a body's usage object (or the whole body) has closed
   bool stop_seen = false;     ///< stream: a top-level stop / completion reason string arrived
+  /// The latest complete stop reason read (streams: the last one wins).
+  stop_code stop = stop_code::none;
+  // The stop reason string being parsed, normalised only once it completes, so that a value cut
+  // by a syntax error is dropped whatever the chunk boundaries were. Fixed size: no allocation.
+  std::array<char, max_stop_bytes> stop_raw{};
+  std::size_t stop_len = 0;  // bytes of the value so far (may exceed stop_raw.size())
   std::uint64_t text_bytes = 0;
   std::uint64_t pending_text_bytes = 0;  // of a string still being parsed
   bool text_in_doc = false;              ///< the current document carried generated text
@@ -113,6 +144,7 @@ struct extractor {
     details_1h = details_total = 0;
     details_seen = false;
     usage_closed = false;
+    stop = stop_code::none;
   }
 
   // Called by path_handler with the path of the value. Declared inline (defined in
@@ -125,6 +157,7 @@ struct extractor {
  private:
   inline void apply(const rule* r, std::uint64_t v) noexcept;
   inline void count_text(std::string_view s, bool first, bool last) noexcept;
+  inline void stop_part(std::string_view s, bool first, bool last) noexcept;
 };
 
 /// SAX handler for boost::json::basic_parser: keeps the path of the current value in a fixed

@@ -82,6 +82,25 @@ TEST(Settlement, AnsweredRequestIsPricedFromTheTableWithItsLabels) {
   EXPECT_FALSE(s.streaming());
 }
 
+TEST(Settlement, CarriesTheRequestTraitsAndTheStopReason) {
+  const auto table = haiku_table();
+  const auto r = converse_route(std::string(haiku));
+  auto f = answered(r, {10, 20, 0, 0, 0, {}});
+  request_traits t;
+  t.max_tokens = 20;
+  t.structured_output = true;
+  t.system = {7, 300};
+  f.traits = &t;
+  f.stop_reason = "max_tokens";
+  const auto s = settle(f, &table, {});
+  EXPECT_TRUE(s.has_traits);
+  EXPECT_EQ(s.traits, t);
+  EXPECT_EQ(s.stop_reason, "max_tokens");
+  const auto without = settle(answered(r, {10, 20, 0, 0, 0, {}}), &table, {});
+  EXPECT_FALSE(without.has_traits) << "a body never read has no traits";
+  EXPECT_EQ(without.stop_reason, "");
+}
+
 TEST(Settlement, RefusedBeforeRoutingCostsNothingAndNamesNoOperation) {
   exchange_facts f;
   f.request_id = "req-2";

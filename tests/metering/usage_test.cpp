@@ -133,6 +133,7 @@ struct outcome {
   std::string tier;
   bool seen = false;
   std::uint64_t decode_errors = 0;
+  std::string stop;
 };
 
 std::string describe(const outcome& o) {
@@ -141,13 +142,14 @@ std::string describe(const outcome& o) {
     << " cache_read=" << o.usage.cache_read << " cache_write=" << o.usage.cache_write
     << " cache_write_1h=" << o.usage.cache_write_1h
     << " source=" << static_cast<int>(o.usage.source) << " tier=" << o.tier << " seen=" << o.seen
-    << " decode_errors=" << o.decode_errors;
+    << " decode_errors=" << o.decode_errors << " stop=" << o.stop;
   return s.str();
 }
 
-enum class chunking { whole, one_byte, random };
+enum class chunking { whole, one_byte, random, two_pieces };
 
-outcome observe(const request& r, chunking how, std::uint32_t seed = 0) {
+/// `split` is where the body is cut in two (chunking::two_pieces only).
+outcome observe(const request& r, chunking how, std::uint32_t seed = 0, std::size_t split = 0) {
   usage_observer obs(r.op, r.model);
   const header_lookup lookup = [&r](std::string_view name) -> std::string_view {
     const auto it = r.headers.find(name);
@@ -170,10 +172,14 @@ outcome observe(const request& r, chunking how, std::uint32_t seed = 0) {
       }
       break;
     }
+    case chunking::two_pieces:
+      obs.on_body(body.substr(0, split));
+      obs.on_body(body.substr(split));
+      break;
   }
   obs.finish(r.complete);
   return outcome{obs.usage(), std::string(obs.service_tier()), obs.usage_seen(),
-                 obs.decode_errors()};
+                 obs.decode_errors(), std::string(obs.stop_reason())};
 }
 
 /// Runs the request whole, in 1-byte chunks and at seeded random boundaries; all must agree.
@@ -706,6 +712,323 @@ TEST(usage_invoke_stream, usage_seen_turns_true_when_the_final_count_arrives) {
   expect_usage(obs.usage(), tokens(25, 57, 4000, 3000, 2000, reported));
   obs.finish(false);  // idempotent
   EXPECT_EQ(static_cast<int>(obs.usage().source), static_cast<int>(reported));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stop reason
+
+/// `text` with the first `from` replaced by `to` (the fixture must contain `from`).
+std::string replaced(std::string text, std::string_view from, std::string_view to) {
+  const std::size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << "fixture lacks " << from;
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
+/// The normalised stop reason of `r`. Everything the observer reports must agree whole, in 1-byte
+/// and random chunks, and with the body cut in two at every byte.
+std::string stop_of(const request& r) {
+  const outcome whole = observe_all_ways(r);
+  for (std::size_t i = 1; i < r.body.size(); ++i) {
+    const outcome o = observe(r, chunking::two_pieces, 0, i);
+    if (describe(o) != describe(whole)) {
+      ADD_FAILURE() << "cut at byte " << i << ": " << describe(o) << "; whole: " << describe(whole);
+      break;
+    }
+  }
+  return whole.stop;
+}
+
+request invoke_body(std::string model, std::string body) {
+  request r;
+  r.op = operation::invoke_model;
+  r.model = std::move(model);
+  r.body = std::move(body);
+  return r;
+}
+
+/// A raw value and the normalised one it must give.
+struct stop_case {
+  const char* raw;
+  const char* want;
+};
+
+/// For each case: the fixture with `from` replaced by `"<raw>"` must give `want`.
+void expect_stops(request r, std::string_view from, std::initializer_list<stop_case> cases) {
+  const std::string original = r.body;
+  for (const stop_case& c : cases) {
+    SCOPED_TRACE(c.raw);
+    r.body = replaced(original, from, "\"" + std::string(c.raw) + "\"");
+    EXPECT_EQ(stop_of(r), c.want);
+  }
+}
+
+TEST(usage_stop_reason, converse_body) {
+  request r;
+  r.body = read_fixture("converse_cache.json");
+  EXPECT_EQ(stop_of(r), "end_turn");
+  r.body = read_fixture("converse_zero_output.json");
+  EXPECT_EQ(stop_of(r), "guardrail_intervened");
+  // Every value of the StopReason enum in botocore's model (tests/data/bedrock/).
+  r.body = read_fixture("converse_cache.json");
+  expect_stops(r, "\"end_turn\"",
+               {{"end_turn", "end_turn"},
+                {"tool_use", "tool_use"},
+                {"max_tokens", "max_tokens"},
+                {"stop_sequence", "stop_sequence"},
+                {"guardrail_intervened", "guardrail_intervened"},
+                {"content_filtered", "content_filtered"},
+                {"malformed_model_output", "other"},
+                {"malformed_tool_use", "other"},
+                {"model_context_window_exceeded", "other"}});
+}
+
+TEST(usage_stop_reason, converse_stream_message_stop_event) {
+  request r;
+  r.op = operation::converse_stream;
+  std::vector<stream_line> lines = read_events("converse_stream.events");
+  r.body = encode_stream(lines);
+  EXPECT_EQ(stop_of(r), "end_turn");
+  r.body = encode_stream(lines, 7);  // messageStop, then cut before metadata
+  r.complete = false;
+  EXPECT_EQ(stop_of(r), "end_turn");
+  r.body = encode_stream(lines, 6);  // cut before messageStop
+  EXPECT_EQ(stop_of(r), "");
+  r.complete = true;
+  lines[6].json = R"({"stopReason":"tool_use","additionalModelResponseFields":{}})";
+  r.body = encode_stream(lines);
+  EXPECT_EQ(stop_of(r), "tool_use");
+  r.body = encode_stream(read_events("converse_stream_exception.events"));
+  EXPECT_EQ(stop_of(r), "");
+}
+
+TEST(usage_stop_reason, anthropic_invoke_model) {
+  request r = invoke_body("anthropic.claude-3-5-sonnet-20240620-v1:0",
+                          read_fixture("invoke_anthropic.json"));
+  EXPECT_EQ(stop_of(r), "end_turn");
+  expect_stops(r, "\"end_turn\"",
+               {{"max_tokens", "max_tokens"},
+                {"stop_sequence", "stop_sequence"},
+                {"tool_use", "tool_use"},
+                {"refusal", "content_filtered"},
+                {"pause_turn", "other"}});
+  r.model = app_profile_arn;  // family unknown: every path is still read
+  EXPECT_EQ(stop_of(r), "end_turn");
+}
+
+TEST(usage_stop_reason, anthropic_stream_message_delta) {
+  const std::string model = "anthropic.claude-3-5-haiku-20241022-v1:0";
+  std::vector<stream_line> lines = read_events("invoke_stream_anthropic.events");
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines))), "end_turn");
+  // message_start's `stop_reason: null` says nothing; cut before message_delta: empty.
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines, 6), false)), "");
+  lines[6].json = R"({"type":"message_delta","delta":{"stop_reason":"max_tokens",)"
+                  R"("stop_sequence":null},"usage":{"output_tokens":57}})";
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines))), "max_tokens");
+  lines[6].json = R"({"type":"message_delta","delta":{"stop_reason":"refusal"}})";
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines))), "content_filtered");
+  const auto cut = read_events("invoke_stream_anthropic_exception.events");
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(cut))), "");
+}
+
+TEST(usage_stop_reason, nova_invoke_model_and_stream) {
+  const std::string model = "us.amazon.nova-lite-v1:0";
+  const request r = invoke_body(model, read_fixture("invoke_nova.json"));
+  EXPECT_EQ(stop_of(r), "end_turn");
+  expect_stops(r, "\"end_turn\"",
+               {{"max_tokens", "max_tokens"},
+                {"tool_use", "tool_use"},
+                {"content_filtered", "content_filtered"},
+                {"guardrail_intervened", "guardrail_intervened"}});
+  std::vector<stream_line> lines = read_events("invoke_stream_nova.events");
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines))), "end_turn");
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines, 4), false)), "");
+  lines[4].json = R"({"messageStop":{"stopReason":"max_tokens"}})";
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines))), "max_tokens");
+}
+
+TEST(usage_stop_reason, titan_invoke_model_and_stream) {
+  const std::string model = "amazon.titan-text-express-v1";
+  // Two results: FINISH, then LENGTH. The last one wins.
+  const request r = invoke_body(model, read_fixture("invoke_titan_text.json"));
+  EXPECT_EQ(stop_of(r), "max_tokens");
+  expect_stops(r, "\"LENGTH\"",
+               {{"FINISH", "end_turn"},
+                {"STOP_CRITERIA_MET", "stop_sequence"},
+                {"CONTENT_FILTERED", "content_filtered"},
+                {"RAG_QUERY_WHEN_RAG_DISABLED", "other"}});
+  EXPECT_EQ(
+      stop_of(invoke_body("amazon.titan-embed-text-v2:0", read_fixture("invoke_titan_embed.json"))),
+      "");
+  const std::vector<stream_line> lines = read_events("invoke_stream_titan.events");
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines))), "end_turn");
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines, 2), false)), "");  // all null
+  for (const stop_case c :
+       {stop_case{"LENGTH", "max_tokens"}, stop_case{"STOP_CRITERIA_MET", "stop_sequence"},
+        stop_case{"CONTENT_FILTERED", "content_filtered"}}) {
+    SCOPED_TRACE(c.raw);
+    std::vector<stream_line> changed = lines;
+    changed[2].json = replaced(lines[2].json, "\"FINISH\"", "\"" + std::string(c.raw) + "\"");
+    EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(changed))), c.want);
+  }
+}
+
+TEST(usage_stop_reason, llama_invoke_model_and_stream) {
+  const std::string model = "meta.llama3-1-70b-instruct-v1:0";
+  const request r = invoke_body(model, read_fixture("invoke_llama.json"));
+  EXPECT_EQ(stop_of(r), "end_turn");
+  expect_stops(r, "\"stop\"", {{"length", "max_tokens"}, {"stop", "end_turn"}});
+  std::vector<stream_line> lines = read_events("invoke_stream_llama.events");
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines))), "end_turn");
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines, 2), false)), "");  // all null
+  lines[2].json = replaced(lines[2].json, "\"stop\"", "\"length\"");
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines))), "max_tokens");
+}
+
+TEST(usage_stop_reason, mistral_text_chat_and_stream) {
+  const std::string model = "mistral.mistral-large-2407-v1:0";
+  const request text = invoke_body(model, read_fixture("invoke_mistral_text.json"));
+  EXPECT_EQ(stop_of(text), "end_turn");
+  expect_stops(text, "\"stop\"", {{"length", "max_tokens"}, {"tool_calls", "tool_use"}});
+  // Bedrock's Mistral chat body says `stop_reason`; the chat-completions spelling is read too.
+  const request chat = invoke_body(model, read_fixture("invoke_mistral_chat.json"));
+  EXPECT_EQ(stop_of(chat), "end_turn");
+  expect_stops(
+      chat, "\"stop_reason\": \"stop\"",
+      {{"finish_reason\": \"length", "max_tokens"}, {"finish_reason\": \"tool_calls", "tool_use"}});
+  std::vector<stream_line> lines{
+      {"chunk", R"({"outputs":[{"text":"Bonjour","stop_reason":null}]})"},
+      {"chunk", R"({"outputs":[{"text":" !","stop_reason":"length"}]})"},
+  };
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines))), "max_tokens");
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines, 1), false)), "");
+}
+
+TEST(usage_stop_reason, cohere_command_r_and_stream) {
+  const std::string model = "cohere.command-r-v1:0";
+  const request r = invoke_body(model, read_fixture("invoke_cohere_command_r.json"));
+  EXPECT_EQ(stop_of(r), "end_turn");
+  expect_stops(r, "\"COMPLETE\"",
+               {{"MAX_TOKENS", "max_tokens"},
+                {"ERROR_TOXIC", "content_filtered"},
+                {"STOP_SEQUENCE", "stop_sequence"},
+                {"ERROR_LIMIT", "other"},
+                {"USER_CANCEL", "other"},
+                {"ERROR", "other"}});
+  EXPECT_EQ(
+      stop_of(invoke_body("cohere.embed-english-v3", read_fixture("invoke_cohere_embed.json"))),
+      "");
+  const std::vector<stream_line> lines{
+      {"chunk", R"({"is_finished":false,"event_type":"text-generation","text":"Hi."})"},
+      {"chunk", R"({"is_finished":true,"event_type":"stream-end","finish_reason":"MAX_TOKENS",)"
+                R"("response":{"text":"Hi.","meta":{"billed_units":{"input_tokens":4,)"
+                R"("output_tokens":2}}}})"},
+  };
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines))), "max_tokens");
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines, 1), false)), "");
+}
+
+TEST(usage_stop_reason, openai_deepseek_and_jamba) {
+  const request r = invoke_body("openai.gpt-oss-120b-1:0", read_fixture("invoke_openai.json"));
+  EXPECT_EQ(stop_of(r), "end_turn");
+  expect_stops(r, "\"stop\"",
+               {{"length", "max_tokens"},
+                {"tool_calls", "tool_use"},
+                {"function_call", "tool_use"},
+                {"content_filter", "content_filtered"}});
+  const request jamba = invoke_body("ai21.jamba-1-5-mini-v1:0", read_fixture("invoke_jamba.json"));
+  EXPECT_EQ(stop_of(jamba), "end_turn");
+  expect_stops(jamba, "\"stop\"", {{"length", "max_tokens"}});
+  // DeepSeek R1 text completion: `choices[].stop_reason`.
+  const request r1 = invoke_body("us.deepseek.r1-v1:0", read_fixture("invoke_deepseek_r1.json"));
+  EXPECT_EQ(stop_of(r1), "end_turn");
+  expect_stops(r1, "\"stop\"", {{"length", "max_tokens"}});
+  const std::string model = "openai.gpt-oss-20b-1:0";
+  const std::vector<stream_line> lines = read_events("invoke_stream_openai.events");
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines))), "end_turn");
+  EXPECT_EQ(stop_of(invoke_stream(model, encode_stream(lines, 2), false)), "");
+}
+
+TEST(usage_stop_reason, ai21_jurassic_finish_reason) {
+  const request r = invoke_body("ai21.j2-ultra-v1", read_fixture("invoke_ai21_jurassic.json"));
+  EXPECT_EQ(stop_of(r), "end_turn");
+  expect_stops(r, "\"endoftext\"", {{"length", "max_tokens"}, {"stop", "end_turn"}});
+}
+
+TEST(usage_stop_reason, unknown_values_are_other_and_case_is_ignored) {
+  request r;
+  r.body = read_fixture("converse_cache.json");
+  expect_stops(r, "\"end_turn\"",
+               {{"END_TURN", "end_turn"},
+                {"Tool_Use", "tool_use"},
+                {"end\\u005fturn", "end_turn"},  // an escaped value is read unescaped
+                {"a_reason_added_next_year", "other"},
+                {"end_turn_and_a_value_longer_than_any_we_keep", "other"},
+                {"end turn", "other"},
+                {"", ""}});  // an empty value says nothing
+}
+
+TEST(usage_stop_reason, non_2xx_says_nothing) {
+  request r;
+  r.status = 400;
+  r.body = read_fixture("converse_cache.json");
+  EXPECT_EQ(stop_of(r), "");
+  r = invoke_body("anthropic.claude-3-5-sonnet-20240620-v1:0",
+                  read_fixture("invoke_anthropic.json"));
+  r.status = 500;
+  EXPECT_EQ(stop_of(r), "");
+  request s = invoke_stream("anthropic.claude-3-5-haiku-20241022-v1:0",
+                            encode_stream(read_events("invoke_stream_anthropic.events")));
+  s.status = 429;
+  EXPECT_EQ(stop_of(s), "");
+  r.op = operation::count_tokens;
+  r.status = 200;
+  EXPECT_EQ(stop_of(r), "");
+}
+
+TEST(usage_stop_reason, invoke_model_body_is_read_even_when_headers_have_every_count) {
+  request r = invoke_body("meta.llama3-8b-instruct-v1:0", read_fixture("invoke_llama.json"));
+  r.headers["x-amzn-bedrock-input-token-count"] = "21";
+  r.headers["x-amzn-bedrock-output-token-count"] = "36";
+  r.headers["x-amzn-bedrock-cache-read-input-token-count"] = "0";
+  r.headers["x-amzn-bedrock-cache-write-input-token-count"] = "0";
+  EXPECT_EQ(stop_of(r), "end_turn");
+  expect_usage(observe(r, chunking::whole).usage, tokens(21, 36, 0, 0, 0, reported));
+}
+
+TEST(usage_stop_reason, malformed_cut_and_oversized_bodies) {
+  request r;
+  // A syntax error inside the value: never completed, whatever the chunking.
+  r.body = "{\"stopReason\":\"end_\x01turn\",\"usage\":{\"inputTokens\":1,\"outputTokens\":2}}";
+  EXPECT_EQ(stop_of(r), "");
+  // A syntax error after it: what was read stands.
+  r.body = R"({"stopReason":"max_tokens","usage":{"inputTokens":x}})";
+  EXPECT_EQ(stop_of(r), "max_tokens");
+  // A body cut inside the value.
+  const std::string full = read_fixture("converse_cache.json");
+  r.body = full.substr(0, full.find("end_turn") + 5);
+  r.complete = false;
+  EXPECT_EQ(stop_of(r), "");
+  // Past the parse cap whatever the body said is dropped, as its usage is.
+  r.complete = true;
+  r.body = R"({"stopReason":"end_turn","output":{"message":{"content":[{"text":")" +
+           std::string(9u * 1024u * 1024u, 'a') + R"("}]}}})";
+  const outcome whole = observe(r, chunking::whole);
+  EXPECT_EQ(whole.stop, "");
+  EXPECT_EQ(describe(observe(r, chunking::random, 5)), describe(whole));
+}
+
+TEST(usage_stop_reason, live_while_the_stream_passes) {
+  const auto lines = read_events("invoke_stream_anthropic.events");
+  usage_observer obs(operation::invoke_model_with_response_stream,
+                     "anthropic.claude-3-5-haiku-20241022-v1:0");
+  obs.on_head(200, {});
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    obs.on_body(encode_event("chunk", wrap_chunk(lines[i].json)));
+    EXPECT_EQ(obs.stop_reason(), i >= 6 ? "end_turn" : "") << "after chunk " << i;
+  }
+  obs.finish(true);
+  EXPECT_EQ(obs.stop_reason(), "end_turn");
 }
 
 // ---------------------------------------------------------------------------------------------

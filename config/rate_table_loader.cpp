@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -30,7 +32,8 @@ constexpr std::array<std::string_view, 35> known_regions = {
 constexpr std::array<std::string_view, 8> profile_prefixes = {"us", "eu", "apac",   "jp",
                                                               "au", "ca", "us-gov", "global"};
 
-constexpr std::array<std::string_view, 4> top_keys = {"version", "currency", "unit", "entries"};
+constexpr std::array<std::string_view, 6> top_keys = {"version", "currency",    "unit",
+                                                      "entries", "provisioned", "caching"};
 constexpr std::array<std::string_view, 16> entry_keys = {
     "model",          "regions",      "scope",  "tier",    "latency",    "batch",
     "effective_from", "effective_to", "input",  "output",  "cache_read", "cache_write_5m",
@@ -40,6 +43,15 @@ constexpr std::array<std::string_view, 10> variant_keys = {
     "cache_read", "cache_write_5m", "cache_write_1h", "long_context", "source"};
 constexpr std::array<std::string_view, 6> long_context_keys = {
     "above_input_tokens", "input", "output", "cache_read", "cache_write_5m", "cache_write_1h"};
+constexpr std::array<std::string_view, 5> provisioned_keys = {"model", "regions", "model_unit",
+                                                              "model_units", "reserved"};
+constexpr std::array<std::string_view, 3> model_unit_keys = {"input_tpm", "output_tpm", "source"};
+constexpr std::array<std::string_view, 3> unit_price_keys = {"term", "hourly", "source"};
+constexpr std::array<std::string_view, 7> reserved_keys = {
+    "term",           "scope", "input_per_1k_tpm_hour", "output_per_1k_tpm_hour", "min_input_tpm",
+    "min_output_tpm", "source"};
+constexpr std::array<std::string_view, 4> caching_keys = {"model", "min_prefix_tokens", "ttl_1h",
+                                                          "source"};
 
 constexpr enum_table<m::inference_scope, 3> scopes{
     "scope",
@@ -56,8 +68,63 @@ constexpr enum_table<m::latency_mode, 2> latencies{
     {"standard", "optimized"},
     {m::latency_mode::standard, m::latency_mode::optimized}};
 
+/// A term that exists but is sold for the other product: say which product it belongs to rather
+/// than suggesting the nearest spelling.
+std::string term_message(std::string_view word, std::span<const std::string_view> valid,
+                         std::string_view other_product, std::string_view sold) {
+  if (!m::parse_commitment_term(word)) return unknown_word("term", word, valid);
+  return "'" + std::string(word) + "' is a " + std::string(other_product) + " term; " +
+         std::string(sold) + " (valid: " + join(valid) + ")";
+}
+
+std::string unit_term_message(std::string_view word, std::span<const std::string_view> valid) {
+  return term_message(word, valid, "Reserved-tier",
+                      "Provisioned Throughput model units are sold with no commitment, for 1 "
+                      "month or for 6 months");
+}
+
+std::string reserved_term_message(std::string_view word, std::span<const std::string_view> valid) {
+  return term_message(word, valid, "Provisioned Throughput",
+                      "the Reserved tier is sold for 1 month or 3 months");
+}
+
+constexpr enum_table<m::commitment_term, 3> unit_terms{
+    "term",
+    {"no_commit", "1_month", "6_months"},
+    {m::commitment_term::no_commit, m::commitment_term::one_month, m::commitment_term::six_months},
+    &unit_term_message};
+constexpr enum_table<m::commitment_term, 2> reserved_terms{
+    "term",
+    {"1_month", "3_months"},
+    {m::commitment_term::one_month, m::commitment_term::three_months},
+    &reserved_term_message};
+
 constexpr std::string_view price_hint =
     "write a decimal USD amount per 1M tokens, e.g. \"3.00\" or \"0.00875\"";
+constexpr std::string_view hourly_hint =
+    "write a decimal USD amount per model unit per hour, e.g. \"44.00\"";
+constexpr std::string_view tpm_hour_hint =
+    "write a decimal USD amount per 1,000 tokens-per-minute per hour, e.g. \"0.198\"";
+constexpr std::string_view tpm_hint = "use a whole number of tokens per minute, e.g. 100000";
+constexpr std::string_view positive_tpm_hint =
+    "use a whole number of tokens per minute greater than 0, e.g. 100000";
+constexpr std::string_view prefix_hint =
+    "use a whole number of tokens greater than 0, e.g. 1024 (the smallest prefix Bedrock caches)";
+/// Token counts (TPM, prefix sizes) above this are typos; the cap keeps products with prices far
+/// from overflowing.
+constexpr std::uint64_t max_tokens = 1'000'000'000'000;
+
+/// How the decimal amounts of one kind are worded in messages.
+struct amount_words {
+  std::string_view unit;   ///< "USD per 1M tokens"
+  std::string_view range;  ///< "0 or more USD per 1M tokens"
+  std::string_view hint;   ///< what to write instead
+};
+constexpr amount_words token_price{"USD per 1M tokens", "0 or more USD per 1M tokens", price_hint};
+constexpr amount_words hourly_price{"USD per model unit per hour",
+                                    "more than 0 USD per model unit per hour", hourly_hint};
+constexpr amount_words tpm_hour_price{"USD per 1,000 TPM per hour",
+                                      "more than 0 USD per 1,000 TPM per hour", tpm_hour_hint};
 constexpr std::string_view date_hint = "write a UTC date as YYYY-MM-DD, e.g. 2026-01-01";
 
 /// Everything the checks after parsing need about one expanded row.
@@ -86,10 +153,11 @@ bool absent_or(bool read, const map_reader& s, std::string_view key) {
 /// What is wrong with a price's text, or empty when it is a plain decimal. The checks name the
 /// usual mistakes (a spreadsheet's exponent, a currency sign, a thousands separator) before the
 /// generic message.
-std::string price_problem(std::string_view key, const std::string& text) {
-  if (text.empty()) return "'" + std::string(key) + "' is empty; " + std::string(price_hint);
+std::string price_problem(std::string_view key, const std::string& text,
+                          const amount_words& words = token_price) {
+  if (text.empty()) return "'" + std::string(key) + "' is empty; " + std::string(words.hint);
   if (text.front() == '-') {
-    return "negative price '" + text + "'; prices are 0 or more USD per 1M tokens";
+    return "negative price '" + text + "'; prices are " + std::string(words.range);
   }
   if (text.find_first_of("eE") != std::string::npos &&
       text.find_first_not_of("0123456789.eE+-") == std::string::npos) {
@@ -103,11 +171,11 @@ std::string price_problem(std::string_view key, const std::string& text) {
   if (const std::size_t dot = text.find('.');
       dot != std::string::npos && text.size() - dot - 1 > 6 &&
       text.find_first_not_of("0123456789", dot + 1) == std::string::npos) {
-    return "'" + text + "' has more than 6 decimals; the finest price is 0.000001 USD " +
-           "per 1M tokens (1 micro-USD), so round it or check the unit";
+    return "'" + text + "' has more than 6 decimals; the finest price is 0.000001 " +
+           std::string(words.unit) + " (1 micro-USD), so round it or check the unit";
   }
   if (!m::parse_rate_per_million(text)) {
-    return "'" + text + "' is not a decimal price; " + std::string(price_hint);
+    return "'" + text + "' is not a decimal price; " + std::string(words.hint);
   }
   return {};
 }
@@ -163,11 +231,26 @@ bool same_selectors(const m::rate_entry& a, const m::rate_entry& b) {
          a.batch == b.batch;
 }
 
-std::optional<std::string> shared_region(const m::rate_entry& a, const m::rate_entry& b) {
-  for (const auto& r : a.regions) {
-    if (std::find(b.regions.begin(), b.regions.end(), r) != b.regions.end()) return r;
+/// A region both lists name ("*" included: two "*" lists overlap, a named region and "*" do not).
+std::optional<std::string> shared_region(const std::vector<std::string>& a,
+                                         const std::vector<std::string>& b) {
+  for (const auto& r : a) {
+    if (std::find(b.begin(), b.end(), r) != b.end()) return r;
   }
   return std::nullopt;
+}
+
+/// Whether the list at `key` has items (absent, `key:` and `[]` have none). A value that is not
+/// a list counts as having some: it is reported as a wrong type already.
+bool has_items(const map_reader& s, std::string_view key) {
+  const map_entry* e = s.get(key);
+  return e != nullptr && !e->value.IsNull() && (!e->value.IsSequence() || e->value.size() > 0);
+}
+
+/// Two Reserved-tier prices one reservation could match: the same term, and the same scope or
+/// one of them for any scope.
+bool same_reservation(const m::reserved_tier_price& a, const m::reserved_tier_price& b) {
+  return a.term == b.term && (!a.scope || !b.scope || *a.scope == *b.scope);
 }
 
 bool dates_overlap(const m::rate_entry& a, const m::rate_entry& b) {
@@ -264,6 +347,20 @@ class loader {
     const map_reader top(diag_, root, "", top_keys);
     if (!top.is_map()) return;
     read_header(top, table);
+    parse_entries(top, table);
+    // Optional sections: tables written before them stay valid.
+    top.for_each_item("provisioned", "provisioned entries",
+                      [&](const YAML::Node& item, const std::string& path) {
+                        parse_provisioned(item, path, table);
+                      });
+    top.for_each_item(
+        "caching", "caching rules",
+        [&](const YAML::Node& item, const std::string& path) { parse_caching(item, path, table); });
+    check_provisioned_duplicates(table);
+    check_caching_duplicates(table);
+  }
+
+  void parse_entries(const map_reader& top, m::rate_table& table) {
     const map_entry* entries = top.get("entries");
     if (entries == nullptr) {
       top.missing("entries");
@@ -309,15 +406,7 @@ class loader {
     if (!s.is_map()) return;
     m::rate_entry e;
     e.location = location(node.Mark());
-    bool ok = true;
-    if (s.read_string("model", e.model, text_rule::required)) {
-      if (auto problem = model_problem(e.model); !problem.empty()) {
-        s.error(*s.get("model"), std::move(problem));
-        ok = false;
-      }
-    } else {
-      ok = false;
-    }
+    bool ok = read_model(s, e.model);
     ok &= read_regions(s, e.regions);
     if (m::inference_scope scope{}; s.read_enum("scope", scopes, scope, text_rule::non_empty)) {
       e.scope = scope;
@@ -337,6 +426,16 @@ class loader {
       table.entries.push_back(std::move(row));
       metas_.push_back(std::move(meta));
     }
+  }
+
+  /// `model`: required, and a base model id.
+  bool read_model(const map_reader& s, std::string& out) {
+    if (!s.read_string("model", out, text_rule::required)) return false;
+    if (auto problem = model_problem(out); !problem.empty()) {
+      s.error(*s.get("model"), std::move(problem));
+      return false;
+    }
+    return true;
   }
 
   bool read_dates(const map_reader& s, m::rate_entry& e) {
@@ -490,6 +589,246 @@ class loader {
     return ok;
   }
 
+  // ---- the `provisioned` and `caching` sections ----
+
+  /// A USD amount from the scalar's exact text, in pico-USD: more than 0, at most 6 decimals.
+  std::optional<m::pico_usd> read_amount(const map_reader& s, std::string_view key, bool required,
+                                         const amount_words& words) {
+    const map_entry* f = s.get(key);
+    if (f == nullptr) {
+      if (required) {
+        diag_.error(s.mark(), s.path_of(key),
+                    "missing required price '" + std::string(key) + "'; add '" + std::string(key) +
+                        ": \"...\"' (" + std::string(words.unit) + ")");
+      }
+      return std::nullopt;
+    }
+    const std::string* text = s.scalar(*f, "a price", words.hint);
+    if (text == nullptr) return std::nullopt;
+    if (auto problem = price_problem(key, *text, words); !problem.empty()) {
+      s.error(*f, std::move(problem));
+      return std::nullopt;
+    }
+    // micro-USD x 1e6 = pico-USD, exact; refused when it would not fit (about 9.2M USD).
+    constexpr m::pico_usd micro_to_pico = 1'000'000;
+    const m::rate_micro_per_m micro = *m::parse_rate_per_million(*text);
+    if (micro == 0) {
+      s.error(*f, "must be greater than 0 (" + std::string(words.unit) +
+                      "); an unknown price is no row at all, never 0");
+      return std::nullopt;
+    }
+    if (micro > std::numeric_limits<m::pico_usd>::max() / micro_to_pico) {
+      s.error(*f, "'" + *text + "' is too large; check the unit (" + std::string(words.unit) + ")");
+      return std::nullopt;
+    }
+    return micro * micro_to_pico;
+  }
+
+  /// A whole number of tokens from `min`; absent is fine unless `required`.
+  template <typename T>
+  bool read_tokens(const map_reader& s, std::string_view key, std::uint64_t min,
+                   std::string_view hint, T& out, bool required) {
+    if (s.get(key) == nullptr) {
+      if (required) s.missing(key);
+      return !required;
+    }
+    return s.read_uint(key, out, min, max_tokens, hint);
+  }
+
+  void parse_provisioned(const YAML::Node& node, const std::string& path, m::rate_table& table) {
+    const map_reader s(diag_, node, path, provisioned_keys);
+    if (!s.is_map()) return;
+    m::provisioned_entry p;
+    p.location = location(node.Mark());
+    bool ok = read_model(s, p.model);
+    ok &= read_regions(s, p.regions);
+    ok &= read_model_unit(s, p);
+    ok &= read_unit_prices(s, p.model_units);
+    ok &= read_reservations(s, p.reserved);
+    if (!has_items(s, "model_units") && !has_items(s, "reserved")) {
+      diag_.error(s.mark(), path,
+                  "a provisioned entry needs 'model_units' or 'reserved' (or both): without a "
+                  "price there is nothing to compare on-demand spend with");
+      ok = false;
+    }
+    if (!ok) return;
+    table.provisioned.push_back(std::move(p));
+    provisioned_metas_.push_back(meta_at(node.Mark(), path));
+  }
+
+  /// `model_unit`: what one unit carries. AWS does not publish it, so it is optional, but both
+  /// counts and their source are required when it is given.
+  bool read_model_unit(const map_reader& s, m::provisioned_entry& p) {
+    const map_entry* f = s.get("model_unit");
+    if (f == nullptr) return true;
+    if (f->value.IsNull()) {
+      s.error(*f, "'model_unit' is empty; give input_tpm, output_tpm and source, or remove it");
+      return false;
+    }
+    const map_reader u(diag_, f->value, s.path_of("model_unit"), model_unit_keys);
+    if (!u.is_map()) return false;
+    std::uint64_t in = 0;
+    std::uint64_t out = 0;
+    bool ok = read_tokens(u, "input_tpm", 1, positive_tpm_hint, in, true);
+    ok &= read_tokens(u, "output_tpm", 1, positive_tpm_hint, out, true);
+    ok &= u.read_string("source", p.capacity_source, text_rule::required);
+    if (ok) {
+      p.unit_input_tpm = in;
+      p.unit_output_tpm = out;
+    }
+    return ok;
+  }
+
+  /// `model_units`: the hourly price of one unit, at most one per term.
+  bool read_unit_prices(const map_reader& s, std::vector<m::model_unit_price>& out) {
+    bool ok = true;
+    std::vector<std::pair<m::commitment_term, int>> seen;  // term, line
+    s.for_each_item("model_units", "model-unit prices",
+                    [&](const YAML::Node& item, const std::string& item_path) {
+                      const map_reader u(diag_, item, item_path, unit_price_keys);
+                      if (!u.is_map()) {
+                        ok = false;
+                        return;
+                      }
+                      m::model_unit_price price;
+                      bool item_ok =
+                          u.read_enum("term", unit_terms, price.term, text_rule::required);
+                      if (item_ok) item_ok = first_of_term(u, price.term, seen);
+                      const auto hourly = read_amount(u, "hourly", true, hourly_price);
+                      item_ok &= hourly.has_value();
+                      if (hourly) price.hourly = *hourly;
+                      item_ok &= u.read_string("source", price.source, text_rule::required);
+                      if (item_ok) out.push_back(std::move(price));
+                      ok &= item_ok;
+                    });
+    return ok;
+  }
+
+  /// False (reported at `term`) when an earlier item of the same list has this term.
+  bool first_of_term(const map_reader& item, m::commitment_term term,
+                     std::vector<std::pair<m::commitment_term, int>>& seen) {
+    const map_entry* f = item.get("term");
+    for (const auto& [t, line] : seen) {
+      if (t != term) continue;
+      item.error(*f, "term " + std::string(m::to_string(term)) +
+                         " is listed twice in this entry (first at " + file_ + ":" +
+                         std::to_string(line) + "); keep one price per term");
+      return false;
+    }
+    seen.emplace_back(term, f->mark().line + 1);
+    return true;
+  }
+
+  /// `reserved`: Reserved-tier prices, at most one per term and scope.
+  bool read_reservations(const map_reader& s, std::vector<m::reserved_tier_price>& out) {
+    bool ok = true;
+    std::vector<std::pair<m::reserved_tier_price, int>> seen;  // with the term's line
+    s.for_each_item("reserved", "Reserved-tier prices",
+                    [&](const YAML::Node& item, const std::string& item_path) {
+                      const map_reader r(diag_, item, item_path, reserved_keys);
+                      if (!r.is_map()) {
+                        ok = false;
+                        return;
+                      }
+                      m::reserved_tier_price price;
+                      bool item_ok =
+                          r.read_enum("term", reserved_terms, price.term, text_rule::required);
+                      item_ok &= read_reservation_scope(r, price);
+                      item_ok &= read_reservation(r, price);
+                      if (item_ok) item_ok = first_reservation(r, price, seen);
+                      if (item_ok) out.push_back(std::move(price));
+                      ok &= item_ok;
+                    });
+    return ok;
+  }
+
+  bool read_reservation_scope(const map_reader& r, m::reserved_tier_price& price) {
+    if (m::inference_scope scope{}; r.read_enum("scope", scopes, scope, text_rule::non_empty)) {
+      price.scope = scope;
+      return true;
+    }
+    return r.get("scope") == nullptr;
+  }
+
+  /// The amounts, minimums and source of one Reserved-tier price.
+  bool read_reservation(const map_reader& r, m::reserved_tier_price& price) {
+    const auto in = read_amount(r, "input_per_1k_tpm_hour", true, tpm_hour_price);
+    bool ok = in.has_value();
+    if (in) price.input_per_1k_tpm_hour = *in;
+    if (r.get("output_per_1k_tpm_hour") != nullptr) {
+      price.output_per_1k_tpm_hour =
+          read_amount(r, "output_per_1k_tpm_hour", false, tpm_hour_price);
+      ok &= price.output_per_1k_tpm_hour.has_value();
+    }
+    ok &= read_tokens(r, "min_input_tpm", 0, tpm_hint, price.min_input_tpm, false);
+    ok &= read_tokens(r, "min_output_tpm", 0, tpm_hint, price.min_output_tpm, false);
+    ok &= r.read_string("source", price.source, text_rule::required);
+    return ok;
+  }
+
+  bool first_reservation(const map_reader& r, const m::reserved_tier_price& price,
+                         std::vector<std::pair<m::reserved_tier_price, int>>& seen) {
+    const map_entry* f = r.get("term");
+    for (const auto& [earlier, line] : seen) {
+      if (!same_reservation(earlier, price)) continue;
+      const auto scope_name = [](const m::reserved_tier_price& p) {
+        return p.scope ? std::string(scopes.name_of(*p.scope)) : std::string("any");
+      };
+      r.error(*f, "term " + std::string(m::to_string(price.term)) + " (scope " + scope_name(price) +
+                      ") overlaps the Reserved-tier price at " + file_ + ":" +
+                      std::to_string(line) + " (scope " + scope_name(earlier) +
+                      "); keep one price per term and scope");
+      return false;
+    }
+    seen.emplace_back(price, f->mark().line + 1);
+    return true;
+  }
+
+  void parse_caching(const YAML::Node& node, const std::string& path, m::rate_table& table) {
+    const map_reader s(diag_, node, path, caching_keys);
+    if (!s.is_map()) return;
+    m::caching_rule c;
+    c.location = location(node.Mark());
+    bool ok = read_model(s, c.model);
+    ok &= read_tokens(s, "min_prefix_tokens", 1, prefix_hint, c.min_prefix_tokens, true);
+    ok &= absent_or(s.read_bool("ttl_1h", c.ttl_1h, bool_wording::quoted_type), s, "ttl_1h");
+    ok &= s.read_string("source", c.source, text_rule::required);
+    if (!ok) return;
+    table.caching.push_back(std::move(c));
+    caching_metas_.push_back(meta_at(node.Mark(), path));
+  }
+
+  /// Two provisioned entries for one model and region would make the price depend on file order.
+  void check_provisioned_duplicates(const m::rate_table& table) {
+    const auto& p = table.provisioned;
+    for (std::size_t j = 1; j < p.size(); ++j) {
+      for (std::size_t i = 0; i < j; ++i) {
+        if (p[i].model != p[j].model) continue;
+        const auto region = shared_region(p[i].regions, p[j].regions);
+        if (!region) continue;
+        diag_.error(mark_at(provisioned_metas_[j]), provisioned_metas_[j].path,
+                    "duplicate: " + provisioned_metas_[i].path + " at " + p[i].location +
+                        " already prices capacity for " + p[j].model + " in region " + *region +
+                        "; merge the two entries or give them different regions");
+        break;  // one report per row is enough
+      }
+    }
+  }
+
+  void check_caching_duplicates(const m::rate_table& table) {
+    const auto& c = table.caching;
+    for (std::size_t j = 1; j < c.size(); ++j) {
+      for (std::size_t i = 0; i < j; ++i) {
+        if (c[i].model != c[j].model) continue;
+        diag_.error(mark_at(caching_metas_[j]), caching_metas_[j].path,
+                    "duplicate: " + caching_metas_[i].path + " at " + c[i].location +
+                        " already gives the caching facts of " + c[j].model +
+                        "; keep one rule per model");
+        break;
+      }
+    }
+  }
+
   /// Legal but probably a typo: reported as warnings.
   void suspicious(const m::rate_entry& e, const row_meta& meta) {
     const YAML::Mark mark = mark_at(meta);
@@ -521,7 +860,7 @@ class loader {
       for (std::size_t i = 0; i < j; ++i) {
         const auto& a = table.entries[i];
         if (!same_selectors(a, b)) continue;
-        const auto region = shared_region(a, b);
+        const auto region = shared_region(a.regions, b.regions);
         if (!region || !dates_overlap(a, b)) continue;
         const std::string scope = a.scope ? std::string(scopes.name_of(*a.scope)) : "any";
         diag_.error(mark_at(metas_[j]), metas_[j].path,
@@ -540,7 +879,9 @@ class loader {
   diagnostics diag_;
   std::string file_;
   std::string source_path_;
-  std::vector<row_meta> metas_;  // parallel to table.entries
+  std::vector<row_meta> metas_;              // parallel to table.entries
+  std::vector<row_meta> provisioned_metas_;  // parallel to table.provisioned
+  std::vector<row_meta> caching_metas_;      // parallel to table.caching
 };
 
 }  // namespace

@@ -20,14 +20,18 @@ const std::vector<model_mapping>& no_mappings() noexcept {
   return empty;
 }
 
-/// Rank of an entry's region list for `region`: 0 exact, 1 "*", -1 no match.
-int region_rank(const rate_entry& e, std::string_view region) noexcept {
+/// Rank of a region list for `region`: 0 exact, 1 "*", -1 no match.
+int region_rank(const std::vector<std::string>& regions, std::string_view region) noexcept {
   int rank = -1;
-  for (const std::string& r : e.regions) {
+  for (const std::string& r : regions) {
     if (!region.empty() && r == region) return 0;
     if (r == "*") rank = 1;
   }
   return rank;
+}
+
+int region_rank(const rate_entry& e, std::string_view region) noexcept {
+  return region_rank(e.regions, region);
 }
 
 /// Best matching entry among those indexed under `model` (see find_rate for the order).
@@ -303,6 +307,25 @@ std::string_view to_string(latency_mode m) noexcept {
   return "standard";
 }
 
+std::string_view to_string(commitment_term t) noexcept {
+  switch (t) {
+    case commitment_term::no_commit: return "no_commit";
+    case commitment_term::one_month: return "1_month";
+    case commitment_term::three_months: return "3_months";
+    case commitment_term::six_months: return "6_months";
+  }
+  return "no_commit";
+}
+
+std::optional<commitment_term> parse_commitment_term(std::string_view s) noexcept {
+  // Exact spellings only: these come from rate tables, whose loader suggests the right word.
+  if (s == "no_commit") return commitment_term::no_commit;
+  if (s == "1_month") return commitment_term::one_month;
+  if (s == "3_months") return commitment_term::three_months;
+  if (s == "6_months") return commitment_term::six_months;
+  return std::nullopt;
+}
+
 void rate_table::index() {
   by_model.clear();
   by_model.reserve(entries.size());
@@ -329,6 +352,41 @@ const rate_entry* find_rate(const rate_table& table, std::string_view base_model
           : resolve_model_view(q.model_id, q.mappings != nullptr ? *q.mappings : no_mappings())
                 .scope;
   return find_rate(table, base_model, scope, q);
+}
+
+const provisioned_entry* find_provisioned(const rate_table& table, std::string_view base_model,
+                                          std::string_view region) noexcept {
+  // The section is short (a few dozen rows): a scan per candidate needs no index.
+  const model_candidates c = base_model_candidate_views(base_model);
+  for (std::size_t i = 0; i < c.count; ++i) {
+    const provisioned_entry* star = nullptr;
+    for (const provisioned_entry& p : table.provisioned) {
+      if (p.model != c.ids[i]) continue;
+      const int rank = region_rank(p.regions, region);
+      if (rank == 0) return &p;
+      if (rank == 1 && star == nullptr) star = &p;
+    }
+    if (star != nullptr) return star;
+  }
+  return nullptr;
+}
+
+const caching_rule* find_caching(const rate_table& table, std::string_view base_model) noexcept {
+  const model_candidates c = base_model_candidate_views(base_model);
+  for (std::size_t i = 0; i < c.count; ++i) {
+    for (const caching_rule& r : table.caching) {
+      if (r.model == c.ids[i]) return &r;
+    }
+  }
+  return nullptr;
+}
+
+money_total cost_at(const rate_entry& e, const token_usage& usage, bool long_context) {
+  std::string note;
+  const cache_writes w = split_cache_writes(usage);
+  const token_rates r = effective_rates(e, long_context, usage, w.five_min, w.one_hour, note);
+  const token_costs c = costs_of(r, usage, w, note);
+  return c.input + c.output + c.read + c.write;
 }
 
 void price(const rate_table& table, const token_usage& usage, const price_query& q, priced& out) {

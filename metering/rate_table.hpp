@@ -73,10 +73,61 @@ struct string_hash {
   }
 };
 
+/// Commitment terms of Provisioned Throughput (no commitment, 1 month, 6 months) and of the
+/// Reserved tier (1 month, 3 months). Spelled "no_commit", "1_month", "3_months", "6_months".
+enum class commitment_term : std::uint8_t { no_commit, one_month, three_months, six_months };
+std::string_view to_string(commitment_term t) noexcept;
+std::optional<commitment_term> parse_commitment_term(std::string_view s) noexcept;
+
+/// The price of one Provisioned Throughput model unit for one term.
+struct model_unit_price {
+  commitment_term term = commitment_term::no_commit;
+  pico_usd hourly = 0;  ///< per model unit per hour
+  std::string source;   ///< where this price came from
+};
+
+/// The Reserved tier (service tiers): input and output tokens-per-minute reserved separately,
+/// priced per 1,000 TPM per hour; traffic above the reservation is billed at the standard rates.
+struct reserved_tier_price {
+  commitment_term term = commitment_term::one_month;
+  std::optional<inference_scope> scope;            ///< geo or global; nullopt = any
+  pico_usd input_per_1k_tpm_hour = 0;              ///< per 1,000 reserved input TPM per hour
+  std::optional<pico_usd> output_per_1k_tpm_hour;  ///< nullopt: not published
+  std::uint64_t min_input_tpm = 0;                 ///< the smallest reservation AWS sells
+  std::uint64_t min_output_tpm = 0;
+  std::string source;
+};
+
+/// What buying capacity for one model costs in some regions (the table's `provisioned` section).
+/// A model unit's throughput is not published by AWS ("contact your account team"): the
+/// capacity is optional, and the advisor says so when it is missing.
+struct provisioned_entry {
+  std::string model;                             ///< base model id
+  std::vector<std::string> regions;              ///< {"*"} = any region
+  std::optional<std::uint64_t> unit_input_tpm;   ///< input tokens per minute one unit carries
+  std::optional<std::uint64_t> unit_output_tpm;  ///< output tokens per minute one unit carries
+  std::string capacity_source;  ///< where the capacity came from (account team, a test)
+  std::vector<model_unit_price> model_units;  ///< by term, at most one per term
+  std::vector<reserved_tier_price> reserved;  ///< by term and scope
+  std::string location;                       ///< "file:line"
+};
+
+/// Prompt-caching facts of one model (the table's `caching` section): the smallest prefix
+/// Bedrock caches, and whether the 1-hour TTL is offered.
+struct caching_rule {
+  std::string model;  ///< base model id
+  std::uint64_t min_prefix_tokens = 0;
+  bool ttl_1h = false;
+  std::string source;
+  std::string location;
+};
+
 struct rate_table {
   std::string version;  ///< e.g. "2026-07-24.1"
   std::string source_path;
   std::vector<rate_entry> entries;
+  std::vector<provisioned_entry> provisioned;
+  std::vector<caching_rule> caching;
   /// Index: base model -> entry indexes in `entries` order (built by `index()`; lookups use it).
   std::unordered_map<std::string, std::vector<std::uint32_t>, string_hash, std::equal_to<>>
       by_model;
@@ -130,6 +181,20 @@ const rate_entry* find_rate(const rate_table& table, std::string_view base_model
 /// `q.model_id` is empty). For quotes and tools; the pricer uses the overload above.
 const rate_entry* find_rate(const rate_table& table, std::string_view base_model,
                             const price_query& q) noexcept;
+
+/// The `provisioned` entry for a base model (tried as `base_model_candidates`) in `region`: an
+/// exact region before "*", then the first in the table. nullptr when there is none.
+const provisioned_entry* find_provisioned(const rate_table& table, std::string_view base_model,
+                                          std::string_view region) noexcept;
+
+/// The `caching` rule for a base model (tried as `base_model_candidates`); nullptr when none.
+const caching_rule* find_caching(const rate_table& table, std::string_view base_model) noexcept;
+
+/// The cost of `usage` at entry `e`, with its long-context rates when `long_context`: rule 5 of
+/// `price` (missing cache rates fall back the same way) without its range check, in 128-bit
+/// pico-USD so that the token sums of many requests fit. The advisor reprices sums with it; the
+/// long-context choice is made per request, so it is passed in rather than derived from a sum.
+money_total cost_at(const rate_entry& e, const token_usage& usage, bool long_context);
 
 /// Prices one request. Billable input = input + cache read + cache write, each at its own rate;
 /// cache writes split into `cache_write_1h` tokens at the 1h rate and the rest at the 5m rate.

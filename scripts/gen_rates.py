@@ -10,6 +10,11 @@ corrections listed in NOTES.md (CORRECTIONS below) and the pricing mechanics it 
 (derived cache, long-context, batch and latency-optimized rates), and fails loudly when the CSV
 no longer looks the way a correction expects, so a CSV update cannot silently undo a fix.
 
+Then config/rates/source/capacity.yaml (hand-written: the `provisioned:` and `caching:`
+sections, what buying capacity costs and each model's prompt-caching facts, each value with its
+source) is appended verbatim after a comment line. It is not derived from the CSV, whose
+provisioned-throughput rows are skipped; edit it by hand and regenerate.
+
 Every number is a decimal.Decimal parsed from the CSV text: no float ever touches a price.
 docs/pricing.md explains the format, the rules and the known gaps.
 """
@@ -25,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV_PATH = ROOT / "config" / "rates" / "source" / "bedrock_rates.csv"
+CAPACITY_PATH = ROOT / "config" / "rates" / "source" / "capacity.yaml"
 OUT_PATH = ROOT / "config" / "rates" / "bedrock.yaml"
 VERSION = "2026-07-24.1"
 
@@ -205,8 +211,9 @@ def parse_other(other: str) -> dict[str, str]:
 
 def skip_reason(r: dict) -> str | None:
     if r["inference_scope"] == "provisioned":
-        return ("provisioned-throughput rows (per model unit per hour): map the provisioned "
-                "model with models.mappings[].hourly_usd")
+        return ("provisioned-throughput rows (per model unit per hour; not read: the "
+                "provisioned section at the end is hand-written from cited sources): map the "
+                "provisioned model with models.mappings[].hourly_usd")
     if r["mode"].startswith("image"):
         return f"{r['mode']}: priced per image"
     if r["mode"] == "rerank":
@@ -553,12 +560,21 @@ def render(entries: list[Entry], skipped) -> str:
     return "\n".join(out) + "\n"
 
 
+def capacity_text() -> str:
+    """capacity.yaml as committed, after a comment line saying where it comes from."""
+    text = CAPACITY_PATH.read_text()
+    if not text.endswith("\n"):
+        text += "\n"
+    return ("\n# ---- appended verbatim from config/rates/source/capacity.yaml (hand-written; "
+            "edit it there) ----\n" + text)
+
+
 def generate() -> str:
     rows, skipped = read_rows(CSV_PATH)
     rows = merge_duplicates(rows)
     apply_corrections(rows)
     derive(rows)
-    return render(build_entries(rows), skipped)
+    return render(build_entries(rows), skipped) + capacity_text()
 
 
 def main() -> int:
@@ -575,7 +591,8 @@ def main() -> int:
             return 1
         return 0
     args.out.write_text(text)
-    print(f"wrote {args.out} ({text.count(chr(10) + '  - model:')} entries)")
+    entries = text.partition("\n# ---- appended verbatim")[0].count("\n  - model:")
+    print(f"wrote {args.out} ({entries} entries, plus {CAPACITY_PATH.name})")
     return 0
 
 

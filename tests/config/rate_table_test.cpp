@@ -718,5 +718,395 @@ TEST_F(shipped_table_test, every_token_priced_csv_row_has_its_price) {
   EXPECT_GT(checked, 300);
 }
 
+// ---------------------------------------------------------------- capacity and caching sections
+
+/// One entry that keeps `entries` valid, so each capacity test sees only its own errors.
+constexpr std::string_view one_entry =
+    "entries:\n  - { model: a.b, regions: [\"*\"], input: \"1\", output: \"2\", source: s }\n";
+
+rate_table_result load_capacity(std::string_view sections) {
+  return load(std::string(header) + std::string(one_entry) + std::string(sections));
+}
+
+/// `e` is at `line` of rates.yaml, and its message contains every fragment.
+void expect_error(const config_error* e, int line, std::initializer_list<std::string_view> parts) {
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->file, "rates.yaml");
+  EXPECT_EQ(e->line, line) << e->to_string();
+  for (const auto part : parts) EXPECT_TRUE(contains(e->message, part)) << e->to_string();
+}
+
+constexpr m::pico_usd usd = m::pico_per_usd;
+
+TEST(rate_table_loader, capacity_and_caching_sections_load_into_the_structs) {
+  const auto r = load_capacity(R"(provisioned:
+  - model: anthropic.claude-instant-v1
+    regions: [us-east-1, us-west-2]
+    model_unit:
+      input_tpm: 100000
+      output_tpm: 20000
+      source: "account team quote, 2026-05"
+    model_units:
+      - term: no_commit
+        hourly: "44.00"
+        source: "AWS pricing page"
+      - term: 1_month
+        hourly: 39.6
+        source: "AWS pricing page, 1 month"
+      - term: 6_months
+        hourly: "0.000001"
+        source: "tiny"
+    reserved:
+      - term: 1_month
+        scope: geo
+        input_per_1k_tpm_hour: "0.198"
+        output_per_1k_tpm_hour: "0.99"
+        min_input_tpm: 100000
+        min_output_tpm: 10000
+        source: "price list"
+      - term: 3_months
+        input_per_1k_tpm_hour: "0.15"
+        source: "price list, 3 months"
+  - model: cohere.command-text-v14
+    regions: ["*"]
+    model_units:
+      - { term: 1_month, hourly: "39.60", source: p }
+caching:
+  - model: anthropic.claude-sonnet-4-5-20250929-v1:0
+    min_prefix_tokens: 1024
+    ttl_1h: true
+    source: "Bedrock prompt caching documentation"
+  - { model: amazon.nova-lite-v1:0, min_prefix_tokens: 1536, source: docs }
+)");
+  ASSERT_TRUE(r.errors.empty()) << all(r.errors);
+  EXPECT_TRUE(r.warnings.empty()) << all(r.warnings);
+  ASSERT_NE(r.table, nullptr);
+  const m::rate_table& t = *r.table;
+  EXPECT_EQ(t.entries.size(), 1u);
+  ASSERT_EQ(t.provisioned.size(), 2u);
+
+  const m::provisioned_entry& a = t.provisioned[0];
+  EXPECT_EQ(a.model, "anthropic.claude-instant-v1");
+  EXPECT_EQ(a.regions, (std::vector<std::string>{"us-east-1", "us-west-2"}));
+  EXPECT_EQ(a.unit_input_tpm, 100000u);
+  EXPECT_EQ(a.unit_output_tpm, 20000u);
+  EXPECT_EQ(a.capacity_source, "account team quote, 2026-05");
+  EXPECT_EQ(a.location, "rates.yaml:7");
+  ASSERT_EQ(a.model_units.size(), 3u);
+  EXPECT_EQ(a.model_units[0].term, m::commitment_term::no_commit);
+  EXPECT_EQ(a.model_units[0].hourly, 44 * usd);
+  EXPECT_EQ(a.model_units[0].source, "AWS pricing page");
+  EXPECT_EQ(a.model_units[1].term, m::commitment_term::one_month);
+  EXPECT_EQ(a.model_units[1].hourly, 39'600'000'000'000);  // a bare 39.6: from the text
+  EXPECT_EQ(a.model_units[1].source, "AWS pricing page, 1 month");
+  EXPECT_EQ(a.model_units[2].term, m::commitment_term::six_months);
+  EXPECT_EQ(a.model_units[2].hourly, 1'000'000);  // 1 micro-USD = 1e6 pico-USD
+  ASSERT_EQ(a.reserved.size(), 2u);
+  const m::reserved_tier_price& geo = a.reserved[0];
+  EXPECT_EQ(geo.term, m::commitment_term::one_month);
+  EXPECT_EQ(geo.scope, m::inference_scope::geo);
+  EXPECT_EQ(geo.input_per_1k_tpm_hour, 198'000'000'000);
+  EXPECT_EQ(geo.output_per_1k_tpm_hour, 990'000'000'000);
+  EXPECT_EQ(geo.min_input_tpm, 100000u);
+  EXPECT_EQ(geo.min_output_tpm, 10000u);
+  EXPECT_EQ(geo.source, "price list");
+  const m::reserved_tier_price& any = a.reserved[1];
+  EXPECT_EQ(any.term, m::commitment_term::three_months);
+  EXPECT_FALSE(any.scope.has_value());
+  EXPECT_EQ(any.input_per_1k_tpm_hour, 150'000'000'000);
+  EXPECT_FALSE(any.output_per_1k_tpm_hour.has_value());
+  EXPECT_EQ(any.min_input_tpm, 0u);
+  EXPECT_EQ(any.min_output_tpm, 0u);
+
+  const m::provisioned_entry& b = t.provisioned[1];
+  EXPECT_EQ(b.regions, std::vector<std::string>{"*"});
+  EXPECT_FALSE(b.unit_input_tpm.has_value());  // capacity is optional
+  EXPECT_FALSE(b.unit_output_tpm.has_value());
+  EXPECT_TRUE(b.capacity_source.empty());
+  ASSERT_EQ(b.model_units.size(), 1u);
+  EXPECT_EQ(b.model_units[0].hourly, 39'600'000'000'000);
+  EXPECT_TRUE(b.reserved.empty());
+  EXPECT_EQ(b.location, "rates.yaml:34");
+
+  ASSERT_EQ(t.caching.size(), 2u);
+  EXPECT_EQ(t.caching[0].model, "anthropic.claude-sonnet-4-5-20250929-v1:0");
+  EXPECT_EQ(t.caching[0].min_prefix_tokens, 1024u);
+  EXPECT_TRUE(t.caching[0].ttl_1h);
+  EXPECT_EQ(t.caching[0].source, "Bedrock prompt caching documentation");
+  EXPECT_EQ(t.caching[0].location, "rates.yaml:39");
+  EXPECT_EQ(t.caching[1].min_prefix_tokens, 1536u);
+  EXPECT_FALSE(t.caching[1].ttl_1h);  // default
+  EXPECT_EQ(t.caching[1].location, "rates.yaml:43");
+
+  // The lookups see the loaded sections. Claude Instant is in no `entries` row: capacity prices
+  // do not need a token price.
+  EXPECT_EQ(m::find_provisioned(t, "anthropic.claude-instant-v1", "us-west-2"), &a);
+  EXPECT_EQ(m::find_provisioned(t, "cohere.command-text-v14", "eu-west-1"), &b);
+  EXPECT_EQ(m::find_caching(t, "amazon.nova-lite-v1:0"), &t.caching[1]);
+}
+
+TEST(rate_table_loader, tables_without_capacity_sections_stay_valid) {
+  const auto r = load(std::string(header) + std::string(one_entry));
+  ASSERT_TRUE(r.errors.empty()) << all(r.errors);
+  EXPECT_TRUE(r.table->provisioned.empty());
+  EXPECT_TRUE(r.table->caching.empty());
+  const auto empty = load_capacity("provisioned:\ncaching: []\n");
+  ASSERT_TRUE(empty.errors.empty()) << all(empty.errors);
+  EXPECT_TRUE(empty.table->provisioned.empty());
+  const auto wrong_type = load_capacity("provisioned: {model: a.b}\ncaching: lots\n");
+  expect_error(error_at(wrong_type, "provisioned"), 6, {"expected a list of provisioned entries"});
+  expect_error(error_at(wrong_type, "caching"), 7, {"expected a list of caching rules"});
+  EXPECT_EQ(wrong_type.errors.size(), 2u) << all(wrong_type.errors);
+}
+
+TEST(rate_table_loader, capacity_amounts_are_exact_positive_decimals) {
+  const auto r = load_capacity(R"(provisioned:
+  - model: a.b
+    regions: ["*"]
+    model_units:
+      - { term: no_commit, hourly: "-44.00", source: s }
+      - { term: 1_month, hourly: "44.0000001", source: s }
+      - { term: 6_months, hourly: "forty", source: s }
+    reserved:
+      - { term: 1_month, input_per_1k_tpm_hour: "0", output_per_1k_tpm_hour: "1e-3", source: s }
+      - { term: 3_months, input_per_1k_tpm_hour: "$0.19", source: s }
+  - model: a.c
+    regions: ["*"]
+    model_units:
+      - { term: no_commit, hourly: "9999999", source: s }
+      - { term: 1_month, hourly: [1], source: s }
+      - { term: 6_months, source: s }
+)");
+  EXPECT_EQ(r.table, nullptr);
+  const std::string p0 = "provisioned[0].";
+  expect_error(error_at(r, p0 + "model_units[0].hourly"), 10,
+               {"negative price '-44.00'", "more than 0 USD per model unit per hour"});
+  expect_error(error_at(r, p0 + "model_units[1].hourly"), 11, {"more than 6 decimals"});
+  expect_error(error_at(r, p0 + "model_units[2].hourly"), 12,
+               {"'forty' is not a decimal price", "per model unit per hour"});
+  expect_error(error_at(r, p0 + "reserved[0].input_per_1k_tpm_hour"), 14,
+               {"must be greater than 0", "USD per 1,000 TPM per hour"});
+  expect_error(error_at(r, p0 + "reserved[0].output_per_1k_tpm_hour"), 14, {"exponent notation"});
+  expect_error(error_at(r, p0 + "reserved[1].input_per_1k_tpm_hour"), 15, {"drop the '$'"});
+  const std::string p1 = "provisioned[1].";
+  expect_error(error_at(r, p1 + "model_units[0].hourly"), 19, {"too large"});
+  expect_error(error_at(r, p1 + "model_units[1].hourly"), 20, {"expected a price, got a list"});
+  expect_error(error_at(r, p1 + "model_units[2].hourly"), 21, {"missing required price 'hourly'"});
+  EXPECT_EQ(r.errors.size(), 9u) << all(r.errors);
+}
+
+TEST(rate_table_loader, capacity_unknown_and_duplicate_keys_are_reported) {
+  const auto r = load_capacity(R"(provisoned: []
+provisioned:
+  - model: a.b
+    region: ["*"]
+    model_unit: { input_tpm: 1, output_tpm: 1, source: s, througput: 3 }
+    model_units:
+      - { term: no_commit, hourly: "1", source: s, hourley: "2" }
+    reserved:
+      - { term: 1_month, input_per_1k_tpm_hour: "1", source: s, min_input: 5 }
+caching:
+  - model: a.b
+    min_prefix_tokens: 1024
+    ttl: true
+    source: s
+    source: t
+)");
+  EXPECT_EQ(r.table, nullptr);
+  expect_error(error_at(r, "provisoned"), 6, {"did you mean 'provisioned'?"});
+  expect_error(error_at(r, "provisioned[0].region"), 9, {"did you mean 'regions'?"});
+  expect_error(error_at(r, "provisioned[0].regions"), 8, {"missing required key 'regions'"});
+  expect_error(error_at(r, "provisioned[0].model_unit.througput"), 10, {"unknown key"});
+  expect_error(error_at(r, "provisioned[0].model_units[0].hourley"), 12,
+               {"did you mean 'hourly'?"});
+  expect_error(error_at(r, "provisioned[0].reserved[0].min_input"), 14,
+               {"did you mean 'min_input_tpm'?"});
+  expect_error(error_at(r, "caching[0].ttl"), 18, {"did you mean 'ttl_1h'?"});
+  expect_error(error_at(r, "caching[0].source"), 20, {"duplicate key 'source'"});
+  EXPECT_EQ(r.errors.size(), 8u) << all(r.errors);
+}
+
+TEST(rate_table_loader, capacity_required_keys_and_ranges) {
+  const auto r = load_capacity(R"(provisioned:
+  - model: us.anthropic.claude-instant-v1
+    regions: [us-east1]
+    model_unit: { input_tpm: 0, source: s }
+    model_units:
+      - { hourly: "1" }
+    reserved:
+      - { term: 1_month, min_input_tpm: lots }
+  - regions: ["*"]
+    model_unit:
+    model_units: [{ term: no_commit, hourly: "1", source: s }]
+caching:
+  - { model: a.b, min_prefix_tokens: 0, ttl_1h: sometimes, source: s }
+  - { model: a.c }
+)");
+  EXPECT_EQ(r.table, nullptr);
+  const std::string p0 = "provisioned[0].";
+  expect_error(error_at(r, p0 + "model"), 7, {"inference-profile id"});
+  expect_error(error_at(r, p0 + "regions[0]"), 8, {"did you mean 'us-east-1'?"});
+  expect_error(error_at(r, p0 + "model_unit.input_tpm"), 9, {"out of range", "greater than 0"});
+  expect_error(error_at(r, p0 + "model_unit.output_tpm"), 9, {"missing required key"});
+  expect_error(error_at(r, p0 + "model_units[0].term"), 11, {"missing required key 'term'"});
+  expect_error(error_at(r, p0 + "model_units[0].source"), 11, {"missing required key 'source'"});
+  expect_error(error_at(r, p0 + "reserved[0].input_per_1k_tpm_hour"), 13,
+               {"missing required price 'input_per_1k_tpm_hour'"});
+  expect_error(error_at(r, p0 + "reserved[0].min_input_tpm"), 13, {"'lots' is not a whole number"});
+  expect_error(error_at(r, p0 + "reserved[0].source"), 13, {"missing required key 'source'"});
+  expect_error(error_at(r, "provisioned[1].model"), 14, {"missing required key 'model'"});
+  expect_error(error_at(r, "provisioned[1].model_unit"), 15, {"'model_unit' is empty"});
+  expect_error(error_at(r, "caching[0].min_prefix_tokens"), 18, {"out of range"});
+  expect_error(error_at(r, "caching[0].ttl_1h"), 18, {"not a boolean"});
+  expect_error(error_at(r, "caching[1].min_prefix_tokens"), 19, {"missing required key"});
+  expect_error(error_at(r, "caching[1].source"), 19, {"missing required key 'source'"});
+  EXPECT_EQ(r.errors.size(), 15u) << all(r.errors);
+}
+
+TEST(rate_table_loader, capacity_terms_are_checked_by_product) {
+  const auto r = load_capacity(R"(provisioned:
+  - model: a.b
+    regions: ["*"]
+    model_units:
+      - { term: 1_mnth, hourly: "1", source: s }
+      - { term: 3_months, hourly: "1", source: s }
+    reserved:
+      - { term: 6_months, input_per_1k_tpm_hour: "1", source: s }
+      - { term: no_commit, input_per_1k_tpm_hour: "1", source: s }
+      - { term: 3_monts, input_per_1k_tpm_hour: "1", source: s }
+      - { term: 1_month, scope: everywhere, input_per_1k_tpm_hour: "1", source: s }
+)");
+  EXPECT_EQ(r.table, nullptr);
+  const std::string p = "provisioned[0].";
+  expect_error(error_at(r, p + "model_units[0].term"), 10,
+               {"unknown term '1_mnth'", "did you mean '1_month'?"});
+  expect_error(error_at(r, p + "model_units[1].term"), 11,
+               {"'3_months' is a Reserved-tier term", "no_commit, 1_month, 6_months"});
+  expect_error(error_at(r, p + "reserved[0].term"), 13,
+               {"'6_months' is a Provisioned Throughput term", "1_month, 3_months"});
+  expect_error(error_at(r, p + "reserved[1].term"), 14, {"Provisioned Throughput term"});
+  expect_error(error_at(r, p + "reserved[2].term"), 15, {"did you mean '3_months'?"});
+  expect_error(error_at(r, p + "reserved[3].scope"), 16, {"unknown scope 'everywhere'"});
+  EXPECT_EQ(r.errors.size(), 6u) << all(r.errors);
+}
+
+TEST(rate_table_loader, capacity_duplicate_terms_in_one_entry) {
+  const auto r = load_capacity(R"(provisioned:
+  - model: a.b
+    regions: ["*"]
+    model_units:
+      - { term: 1_month, hourly: "1", source: s }
+      - { term: 6_months, hourly: "1", source: s }
+      - { term: 1_month, hourly: "2", source: s }
+    reserved:
+      - { term: 1_month, scope: geo, input_per_1k_tpm_hour: "1", source: s }
+      - { term: 1_month, scope: global, input_per_1k_tpm_hour: "1", source: s }
+      - { term: 3_months, input_per_1k_tpm_hour: "1", source: s }
+      - { term: 1_month, scope: geo, input_per_1k_tpm_hour: "2", source: s }
+      - { term: 3_months, scope: in_region, input_per_1k_tpm_hour: "2", source: s }
+  - model: a.c
+    regions: ["*"]
+    model_units:
+      - { term: 1_month, hourly: "1", source: s }
+)");
+  EXPECT_EQ(r.table, nullptr);
+  const std::string p = "provisioned[0].";
+  expect_error(error_at(r, p + "model_units[2].term"), 12,
+               {"term 1_month is listed twice", "first at rates.yaml:10"});
+  // geo and global are different reservations; a scope-less one overlaps every scope.
+  expect_error(error_at(r, p + "reserved[3].term"), 17,
+               {"term 1_month (scope geo)", "at rates.yaml:14 (scope geo)"});
+  expect_error(error_at(r, p + "reserved[4].term"), 18,
+               {"term 3_months (scope in_region)", "at rates.yaml:16 (scope any)"});
+  EXPECT_EQ(r.errors.size(), 3u) << all(r.errors);  // the same term in another entry is fine
+}
+
+TEST(rate_table_loader, capacity_duplicate_model_and_region) {
+  const auto r = load_capacity(R"(provisioned:
+  - { model: a.b, regions: [us-east-1, us-west-2], model_units: [{ term: no_commit, hourly: "1", source: s }] }
+  - { model: a.b, regions: [eu-west-1, us-west-2], model_units: [{ term: no_commit, hourly: "2", source: s }] }
+  - { model: a.b, regions: ["*"], model_units: [{ term: no_commit, hourly: "3", source: s }] }
+  - { model: a.b, regions: ["*"], reserved: [{ term: 1_month, input_per_1k_tpm_hour: "1", source: s }] }
+  - { model: a.b:1, regions: ["*"], model_units: [{ term: no_commit, hourly: "3", source: s }] }
+  - { model: a.c, regions: [us-east-1], model_units: [{ term: no_commit, hourly: "3", source: s }] }
+caching:
+  - { model: a.b, min_prefix_tokens: 1024, source: s }
+  - { model: a.b:1, min_prefix_tokens: 1024, source: s }
+  - { model: a.b, min_prefix_tokens: 2048, source: t }
+)");
+  EXPECT_EQ(r.table, nullptr);
+  // A named region next to "*" is not a duplicate (the exact region wins); other models are not.
+  expect_error(error_at(r, "provisioned[1]"), 8,
+               {"provisioned[0] at rates.yaml:7", "a.b in region us-west-2"});
+  expect_error(error_at(r, "provisioned[3]"), 10, {"provisioned[2] at rates.yaml:9", "region *"});
+  expect_error(error_at(r, "caching[2]"), 16, {"caching[0] at rates.yaml:14", "a.b"});
+  EXPECT_EQ(r.errors.size(), 3u) << all(r.errors);
+}
+
+TEST(rate_table_loader, provisioned_entry_needs_a_price) {
+  const auto r = load_capacity(R"(provisioned:
+  - model: a.b
+    regions: ["*"]
+    model_unit: { input_tpm: 1000, output_tpm: 100, source: s }
+  - { model: a.c, regions: ["*"], model_units: [], reserved: }
+)");
+  EXPECT_EQ(r.table, nullptr);
+  expect_error(error_at(r, "provisioned[0]"), 7, {"needs 'model_units' or 'reserved'"});
+  expect_error(error_at(r, "provisioned[1]"), 10, {"needs 'model_units' or 'reserved'"});
+  EXPECT_EQ(r.errors.size(), 2u) << all(r.errors);
+}
+
+TEST_F(shipped_table_test, capacity_and_caching_sections) {
+  ASSERT_NE(result_->table, nullptr);
+  const auto unit_price = [](const m::provisioned_entry* p, m::commitment_term term) {
+    for (const auto& u : p->model_units) {
+      if (u.term == term) return u.hourly;
+    }
+    return m::pico_usd{-1};
+  };
+  const auto* instant = m::find_provisioned(table(), "anthropic.claude-instant-v1", "us-west-2");
+  ASSERT_NE(instant, nullptr);
+  EXPECT_EQ(unit_price(instant, m::commitment_term::no_commit), 44 * usd);
+  EXPECT_EQ(unit_price(instant, m::commitment_term::one_month), 39'600'000'000'000);
+  EXPECT_EQ(unit_price(instant, m::commitment_term::six_months), 22 * usd);
+  const auto* tokyo = m::find_provisioned(table(), "anthropic.claude-v2:1", "ap-northeast-1");
+  ASSERT_NE(tokyo, nullptr);
+  EXPECT_EQ(tokyo->model, "anthropic.claude-v2:1");
+  EXPECT_EQ(unit_price(tokyo, m::commitment_term::no_commit), -1);  // none published there
+  EXPECT_EQ(unit_price(tokyo, m::commitment_term::one_month), 86 * usd);
+  const auto* embed = m::find_provisioned(table(), "cohere.embed-english-v3", "eu-west-1");
+  ASSERT_NE(embed, nullptr);
+  EXPECT_EQ(unit_price(embed, m::commitment_term::six_months), 6'410'000'000'000);
+  const auto* sonnet46 = m::find_provisioned(table(), "anthropic.claude-sonnet-4-6", "us-east-1");
+  ASSERT_NE(sonnet46, nullptr);
+  ASSERT_EQ(sonnet46->reserved.size(), 1u);
+  EXPECT_EQ(sonnet46->reserved[0].input_per_1k_tpm_hour, 198'000'000'000);
+  EXPECT_EQ(sonnet46->reserved[0].scope, m::inference_scope::geo);
+  EXPECT_EQ(sonnet46->reserved[0].min_input_tpm, 100000u);
+  EXPECT_EQ(sonnet46->reserved[0].min_output_tpm, 10000u);
+  EXPECT_EQ(m::find_provisioned(table(), "anthropic.claude-sonnet-4-6", "us-west-2"), nullptr);
+  for (const auto& p : table().provisioned) {
+    // AWS publishes no model-unit throughput: the shipped table claims none.
+    EXPECT_FALSE(p.unit_input_tpm.has_value()) << p.location;
+    EXPECT_TRUE(contains(p.location, "bedrock.yaml:")) << p.location;
+    for (const auto& u : p.model_units) EXPECT_FALSE(u.source.empty()) << p.location;
+    for (const auto& v : p.reserved) EXPECT_FALSE(v.source.empty()) << p.location;
+  }
+  // Every caching rule names a model the table prices per token.
+  ASSERT_GE(table().caching.size(), 10u);
+  for (const auto& c : table().caching) {
+    EXPECT_TRUE(table().by_model.contains(c.model)) << c.model;
+    EXPECT_FALSE(c.source.empty()) << c.location;
+  }
+  const auto* haiku45 = m::find_caching(table(), "anthropic.claude-haiku-4-5-20251001-v1:0");
+  ASSERT_NE(haiku45, nullptr);
+  EXPECT_EQ(haiku45->min_prefix_tokens, 4096u);
+  EXPECT_TRUE(haiku45->ttl_1h);
+  const auto* nova_micro = m::find_caching(table(), "amazon.nova-micro-v1:0");
+  ASSERT_NE(nova_micro, nullptr);
+  EXPECT_EQ(nova_micro->min_prefix_tokens, 1536u);
+  EXPECT_FALSE(nova_micro->ttl_1h);
+}
+
 }  // namespace
 }  // namespace bedrock_meter::config

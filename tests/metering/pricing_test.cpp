@@ -506,6 +506,112 @@ TEST(Pricing, FindRateOverloadsAgree) {
   EXPECT_EQ(find_rate(unindexed, sonnet45, q), nullptr);
 }
 
+// ---------------------------------------------------------------------------------------------
+// capacity (`provisioned`) and prompt-caching facts (`caching`)
+
+provisioned_entry capacity(std::string_view model, std::vector<std::string> regions,
+                           pico_usd no_commit_hourly) {
+  provisioned_entry p;
+  p.model = model;
+  p.regions = std::move(regions);
+  p.model_units.push_back({commitment_term::no_commit, no_commit_hourly, "test"});
+  return p;
+}
+
+caching_rule cache_rule(std::string_view model, std::uint64_t min_prefix, bool ttl_1h) {
+  caching_rule c;
+  c.model = model;
+  c.min_prefix_tokens = min_prefix;
+  c.ttl_1h = ttl_1h;
+  return c;
+}
+
+TEST(Capacity, CommitmentTermSpellingsRoundTrip) {
+  for (const commitment_term t : {commitment_term::no_commit, commitment_term::one_month,
+                                  commitment_term::three_months, commitment_term::six_months}) {
+    EXPECT_EQ(parse_commitment_term(to_string(t)), t) << to_string(t);
+  }
+  EXPECT_EQ(to_string(commitment_term::no_commit), "no_commit");
+  EXPECT_EQ(to_string(commitment_term::one_month), "1_month");
+  EXPECT_EQ(to_string(commitment_term::three_months), "3_months");
+  EXPECT_EQ(to_string(commitment_term::six_months), "6_months");
+  for (const std::string_view bad : {"", "1_months", "1-month", "6_month", "NO_COMMIT", "12"}) {
+    EXPECT_FALSE(parse_commitment_term(bad).has_value()) << bad;
+  }
+}
+
+TEST(Capacity, FindProvisionedPrefersTheExactRegionOverStar) {
+  rate_table t;
+  // "*" first in the table: the exact region must still win.
+  t.provisioned.push_back(capacity(llama70b, {"*"}, 20'000'000'000'000));
+  t.provisioned.push_back(capacity(llama70b, {"us-east-1", "us-west-2"}, 24'000'000'000'000));
+  t.provisioned.push_back(capacity(llama70b, {"us-west-2"}, 25'000'000'000'000));  // later: loses
+  EXPECT_EQ(find_provisioned(t, llama70b, "us-west-2"), &t.provisioned[1]);
+  EXPECT_EQ(find_provisioned(t, llama70b, "us-east-1"), &t.provisioned[1]);
+  EXPECT_EQ(find_provisioned(t, llama70b, "eu-west-1"), &t.provisioned[0]);
+  EXPECT_EQ(find_provisioned(t, llama70b, ""), &t.provisioned[0]);  // no region: only "*"
+  EXPECT_EQ(find_provisioned(t, nova_pro, "us-east-1"), nullptr);
+
+  rate_table named_only;
+  named_only.provisioned.push_back(capacity(llama70b, {"us-west-2"}, 24'000'000'000'000));
+  EXPECT_EQ(find_provisioned(named_only, llama70b, "us-east-1"), nullptr);
+  EXPECT_EQ(find_provisioned(rate_table{}, llama70b, "us-west-2"), nullptr);
+}
+
+TEST(Capacity, FindProvisionedTriesTheCandidateIdsInOrder) {
+  constexpr std::string_view claude_v2 = "anthropic.claude-v2";
+  constexpr std::string_view claude_v21 = "anthropic.claude-v2:1";
+  rate_table t;
+  t.provisioned.push_back(capacity(claude_v2, {"us-east-1"}, 70'000'000'000'000));
+  t.provisioned.push_back(capacity(claude_v21, {"*"}, 71'000'000'000'000));
+  t.provisioned.push_back(capacity(haiku35, {"*"}, 1'000'000'000'000));
+  // The id itself decides when it has an entry for the region, even a "*" one: the more
+  // specific candidate is tried first.
+  EXPECT_EQ(find_provisioned(t, claude_v21, "us-east-1"), &t.provisioned[1]);
+  // ...v2:1 -> ...v2 (version stripped) only when ...v2:1 has nothing for the region.
+  rate_table regional;
+  regional.provisioned.push_back(capacity(claude_v2, {"us-east-1"}, 70'000'000'000'000));
+  regional.provisioned.push_back(capacity(claude_v21, {"eu-central-1"}, 79'000'000'000'000));
+  EXPECT_EQ(find_provisioned(regional, claude_v21, "us-east-1"), &regional.provisioned[0]);
+  EXPECT_EQ(find_provisioned(regional, claude_v21, "eu-central-1"), &regional.provisioned[1]);
+  // `...-v1:0` finds its own entry, and an entry written for the version-stripped id.
+  EXPECT_EQ(find_provisioned(t, haiku35, "us-east-1"), &t.provisioned[2]);
+  rate_table stripped;
+  stripped.provisioned.push_back(
+      capacity("anthropic.claude-3-5-haiku-20241022-v1", {"*"}, 1'000'000'000'000));
+  EXPECT_EQ(find_provisioned(stripped, haiku35, "us-east-1"), &stripped.provisioned[0]);
+  EXPECT_EQ(find_provisioned(stripped, std::string(haiku35) + ":200k", "us-east-1"),
+            &stripped.provisioned[0]);
+}
+
+TEST(Capacity, FindCachingTriesTheCandidateIdsInOrder) {
+  rate_table t;
+  t.caching.push_back(cache_rule("anthropic.claude-sonnet-4-5-20250929-v1", 2048, false));
+  t.caching.push_back(cache_rule(sonnet45, 1024, true));
+  t.caching.push_back(cache_rule(nova_pro, 1024, false));
+  t.caching.push_back(cache_rule(nova_pro, 4096, false));  // a loaded table has no duplicates
+  EXPECT_EQ(find_caching(t, sonnet45), &t.caching[1]);     // exact id before the stripped one
+  EXPECT_EQ(find_caching(t, std::string(sonnet45) + ":200k"), &t.caching[1]);
+  EXPECT_EQ(find_caching(t, "anthropic.claude-sonnet-4-5-20250929-v1:7"), &t.caching[0]);
+  EXPECT_EQ(find_caching(t, nova_pro), &t.caching[2]);  // first in table order
+  EXPECT_EQ(find_caching(t, haiku35), nullptr);
+  EXPECT_EQ(find_caching(t, ""), nullptr);
+}
+
+TEST(Capacity, LookupsDoNotAllocate) {
+  rate_table t;
+  t.provisioned.push_back(capacity(llama70b, {"*"}, 20'000'000'000'000));
+  t.provisioned.push_back(capacity(llama70b, {"us-west-2"}, 24'000'000'000'000));
+  t.caching.push_back(cache_rule(sonnet45, 1024, true));
+  const std::uint64_t before = g_allocations.load();
+  const provisioned_entry* p = find_provisioned(t, llama70b, "us-west-2");
+  const caching_rule* c =
+      find_caching(t, std::string_view("anthropic.claude-sonnet-4-5-20250929-v1:0:200k"));
+  EXPECT_EQ(g_allocations.load() - before, 0u);
+  EXPECT_EQ(p, &t.provisioned[1]);
+  EXPECT_EQ(c, &t.caching[0]);
+}
+
 /// A table shaped like the real one: many models, a few rows each.
 rate_table big_table() {
   std::vector<rate_entry> entries;

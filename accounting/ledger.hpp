@@ -62,7 +62,7 @@ template <typename T>
 using ledger_result = boost::system::result<T, ledger_error>;
 
 /// The schema version this build writes. `open` migrates older files up to it and refuses newer.
-inline constexpr int ledger_schema_version = 1;
+inline constexpr int ledger_schema_version = 2;
 
 /// Sums for one Prometheus series group, to restore the FinOps counters at start.
 struct ledger_totals_row {
@@ -120,6 +120,35 @@ struct report_row {
   metering::money_total total_cost = 0;
 };
 
+/// Which rows `ledger_reader::scan` streams. Empty strings match anything.
+struct scan_filter {
+  std::int64_t from_ms = 0;  ///< inclusive
+  std::int64_t to_ms = 0;    ///< exclusive
+  std::string team;
+  std::string app;
+  std::string model;  ///< equal to the row's base model or to the model id as requested
+};
+
+/// One row as `scan` hands it over: the columns the advisor reads. Views are valid only during
+/// the callback (they point into SQLite's row buffer).
+struct scan_row {
+  std::int64_t time_ms = 0;
+  std::string_view team, app, operation, model_requested, model_base, region, scope, service_tier,
+      latency_mode, outcome, stop_reason;
+  bool batch = false;
+  unsigned status = 0;
+  std::uint64_t input_tokens = 0, output_tokens = 0, cache_read_tokens = 0, cache_write_tokens = 0,
+                cache_write_1h_tokens = 0;
+  metering::pico_usd total_cost = 0;
+  bool priced = false;
+  std::uint64_t bytes_in = 0;
+  bool has_traits = false;
+  std::optional<std::uint64_t> max_tokens;
+  bool tools = false;
+  bool structured_output = false;
+  metering::prompt_prefix system_prefix, conversation_prefix, full_prompt;
+};
+
 /// A read-only view of a ledger file: its own connection, safe beside a running writer (WAL).
 /// Used by the ledger for startup totals and budgets, and by `bedrock-meter report`. Calls are
 /// serialised on an internal mutex; any thread may call.
@@ -143,6 +172,12 @@ class ledger_reader {
   /// ordered by the keys.
   ledger_result<std::vector<report_row>> query_report(std::int64_t from_ms, std::int64_t to_ms,
                                                       const std::vector<report_key>& group_by);
+
+  /// Streams the rows matching `filter` to `fn` in time order (ties in commit order), keeping
+  /// none in memory; `fn` returns false to stop. Returns the number of rows handed over. Holds
+  /// this reader's lock for the whole scan: give long scans a reader of their own.
+  ledger_result<std::uint64_t> scan(const scan_filter& filter,
+                                    const std::function<bool(const scan_row&)>& fn);
 
   /// Rows before this time were pruned (see prune_ledger); nullopt when never pruned.
   ledger_result<std::optional<std::int64_t>> pruned_before_ms();

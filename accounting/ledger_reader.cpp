@@ -248,4 +248,77 @@ ledger_result<std::vector<ledger_record>> ledger_reader::records(std::int64_t fr
   return rows;
 }
 
+namespace {
+
+constexpr std::string_view scan_columns =
+    "time_ms, team, app, operation, model_requested, model_base, region, scope, service_tier, "
+    "latency_mode, outcome, stop_reason, batch, status, input_tokens, output_tokens, "
+    "cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, total_cost, priced, bytes_in, "
+    "has_traits, max_tokens, tools, structured_output, system_prefix_hash, system_prefix_bytes, "
+    "conversation_prefix_hash, conversation_prefix_bytes, prompt_hash, prompt_bytes";
+
+std::string_view text_at(sqlite3_stmt* s, int i) {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
+  return p == nullptr ? std::string_view()
+                      : std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i)));
+}
+
+void read_scan_row(sqlite3_stmt* s, scan_row& r) {
+  int i = 0;
+  r.time_ms = sqlite3_column_int64(s, i++);
+  for (std::string_view* v :
+       {&r.team, &r.app, &r.operation, &r.model_requested, &r.model_base, &r.region, &r.scope,
+        &r.service_tier, &r.latency_mode, &r.outcome, &r.stop_reason})
+    *v = text_at(s, i++);
+  r.batch = sqlite3_column_int64(s, i++) != 0;
+  r.status = static_cast<unsigned>(sqlite3_column_int64(s, i++));
+  for (std::uint64_t* n : {&r.input_tokens, &r.output_tokens, &r.cache_read_tokens,
+                           &r.cache_write_tokens, &r.cache_write_1h_tokens})
+    *n = as_u64(sqlite3_column_int64(s, i++));
+  r.total_cost = sqlite3_column_int64(s, i++);
+  r.priced = sqlite3_column_int64(s, i++) != 0;
+  r.bytes_in = as_u64(sqlite3_column_int64(s, i++));
+  r.has_traits = sqlite3_column_int64(s, i++) != 0;
+  r.max_tokens = sqlite3_column_type(s, i) == SQLITE_NULL
+                     ? std::nullopt
+                     : std::optional<std::uint64_t>(as_u64(sqlite3_column_int64(s, i)));
+  ++i;
+  r.tools = sqlite3_column_int64(s, i++) != 0;
+  r.structured_output = sqlite3_column_int64(s, i++) != 0;
+  for (metering::prompt_prefix* p : {&r.system_prefix, &r.conversation_prefix, &r.full_prompt}) {
+    p->hash = static_cast<std::uint64_t>(sqlite3_column_int64(s, i++));
+    p->bytes = as_u64(sqlite3_column_int64(s, i++));
+  }
+}
+
+}  // namespace
+
+ledger_result<std::uint64_t> ledger_reader::scan(const scan_filter& filter,
+                                                 const std::function<bool(const scan_row&)>& fn) {
+  std::lock_guard lk(mu_);
+  std::string sql =
+      "SELECT " + std::string(scan_columns) + " FROM requests WHERE time_ms >= ?1 AND time_ms < ?2";
+  if (!filter.team.empty()) sql += " AND team = ?3";
+  if (!filter.app.empty()) sql += " AND app = ?4";
+  if (!filter.model.empty()) sql += " AND (model_base = ?5 OR model_requested = ?5)";
+  sql += " ORDER BY time_ms, id";
+  statement st;
+  if (prepare(db_, sql, st) != SQLITE_OK) return sqlite_error(db_, "ledger scan");
+  sqlite3_bind_int64(st.s, 1, filter.from_ms);
+  sqlite3_bind_int64(st.s, 2, filter.to_ms);
+  if (!filter.team.empty()) bind_text(st.s, 3, filter.team);
+  if (!filter.app.empty()) bind_text(st.s, 4, filter.app);
+  if (!filter.model.empty()) bind_text(st.s, 5, filter.model);
+  std::uint64_t n = 0;
+  scan_row row;
+  int rc;
+  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
+    read_scan_row(st.s, row);
+    ++n;
+    if (!fn(row)) return n;
+  }
+  if (rc != SQLITE_DONE) return sqlite_error(db_, "ledger scan");
+  return n;
+}
+
 }  // namespace bedrock_meter::accounting

@@ -97,6 +97,22 @@ CREATE TABLE meta (
   value
 );
 )sql",
+    // 1 -> 2: what each request asked for, for the advisor (docs/finops.md). Rows written before
+    // have has_traits = 0 and are left out of the levers that need traits. The fingerprints are
+    // SipHash-2-4 values under the installation's key (stored as signed 64-bit integers).
+    R"sql(
+ALTER TABLE requests ADD COLUMN has_traits                INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN max_tokens                INTEGER;
+ALTER TABLE requests ADD COLUMN stop_reason               TEXT    NOT NULL DEFAULT '';
+ALTER TABLE requests ADD COLUMN tools                     INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN structured_output         INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN system_prefix_hash        INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN system_prefix_bytes       INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN conversation_prefix_hash  INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN conversation_prefix_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN prompt_hash               INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN prompt_bytes              INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 // One placeholder per column of the list.
@@ -266,6 +282,20 @@ void bind_record(sqlite3_stmt* s, std::int64_t id, const ledger_record& r,
   sqlite3_bind_int64(s, i++, r.first_byte_us);
   sqlite3_bind_int64(s, i++, clamp_i64(r.bytes_in));
   sqlite3_bind_int64(s, i++, clamp_i64(r.bytes_out));
+  sqlite3_bind_int(s, i++, r.has_traits ? 1 : 0);
+  if (r.traits.max_tokens) {
+    sqlite3_bind_int64(s, i++, clamp_i64(*r.traits.max_tokens));
+  } else {
+    sqlite3_bind_null(s, i++);
+  }
+  bind_text(s, i++, r.stop_reason);
+  sqlite3_bind_int(s, i++, r.traits.tools ? 1 : 0);
+  sqlite3_bind_int(s, i++, r.traits.structured_output ? 1 : 0);
+  for (const metering::prompt_prefix* p :
+       {&r.traits.system, &r.traits.conversation, &r.traits.full}) {
+    sqlite3_bind_int64(s, i++, static_cast<std::int64_t>(p->hash));  // the bits, as SQLite's type
+    sqlite3_bind_int64(s, i++, clamp_i64(p->bytes));
+  }
 }
 
 void read_record(sqlite3_stmt* s, int base, ledger_record& r) {
@@ -306,6 +336,20 @@ void read_record(sqlite3_stmt* s, int base, ledger_record& r) {
   r.first_byte_us = sqlite3_column_int64(s, i++);
   r.bytes_in = as_u64(sqlite3_column_int64(s, i++));
   r.bytes_out = as_u64(sqlite3_column_int64(s, i++));
+  r.has_traits = sqlite3_column_int64(s, i++) != 0;
+  if (sqlite3_column_type(s, i) == SQLITE_NULL) {
+    r.traits.max_tokens.reset();
+  } else {
+    r.traits.max_tokens = as_u64(sqlite3_column_int64(s, i));
+  }
+  ++i;
+  r.stop_reason = column_text(s, i++);
+  r.traits.tools = sqlite3_column_int64(s, i++) != 0;
+  r.traits.structured_output = sqlite3_column_int64(s, i++) != 0;
+  for (metering::prompt_prefix* p : {&r.traits.system, &r.traits.conversation, &r.traits.full}) {
+    p->hash = static_cast<std::uint64_t>(sqlite3_column_int64(s, i++));
+    p->bytes = as_u64(sqlite3_column_int64(s, i++));
+  }
 }
 
 // --- sums per Prometheus series group -----------------------------------------------------------

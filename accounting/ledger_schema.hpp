@@ -43,7 +43,9 @@ inline constexpr std::string_view record_columns =
     "output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, usage_source, "
     "input_cost, output_cost, cache_read_cost, cache_write_cost, total_cost, priced, "
     "unpriced_reason, rate_table_version, rate_entry, duration_us, first_byte_us, bytes_in, "
-    "bytes_out";
+    "bytes_out, has_traits, max_tokens, stop_reason, tools, structured_output, system_prefix_hash, "
+    "system_prefix_bytes, conversation_prefix_hash, conversation_prefix_bytes, prompt_hash, "
+    "prompt_bytes";
 
 /// "INSERT INTO requests (id, <record_columns>) VALUES (?, ...)", for `bind_record`.
 std::string insert_record_sql();

@@ -191,6 +191,12 @@ struct ledger_config {
   std::uint32_t queue_capacity = 65536;  ///< records in memory, not yet committed
   std::uint32_t batch_max = 512;         ///< most records per transaction
   milliseconds flush_interval{50};       ///< longest a record waits before its group commits
+  /// Keyed fingerprints of each request's cacheable prompt prefixes, for the advisor
+  /// (docs/finops.md). Never any prompt text.
+  bool prompt_fingerprints = true;
+  /// The installation's secret fingerprint key (created on first start, mode 0600); empty =
+  /// `<path>.key`. Read once at start: a reload does not change the key.
+  std::string fingerprint_key_file;
   bool operator==(const ledger_config&) const = default;
 };
 
@@ -200,6 +206,14 @@ struct metering_config {
   milliseconds drain_timeout{std::chrono::seconds(30)};  ///< then estimate
   std::uint32_t max_concurrent_drains = 256;             ///< beyond it, estimate at once
   bool operator==(const metering_config&) const = default;
+};
+
+/// The FinOps advisor's background run behind the savings gauges and GET /api/advice
+/// (docs/finops.md).
+struct advice_config {
+  milliseconds window{std::chrono::hours(24 * 30)};         ///< how far back each run looks
+  milliseconds refresh_interval{std::chrono::minutes(15)};  ///< 0 = no background run
+  bool operator==(const advice_config&) const = default;
 };
 
 /// Where budget accumulators live (docs/budgets.md).
@@ -260,6 +274,7 @@ struct config {
   models_config models;
   ledger_config ledger;
   metering_config metering;
+  advice_config advice;
   budgets_config budgets;
   /// The table `pricing.rate_table` names, loaded and validated with the config (so
   /// `check-config` checks it too); null without a `pricing` section. Compared by identity.

@@ -1,5 +1,6 @@
-// The recording sections: `ledger` (the durable SQLite record of every request) and `metering`
-// (what happens to a streamed answer whose client went away).
+// The recording sections: `ledger` (the durable SQLite record of every request), `metering`
+// (what happens to a streamed answer whose client went away) and `advice` (the advisor's
+// background run over the ledger).
 #include "config/loader.hpp"
 
 #include <system_error>
@@ -7,8 +8,10 @@
 namespace bedrock_meter::config {
 namespace {
 
-constexpr std::array<std::string_view, 4> ledger_keys = {"path", "queue_capacity", "batch_max",
-                                                         "flush_interval"};
+constexpr std::array<std::string_view, 6> ledger_keys = {
+    "path",           "queue_capacity",      "batch_max",
+    "flush_interval", "prompt_fingerprints", "fingerprint_key_file"};
+constexpr std::array<std::string_view, 2> advice_keys = {"window", "refresh_interval"};
 constexpr std::array<std::string_view, 3> metering_keys = {"drain_on_client_abort", "drain_timeout",
                                                            "max_concurrent_drains"};
 
@@ -48,6 +51,13 @@ void load_ledger(load_context& ctx, const map_entry& e, ledger_config& l) {
                 std::to_string(l.queue_capacity) + "; a batch cannot exceed the queue");
   }
   s.read_duration("flush_interval", l.flush_interval, false, std::chrono::minutes(1));
+  s.read_bool("prompt_fingerprints", l.prompt_fingerprints);
+  std::string key_file;
+  if (s.read_string("fingerprint_key_file", key_file, text_rule::optional) && !key_file.empty()) {
+    l.fingerprint_key_file = ctx.resolve(key_file);
+  } else if (!l.path.empty()) {
+    l.fingerprint_key_file = l.path + ".key";
+  }
 }
 
 void load_metering(load_context& ctx, const map_entry& e, metering_config& mc) {
@@ -58,6 +68,14 @@ void load_metering(load_context& ctx, const map_entry& e, metering_config& mc) {
   s.read_duration("drain_timeout", mc.drain_timeout, false, std::chrono::hours(1));
   s.read_uint("max_concurrent_drains", mc.max_concurrent_drains, 1, 1'000'000,
               "use a number from 1 to 1000000 (streams drained at once after client aborts)");
+}
+
+void load_advice(load_context& ctx, const map_entry& e, advice_config& a) {
+  if (e.value.IsNull()) return;
+  const map_reader s(ctx.diag(), e.value, "advice", advice_keys, e.mark());
+  if (!s.is_map()) return;
+  s.read_duration("window", a.window, false, std::chrono::hours(24 * 400));
+  s.read_duration("refresh_interval", a.refresh_interval, true, std::chrono::hours(24 * 7));
 }
 
 }  // namespace bedrock_meter::config

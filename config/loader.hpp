@@ -123,6 +123,7 @@ void load_pricing(load_context& ctx, const map_entry& e, config& out);
 void load_models(load_context& ctx, const map_entry& e, models_config& out);
 void load_ledger(load_context& ctx, const map_entry& e, ledger_config& out);
 void load_metering(load_context& ctx, const map_entry& e, metering_config& out);
+void load_advice(load_context& ctx, const map_entry& e, advice_config& out);
 void load_budgets(load_context& ctx, const map_entry& e, budgets_config& out);
 /// Checks and warnings that look at several sections; runs after all of them.
 void cross_checks(load_context& ctx, const map_reader& top, const config& cfg);

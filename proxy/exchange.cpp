@@ -233,11 +233,18 @@ stage_result sign_upstream(exchange_context& ctx) {
   return std::nullopt;
 }
 
+void read_traits(exchange_context& ctx) {
+  const auto& key = ctx.w.state().fingerprint_key;
+  const bool hash = ctx.cfg.ledger.prompt_fingerprints && key.has_value();
+  ctx.traits = ctx.body->traits(hash ? &*key : nullptr);
+}
+
 stage_result run_stages(exchange_context& ctx) {
   if (auto r = route(ctx)) return r;
   if (auto r = authenticate(ctx)) return r;
   if (auto r = authorize_model(ctx)) return r;
   if (auto r = admit(ctx)) return r;
+  read_traits(ctx);
   return sign_upstream(ctx);
 }
 
@@ -274,7 +281,9 @@ metering::exchange_facts facts_of(const exchange_context& ctx) {
   if (ctx.meter) {
     f.usage = ctx.meter->usage();
     f.service_tier = ctx.meter->service_tier();
+    f.stop_reason = ctx.meter->stop_reason();
   }
+  f.traits = ctx.traits ? &*ctx.traits : nullptr;
   f.status = ctx.status;
   f.outcome = ctx.outcome;
   f.bytes_in = ctx.bytes_in;

@@ -75,6 +75,8 @@ struct exchange_context {
   // admit
   accounting::budget_engine* budgets = nullptr;  ///< set when the budgets count this request
   accounting::budget_admission admission;
+  // read_traits
+  std::optional<metering::request_traits> traits;  ///< what the request asked for (the ledger's)
   // sign_upstream
   aws::sigv4::header_list upstream_headers;
   // forward
@@ -96,9 +98,13 @@ stage_result authenticate(exchange_context& ctx);
 stage_result authorize_model(exchange_context& ctx);
 /// Reserves the request's worst-case cost on every block budget that counts it.
 stage_result admit(exchange_context& ctx);
+/// Reads what the request asked for (output cap, tools, structured output, the keyed prompt
+/// fingerprints when `ledger.prompt_fingerprints` is on) from the body's one scan, for the
+/// ledger. Not a check: it refuses nothing. Runs after admission, so refusals cost nothing.
+void read_traits(exchange_context& ctx);
 /// The upstream request's headers, signed with the proxy's own credentials (or bearer key).
 stage_result sign_upstream(exchange_context& ctx);
-/// The five stages above, in order; the first refusal ends them.
+/// The stages above, in order; the first refusal ends them.
 stage_result run_stages(exchange_context& ctx);
 
 /// Answers a refusal Bedrock-shaped and records why.

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "config/config.hpp"
 #include "io/net.hpp"
 #include "metering/rate_table.hpp"
+#include "metering/siphash.hpp"
 #include "proxy/auth.hpp"
 #include "proxy/errors.hpp"
 #include "proxy/published.hpp"
@@ -97,6 +99,9 @@ class shared_state {
   io::net::ssl::context* upstream_tls() noexcept { return upstream_tls_.get(); }
 
   settlement_sinks sinks;
+  /// The installation's prompt-fingerprint key (`ledger.fingerprint_key_file`), loaded once at
+  /// start by the application; nullopt: fingerprints are not recorded.
+  std::optional<metering::siphash_key> fingerprint_key;
   telemetry::proxy_counters counters;
   std::atomic<bool> stopping{false};
   std::shared_ptr<spdlog::logger> log;     // "proxy"

@@ -271,16 +271,58 @@ TEST(LedgerOpen, NewerSchemaVersionIsRefused) {
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
   EXPECT_EQ(sqlite3_column_int(st, 0), ledger_schema_version);
   sqlite3_finalize(st);
-  exec_or_fail(db, "PRAGMA user_version = 2");
+  exec_or_fail(db, ("PRAGMA user_version = " + std::to_string(ledger_schema_version + 1)).c_str());
   sqlite3_close(db);
 
   auto l = ledger::open(path, fast_options());
   ASSERT_FALSE(l);
   EXPECT_EQ(l.error().what, ledger_error::kind::newer_schema);
-  EXPECT_NE(l.error().message.find("schema version 2"), std::string::npos) << l.error().message;
+  EXPECT_NE(l.error().message.find("schema version " + std::to_string(ledger_schema_version + 1)),
+            std::string::npos)
+      << l.error().message;
   auto r = ledger_reader::open(path);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().what, ledger_error::kind::newer_schema);
+}
+
+TEST(LedgerOpen, AVersion1LedgerIsMigratedInPlaceAndKeepsItsRows) {
+  temp_dir dir;
+  const auto path = dir.file("v1.db");
+  {
+    auto l = open_or_die(path);
+    ASSERT_TRUE(l);
+    ASSERT_TRUE(l->append(make_record(7, 1)));
+    l->close();
+  }
+  // Turn the file back into what a v1 build wrote: the v2 columns did not exist.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  for (const char* col : {"has_traits", "max_tokens", "stop_reason", "tools", "structured_output",
+                          "system_prefix_hash", "system_prefix_bytes", "conversation_prefix_hash",
+                          "conversation_prefix_bytes", "prompt_hash", "prompt_bytes"})
+    exec_or_fail(db, (std::string("ALTER TABLE requests DROP COLUMN ") + col).c_str());
+  exec_or_fail(db, "PRAGMA user_version = 1");
+  sqlite3_close(db);
+
+  auto l = open_or_die(path);
+  ASSERT_TRUE(l);
+  ledger_record v2 = make_record(7, 2);
+  v2.has_traits = true;
+  v2.traits.max_tokens = 512;
+  v2.traits.tools = true;
+  v2.traits.system = {0xfedcba9876543210ULL, 4096};  // above INT64_MAX: stored as its bits
+  v2.traits.full = {42, 5000};
+  v2.stop_reason = "max_tokens";
+  ASSERT_TRUE(l->append(v2));
+  ASSERT_TRUE(l->flush());
+  auto rows = l->reader().records(0, INT64_MAX);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_FALSE((*rows)[0].has_traits) << "a v1 row says it has no traits";
+  EXPECT_FALSE((*rows)[0].traits.max_tokens);
+  EXPECT_EQ((*rows)[0].request_id, make_record(7, 1).request_id);
+  EXPECT_EQ((*rows)[1], v2) << "every v2 field round-trips";
+  l->close();
 }
 
 // --- crash durability

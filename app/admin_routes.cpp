@@ -6,8 +6,12 @@
 #include <string>
 #include <vector>
 
+#include <boost/json.hpp>
+
 #include "accounting/budgets.hpp"
+#include "app/args.hpp"
 #include "metering/money.hpp"
+#include "metering/route.hpp"
 
 namespace bedrock_meter::app {
 
@@ -50,6 +54,62 @@ class budget_view {
   std::vector<std::string> exported_;
 };
 
+/// The decoded value of `name` in a query string (`a=1&b=x%2Cy`), `+` as a space; nullopt when
+/// absent or badly encoded.
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  for (std::size_t pos = 0; pos <= query.size();) {
+    const auto amp = std::min(query.find('&', pos), query.size());
+    const auto pair = query.substr(pos, amp - pos);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      std::string raw(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+      std::replace(raw.begin(), raw.end(), '+', ' ');
+      return metering::percent_decode(raw);
+    }
+    pos = amp + 1;
+  }
+  return std::nullopt;
+}
+
+/// GET /api/advice: the background report when asked nothing, else an analysis of the query's
+/// window and filters (`since`, `until`, `team`, `app`, `model`, `reprice_as`), on this thread.
+admin::response advice_response(const advice_refresh& advice, std::string_view query) {
+  if (query.empty()) {
+    if (auto latest = advice.latest_json()) return admin::json(200, *latest);
+  }
+  advice_query q = advice.default_query();
+  const auto now = now_ms();
+  const auto param = [&](std::string_view n) { return query_param(query, n).value_or(""); };
+  if (const auto since = param("since"); !since.empty()) {
+    const auto v = parse_when(since, now);
+    if (!v) return admin::json(400, R"({"message":"since: use 30m, 24h, 7d or YYYY-MM-DD"})");
+    q.since_ms = *v;
+  }
+  if (const auto until = param("until"); !until.empty()) {
+    const auto v = parse_when(until, now);
+    if (!v) return admin::json(400, R"({"message":"until: use 30m, 24h, 7d or YYYY-MM-DD"})");
+    q.until_ms = *v;
+  }
+  if (q.since_ms >= q.until_ms)
+    return admin::json(400, R"({"message":"since must be before until"})");
+  q.team = param("team");
+  q.app = param("app");
+  q.model = param("model");
+  const auto reprice = param("reprice_as");
+  for (std::size_t pos = 0; pos < reprice.size();) {
+    const auto comma = std::min(reprice.find(',', pos), reprice.size());
+    if (comma > pos) q.reprice_as.push_back(reprice.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  auto report = advice.analyse(q);
+  if (!report) {
+    boost::json::object o;
+    o["message"] = report.error();
+    return admin::json(503, boost::json::serialize(o));
+  }
+  return admin::json(200, advice::to_json(*report));
+}
+
 admin::readiness readiness_of(proxy::shared_state& st) {
   admin::readiness r;
   if (!st.rates().load()) r.reasons.emplace_back("no rate table loaded (pricing.rate_table)");
@@ -63,7 +123,7 @@ admin::readiness readiness_of(proxy::shared_state& st) {
 }  // namespace
 
 void add_admin_routes(admin::server& server, proxy::shared_state& state, telemetry::metrics& m,
-                      std::function<admin::reload_result()> reload) {
+                      const advice_refresh& advice, std::function<admin::reload_result()> reload) {
   auto budgets = std::make_shared<budget_view>(state);
   server.route("GET", "/metrics", [&state, &m, budgets](const admin::request&) {
     budgets->export_gauges(m, now());
@@ -78,6 +138,8 @@ void add_admin_routes(admin::server& server, proxy::shared_state& state, telemet
     const auto at = now();
     return admin::json(200, accounting::budgets_json(budgets->status(at), at));
   });
+  server.route("GET", "/api/advice",
+               [&advice](const admin::request& r) { return advice_response(advice, r.query); });
   server.route("GET", "/readyz",
                [&state](const admin::request&) { return to_response(readiness_of(state)); });
   server.route("POST", "/-/reload", [reload = std::move(reload)](const admin::request&) {

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "accounting/budget_restore.hpp"
+#include "accounting/fingerprint_key.hpp"
 #include "app/admin_routes.hpp"
 #include "app/args.hpp"
 
@@ -68,8 +69,11 @@ boost::system::result<std::unique_ptr<application>, proxy::startup_error> applic
   if (!state) return state.error();
   app->state_ = std::move(*state);
   app->state_->sinks = {app->ledger_.book.get(), app->metrics_.get()};
+  if (auto r = app->load_fingerprint_key(*cfg); !r) return r.error();
   app->server_ = std::make_unique<proxy::server>(app->state_);
   if (auto r = app->server_->bind(); !r) return r.error();
+  app->advice_ =
+      std::make_unique<advice_refresh>(*app->state_, *app->metrics_, cfg->ledger.path, app->log_);
   if (auto r = app->start_admin(*cfg); !r) return r.error();
   const auto ports = app->server_->bound_ports();
   for (std::size_t i = 0; i < cfg->listeners.size(); ++i) {
@@ -147,12 +151,26 @@ startup_result application::open_ledger(const config::config& cfg) {
   return {};
 }
 
+startup_result application::load_fingerprint_key(const config::config& cfg) {
+  if (!cfg.ledger.prompt_fingerprints || cfg.ledger.fingerprint_key_file.empty()) {
+    log_->info("prompt fingerprints off");
+    return {};
+  }
+  std::string warning;
+  auto key = accounting::load_or_create_fingerprint_key(cfg.ledger.fingerprint_key_file, warning);
+  if (!key) return fail("ledger", key.error());
+  if (!warning.empty()) log_->warn("{}", warning);
+  state_->fingerprint_key = *key;
+  log_->info("prompt fingerprints keyed by {}", cfg.ledger.fingerprint_key_file);
+  return {};
+}
+
 startup_result application::start_admin(const config::config& cfg) {
   if (!cfg.admin.enabled) return {};
   auto opts = admin::options_from(cfg.admin);
   if (!opts) return fail("admin", opts.error().message);
   admin_ = std::make_unique<admin::server>(std::move(*opts));
-  add_admin_routes(*admin_, *state_, *metrics_, [this] { return reload(); });
+  add_admin_routes(*admin_, *state_, *metrics_, *advice_, [this] { return reload(); });
   if (auto r = admin_->start(); !r) return proxy::startup_error{r.error().message};
   log_->info("admin listener on http://{}:{} (/metrics /healthz /readyz /-/reload /api/budgets)",
              cfg.admin.address, admin_->port());

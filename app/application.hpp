@@ -14,6 +14,7 @@
 
 #include "accounting/ledger.hpp"
 #include "admin/server.hpp"
+#include "app/advice_refresh.hpp"
 #include "app/rate_table_watch.hpp"
 #include "aws/credentials.hpp"
 #include "proxy/errors.hpp"
@@ -47,6 +48,8 @@ class application {
   application() = default;
   boost::system::result<void, proxy::startup_error> start_upstream_auth(const config::config& cfg);
   boost::system::result<void, proxy::startup_error> open_ledger(const config::config& cfg);
+  /// Loads (or creates) the prompt-fingerprint key into the shared state.
+  boost::system::result<void, proxy::startup_error> load_fingerprint_key(const config::config& cfg);
   boost::system::result<void, proxy::startup_error> start_admin(const config::config& cfg);
   void write_ready_file(const std::string& path) const;
 
@@ -79,6 +82,7 @@ class application {
   closing_ledger ledger_;
   std::unique_ptr<telemetry::metrics> metrics_;
   std::shared_ptr<proxy::shared_state> state_;
+  std::unique_ptr<advice_refresh> advice_;  // before admin_: its routes read the reports
   std::unique_ptr<admin::server> admin_;
   std::unique_ptr<proxy::server> server_;
   std::unique_ptr<rate_table_watch> watch_;

@@ -35,6 +35,12 @@ Usage:
   bedrock-meter budgets --config FILE [--format text|json]
       Each budget's limit, period-to-date spend (from the ledger, or the shared Redis store),
       % used and the forecast at period end. The running proxy answers GET /api/budgets.
+  bedrock-meter advise --config FILE [--since 30d] [--until ...] [--team T] [--app A] [--model M]
+                       [--reprice-as MODEL]... [--format text|json|markdown]
+      What to change to cut the bill, from the ledger: buying mode (on demand, Provisioned
+      Throughput, Reserved tier) per model and region, and the levers (prompt caching, output
+      caps, trimming, model choice, batch, global profiles, flex/priority tiers) in dollars.
+      The running proxy answers GET /api/advice. Formulas: docs/finops.md.
   bedrock-meter --version
 )";
 
@@ -51,6 +57,7 @@ command_fn find_command(const args& a) {
   if (word(0) == "price") return price_command;
   if (word(0) == "report") return report_command;
   if (word(0) == "budgets") return budgets_command;
+  if (word(0) == "advise") return advise_command;
   if (word(0) == "ledger" && word(1) == "export") return ledger_export_command;
   return nullptr;
 }

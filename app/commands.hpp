@@ -12,5 +12,6 @@ int price_command(const args& a);          // app/price.cpp
 int report_command(const args& a);         // app/report.cpp
 int ledger_export_command(const args& a);  // app/ledger_export.cpp
 int budgets_command(const args& a);        // app/budgets.cpp
+int advise_command(const args& a);         // app/advise.cpp
 
 }  // namespace bedrock_meter::app

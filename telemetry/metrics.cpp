@@ -258,7 +258,17 @@ struct metrics::impl {
         budget_warning(gauge("bedrock_budget_warning_ratio",
                              "A configured warning threshold of the budget, as a fraction of its "
                              "limit (warn_at)",
-                             {{"budget", true}, {"percent", false}})) {
+                             {{"budget", true}, {"percent", false}})),
+        advice_savings(gauge("bedrock_advice_monthly_savings_usd",
+                             "What each lever of the FinOps advisor would save per month, from "
+                             "the traffic of its window (docs/finops.md)",
+                             {{"lever", false}})),
+        advice_spend(gauge("bedrock_advice_window_spend_usd",
+                           "Spend in the window the advisor last analysed", {})),
+        advice_last_run(gauge("bedrock_advice_last_run_timestamp_seconds",
+                              "Unix time the advisor's last background run finished", {})),
+        advice_duration(gauge("bedrock_advice_run_duration_seconds",
+                              "How long the advisor's last background run took", {})) {
     pm::BuildGauge()
         .Name("bedrock_build_info")
         .Help("Build of the running proxy (always 1)")
@@ -312,6 +322,10 @@ struct metrics::impl {
   gauge_family budget_spend;
   gauge_family budget_end;
   gauge_family budget_warning;
+  gauge_family advice_savings;
+  gauge_family advice_spend;
+  gauge_family advice_last_run;
+  gauge_family advice_duration;
   std::mutex warnings_mu;
   std::unordered_map<std::string, std::vector<int>> warnings;  // budget -> percents exported
 };
@@ -563,6 +577,17 @@ void metrics::set_budget(std::string_view budget, double limit_usd, double spend
   if (auto* g = m.budget_limit.get(v)) g->Set(limit_usd);
   if (auto* g = m.budget_spend.get(v)) g->Set(spend_usd);
   if (auto* g = m.budget_end.get(v)) g->Set(period_end_unix_s);
+}
+
+void metrics::set_advice(const advice_gauges& a) {
+  auto& m = *impl_;
+  for (const auto& [lever, usd] : a.monthly_savings_usd) {
+    if (auto* g = m.advice_savings.get(std::array<std::string_view, 1>{lever})) g->Set(usd);
+  }
+  const std::array<std::string_view, 0> none{};
+  if (auto* g = m.advice_spend.get(none)) g->Set(a.window_spend_usd);
+  if (auto* g = m.advice_last_run.get(none)) g->Set(a.finished_unix_s);
+  if (auto* g = m.advice_duration.get(none)) g->Set(a.duration_s);
 }
 
 void metrics::set_budget_warnings(std::string_view budget, const std::vector<int>& percents) {

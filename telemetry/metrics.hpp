@@ -135,6 +135,17 @@ class metrics {
   void remove_budget(std::string_view budget);
   void budget_blocked(std::string_view budget);
 
+  /// The FinOps advisor's background run (app/advice_refresh.cpp).
+  struct advice_gauges {
+    /// bedrock_advice_monthly_savings_usd{lever}: every lever name, 0 when it found nothing (so
+    /// a lever that stops saving drops to 0 instead of vanishing).
+    std::vector<std::pair<std::string, double>> monthly_savings_usd;
+    double window_spend_usd = 0;  ///< bedrock_advice_window_spend_usd
+    double finished_unix_s = 0;   ///< bedrock_advice_last_run_timestamp_seconds
+    double duration_s = 0;        ///< bedrock_advice_run_duration_seconds
+  };
+  void set_advice(const advice_gauges& a);
+
   /// The text exposition format 0.0.4 of every family, plus the families derived from `in`.
   std::string serialize(const scrape_inputs& in) const;
 

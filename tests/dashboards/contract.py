@@ -36,6 +36,11 @@ METRICS = {
     "bedrock_http2_defence_trips_total": ("counter", {"defence"}),
     "bedrock_metrics_folded_samples_total": ("counter", {"metric"}),
     "bedrock_metrics_dropped_samples_total": ("counter", {"metric"}),
+    # The FinOps advisor's background run (app/advice_refresh.cpp); present once a run finished.
+    "bedrock_advice_monthly_savings_usd": ("gauge", {"lever"}),
+    "bedrock_advice_window_spend_usd": ("gauge", set()),
+    "bedrock_advice_last_run_timestamp_seconds": ("gauge", set()),
+    "bedrock_advice_run_duration_seconds": ("gauge", set()),
 }
 
 # Closed label value sets (the rest are bounded by config or the rate table).
@@ -54,6 +59,10 @@ LABEL_VALUES = {
         "auth_failure", "unknown_route", "bad_request", "timeout", "connection_refused",
         "stream_decode_error", "estimated_request", "drain", "drain_refused",
         "ledger_append_failure", "model_denied"},
+    # Every lever is always exported (0 when it found nothing): app/advice_refresh.cpp lever_names.
+    ("bedrock_advice_monthly_savings_usd", "lever"): {
+        "prompt_caching", "output_cap", "prompt_trimming", "model_substitution", "batch",
+        "global_profile", "flex_tier", "priority_tier", "buying_mode"},
 }
 
 SCRAPE_LABELS = {"job", "instance"}

@@ -212,7 +212,8 @@ class Dashboards(unittest.TestCase):
     def test_structure(self):
         uids = set()
         files = exprs.dashboard_files()
-        self.assertEqual({f.name for f in files}, {"spend.json", "operations.json", "budgets.json"})
+        self.assertEqual({f.name for f in files}, {"spend.json", "operations.json", "budgets.json",
+                                                    "savings.json"})
         for f in files:
             with self.subTest(dashboard=f.name):
                 board = json.loads(f.read_text())
@@ -240,6 +241,10 @@ class Dashboards(unittest.TestCase):
                         continue
                     self.assertTrue(p.get("title"))
                     self.assertTrue(p.get("description"), p["title"])
+                    if p["type"] == "text":  # static markdown: no datasource, no query
+                        self.assertNotIn("targets", p, p["title"])
+                        self.assertTrue(p["options"]["content"].strip(), p["title"])
+                        continue
                     self.assertEqual(p["datasource"], {"type": "prometheus", "uid": "${datasource}"})
                     refs = [t["refId"] for t in p["targets"]]
                     self.assertTrue(refs, p["title"])

@@ -104,6 +104,8 @@ class PrometheusServer:
 def admin_config(sim_url, ledger_path):
     cfg = base_config(sim_url, admin={"enabled": True, "address": "127.0.0.1", "port": 0})
     cfg["ledger"] = {"path": str(ledger_path), "flush_interval": "20ms"}
+    # The Savings dashboard reads the advisor's gauges: refresh them while the test runs.
+    cfg["advice"] = {"window": "1h", "refresh_interval": "1s"}
     return cfg
 
 

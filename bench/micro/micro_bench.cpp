@@ -17,7 +17,9 @@
 #include "config/rate_table_loader.hpp"
 #include "metering/event_stream.hpp"
 #include "metering/rate_table.hpp"
+#include "metering/request_body.hpp"
 #include "metering/route.hpp"
+#include "metering/siphash.hpp"
 #include "metering/usage.hpp"
 
 namespace {
@@ -184,6 +186,113 @@ void bm_price(benchmark::State& state) {
   }
 }
 BENCHMARK(bm_price)->Arg(0)->Arg(1);
+
+// --- request fingerprinting (metering/request_body.hpp) -----------------------------------------
+// Target: traits(&key) under 2 us per request at the median for a ~4 KB Converse body.
+
+// Prose of `bytes` characters (JSON-safe, varied words so no run of identical blocks).
+std::string prose(std::size_t bytes, unsigned seed) {
+  static constexpr std::string_view words[] = {
+      "the",      "customer", "invoice", "refund",  "policy",   "please", "answer", "only",
+      "using",    "context",  "below",   "account", "shipping", "order",  "status", "support",
+      "escalate", "when",     "unsure",  "never",   "reveal",   "these",  "rules",  "summary"};
+  std::string out;
+  unsigned x = seed * 2654435761U + 1;
+  while (out.size() < bytes) {
+    x = x * 1664525U + 1013904223U;
+    out += words[(x >> 16) % std::size(words)];
+    out += (x & 0x1F) == 0 ? ". " : " ";
+  }
+  out.resize(bytes);
+  return out;
+}
+
+std::string converse_message(std::string_view role, std::string_view text) {
+  return std::string(R"({"role":")") + std::string(role) + R"(","content":[{"text":")" +
+         std::string(text) + R"("}]})";
+}
+
+// A Converse body as boto3 sends it: `turns` user/assistant messages (ending on a user turn),
+// each `turn_bytes` of text, an optional system prompt, and inferenceConfig with maxTokens.
+std::string converse_body(std::size_t system_bytes, int turns, std::size_t turn_bytes) {
+  std::string body = "{";
+  if (system_bytes > 0) body += R"("system":[{"text":")" + prose(system_bytes, 7) + R"("}],)";
+  body += R"("messages":[)";
+  for (int i = 0; i < turns; ++i) {
+    if (i > 0) body += ",";
+    body += converse_message(i % 2 == 0 ? "user" : "assistant",
+                             prose(turn_bytes, static_cast<unsigned>(i) + 11));
+  }
+  body += R"(],"inferenceConfig":{"maxTokens":1024,"temperature":0.2,"topP":0.9}})";
+  return body;
+}
+
+// 0 small: one user turn (~300 B); 1 medium: 3 KB system prompt + 3 turns (~4 KB);
+// 2 large: 1 KB system prompt + 19 turns of ~2 KB (~40 KB).
+std::string sized_body(std::int64_t size) {
+  switch (size) {
+    case 0: return converse_body(0, 1, 200);
+    case 1: return converse_body(3000, 3, 260);
+    default: return converse_body(1000, 19, 2000);
+  }
+}
+
+void label_body(benchmark::State& state, const std::string& body) {
+  static constexpr const char* names[] = {"small", "medium", "large"};
+  state.SetLabel(std::string(names[state.range(0)]) + " " + std::to_string(body.size()) + " B");
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(body.size()));
+}
+
+const metering::siphash_key bench_key = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+                                         0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f};
+
+// The whole per-request cost with fingerprints on: one scan + the three prefix hashes.
+void bm_request_traits(benchmark::State& state) {
+  const std::string body = sized_body(state.range(0));
+  for (auto _ : state) {
+    metering::request_body rb(metering::operation::converse, body);
+    auto t = rb.traits(&bench_key);
+    if (t.full.hash == 0) state.SkipWithError("no prompt fingerprint");
+    benchmark::DoNotOptimize(t);
+  }
+  label_body(state, body);
+}
+BENCHMARK(bm_request_traits)->Arg(0)->Arg(1)->Arg(2);
+
+// Fingerprints off (no key): the scan and the flags only.
+void bm_request_traits_nokey(benchmark::State& state) {
+  const std::string body = sized_body(state.range(0));
+  for (auto _ : state) {
+    metering::request_body rb(metering::operation::converse, body);
+    auto t = rb.traits(nullptr);
+    if (t.max_tokens != 1024U) state.SkipWithError("wrong max_tokens");
+    benchmark::DoNotOptimize(t);
+  }
+  label_body(state, body);
+}
+BENCHMARK(bm_request_traits_nokey)->Arg(0)->Arg(1)->Arg(2);
+
+// The cost before traits: what a budget's worst-case output asked of the body.
+void bm_request_max_tokens(benchmark::State& state) {
+  const std::string body = sized_body(state.range(0));
+  for (auto _ : state) {
+    metering::request_body rb(metering::operation::converse, body);
+    auto m = rb.max_tokens();
+    if (m != 1024U) state.SkipWithError("wrong max_tokens");
+    benchmark::DoNotOptimize(m);
+  }
+  label_body(state, body);
+}
+BENCHMARK(bm_request_max_tokens)->Arg(0)->Arg(1)->Arg(2);
+
+// What a sigv4-signed request paid anyway for its payload hash (a same-run yardstick).
+void bm_sha256_body(benchmark::State& state) {
+  const std::string body = sized_body(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(aws::sigv4::sha256_hex(body));
+  label_body(state, body);
+}
+BENCHMARK(bm_sha256_body)->Arg(0)->Arg(1)->Arg(2);
 
 }  // namespace
 

@@ -370,8 +370,8 @@ std::string group_sums_sql(std::string_view where) {
   }
   for (auto c : cost_columns) {
     const std::string col(c);
-    sql += ", SUM(" + col + " >> 32) AS " + col + "_hi, SUM(" + col + " & 4294967295) AS " + col +
-           "_lo";
+    sql.append(", SUM(").append(col).append(" >> 32) AS ").append(col);
+    sql.append("_hi, SUM(").append(col).append(" & 4294967295) AS ").append(col).append("_lo");
   }
   return sql + " FROM requests " + std::string(where) + " GROUP BY " + std::string(group_columns);
 }

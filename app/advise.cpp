@@ -11,20 +11,6 @@ namespace bedrock_meter::app {
 
 namespace {
 
-/// `--reprice-as` may be repeated and may hold a comma-separated list.
-std::vector<std::string> reprice_models(const args& a) {
-  std::vector<std::string> out;
-  for (const auto& [name, value] : a.options) {
-    if (name != "reprice-as") continue;
-    for (std::size_t pos = 0; pos <= value.size();) {
-      const auto comma = std::min(value.find(',', pos), value.size());
-      if (comma > pos) out.emplace_back(value.substr(pos, comma - pos));
-      pos = comma + 1;
-    }
-  }
-  return out;
-}
-
 std::optional<advice_query> query_from(const args& a) {
   const auto now = now_ms();
   const auto since = parse_when(a.get("since", "30d"), now);
@@ -41,7 +27,7 @@ std::optional<advice_query> query_from(const args& a) {
   q.team = a.get("team");
   q.app = a.get("app");
   q.model = a.get("model");
-  q.reprice_as = reprice_models(a);
+  q.reprice_as = a.get_list("reprice-as");  // repeated, or a comma-separated list
   return q;
 }
 

@@ -1,5 +1,6 @@
 #include "app/args.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <iostream>
@@ -11,6 +12,19 @@ std::string_view args::get(std::string_view name, std::string_view fallback) con
   for (const auto& [k, v] : options)
     if (k == name) return v;
   return fallback;
+}
+
+std::vector<std::string> args::get_list(std::string_view name) const {
+  std::vector<std::string> out;
+  for (const auto& [k, value] : options) {
+    if (k != name) continue;
+    for (std::size_t pos = 0; pos <= value.size();) {
+      const auto comma = std::min(value.find(',', pos), value.size());
+      if (comma > pos) out.emplace_back(value.substr(pos, comma - pos));
+      pos = comma + 1;
+    }
+  }
+  return out;
 }
 
 void throw_exception_from_error(const usage_error& e, const boost::source_location&) {
@@ -25,7 +39,7 @@ boost::system::result<args, usage_error> args::parse(int argc, char** argv) {
       out.positional.push_back(a);
     } else if (const auto eq = a.find('='); eq != std::string_view::npos) {
       out.options.emplace_back(a.substr(2, eq - 2), a.substr(eq + 1));
-    } else if (a == "--help" || a == "--version") {
+    } else if (a == "--help" || a == "--version" || a == "--strict" || a == "--verbose") {
       out.options.emplace_back(a.substr(2), "1");
     } else if (i + 1 < argc) {
       out.options.emplace_back(a.substr(2), argv[++i]);

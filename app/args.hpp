@@ -28,8 +28,11 @@ struct args {
 
   /// The value of `--name`, or `fallback` when absent.
   std::string_view get(std::string_view name, std::string_view fallback = {}) const;
+  /// Every value of `--name` (it may be repeated), each split at commas; empty items dropped.
+  std::vector<std::string> get_list(std::string_view name) const;
 
-  /// Splits argv. `--name=value` and `--name value`; `--help` and `--version` take no value.
+  /// Splits argv. `--name=value` and `--name value`; the flags `--help`, `--version`,
+  /// `--strict` and `--verbose` take no value.
   /// The error names the option that lacks its value.
   static boost::system::result<args, usage_error> parse(int argc, char** argv);
 };

@@ -41,6 +41,14 @@ Usage:
       Throughput, Reserved tier) per model and region, and the levers (prompt caching, output
       caps, trimming, model choice, batch, global profiles, flex/priority tiers) in dollars.
       The running proxy answers GET /api/advice. Formulas: docs/finops.md.
+  bedrock-meter rates import --offer FILE [--offer FILE...] [--regions r1,r2] --out FILE
+                            [--models FILE] [--strict] [--verbose]
+      Write a rate table from AWS Price List offer files (bulk index.json or GetProducts
+      pages of AmazonBedrock and AmazonBedrockFoundationModels). Model names are mapped to
+      ids by --models FILE (default: config/rates/price-list-models.yaml, built in); rows that
+      cannot be priced exactly are reported, never guessed (--strict: exit 1 when any is).
+  bedrock-meter rates diff OLD NEW [--format text|json]
+      Every price that differs between two rate tables. Exit 0 when none, 1 when some.
   bedrock-meter --version
 )";
 
@@ -58,6 +66,7 @@ command_fn find_command(const args& a) {
   if (word(0) == "report") return report_command;
   if (word(0) == "budgets") return budgets_command;
   if (word(0) == "advise") return advise_command;
+  if (word(0) == "rates") return rates_command;
   if (word(0) == "ledger" && word(1) == "export") return ledger_export_command;
   return nullptr;
 }

@@ -13,5 +13,6 @@ int report_command(const args& a);         // app/report.cpp
 int ledger_export_command(const args& a);  // app/ledger_export.cpp
 int budgets_command(const args& a);        // app/budgets.cpp
 int advise_command(const args& a);         // app/advise.cpp
+int rates_command(const args& a);          // app/rates.cpp: rates import, rates diff
 
 }  // namespace bedrock_meter::app

@@ -892,6 +892,8 @@ bool is_bedrock_region(std::string_view region) noexcept {
   return std::find(known_regions.begin(), known_regions.end(), region) != known_regions.end();
 }
 
+std::string base_model_problem(const std::string& model) { return model_problem(model); }
+
 rate_table_result load_rate_table_string(std::string_view yaml, std::string_view file_name) {
   loader l{std::string(file_name), std::string(file_name)};
   return l.run(yaml);

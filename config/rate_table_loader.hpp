@@ -41,4 +41,8 @@ rate_table_result load_rate_table_string(std::string_view yaml, std::string_view
 std::span<const std::string_view> bedrock_regions() noexcept;
 bool is_bedrock_region(std::string_view region) noexcept;
 
+/// Why `model` is not a base model id a rate table may price (an ARN, an inference-profile id,
+/// no provider prefix, characters a model id never has), or empty when it is one.
+std::string base_model_problem(const std::string& model);
+
 }  // namespace bedrock_meter::config

@@ -1,6 +1,7 @@
 """The bedrock-meter command line: check-config explains each error with its location,
-keys create mints credentials that work once their printed config lines are added, and SIGHUP
-reloads the config without a restart (a bad file is rejected and the old one kept)."""
+keys create mints credentials that work once their printed config lines are added, SIGHUP
+reloads the config without a restart (a bad file is rejected and the old one kept), and
+`rates import` / `rates diff` turn AWS Price List offers into a table a running proxy applies."""
 import json
 import os
 import re
@@ -88,6 +89,81 @@ class Price(unittest.TestCase):
             r = run("price", "--rates", str(p), "--model", "m.x-v1", "--input", "1", "--output", "1")
             self.assertEqual(r.returncode, 1)
             self.assertRegex(r.stderr, re.escape(str(p)) + r":7:\d+: ")
+
+
+class Rates(unittest.TestCase):
+    OFFERS = [str(ROOT / "tests/data/price_list" / f) for f in (
+        "amazonbedrock-us-east-1.json", "foundationmodels-us-east-1-page1.json",
+        "foundationmodels-us-east-1-page2.json")]
+    SHIPPED = str(ROOT / "config" / "rates" / "bedrock.yaml")
+    HAIKU45 = "anthropic.claude-haiku-4-5-20251001-v1:0"
+
+    def import_to(self, out: Path, *extra: str):
+        offers = [a for f in self.OFFERS for a in ("--offer", f)]
+        return run("rates", "import", *offers, "--out", str(out), *extra)
+
+    def test_import_prices_diff_and_strict(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d) / "rates.yaml"
+            r = self.import_to(out)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("14 entries, 2 provisioned entries from 41 of 57 rows; 14 skipped", r.stderr)
+            self.assertIn("'Palmyra Vision 7' is not in the model mapping", r.stderr)
+            # The imported table prices a US-profile Haiku 4.5 request at the offer's regional
+            # rates: 1,000 x $1.10/M + 200 x $5.50/M.
+            q = run("price", "--rates", str(out), "--model", f"us.{self.HAIKU45}",
+                    "--region", "us-east-1", "--input", "1000", "--output", "200")
+            self.assertEqual(q.returncode, 0, q.stderr)
+            self.assertIn("total:        $0.002200000", q.stdout)
+            self.assertIn("SKU JQDUC8Q4K8C6GSGH", q.stdout)
+            # The diff against the shipped table names the 10% regional uplift the offer states.
+            d1 = run("rates", "diff", self.SHIPPED, str(out))
+            self.assertEqual(d1.returncode, 1, d1.stderr)
+            self.assertIn(f"changed  {self.HAIKU45} us-east-1  input: 1.00 -> 1.10 (+10.0%)", d1.stdout)
+            same = run("rates", "diff", str(out), str(out), "--format", "json")
+            self.assertEqual((same.returncode, json.loads(same.stdout)), (0, []))
+            strict = self.import_to(Path(d) / "strict.yaml", "--strict")
+            self.assertEqual(strict.returncode, 1)
+
+    def test_bad_input_is_named(self):
+        with tempfile.TemporaryDirectory() as d:
+            cur = Path(d) / "cur.csv"
+            cur.write_text("identity/LineItemId,bill/PayerAccountId\n")
+            r = run("rates", "import", "--offer", str(cur), "--out", str(Path(d) / "x.yaml"))
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"{cur}: not JSON", r.stderr)
+            self.assertFalse((Path(d) / "x.yaml").exists())
+            bad_map = Path(d) / "map.yaml"
+            bad_map.write_text("models:\n  - price_list: X\n    model: us.amazon.nova-pro-v1:0\n")
+            r = self.import_to(Path(d) / "y.yaml", "--models", str(bad_map))
+            self.assertEqual(r.returncode, 1)
+            self.assertRegex(r.stderr, re.escape(str(bad_map)) + r":3:\d+: models\[0\]\.model: .*inference-profile")
+            self.assertEqual(run("rates", "import", "--out", "x.yaml").returncode, 2)
+            self.assertEqual(run("rates", "import", *[a for f in self.OFFERS for a in ("--offer", f)],
+                                 "--regions", "mars-1", "--out", "x.yaml").returncode, 2)
+            self.assertEqual(run("rates", "diff", self.SHIPPED).returncode, 2)
+            self.assertEqual(run("rates", "frobnicate").returncode, 2)
+
+    def test_a_running_proxy_prices_with_the_imported_table_once_written(self):
+        with tempfile.TemporaryDirectory() as d, Simulator() as sim:
+            table = Path(d) / "rates.yaml"
+            table.write_text(Path(self.SHIPPED).read_text())
+            cfg = base_config(sim.url, pricing={"rate_table": str(table),
+                                                "reload": {"watch": True, "poll_interval": "50ms"}})
+            with Proxy(cfg) as proxy:
+                c = client(proxy.url)
+                msgs = converse_messages("SIM{input=1000,output=200}")
+                c.converse(modelId=self.HAIKU45, messages=msgs)
+                self.assertEqual(self.import_to(table).returncode, 0)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and "price-list-20260901183649" not in proxy.stderr():
+                    time.sleep(0.05)
+                c.converse(modelId=self.HAIKU45, messages=msgs)
+                log = proxy.wait_for_log(2)
+                self.assertEqual([e["rate_table_version"] for e in log][1], "price-list-20260901183649")
+                # In-region Haiku 4.5 before: the shipped table's 1.00/5.00 per 1M; after: the
+                # offer's regional 1.10/5.50, which covers in-region and geographic profiles.
+                self.assertEqual([e["cost_usd"] for e in log], ["0.002000000", "0.002200000"])
 
 
 class KeysCreate(unittest.TestCase):

@@ -50,6 +50,16 @@ boost::system::result<args, usage_error> args::parse(int argc, char** argv) {
   return out;
 }
 
+std::optional<std::vector<config::price_list_model>> load_models_or_report(std::string_view path) {
+  auto r = path.empty()
+               ? config::load_price_list_models_string(config::shipped_price_list_models(),
+                                                       config::shipped_price_list_models_name)
+               : config::load_price_list_models_file(std::string(path));
+  for (const auto& e : r.errors) std::cerr << e.to_string() << '\n';
+  if (!r.errors.empty()) return std::nullopt;
+  return std::move(r.models);
+}
+
 std::shared_ptr<const config::config> load_or_report(std::string_view path) {
   auto r = config::load_file(std::string(path));
   for (const auto& w : r.warnings) std::cerr << "warning: " << w.to_string() << '\n';

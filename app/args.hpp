@@ -11,6 +11,7 @@
 #include <boost/system/result.hpp>
 
 #include "config/config.hpp"
+#include "config/price_list_models.hpp"
 
 namespace bedrock_meter::app {
 
@@ -40,6 +41,10 @@ struct args {
 /// Loads and validates a config file; prints every error and warning to stderr as
 /// `file:line:col: path: message`. Null when the file has errors.
 std::shared_ptr<const config::config> load_or_report(std::string_view path);
+
+/// The Price List model mapping (`rates import`, `reconcile`): `path`, or the built-in copy of
+/// config/rates/price-list-models.yaml when empty. Prints every error; nullopt when any.
+std::optional<std::vector<config::price_list_model>> load_models_or_report(std::string_view path);
 
 /// A whole number of tokens ("" is 0); nullopt when not a number.
 std::optional<std::uint64_t> parse_count(std::string_view s);

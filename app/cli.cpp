@@ -49,6 +49,12 @@ Usage:
       cannot be priced exactly are reported, never guessed (--strict: exit 1 when any is).
   bedrock-meter rates diff OLD NEW [--format text|json]
       Every price that differs between two rate tables. Exit 0 when none, 1 when some.
+  bedrock-meter reconcile --config FILE --cur FILE [--cur FILE...] [--since ...] [--until ...]
+                          [--tolerance 1%] [--models FILE] [--format text|json]
+      The ledger against the AWS bill: CUR 2.0 or legacy CUR exports (CSV or .csv.gz),
+      tokens then dollars per day, region, model, scope, tier; what only one side has
+      (traffic bypassing the proxy); billed unit prices the rate table disagrees with.
+      Exit 0 within the tolerance, 1 beyond it, 2 when an input cannot be read.
   bedrock-meter --version
 )";
 
@@ -67,6 +73,7 @@ command_fn find_command(const args& a) {
   if (word(0) == "budgets") return budgets_command;
   if (word(0) == "advise") return advise_command;
   if (word(0) == "rates") return rates_command;
+  if (word(0) == "reconcile") return reconcile_command;
   if (word(0) == "ledger" && word(1) == "export") return ledger_export_command;
   return nullptr;
 }

@@ -14,5 +14,6 @@ int ledger_export_command(const args& a);  // app/ledger_export.cpp
 int budgets_command(const args& a);        // app/budgets.cpp
 int advise_command(const args& a);         // app/advise.cpp
 int rates_command(const args& a);          // app/rates.cpp: rates import, rates diff
+int reconcile_command(const args& a);      // app/reconcile.cpp
 
 }  // namespace bedrock_meter::app

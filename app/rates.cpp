@@ -65,14 +65,8 @@ int rates_import(const args& a) {
     std::cerr << "rates import: give --offer FILE (one or more) and --out FILE\n";
     return 2;
   }
-  const auto models_path = a.get("models");
-  const auto models = models_path.empty()
-                          ? config::load_price_list_models_string(
-                                config::shipped_price_list_models(),
-                                config::shipped_price_list_models_name)
-                          : config::load_price_list_models_file(std::string(models_path));
-  for (const auto& e : models.errors) std::cerr << e.to_string() << '\n';
-  if (!models.errors.empty()) return 1;
+  const auto models = load_models_or_report(a.get("models"));
+  if (!models) return 1;
 
   std::vector<billing::offer_text> offers;
   for (const auto& f : files) {
@@ -91,7 +85,7 @@ int rates_import(const args& a) {
       return 2;
     }
   }
-  const auto r = billing::import_price_list(offers, models.models, opts);
+  const auto r = billing::import_price_list(offers, *models, opts);
   for (const auto& e : r.errors) std::cerr << "rates import: " << e << '\n';
   if (!r.errors.empty()) return 1;
   if (r.yaml.empty()) {
@@ -108,8 +102,8 @@ int rates_import(const args& a) {
     return 1;
   }
   std::cerr << "rates import: " << out_path << ": " << r.entries << " entries, " << r.provisioned
-            << " provisioned entries from " << r.rows_priced << " of " << r.rows_read
-            << " rows; " << r.skipped.size() << " skipped\n";
+            << " provisioned entries from " << r.rows_priced << " of " << r.rows_read << " rows; "
+            << r.skipped.size() << " skipped\n";
   print_skipped(r.skipped, !a.get("verbose").empty());
   return !a.get("strict").empty() && !r.skipped.empty() ? 1 : 0;
 }
@@ -145,8 +139,8 @@ int rates_diff(const args& a) {
         return v ? "\"" + billing::micro_usd_text(*v) + "\"" : std::string("null");
       };
       std::cout << (i ? ",\n " : "") << R"({"change":")" << words[static_cast<int>(c.what)]
-                << R"(","row":")" << c.row << R"(","field":")" << c.field
-                << R"(","before":)" << num(c.before) << R"(,"after":)" << num(c.after) << '}';
+                << R"(","row":")" << c.row << R"(","field":")" << c.field << R"(","before":)"
+                << num(c.before) << R"(,"after":)" << num(c.after) << '}';
     }
     std::cout << "]\n";
   } else {
@@ -154,8 +148,8 @@ int rates_diff(const args& a) {
       std::cout << words[static_cast<int>(c.what)] << "  " << c.row << "  " << c.field << ": "
                 << price_text(c.before) << " -> " << price_text(c.after);
       if (c.before && c.after && *c.before != 0) {
-        const double pct = 100.0 * static_cast<double>(*c.after - *c.before) /
-                           static_cast<double>(*c.before);
+        const double pct =
+            100.0 * static_cast<double>(*c.after - *c.before) / static_cast<double>(*c.before);
         std::cout << " (" << (pct > 0 ? "+" : "") << std::fixed << std::setprecision(1) << pct
                   << "%)" << std::defaultfloat;
       }

@@ -197,8 +197,8 @@ struct priced {
 };
 
 using entry_key = std::tuple<std::string, std::string, int, int, int, bool>;  // model, region,
-                                                                               // scope, tier,
-                                                                               // latency, batch
+                                                                              // scope, tier,
+                                                                              // latency, batch
 struct entry_slots {
   std::map<meter_kind, priced> normal, long_context;
   std::uint64_t long_context_above = 0;
@@ -305,7 +305,8 @@ class assembler {
     const auto conflict = [&](const priced& old) {
       if (old.micro == p.micro) return false;  // the same price in both offers: one row
       s.reason = "conflicts with " + old.usage_type + " (" + old.provenance + ") for " + model +
-                 " in " + region + ": " + micro_usd_text(old.micro) + " vs " + micro_usd_text(p.micro);
+                 " in " + region + ": " + micro_usd_text(old.micro) + " vs " +
+                 micro_usd_text(p.micro);
       r_.skipped.push_back(s);
       return true;
     };
@@ -406,9 +407,9 @@ class assembler {
     std::string units, reserved;
     std::size_t rows = 0;
     for (const auto& [term, p] : slots.model_units) {
-      units += "      - term: " + std::string(m::to_string(term)) + "\n        hourly: " +
-               yaml_quote(micro_usd_text(p.micro)) + "\n        source: " +
-               yaml_quote("AWS Price List: " + p.provenance) + "\n";
+      units += "      - term: " + std::string(m::to_string(term)) +
+               "\n        hourly: " + yaml_quote(micro_usd_text(p.micro)) +
+               "\n        source: " + yaml_quote("AWS Price List: " + p.provenance) + "\n";
       newest = std::max(newest, p.version);
       ++rows;
     }
@@ -416,19 +417,23 @@ class assembler {
       const auto in = sides.find(meter_kind::reserved_input);
       if (in == sides.end()) {
         for (const auto& [kind, p] : sides) {
-          r_.skipped.push_back({{}, {}, {}, p.usage_type, key.first,
+          r_.skipped.push_back({{},
+                                {},
+                                {},
+                                p.usage_type,
+                                key.first,
                                 "left out: a Reserved-tier output price without its input price"});
         }
         continue;
       }
       reserved += "      - term: " + std::string(m::to_string(ts.first)) + "\n";
       if (ts.second != 0) reserved += "        scope: " + std::string(scope_name(ts.second)) + "\n";
-      reserved += "        input_per_1k_tpm_hour: " + yaml_quote(micro_usd_text(in->second.micro)) +
-                  "\n";
+      reserved +=
+          "        input_per_1k_tpm_hour: " + yaml_quote(micro_usd_text(in->second.micro)) + "\n";
       const std::string source = provenance({{"", &sides}}, newest);
       if (const auto o = sides.find(meter_kind::reserved_output); o != sides.end()) {
-        reserved += "        output_per_1k_tpm_hour: " + yaml_quote(micro_usd_text(o->second.micro)) +
-                    "\n";
+        reserved +=
+            "        output_per_1k_tpm_hour: " + yaml_quote(micro_usd_text(o->second.micro)) + "\n";
       }
       reserved += "        source: " + yaml_quote(source) + "\n";
       rows += sides.size();

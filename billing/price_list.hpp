@@ -52,6 +52,9 @@ struct meter {
 struct classification {
   std::optional<meter> m;
   std::string why_not;
+  /// AmazonBedrock shape: the model key between the region code and the meter ("NovaPro",
+  /// "Llama3-1-405B", "Claude4.6Sonnet"); empty for the Marketplace shape.
+  std::string_view model_key;
 };
 /// `offer` is "AmazonBedrock" or "AmazonBedrockFoundationModels".
 classification classify_usage_type(std::string_view offer, std::string_view usage_type);

@@ -18,23 +18,21 @@ parts_t split(std::string_view s, char sep) {
   parts_t out;
   for (std::size_t start = 0;;) {
     const std::size_t at = s.find(sep, start);
-    out.push_back(s.substr(start, at == std::string_view::npos ? std::string_view::npos
-                                                               : at - start));
+    out.push_back(
+        s.substr(start, at == std::string_view::npos ? std::string_view::npos : at - start));
     if (at == std::string_view::npos) return out;
     start = at + 1;
   }
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return (x | 0x20) == (y | 0x20);
-  });
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](char x, char y) { return (x | 0x20) == (y | 0x20); });
 }
 
 bool icontains(std::string_view hay, std::string_view needle) {
-  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char x, char y) {
-           return (x | 0x20) == (y | 0x20);
-         }) != hay.end();
+  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
+                     [](char x, char y) { return (x | 0x20) == (y | 0x20); }) != hay.end();
 }
 
 /// parts[i..] starts with `head`.
@@ -51,7 +49,7 @@ struct head {
   std::span<const std::string_view> span() const { return {words.data(), n}; }
 };
 
-classification refuse(std::string why) { return {std::nullopt, std::move(why)}; }
+classification refuse(std::string why) { return {std::nullopt, std::move(why), {}}; }
 
 constexpr std::string_view not_text_tokens =
     "not priced per text token (speech, image, video, search units and storage are outside "
@@ -151,7 +149,9 @@ classification classify_ab(std::string_view usage_type) {
       out.kind = *h.kind;
       std::string why;
       if (!ab_qualifiers(p, i + h.n, out, why)) return refuse(std::move(why));
-      return {out, {}};
+      const std::string_view rest = usage_type.substr(dash + 1);
+      const auto key_size = static_cast<std::size_t>(p[i].data() - rest.data()) - 1;
+      return {out, {}, rest.substr(0, key_size)};
     }
   }
   return refuse("not a token or capacity meter");
@@ -199,7 +199,7 @@ classification fm_reserved(const parts_t& p) {
     }
   }
   if (!term || !side) return refuse("a Reserved-tier row without its term or its token side");
-  return {out, {}};
+  return {out, {}, {}};
 }
 
 /// ProvisionedThroughput_<NoCommit|1MonthCommit|6MonthsCommit>_ModelUnits_Usage
@@ -220,7 +220,7 @@ classification fm_provisioned(const parts_t& p) {
     }
   }
   if (!term) return refuse("Provisioned Throughput without a commitment term");
-  return {out, {}};
+  return {out, {}, {}};
 }
 
 /// A qualifier word of either generation; false when unknown.
@@ -290,7 +290,7 @@ classification fm_dimension(const parts_t& p) {
       return refuse("unrecognised component '" + std::string(w) + "'");
     }
   }
-  return {out, {}};
+  return {out, {}, {}};
 }
 
 classification classify_fm(std::string_view usage_type) {

@@ -58,8 +58,8 @@ class models_loader {
       if (!ok) return;
       const auto [it, fresh] = seen.emplace(std::pair(m.name, m.offer), m.location);
       if (!fresh) {
-        s.error(*s.get("price_list"), "'" + m.name + "' is mapped twice (first at " +
-                                          it->second + "); keep one mapping per name and offer");
+        s.error(*s.get("price_list"), "'" + m.name + "' is mapped twice (first at " + it->second +
+                                          "); keep one mapping per name and offer");
         return;
       }
       out.push_back(std::move(m));

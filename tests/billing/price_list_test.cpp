@@ -74,12 +74,13 @@ TEST(ClassifyUsageType, ProvisionedThroughputTerms) {
   EXPECT_NE(refused(ab, "USE1-TitanText-Premier-ProvisionedThroughput-Custom-NoCommit-ModelUnits")
                 .find("custom"),
             std::string::npos);
-  EXPECT_EQ(classify_ok(fm, "USE1-MP:USE1_ProvisionedThroughput_1MonthCommit_ModelUnits_Usage-Units")
-                .term,
-            m::commitment_term::one_month);
-  EXPECT_EQ(classify_ok(fm, "USW2-MP:USW2_ProvisionedThroughput_6MonthsCommit_ModelUnits_Usage")
-                .term,
-            m::commitment_term::six_months);
+  EXPECT_EQ(
+      classify_ok(fm, "USE1-MP:USE1_ProvisionedThroughput_1MonthCommit_ModelUnits_Usage-Units")
+          .term,
+      m::commitment_term::one_month);
+  EXPECT_EQ(
+      classify_ok(fm, "USW2-MP:USW2_ProvisionedThroughput_6MonthsCommit_ModelUnits_Usage").term,
+      m::commitment_term::six_months);
 }
 
 TEST(ClassifyUsageType, MarketplaceLegacyGeneration) {
@@ -113,9 +114,9 @@ TEST(ClassifyUsageType, CacheMetersAreNeverTakenForInput) {
   EXPECT_EQ(classify_ok(fm, "USE1-MP:USE1_CacheWrite1hInputTokenCount_Global-Units").kind,
             meter_kind::cache_write_1h);
   // cache-read-input-token-count contains "input-token": still a cache read.
-  EXPECT_EQ(classify_ok(ab, "USE1-Nova2.0Lite-cache-read-input-token-count-cross-region-global")
-                .kind,
-            meter_kind::cache_read);
+  EXPECT_EQ(
+      classify_ok(ab, "USE1-Nova2.0Lite-cache-read-input-token-count-cross-region-global").kind,
+      meter_kind::cache_read);
 }
 
 TEST(ClassifyUsageType, MarketplaceCurrentGeneration) {
@@ -127,12 +128,11 @@ TEST(ClassifyUsageType, MarketplaceCurrentGeneration) {
             meter_kind::cache_read);
   EXPECT_EQ(classify_ok(fm, "USE1-MP:USE1_cache_write_tokens_1h_global_standard-Units").kind,
             meter_kind::cache_write_1h);
-  EXPECT_TRUE(classify_ok(fm, "USE1-MP:USE1_input_tokens_long_ctx_global_standard-Units")
-                  .long_context);
+  EXPECT_TRUE(
+      classify_ok(fm, "USE1-MP:USE1_input_tokens_long_ctx_global_standard-Units").long_context);
   EXPECT_EQ(classify_ok(fm, "USE1-MP:USE1_input_tokens_global_flex-Units").tier,
             m::service_tier::flex);
-  EXPECT_EQ(classify_ok(fm, "USE1-MP:USE1_input_tokens_priority").tier,
-            m::service_tier::priority);
+  EXPECT_EQ(classify_ok(fm, "USE1-MP:USE1_input_tokens_priority").tier, m::service_tier::priority);
   EXPECT_TRUE(classify_ok(fm, "USE1-MP:USE1_input_tokens_batch").batch);
 }
 
@@ -152,15 +152,17 @@ TEST(ClassifyUsageType, WhatIsNotATextTokenPriceIsRefusedWithAReason) {
             std::string::npos);
   EXPECT_NE(refused(fm, "USE1-MP:USE1_cache_write_tokens_30m_standard-Units").find("30-minute"),
             std::string::npos);
-  for (const auto* ut : {"USE1-MP:USE1_CacheStorage-Units", "USE1-MP:USE1_CacheValidationCount-Units",
-                         "USE1-MP:USE1_InputImageCount-Units", "USE1-MP:USE1_created_image-Units",
-                         "USE1-MP:USE1_search_units-Units", "USE1-MP:USE1_Cohere_Embed_V4-Units"}) {
+  for (const auto* ut :
+       {"USE1-MP:USE1_CacheStorage-Units", "USE1-MP:USE1_CacheValidationCount-Units",
+        "USE1-MP:USE1_InputImageCount-Units", "USE1-MP:USE1_created_image-Units",
+        "USE1-MP:USE1_search_units-Units", "USE1-MP:USE1_Cohere_Embed_V4-Units"}) {
     EXPECT_FALSE(refused(fm, ut).empty()) << ut;
   }
-  for (const auto* ut : {"USE1-NovaSonic-speech-input-tokens", "USE1-cohere.rerank-english-v3-search-units",
-                         "USE1-Guardrail-AutomatedReasoningPolicyUnitsConsumed",
-                         "USE1-Nova2.0Pro-input-image-token-count-cross-region-global",
-                         "USE1-Nova2.0Lite-Customization-Training"}) {
+  for (const auto* ut :
+       {"USE1-NovaSonic-speech-input-tokens", "USE1-cohere.rerank-english-v3-search-units",
+        "USE1-Guardrail-AutomatedReasoningPolicyUnitsConsumed",
+        "USE1-Nova2.0Pro-input-image-token-count-cross-region-global",
+        "USE1-Nova2.0Lite-Customization-Training"}) {
     EXPECT_FALSE(refused(ab, ut).empty()) << ut;
   }
   EXPECT_NE(refused(ab, "USE1-NovaPro-cache-write-input-token-count-custom-model").find("custom"),
@@ -191,14 +193,14 @@ TEST(NormalisePrice, TokenUnitsBecomeUsdPerMillionExactly) {
 }
 
 TEST(NormalisePrice, UnknownUnitsAndPricesAreRefused) {
-  EXPECT_NE(normalise_price(meter_kind::input, "Units", "Priority units", "1.8").why_not.find(
-                "unit 'Units'"),
+  EXPECT_NE(normalise_price(meter_kind::input, "Units", "Priority units", "1.8")
+                .why_not.find("unit 'Units'"),
             std::string::npos);
   EXPECT_FALSE(normalise_price(meter_kind::input, "1K characters", "", "0.1").micro);
   EXPECT_FALSE(normalise_price(meter_kind::input, "1K tokens", "", "0.0000000001").micro);
-  EXPECT_NE(normalise_price(meter_kind::input, "1K tokens", "", "0.0000000000").why_not.find(
-                "price 0"),
-            std::string::npos);
+  EXPECT_NE(
+      normalise_price(meter_kind::input, "1K tokens", "", "0.0000000000").why_not.find("price 0"),
+      std::string::npos);
   EXPECT_FALSE(normalise_price(meter_kind::input, "1K tokens", "", "-0.001").micro);
   EXPECT_FALSE(normalise_price(meter_kind::input, "1K tokens", "", "1e-3").micro);
   EXPECT_FALSE(normalise_price(meter_kind::input, "1K tokens", "", "").micro);
@@ -207,9 +209,9 @@ TEST(NormalisePrice, UnknownUnitsAndPricesAreRefused) {
 TEST(NormalisePrice, CapacityUnits) {
   EXPECT_EQ(normalise_price(meter_kind::model_unit_hour, "Hrs", "", "60.5000000000").micro,
             60'500'000);
-  EXPECT_EQ(normalise_price(meter_kind::model_unit_hour, "Units", "per model unit per hour", "24")
-                .micro,
-            24'000'000);
+  EXPECT_EQ(
+      normalise_price(meter_kind::model_unit_hour, "Units", "per model unit per hour", "24").micro,
+      24'000'000);
   EXPECT_FALSE(normalise_price(meter_kind::model_unit_hour, "1K tokens", "", "24").micro);
   EXPECT_EQ(normalise_price(meter_kind::reserved_input, "1K TPM Hour", "", "0.198").micro, 198'000);
   EXPECT_FALSE(normalise_price(meter_kind::reserved_input, "1M TPM Hour", "", "0.198").micro);
@@ -301,7 +303,8 @@ TEST_F(ImportedFixture, EachPriceIsTheOffersInUsdPerMillion) {
   m::price_query q;
   q.model_id = "amazon.nova-pro-v1:0";
   q.region = "us-east-1";
-  const auto* nova = m::find_rate(table(), "amazon.nova-pro-v1:0", m::inference_scope::in_region, q);
+  const auto* nova =
+      m::find_rate(table(), "amazon.nova-pro-v1:0", m::inference_scope::in_region, q);
   ASSERT_NE(nova, nullptr);
   EXPECT_EQ(nova->rates.input, 800'000);
   EXPECT_EQ(nova->rates.output, 3'200'000);
@@ -326,9 +329,9 @@ TEST_F(ImportedFixture, RoundTripPricesARequestAtTheOffersDollars) {
                  {.input = 1000, .output = 200, .cache_read = 2000, .cache_write = 400}),
             2'970'000'000);
   // 1-hour writes at the 1h rate: 400 x $2.20/M = $0.00088.
-  EXPECT_EQ(cost("anthropic.claude-haiku-4-5-20251001-v1:0",
-                 {.cache_write = 400, .cache_write_1h = 400}),
-            880'000'000);
+  EXPECT_EQ(
+      cost("anthropic.claude-haiku-4-5-20251001-v1:0", {.cache_write = 400, .cache_write_1h = 400}),
+      880'000'000);
   // Batch: 1,000 x 0.55 + 200 x 2.75 = $0.0011.
   EXPECT_EQ(cost("anthropic.claude-haiku-4-5-20251001-v1:0", {.input = 1000, .output = 200},
                  m::service_tier::standard, true),
@@ -343,8 +346,7 @@ TEST_F(ImportedFixture, RoundTripPricesARequestAtTheOffersDollars) {
             1'674'750'000'000);
   // Nova 2 Lite has only global prices in the offer: in-region requests stay unpriced.
   EXPECT_EQ(cost("amazon.nova-2-lite-v1:0", {.input = 10, .output = 10}), -1);
-  EXPECT_EQ(cost("global.amazon.nova-2-lite-v1:0", {.input = 1000, .output = 1000}),
-            2'800'000'000);
+  EXPECT_EQ(cost("global.amazon.nova-2-lite-v1:0", {.input = 1000, .output = 1000}), 2'800'000'000);
 }
 
 TEST_F(ImportedFixture, CapacityRowsGoToTheProvisionedSection) {
@@ -364,8 +366,9 @@ TEST_F(ImportedFixture, CapacityRowsGoToTheProvisionedSection) {
 }
 
 TEST_F(ImportedFixture, EveryRowLeftOutSaysWhy) {
-  EXPECT_NE(reason_for("USE1-MP:USE1_InputTokenCount-Units").find("'Palmyra Vision 7' is not in "
-                                                                  "the model mapping"),
+  EXPECT_NE(reason_for("USE1-MP:USE1_InputTokenCount-Units")
+                .find("'Palmyra Vision 7' is not in "
+                      "the model mapping"),
             std::string::npos);
   EXPECT_NE(reason_for("USE1-Qwen3-32B-input-tokens").find("unit '1K characters'"),
             std::string::npos);
@@ -417,8 +420,11 @@ TEST(ImportPriceList, OneNameMayPriceSeveralIdsAndTwoPricesForOneMeterAreNeverGu
   ]})";
   const std::vector<config::price_list_model> mapping{
       {"Nova Pro", "", {"amazon.nova-pro-v1:0"}, std::nullopt, "m:1"},
-      {"Nova Lite", "AmazonBedrock", {"amazon.nova-lite-v1:0", "amazon.nova-lite-v1:1"},
-       std::nullopt, "m:2"}};
+      {"Nova Lite",
+       "AmazonBedrock",
+       {"amazon.nova-lite-v1:0", "amazon.nova-lite-v1:1"},
+       std::nullopt,
+       "m:2"}};
   const std::vector<offer_text> offers{{"page.json", page}};
   const auto r = import_price_list(offers, mapping, {});
   EXPECT_EQ(r.entries, 2U) << r.yaml;

@@ -8,7 +8,7 @@ namespace bedrock_meter::billing {
 namespace {
 
 std::shared_ptr<const metering::rate_table> table(const std::string& entries,
-                                                 const std::string& rest = "") {
+                                                  const std::string& rest = "") {
   auto r = config::load_rate_table_string(
       "version: t\ncurrency: USD\nunit: per_million_tokens\nentries:\n" + entries + rest, "t.yaml");
   for (const auto& e : r.errors) ADD_FAILURE() << e.to_string();

@@ -87,8 +87,8 @@ TEST(PriceListModels, TheBuiltInCopyIsTheShippedFile) {
   std::ifstream in(path);
   const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(shipped_price_list_models(), file);
-  const auto r = load_price_list_models_string(shipped_price_list_models(),
-                                               shipped_price_list_models_name);
+  const auto r =
+      load_price_list_models_string(shipped_price_list_models(), shipped_price_list_models_name);
   EXPECT_EQ(r.errors.size(), 0U) << errors_of(r);
 }
 

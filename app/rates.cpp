@@ -1,6 +1,8 @@
 // `bedrock-meter rates import` (AWS Price List offers -> a rate table) and `bedrock-meter rates
 // diff` (every price that differs between two tables). The work is in billing/; this file reads
 // and writes the files and prints the report.
+#include <boost/json.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -132,17 +134,18 @@ int rates_diff(const args& a) {
   const auto changes = billing::diff_rate_tables(*tables[0], *tables[1]);
   constexpr std::string_view words[] = {"added", "removed", "changed"};
   if (format == "json") {
-    std::cout << "[";
-    for (std::size_t i = 0; i < changes.size(); ++i) {
-      const auto& c = changes[i];
-      const auto num = [](const std::optional<std::int64_t>& v) {
-        return v ? "\"" + billing::micro_usd_text(*v) + "\"" : std::string("null");
-      };
-      std::cout << (i ? ",\n " : "") << R"({"change":")" << words[static_cast<int>(c.what)]
-                << R"(","row":")" << c.row << R"(","field":")" << c.field << R"(","before":)"
-                << num(c.before) << R"(,"after":)" << num(c.after) << '}';
+    boost::json::array out;
+    const auto num = [](const std::optional<std::int64_t>& v) {
+      return v ? boost::json::value(billing::micro_usd_text(*v)) : boost::json::value(nullptr);
+    };
+    for (const auto& c : changes) {
+      out.push_back(boost::json::object{{"change", words[static_cast<int>(c.what)]},
+                                        {"row", c.row},
+                                        {"field", c.field},
+                                        {"before", num(c.before)},
+                                        {"after", num(c.after)}});
     }
-    std::cout << "]\n";
+    std::cout << boost::json::serialize(out) << '\n';
   } else {
     for (const auto& c : changes) {
       std::cout << words[static_cast<int>(c.what)] << "  " << c.row << "  " << c.field << ": "

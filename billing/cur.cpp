@@ -293,38 +293,57 @@ void cur_summer::on_row(const std::vector<std::string>& rec) {
                                                               : std::string_view();
   };
   const std::string_view code = at(c.product_code), usage_type = at(c.usage_type);
-  std::string product_name(at(c.product_name));
-  if (product_name.empty() && c.product_map >= 0 && !at(c.product_map).empty()) {
-    // CUR 2.0 keeps the product attributes in one map column, JSON in CSV exports.
-    boost::system::error_code ec;
-    const auto v = boost::json::parse(at(c.product_map), ec);
-    if (!ec && v.is_object()) {
-      if (const auto* n = v.as_object().if_contains("product_name"); n && n->is_string())
-        product_name = std::string(n->get_string());
+  // CUR 2.0 keeps the product attributes in one map column (JSON in CSV exports): parsed only
+  // for the lines that need the product name.
+  std::optional<std::string> product_name_cache;
+  const auto product_name = [&]() -> const std::string& {
+    if (product_name_cache) return *product_name_cache;
+    product_name_cache.emplace(at(c.product_name));
+    if (product_name_cache->empty() && c.product_map >= 0 && !at(c.product_map).empty()) {
+      boost::system::error_code ec;
+      const auto v = boost::json::parse(at(c.product_map), ec);
+      if (!ec && v.is_object()) {
+        if (const auto* n = v.as_object().if_contains("product_name"); n && n->is_string())
+          *product_name_cache = std::string(n->get_string());
+      }
     }
-  }
-  const bool marketplace =
-      at(c.entity) == "AWS Marketplace" && product_name.find("Bedrock") != std::string::npos;
-  if (code != "AmazonBedrock" && code != "AmazonBedrockFoundationModels" && !marketplace) {
+    return *product_name_cache;
+  };
+  if (code != "AmazonBedrock" && code != "AmazonBedrockFoundationModels") {
     if (code == "AmazonBedrockService" || code == "AmazonBedrockAgentCore") {
       ++r_.bedrock_rows;
       skip("not model inference (" + std::string(code) + ")", usage_type);
+      return;
     }
-    return;
+    // The Marketplace form: another product code, billed by AWS Marketplace.
+    if (at(c.entity) != "AWS Marketplace" || product_name().find("Bedrock") == std::string::npos)
+      return;
   }
   const std::string_view type = at(c.line_type);
   if (type != "Usage" && type != "DiscountedUsage" && type != "SavingsPlanCoveredUsage") return;
   ++r_.bedrock_rows;
 
-  const bool mp_shape = usage_type.find("-MP:") != std::string_view::npos;
-  const classification cls =
-      classify_usage_type(mp_shape ? "AmazonBedrockFoundationModels" : "AmazonBedrock", usage_type);
+  auto ut = usage_types_.find(std::string(usage_type));
+  if (ut == usage_types_.end()) {
+    const bool mp_shape = usage_type.find("-MP:") != std::string_view::npos;
+    usage_type_info info{
+        classify_usage_type(mp_shape ? "AmazonBedrockFoundationModels" : "AmazonBedrock",
+                            usage_type),
+        {}};
+    info.model_key = std::string(info.c.model_key);
+    info.c.model_key = {};
+    ut = usage_types_.emplace(std::string(usage_type), std::move(info)).first;
+  }
+  const classification& cls = ut->second.c;
   if (!cls.m) return skip(cls.why_not, usage_type);
   const auto tc = class_of(cls.m->kind);
   if (!tc)
     return skip("capacity (Provisioned Throughput, Reserved tier): billed by the hour", usage_type);
-  const std::string name = cls.model_key.empty() ? product_name : std::string(cls.model_key);
-  const std::string model = model_for_bill_name(name, mapping_);
+  const std::string& name = ut->second.model_key.empty() ? product_name() : ut->second.model_key;
+  auto found = models_by_name_.find(name);
+  if (found == models_by_name_.end())
+    found = models_by_name_.emplace(name, model_for_bill_name(name, mapping_)).first;
+  const std::string& model = found->second;
   if (model.empty()) {
     return skip("model '" + name + "' matches no name of the model mapping (or several)",
                 usage_type);

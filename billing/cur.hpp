@@ -15,8 +15,10 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "billing/price_list.hpp"
 #include "config/price_list_models.hpp"
 #include "metering/money.hpp"
 
@@ -113,6 +115,14 @@ class cur_summer {
   csv_reader csv_;
   cur_result r_;
   std::map<std::tuple<usage_key, token_class, std::int64_t>, bool> rates_seen_;
+  /// A month of CUR repeats a few hundred usage types and names millions of times: each is
+  /// classified, and each name matched against the mapping, once.
+  struct usage_type_info {
+    classification c;
+    std::string model_key;  ///< owned copy of c.model_key
+  };
+  std::unordered_map<std::string, usage_type_info> usage_types_;
+  std::unordered_map<std::string, std::string> models_by_name_;
 };
 
 /// The model id a bill's model name stands for: the mapping names compared as their words and

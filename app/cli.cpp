@@ -47,6 +47,10 @@ Usage:
       pages of AmazonBedrock and AmazonBedrockFoundationModels). Model names are mapped to
       ids by --models FILE (default: config/rates/price-list-models.yaml, built in); rows that
       cannot be priced exactly are reported, never guessed (--strict: exit 1 when any is).
+  bedrock-meter rates fetch --out FILE [--config FILE] [--regions r1,r2] [--models FILE]
+                           [--endpoint URL] [--ca-file FILE] [--strict] [--verbose]
+      The same, from the AWS Price List Query API (GetProducts, SigV4 service pricing, with
+      the config's upstream.credentials or the default chain; paged, throttling retried).
   bedrock-meter rates diff OLD NEW [--format text|json]
       Every price that differs between two rate tables. Exit 0 when none, 1 when some.
   bedrock-meter reconcile --config FILE --cur FILE [--cur FILE...] [--since ...] [--until ...]

@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "app/commands.hpp"
+#include "app/price_list_fetch.hpp"
+#include "aws/credentials.hpp"
 #include "billing/price_list.hpp"
 #include "billing/rates_diff.hpp"
 #include "config/price_list_models.hpp"
@@ -60,16 +62,56 @@ void print_skipped(const std::vector<billing::skipped_row>& skipped, bool verbos
   }
 }
 
+/// Imports `offers` and writes the table to --out: what `rates import` and `rates fetch` share.
+int import_and_write(const args& a, const std::vector<billing::offer_text>& offers,
+                     const billing::import_options& opts) {
+  const auto out_path = std::string(a.get("out"));
+  const auto models = load_models_or_report(a.get("models"));
+  if (!models) return 1;
+  const auto r = billing::import_price_list(offers, *models, opts);
+  for (const auto& e : r.errors) std::cerr << "rates: " << e << '\n';
+  if (!r.errors.empty()) return 1;
+  if (r.yaml.empty()) {
+    std::cerr << "rates: nothing priced (" << r.rows_read << " rows read)\n";
+    print_skipped(r.skipped, !a.get("verbose").empty());
+    return 1;
+  }
+  // What is written must load: the import is checked by the loader the proxy uses.
+  const auto check = config::load_rate_table_string(r.yaml, out_path);
+  for (const auto& e : check.errors) std::cerr << "rates (bug): " << e.to_string() << '\n';
+  if (!check.table) return 1;
+  if (!write_file(out_path, r.yaml)) {
+    std::cerr << "rates: cannot write " << out_path << '\n';
+    return 1;
+  }
+  std::cerr << "rates: " << out_path << ": " << r.entries << " entries, " << r.provisioned
+            << " provisioned entries from " << r.rows_priced << " of " << r.rows_read << " rows; "
+            << r.skipped.size() << " skipped\n";
+  print_skipped(r.skipped, !a.get("verbose").empty());
+  return !a.get("strict").empty() && !r.skipped.empty() ? 1 : 0;
+}
+
+/// --regions, each a Bedrock region; nullopt after printing the bad one.
+std::optional<billing::import_options> import_options_of(const args& a) {
+  billing::import_options opts;
+  opts.regions = a.get_list("regions");
+  for (const auto& r : opts.regions) {
+    if (!config::is_bedrock_region(r)) {
+      std::cerr << "rates: --regions: '" << r << "' is not a Bedrock region\n";
+      return std::nullopt;
+    }
+  }
+  return opts;
+}
+
 int rates_import(const args& a) {
   const auto files = a.get_list("offer");
-  const auto out_path = std::string(a.get("out"));
-  if (files.empty() || out_path.empty()) {
+  if (files.empty() || a.get("out").empty()) {
     std::cerr << "rates import: give --offer FILE (one or more) and --out FILE\n";
     return 2;
   }
-  const auto models = load_models_or_report(a.get("models"));
-  if (!models) return 1;
-
+  const auto opts = import_options_of(a);
+  if (!opts) return 2;
   std::vector<billing::offer_text> offers;
   for (const auto& f : files) {
     auto text = read_file(f);
@@ -79,35 +121,43 @@ int rates_import(const args& a) {
     }
     offers.push_back({f, std::move(*text)});
   }
-  billing::import_options opts;
-  opts.regions = a.get_list("regions");
-  for (const auto& r : opts.regions) {
-    if (!config::is_bedrock_region(r)) {
-      std::cerr << "rates import: --regions: '" << r << "' is not a Bedrock region\n";
-      return 2;
-    }
+  return import_and_write(a, offers, *opts);
+}
+
+int rates_fetch(const args& a) {
+  if (a.get("out").empty()) {
+    std::cerr << "rates fetch: give --out FILE\n";
+    return 2;
   }
-  const auto r = billing::import_price_list(offers, *models, opts);
-  for (const auto& e : r.errors) std::cerr << "rates import: " << e << '\n';
-  if (!r.errors.empty()) return 1;
-  if (r.yaml.empty()) {
-    std::cerr << "rates import: nothing priced (" << r.rows_read << " rows read)\n";
-    print_skipped(r.skipped, !a.get("verbose").empty());
+  const auto opts = import_options_of(a);
+  if (!opts) return 2;
+  // The proxy's own credential chain: the config's upstream.credentials, or the default chain.
+  config::upstream_credentials source;
+  if (const auto path = a.get("config"); !path.empty()) {
+    const auto cfg = load_or_report(path);
+    if (!cfg) return 1;
+    source = cfg->upstream.credentials;
+  }
+  const auto creds = aws::resolve(source, aws::fetch_options{});
+  if (!creds) {
+    std::cerr << "rates fetch: AWS credentials: " << creds.error().message << '\n';
     return 1;
   }
-  // What is written must load: the import is checked by the loader the proxy uses.
-  const auto check = config::load_rate_table_string(r.yaml, out_path);
-  for (const auto& e : check.errors) std::cerr << "rates import (bug): " << e.to_string() << '\n';
-  if (!check.table) return 1;
-  if (!write_file(out_path, r.yaml)) {
-    std::cerr << "rates import: cannot write " << out_path << '\n';
+  fetch_settings s;
+  s.endpoint = std::string(a.get("endpoint", s.endpoint));
+  s.ca_file = std::string(a.get("ca-file"));
+  s.regions = opts->regions;
+  const bool verbose = !a.get("verbose").empty();
+  const auto pages = fetch_price_list(s, creds->first, [&](const std::string& what) {
+    if (verbose) std::cerr << "rates fetch: " << what << '\n';
+  });
+  if (!pages) {
+    std::cerr << "rates fetch: " << pages.error() << '\n';
     return 1;
   }
-  std::cerr << "rates import: " << out_path << ": " << r.entries << " entries, " << r.provisioned
-            << " provisioned entries from " << r.rows_priced << " of " << r.rows_read << " rows; "
-            << r.skipped.size() << " skipped\n";
-  print_skipped(r.skipped, !a.get("verbose").empty());
-  return !a.get("strict").empty() && !r.skipped.empty() ? 1 : 0;
+  std::cerr << "rates fetch: " << pages->size() << " GetProducts pages (credentials from "
+            << creds->first.source << ")\n";
+  return import_and_write(a, *pages, *opts);
 }
 
 std::string price_text(const std::optional<std::int64_t>& v) {
@@ -168,8 +218,9 @@ int rates_diff(const args& a) {
 int rates_command(const args& a) {
   const auto word = a.positional.size() > 1 ? a.positional[1] : std::string_view();
   if (word == "import") return rates_import(a);
+  if (word == "fetch") return rates_fetch(a);
   if (word == "diff") return rates_diff(a);
-  std::cerr << "rates: use 'rates import' or 'rates diff'\n";
+  std::cerr << "rates: use 'rates import', 'rates fetch' or 'rates diff'\n";
   return 2;
 }
 

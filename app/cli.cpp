@@ -59,6 +59,12 @@ Usage:
       tokens then dollars per day, region, model, scope, tier; what only one side has
       (traffic bypassing the proxy); billed unit prices the rate table disagrees with.
       Exit 0 within the tolerance, 1 beyond it, 2 when an input cannot be read.
+  bedrock-meter commitment --config FILE [--name N] [--format text|json]
+  bedrock-meter commitment --config FILE --plan [--growth 5%/month] [--years 3] [--discount 10%]
+      EDP commitments (the config's commitments section) against the ledger: per contract
+      year the Bedrock spend at list and net, what counts toward the commitment, the run-rate
+      forecast and its shortfall or surplus, the net price per model. --plan projects the
+      last 30 days forward to size a commitment before signing.
   bedrock-meter --version
 )";
 
@@ -78,6 +84,7 @@ command_fn find_command(const args& a) {
   if (word(0) == "advise") return advise_command;
   if (word(0) == "rates") return rates_command;
   if (word(0) == "reconcile") return reconcile_command;
+  if (word(0) == "commitment") return commitment_command;
   if (word(0) == "ledger" && word(1) == "export") return ledger_export_command;
   return nullptr;
 }

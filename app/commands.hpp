@@ -15,5 +15,6 @@ int budgets_command(const args& a);        // app/budgets.cpp
 int advise_command(const args& a);         // app/advise.cpp
 int rates_command(const args& a);          // app/rates.cpp: rates import, rates diff
 int reconcile_command(const args& a);      // app/reconcile.cpp
+int commitment_command(const args& a);     // app/commitment.cpp
 
 }  // namespace bedrock_meter::app

@@ -62,10 +62,9 @@ boost::system::result<reply, std::string> post(const fetch_settings& s,
   stream.handshake(ssl::stream_base::client, ec);
   if (ec) return "TLS handshake " + where + ": " + ec.message();
 
-  aws::sigv4::header_list headers{
-      {"host", url.authority},
-      {"content-type", "application/x-amz-json-1.1"},
-      {"x-amz-target", "AWSPriceListService.GetProducts"}};
+  aws::sigv4::header_list headers{{"host", url.authority},
+                                  {"content-type", "application/x-amz-json-1.1"},
+                                  {"x-amz-target", "AWSPriceListService.GetProducts"}};
   aws::sigv4::signing_options so;
   so.region = s.signing_region;
   so.service = "pricing";
@@ -95,7 +94,8 @@ std::string error_type(std::string_view body) {
   const auto* t = v.as_object().if_contains("__type");
   if (t == nullptr || !t->is_string()) return {};
   std::string_view type = t->get_string();
-  if (const auto hash = type.rfind('#'); hash != std::string_view::npos) type.remove_prefix(hash + 1);
+  if (const auto hash = type.rfind('#'); hash != std::string_view::npos)
+    type.remove_prefix(hash + 1);
   return std::string(type);
 }
 
@@ -103,8 +103,8 @@ std::string request_body(std::string_view service, std::string_view region,
                          const std::string& next_token) {
   boost::json::object o{{"ServiceCode", service}, {"FormatVersion", "aws_v1"}, {"MaxResults", 100}};
   if (!region.empty()) {
-    o["Filters"] = boost::json::array{boost::json::object{
-        {"Type", "TERM_MATCH"}, {"Field", "regionCode"}, {"Value", region}}};
+    o["Filters"] = boost::json::array{
+        boost::json::object{{"Type", "TERM_MATCH"}, {"Field", "regionCode"}, {"Value", region}}};
   }
   if (!next_token.empty()) o["NextToken"] = next_token;
   return boost::json::serialize(o);
@@ -152,8 +152,7 @@ boost::system::result<std::vector<billing::offer_text>, std::string> fetch_price
         const auto* next = v.as_object().if_contains("NextToken");
         token = next != nullptr && next->is_string() ? std::string(next->get_string()) : "";
         pages.push_back({"GetProducts " + std::string(service) +
-                             (region.empty() ? "" : " " + region) + " page " +
-                             std::to_string(page),
+                             (region.empty() ? "" : " " + region) + " page " + std::to_string(page),
                          std::move(r.body)});
         if (progress) progress(pages.back().name);
         if (token.empty()) break;

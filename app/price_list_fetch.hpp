@@ -1,5 +1,6 @@
 #pragma once
-// The AWS Price List Query API client behind `bedrock-meter rates fetch` (app/price_list_fetch.cpp).
+// The AWS Price List Query API client behind `bedrock-meter rates fetch`
+// (app/price_list_fetch.cpp).
 #include <chrono>
 #include <functional>
 #include <string>

@@ -258,6 +258,29 @@ struct budgets_config {
   bool operator==(const budgets_config&) const = default;
 };
 
+/// An Enterprise Discount Program (or private pricing) contract, as far as Bedrock spend is
+/// concerned (docs/finops.md, "Commitments"). EDP terms are private: everything here is what the
+/// contract says, entered by hand.
+struct commitment_config {
+  std::string name;
+  std::chrono::year_month_day start{};  ///< first day of the term (UTC)
+  std::chrono::year_month_day end{};    ///< first day after the term; contract years from start
+  std::int64_t per_year_micro_usd = 0;  ///< the spend committed per contract year, micro-USD
+  std::int64_t discount_ppm = 0;        ///< discount on eligible spend, parts per million
+  /// Whether Marketplace-billed models (Claude, Cohere, AI21, ...) get the discount: sources
+  /// and contracts differ ("generally not EDP-eligible" vs eligible).
+  bool marketplace_discounted = false;
+  /// The share of Marketplace spend that counts toward the commitment: sources say "up to 25%"
+  /// and "100%"; the contract decides.
+  std::int64_t marketplace_counts_ppm = 250'000;
+  /// Eligible spend outside Bedrock per contract year (the proxy cannot see it), micro-USD.
+  std::int64_t other_spend_per_year_micro_usd = 0;
+  /// Model-id providers billed through AWS Marketplace (text before the first '.').
+  std::vector<std::string> marketplace_providers{"anthropic", "cohere",     "ai21", "writer",
+                                                 "stability", "twelvelabs", "luma"};
+  bool operator==(const commitment_config&) const = default;
+};
+
 struct config {
   std::string source_path;  ///< the file it was read from
   std::vector<listener_config> listeners;
@@ -276,6 +299,7 @@ struct config {
   metering_config metering;
   advice_config advice;
   budgets_config budgets;
+  std::vector<commitment_config> commitments;  ///< names unique
   /// The table `pricing.rate_table` names, loaded and validated with the config (so
   /// `check-config` checks it too); null without a `pricing` section. Compared by identity.
   rate_table_ptr rate_table;

@@ -13,9 +13,10 @@ namespace bedrock_meter::config {
 namespace {
 
 // Known keys per section, in the order docs/configuration.md lists them.
-constexpr std::array<std::string_view, 15> top_keys = {
-    "listeners", "workers", "busy_poll_us", "upstream", "auth",     "limits", "http2",  "logging",
-    "admin",     "pricing", "models",       "ledger",   "metering", "advice", "budgets"};
+constexpr std::array<std::string_view, 16> top_keys = {
+    "listeners", "workers", "busy_poll_us", "upstream",   "auth",   "limits",
+    "http2",     "logging", "admin",        "pricing",    "models", "ledger",
+    "metering",  "advice",  "budgets",      "commitments"};
 
 env_lookup effective(env_lookup getenv) {
   if (getenv != nullptr) return getenv;
@@ -49,6 +50,7 @@ void load_sections(load_context& ctx, std::string_view yaml, config& cfg) {
   if (const map_entry* e = top.get("metering")) load_metering(ctx, *e, cfg.metering);
   if (const map_entry* e = top.get("advice")) load_advice(ctx, *e, cfg.advice);
   if (const map_entry* e = top.get("budgets")) load_budgets(ctx, *e, cfg.budgets);
+  if (const map_entry* e = top.get("commitments")) load_commitments(ctx, *e, cfg.commitments);
   cross_checks(ctx, top, cfg);
 }
 

@@ -9,6 +9,7 @@
 ///   load_pricing.cpp    pricing (loads the rate table), models
 ///   load_ledger.cpp     ledger, metering
 ///   load_budgets.cpp    budgets
+///   load_commitments.cpp commitments (EDP / private pricing contracts)
 ///   cross_checks.cpp    what needs several sections (ports, warnings about missing pieces)
 ///
 /// Each section loader reads its YAML with config/yaml_reader.hpp, reports every problem to the
@@ -125,6 +126,7 @@ void load_ledger(load_context& ctx, const map_entry& e, ledger_config& out);
 void load_metering(load_context& ctx, const map_entry& e, metering_config& out);
 void load_advice(load_context& ctx, const map_entry& e, advice_config& out);
 void load_budgets(load_context& ctx, const map_entry& e, budgets_config& out);
+void load_commitments(load_context& ctx, const map_entry& e, std::vector<commitment_config>& out);
 /// Checks and warnings that look at several sections; runs after all of them.
 void cross_checks(load_context& ctx, const map_reader& top, const config& cfg);
 

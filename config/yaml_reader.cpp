@@ -3,6 +3,7 @@
 #include <yaml-cpp/depthguard.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <fstream>
 #include <sstream>
@@ -353,6 +354,25 @@ std::optional<std::int64_t> map_reader::read_positive_decimal(std::string_view k
     return std::nullopt;
   }
   return v;
+}
+
+bool map_reader::read_date(std::string_view key, std::chrono::year_month_day& out, text_rule rule,
+                           std::string_view what) const {
+  std::string text;
+  if (!read_string(key, text, rule) || text.empty()) return false;
+  unsigned y = 0, mo = 0, d = 0;
+  char tail = 0;
+  const std::chrono::year_month_day ymd =
+      text.size() == 10 && std::sscanf(text.c_str(), "%4u-%2u-%2u%c", &y, &mo, &d, &tail) == 3
+          ? std::chrono::year_month_day(std::chrono::year(static_cast<int>(y)),
+                                        std::chrono::month(mo), std::chrono::day(d))
+          : std::chrono::year_month_day{};
+  if (!ymd.ok()) {
+    error(*get(key), "'" + text + "' is not a date; write YYYY-MM-DD (" + std::string(what) + ")");
+    return false;
+  }
+  out = ymd;
+  return true;
 }
 
 // ---------------------------------------------------------------- map_reader: lists and maps

@@ -207,6 +207,10 @@ class map_reader {
   /// double). Anything else is reported as `message`.
   std::optional<std::int64_t> read_positive_decimal(std::string_view key,
                                                     std::string_view message) const;
+  /// A calendar date written YYYY-MM-DD; `what` says what it stands for in the message
+  /// ("'x' is not a date; write YYYY-MM-DD (WHAT)").
+  bool read_date(std::string_view key, std::chrono::year_month_day& out, text_rule rule,
+                 std::string_view what) const;
   /// A string that must be one of `table`'s names; `out` gets the value it stands for.
   template <typename T, std::size_t N>
   bool read_enum(std::string_view key, const enum_table<T, N>& table, T& out,

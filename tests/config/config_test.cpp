@@ -1356,5 +1356,91 @@ TEST_F(config_test, production_example_in_place_misses_only_its_cert_files) {
   for (const auto& e : r.errors) EXPECT_NE(e.message.find("does not exist"), std::string::npos);
 }
 
+// ---------------------------------------------------------------- commitments
+
+TEST_F(config_test, commitments_load_with_their_contract_rules) {
+  const auto r = load(R"(listeners: [{port: 8080}]
+commitments:
+  - name: edp-2026
+    start: 2026-01-01
+    end: 2029-01-01
+    per_year_usd: "1200000"
+    discount_percent: 7.5
+    marketplace_discounted: true
+    marketplace_counts_percent: 100
+    other_spend_per_year_usd: 5000000.50
+  - name: small
+    start: 2026-06-01
+    end: 2027-06-01
+    per_year_usd: 10000
+)");
+  ASSERT_TRUE(r.value) << all_errors(r);
+  ASSERT_EQ(r.value->commitments.size(), 2U);
+  const auto& c = r.value->commitments[0];
+  EXPECT_EQ(c.start, std::chrono::year_month_day(std::chrono::year(2026), std::chrono::January,
+                                                 std::chrono::day(1)));
+  EXPECT_EQ(c.per_year_micro_usd, 1'200'000'000'000);
+  EXPECT_EQ(c.discount_ppm, 75'000);
+  EXPECT_TRUE(c.marketplace_discounted);
+  EXPECT_EQ(c.marketplace_counts_ppm, 1'000'000);
+  EXPECT_EQ(c.other_spend_per_year_micro_usd, 5'000'000'500'000);
+  const auto& d = r.value->commitments[1];
+  EXPECT_EQ(d.discount_ppm, 0);
+  EXPECT_FALSE(d.marketplace_discounted);
+  EXPECT_EQ(d.marketplace_counts_ppm, 250'000) << "the 'up to 25%' reading by default";
+  EXPECT_EQ(d.marketplace_providers.front(), "anthropic");
+}
+
+TEST_F(config_test, commitment_mistakes_are_named) {
+  const auto r = load(R"(listeners: [{port: 8080}]
+commitments:
+  - name: a
+    start: 2026-13-01
+    end: 2027-01-01
+    per_year_usd: 100
+  - name: b
+    start: 2027-01-01
+    end: 2026-01-01
+    per_year_usd: 2000000000000
+    discount_percent: 120
+  - name: c
+    start: 2026-01-01
+    end: 2027-01-01
+    per_year_usd: -5
+    discount: 10
+  - name: d
+    start: 2026-01-01
+    end: 2027-01-01
+  - name: d
+    start: 2026-01-01
+    end: 2027-01-01
+    per_year_usd: 1
+  - name: d
+    start: 2026-01-01
+    end: 2027-01-01
+    per_year_usd: 1
+)");
+  ASSERT_FALSE(r.value);
+  EXPECT_NE(error_at(r, "commitments[0].start")->message.find("'2026-13-01' is not a date"),
+            std::string::npos);
+  EXPECT_NE(error_at(r, "commitments[1].per_year_usd")->message.find("1000000000000"),
+            std::string::npos);
+  EXPECT_NE(error_at(r, "commitments[1].discount_percent")->message.find("from 0 to 100"),
+            std::string::npos);
+  EXPECT_NE(error_at(r, "commitments[2].per_year_usd")->message.find("greater than 0"),
+            std::string::npos);
+  EXPECT_NE(error_at(r, "commitments[2].discount")->message.find("did you mean"),
+            std::string::npos);
+  EXPECT_NE(error_at(r, "commitments[3].per_year_usd")->message.find("missing required key"),
+            std::string::npos);
+  EXPECT_NE(error_at(r, "commitments[5].name")->message.find("defined twice"), std::string::npos);
+  const auto bad_order = load(R"(listeners: [{port: 8080}]
+commitments:
+  - {name: x, start: 2027-01-01, end: 2026-01-01, per_year_usd: 1}
+)");
+  EXPECT_NE(error_at(bad_order, "commitments[0].end")->message.find("end must be after start"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace bedrock_meter::config

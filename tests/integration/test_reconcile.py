@@ -1,4 +1,4 @@
-"""`bedrock-meter reconcile` end to end: real boto3 traffic through the proxy to the simulator,
+"""`bedrock-meter reconcile` and `bedrock-meter commitment` end to end: real boto3 traffic through the proxy to the simulator,
 then a bill written the way AWS writes it (a CUR 2.0 export, gzip-compressed, and a legacy CUR
 export in plain CSV, the Claude lines in the Marketplace form) from what the simulator was asked
 to bill, not from the ledger. The bill also holds a day of traffic that never went through the
@@ -200,6 +200,48 @@ class Reconcile(unittest.TestCase):
                       "table 3.20", r.stdout)
         # The stale price moves Nova's day by less than 5% of its dollars.
         self.assertEqual(reconcile(self.proxy, *args, "--tolerance", "5%").returncode, 0)
+
+    def test_commitment_counts_the_ledgers_spend_net_of_the_discount(self):
+        import sqlite3
+        with sqlite3.connect(self.proxy.ledger_path) as db:
+            rows = db.execute("SELECT model_base, total_cost FROM requests").fetchall()
+        pico = Decimal(10**12)
+        aws = sum(Decimal(c) for m, c in rows if not m.startswith("anthropic.")) / pico
+        mp = sum(Decimal(c) for m, c in rows if m.startswith("anthropic.")) / pico
+        year = self.today.year
+        cfg = json.loads(self.proxy.config_path.read_text())
+        cfg["commitments"] = [{"name": "edp", "start": f"{year}-01-01", "end": f"{year + 2}-01-01",
+                               "per_year_usd": "1000", "discount_percent": 10,
+                               "marketplace_counts_percent": 50}]
+        path = self.tmp / "commitment.yaml"
+        path.write_text(json.dumps(cfg))
+        r = subprocess.run([PROXY_BIN, "commitment", "--config", str(path), "--format", "json"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        [doc] = json.loads(r.stdout)
+        [y] = doc["years"]
+        cents = Decimal("0.01")
+        self.assertEqual(Decimal(y["list_aws_usd"]), aws.quantize(cents))
+        self.assertEqual(Decimal(y["list_marketplace_usd"]), mp.quantize(cents))
+        self.assertEqual(Decimal(y["net_aws_usd"]), (aws * Decimal("0.9")).quantize(cents))
+        self.assertEqual(Decimal(y["counted_bedrock_usd"]),
+                         (aws * Decimal("0.9") + mp / 2).quantize(cents))
+        self.assertEqual(y["commitment_usd"], "1000.00")
+        self.assertGreater(Decimal(y["shortfall_usd"]), 0)
+        self.assertEqual({m["model"] for m in doc["models"]}, {HAIKU45, NOVA_PRO})
+        plan = subprocess.run([PROXY_BIN, "commitment", "--config", str(path), "--plan",
+                               "--growth", "0%", "--years", "2", "--discount", "10%",
+                               "--format", "json"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(plan.returncode, 0, plan.stderr)
+        p = json.loads(plan.stdout)
+        # Flat growth: each year is the last 30 days x 365/30.
+        expected = ((aws + mp) * Decimal(365) / Decimal(30)).quantize(cents)
+        self.assertAlmostEqual(float(Decimal(p["years"][0]["list_usd"])), float(expected), delta=0.02)
+        self.assertEqual(p["years"][0]["list_usd"], p["years"][1]["list_usd"])
+        bad = subprocess.run([PROXY_BIN, "commitment", "--config", str(self.proxy.config_path)],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("no commitments section", bad.stderr)
 
     def test_bad_input_names_the_file_and_the_column(self):
         offer = Path(__file__).resolve().parents[1] / "data/price_list/amazonbedrock-us-east-1.json"

@@ -99,8 +99,8 @@ boost::json::object year_json(const b::commitment_year& y) {
           {"surplus_usd", usd(y.surplus)}};
 }
 
-void print_report(const b::commitment_report& r, const config::commitment_config& c,
-                  bool json, boost::json::array& out) {
+void print_report(const b::commitment_report& r, const config::commitment_config& c, bool json,
+                  boost::json::array& out) {
   if (json) {
     boost::json::array years, models;
     for (const auto& y : r.years) years.push_back(year_json(y));
@@ -117,9 +117,10 @@ void print_report(const b::commitment_report& r, const config::commitment_config
                    {"models", std::move(models)}});
     return;
   }
-  std::cout << "commitment " << r.name << ": " << day_text(std::chrono::sys_days(c.start))
-            << " .. " << day_text(std::chrono::sys_days(c.end)) << ", $" << usd(c.per_year_micro_usd * 1'000'000)
-            << " a year, discount " << static_cast<double>(c.discount_ppm) / 10'000 << "%\n";
+  std::cout << "commitment " << r.name << ": " << day_text(std::chrono::sys_days(c.start)) << " .. "
+            << day_text(std::chrono::sys_days(c.end)) << ", $"
+            << usd(c.per_year_micro_usd * 1'000'000) << " a year, discount "
+            << static_cast<double>(c.discount_ppm) / 10'000 << "%\n";
   if (r.years.empty()) std::cout << "  the term has not begun\n";
   for (const auto& y : r.years) {
     std::cout << "  year " << y.index << " (" << day_text(y.start) << " .. " << day_text(y.end)
@@ -127,8 +128,9 @@ void print_report(const b::commitment_report& r, const config::commitment_config
               << "    Bedrock list   $" << usd(y.list_aws + y.list_marketplace) << "  (AWS $"
               << usd(y.list_aws) << ", Marketplace $" << usd(y.list_marketplace) << ")\n"
               << "    Bedrock net    $" << usd(y.net_aws + y.net_marketplace) << "\n"
-              << "    counted        $" << usd(y.counted_bedrock + y.counted_other) << "  (Bedrock $"
-              << usd(y.counted_bedrock) << ", other $" << usd(y.counted_other) << ")\n"
+              << "    counted        $" << usd(y.counted_bedrock + y.counted_other)
+              << "  (Bedrock $" << usd(y.counted_bedrock) << ", other $" << usd(y.counted_other)
+              << ")\n"
               << "    forecast       $" << usd(y.forecast) << " of $" << usd(y.commitment);
     if (y.shortfall > 0) std::cout << "  -> shortfall $" << usd(y.shortfall);
     if (y.surplus > 0) std::cout << "  -> surplus $" << usd(y.surplus);
@@ -153,8 +155,8 @@ int plan(const args& a, const config::config& cfg, const std::vector<b::day_mode
     return 2;
   }
   // The contract's Marketplace rules when one is configured, else the defaults.
-  config::commitment_config rules = cfg.commitments.empty() ? config::commitment_config{}
-                                                            : cfg.commitments.front();
+  config::commitment_config rules =
+      cfg.commitments.empty() ? config::commitment_config{} : cfg.commitments.front();
   b::plan_options o;
   o.growth_per_month = *growth;
   o.years = static_cast<int>(*years);
@@ -171,11 +173,11 @@ int plan(const args& a, const config::config& cfg, const std::vector<b::day_mode
                      {"list_usd", usd(y.list)},
                      {"net_usd", usd(y.net)},
                      {"counted_usd", usd(y.counted)}});
-    std::cout << boost::json::serialize(boost::json::object{
-                     {"trailing_30_days_list_usd", usd(aws + mp)},
-                     {"growth_per_month", *growth},
-                     {"discount", *discount},
-                     {"years", std::move(out)}})
+    std::cout << boost::json::serialize(
+                     boost::json::object{{"trailing_30_days_list_usd", usd(aws + mp)},
+                                         {"growth_per_month", *growth},
+                                         {"discount", *discount},
+                                         {"years", std::move(out)}})
               << '\n';
     return 0;
   }
@@ -210,8 +212,8 @@ int commitment_command(const args& a) {
   }
   const auto now = today();
   if (!a.get("plan").empty()) {
-    const auto spend = spend_by_day(cfg->ledger.path, now - std::chrono::days(29),
-                                    now + std::chrono::days(1));
+    const auto spend =
+        spend_by_day(cfg->ledger.path, now - std::chrono::days(29), now + std::chrono::days(1));
     return spend ? plan(a, *cfg, *spend) : 1;
   }
   if (cfg->commitments.empty()) {
@@ -222,8 +224,9 @@ int commitment_command(const args& a) {
   boost::json::array out;
   for (const auto& c : cfg->commitments) {
     if (!a.get("name").empty() && a.get("name") != c.name) continue;
-    const auto spend = spend_by_day(cfg->ledger.path, std::chrono::sys_days(c.start),
-                                    std::min(std::chrono::sys_days(c.end), now + std::chrono::days(1)));
+    const auto spend =
+        spend_by_day(cfg->ledger.path, std::chrono::sys_days(c.start),
+                     std::min(std::chrono::sys_days(c.end), now + std::chrono::days(1)));
     if (!spend) return 1;
     print_report(b::evaluate_commitment(c, *spend, now), c, format == "json", out);
   }

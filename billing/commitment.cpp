@@ -54,7 +54,8 @@ commitment_report evaluate_commitment(const config::commitment_config& c,
     y.start = start;
     y.end = end;
     y.days = static_cast<int>((end - start).count());
-    y.days_elapsed = static_cast<int>((std::min(end, today + std::chrono::days(1)) - start).count());
+    y.days_elapsed =
+        static_cast<int>((std::min(end, today + std::chrono::days(1)) - start).count());
     // Commitments are per full year; a short last year is prorated.
     y.commitment = c.per_year_micro_usd * static_cast<money_total>(1'000'000) * y.days / 365;
     r.years.push_back(y);

@@ -285,6 +285,39 @@ void cur_summer::skip(std::string reason, std::string_view usage_type) {
   if (s.first++ == 0) s.second = std::string(usage_type);
 }
 
+namespace {
+
+/// The product name of a line: its own column, or CUR 2.0's product map (JSON in CSV exports).
+std::string product_name_of(std::string_view column, std::string_view product_map) {
+  if (!column.empty() || product_map.empty()) return std::string(column);
+  boost::system::error_code ec;
+  const auto v = boost::json::parse(product_map, ec);
+  if (ec || !v.is_object()) return {};
+  const auto* n = v.as_object().if_contains("product_name");
+  return n != nullptr && n->is_string() ? std::string(n->get_string()) : std::string();
+}
+
+}  // namespace
+
+const cur_summer::usage_type_info& cur_summer::classified(std::string_view usage_type) {
+  auto it = usage_types_.find(std::string(usage_type));
+  if (it != usage_types_.end()) return it->second;
+  const bool mp_shape = usage_type.find("-MP:") != std::string_view::npos;
+  usage_type_info info{
+      classify_usage_type(mp_shape ? "AmazonBedrockFoundationModels" : "AmazonBedrock", usage_type),
+      {}};
+  info.model_key = std::string(info.c.model_key);  // the view points into this line
+  info.c.model_key = {};
+  return usage_types_.emplace(std::string(usage_type), std::move(info)).first->second;
+}
+
+const std::string& cur_summer::model_of(const std::string& name) {
+  auto it = models_by_name_.find(name);
+  if (it == models_by_name_.end())
+    it = models_by_name_.emplace(name, model_for_bill_name(name, mapping_)).first;
+  return it->second;
+}
+
 void cur_summer::on_row(const std::vector<std::string>& rec) {
   ++r_.rows;
   const auto& c = *cols_;
@@ -293,27 +326,16 @@ void cur_summer::on_row(const std::vector<std::string>& rec) {
                                                               : std::string_view();
   };
   const std::string_view code = at(c.product_code), usage_type = at(c.usage_type);
-  // CUR 2.0 keeps the product attributes in one map column (JSON in CSV exports): parsed only
-  // for the lines that need the product name.
-  std::optional<std::string> product_name_cache;
+  // The product name is parsed only for the lines that need it (a JSON map in CUR 2.0).
+  std::optional<std::string> product;
   const auto product_name = [&]() -> const std::string& {
-    if (product_name_cache) return *product_name_cache;
-    product_name_cache.emplace(at(c.product_name));
-    if (product_name_cache->empty() && c.product_map >= 0 && !at(c.product_map).empty()) {
-      boost::system::error_code ec;
-      const auto v = boost::json::parse(at(c.product_map), ec);
-      if (!ec && v.is_object()) {
-        if (const auto* n = v.as_object().if_contains("product_name"); n && n->is_string())
-          *product_name_cache = std::string(n->get_string());
-      }
-    }
-    return *product_name_cache;
+    if (!product) product = product_name_of(at(c.product_name), at(c.product_map));
+    return *product;
   };
   if (code != "AmazonBedrock" && code != "AmazonBedrockFoundationModels") {
     if (code == "AmazonBedrockService" || code == "AmazonBedrockAgentCore") {
       ++r_.bedrock_rows;
-      skip("not model inference (" + std::string(code) + ")", usage_type);
-      return;
+      return skip("not model inference (" + std::string(code) + ")", usage_type);
     }
     // The Marketplace form: another product code, billed by AWS Marketplace.
     if (at(c.entity) != "AWS Marketplace" || product_name().find("Bedrock") == std::string::npos)
@@ -323,27 +345,14 @@ void cur_summer::on_row(const std::vector<std::string>& rec) {
   if (type != "Usage" && type != "DiscountedUsage" && type != "SavingsPlanCoveredUsage") return;
   ++r_.bedrock_rows;
 
-  auto ut = usage_types_.find(std::string(usage_type));
-  if (ut == usage_types_.end()) {
-    const bool mp_shape = usage_type.find("-MP:") != std::string_view::npos;
-    usage_type_info info{
-        classify_usage_type(mp_shape ? "AmazonBedrockFoundationModels" : "AmazonBedrock",
-                            usage_type),
-        {}};
-    info.model_key = std::string(info.c.model_key);
-    info.c.model_key = {};
-    ut = usage_types_.emplace(std::string(usage_type), std::move(info)).first;
-  }
-  const classification& cls = ut->second.c;
-  if (!cls.m) return skip(cls.why_not, usage_type);
-  const auto tc = class_of(cls.m->kind);
+  const usage_type_info& info = classified(usage_type);
+  if (!info.c.m) return skip(info.c.why_not, usage_type);
+  const meter& m = *info.c.m;
+  const auto tc = class_of(m.kind);
   if (!tc)
     return skip("capacity (Provisioned Throughput, Reserved tier): billed by the hour", usage_type);
-  const std::string& name = ut->second.model_key.empty() ? product_name() : ut->second.model_key;
-  auto found = models_by_name_.find(name);
-  if (found == models_by_name_.end())
-    found = models_by_name_.emplace(name, model_for_bill_name(name, mapping_)).first;
-  const std::string& model = found->second;
+  const std::string& name = info.model_key.empty() ? product_name() : info.model_key;
+  const std::string& model = model_of(name);
   if (model.empty()) {
     return skip("model '" + name + "' matches no name of the model mapping (or several)",
                 usage_type);
@@ -362,33 +371,35 @@ void cur_summer::on_row(const std::vector<std::string>& rec) {
   if (!amount_micro || !cost_pico || start.size() < 10) {
     return skip("an amount, cost or date that is not a number or a date", usage_type);
   }
-  const std::uint64_t tokens = (*amount_micro * per_unit + 500'000) / 1'000'000;
+  usage_key key{std::string(start.substr(0, 10)),
+                std::move(region),
+                model,
+                m.scope == metering::inference_scope::global ? "global" : "regional",
+                std::string(metering::to_string(m.tier)),
+                m.batch,
+                m.latency == metering::latency_mode::optimized};
+  add(key, *tc, (*amount_micro * per_unit + 500'000) / 1'000'000, *cost_pico);
+  if (const auto rate = at(c.rate); !rate.empty()) {
+    const normalised_price n = normalise_price(m.kind, at(c.unit), at(c.description), rate);
+    if (n.micro) add_rate(std::move(key), *tc, *n.micro, usage_type);
+  }
+}
 
-  usage_key key;
-  key.day = std::string(start.substr(0, 10));
-  key.region = std::move(region);
-  key.model = model;
-  key.scope = cls.m->scope == metering::inference_scope::global ? "global" : "regional";
-  key.tier = std::string(metering::to_string(cls.m->tier));
-  key.batch = cls.m->batch;
-  key.latency_optimized = cls.m->latency == metering::latency_mode::optimized;
+void cur_summer::add(const usage_key& key, token_class tc, std::uint64_t tokens,
+                     std::uint64_t cost_pico) {
   if (!r_.first_day || key.day < *r_.first_day) r_.first_day = key.day;
   if (!r_.last_day || key.day > *r_.last_day) r_.last_day = key.day;
-
   auto& t = r_.bill[key];
-  t.tokens[static_cast<std::size_t>(*tc)] += tokens;
-  t.cost += static_cast<metering::money_total>(*cost_pico);
+  t.tokens[static_cast<std::size_t>(tc)] += tokens;
+  t.cost += static_cast<metering::money_total>(cost_pico);
   ++r_.used_rows;
+}
 
-  if (const auto rate = at(c.rate); !rate.empty()) {
-    const normalised_price n = normalise_price(cls.m->kind, at(c.unit), at(c.description), rate);
-    if (n.micro) {
-      usage_key rate_key = key;
-      rate_key.day.clear();
-      if (!rates_seen_.emplace(std::tuple(rate_key, *tc, *n.micro), true).second) return;
-      r_.rates.push_back({std::move(rate_key), *tc, *n.micro, std::string(usage_type)});
-    }
-  }
+void cur_summer::add_rate(usage_key key, token_class tc, std::int64_t micro_per_m,
+                          std::string_view usage_type) {
+  key.day.clear();  // one unit price per group and class, whatever the day
+  if (!rates_seen_.emplace(std::tuple(key, tc, micro_per_m), true).second) return;
+  r_.rates.push_back({std::move(key), tc, micro_per_m, std::string(usage_type)});
 }
 
 }  // namespace bedrock_meter::billing

@@ -106,6 +106,12 @@ class cur_summer {
   void on_header(const std::vector<std::string>& rec);
   void on_row(const std::vector<std::string>& rec);
   void skip(std::string reason, std::string_view usage_type);
+  struct usage_type_info;
+  const usage_type_info& classified(std::string_view usage_type);
+  const std::string& model_of(const std::string& name);
+  void add(const usage_key& key, token_class tc, std::uint64_t tokens, std::uint64_t cost_pico);
+  void add_rate(usage_key key, token_class tc, std::int64_t micro_per_m,
+                std::string_view usage_type);
 
   std::span<const config::price_list_model> mapping_;
   std::string file_;

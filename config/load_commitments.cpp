@@ -8,17 +8,21 @@ namespace bedrock_meter::config {
 
 namespace {
 
-constexpr std::array<std::string_view, 8> commitment_keys = {
-    "name",           "start",          "end",
-    "per_year_usd",   "discount_percent", "marketplace_discounted",
-    "marketplace_counts_percent", "other_spend_per_year_usd"};
+constexpr std::array<std::string_view, 8> commitment_keys = {"name",
+                                                             "start",
+                                                             "end",
+                                                             "per_year_usd",
+                                                             "discount_percent",
+                                                             "marketplace_discounted",
+                                                             "marketplace_counts_percent",
+                                                             "other_spend_per_year_usd"};
 
 /// A percentage from 0 to 100 with at most 4 decimals ("7.5"), as parts per million.
 bool read_percent(const map_reader& s, std::string_view key, std::int64_t& out) {
   const map_entry* e = s.get(key);
   if (e == nullptr) return true;
-  const auto v = e->value.IsScalar() ? metering::parse_rate_per_million(e->value.Scalar())
-                                     : std::nullopt;
+  const auto v =
+      e->value.IsScalar() ? metering::parse_rate_per_million(e->value.Scalar()) : std::nullopt;
   // parse_rate_per_million reads "7.5" as 7'500'000 millionths; a percent is 1/100 of that.
   if (!v || *v > 100'000'000 || *v % 100 != 0) {
     s.error(*e, "expected a percentage from 0 to 100 with at most 4 decimals, e.g. 7.5");

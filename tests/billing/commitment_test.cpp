@@ -10,13 +10,15 @@ namespace {
 using namespace std::chrono;
 using metering::money_total;
 
-constexpr money_total usd(long long dollars) { return static_cast<money_total>(dollars) * 1'000'000'000'000; }
+constexpr money_total usd(long long dollars) {
+  return static_cast<money_total>(dollars) * 1'000'000'000'000;
+}
 
 config::commitment_config contract() {
   config::commitment_config c;
   c.name = "edp-2026";
   c.start = 2026y / January / 1;
-  c.end = 2028y / January / 1;            // two contract years
+  c.end = 2028y / January / 1;             // two contract years
   c.per_year_micro_usd = 365'000'000'000;  // $365,000 a year: $1,000 a day
   c.discount_ppm = 100'000;                // 10%
   c.marketplace_counts_ppm = 250'000;      // a quarter of Marketplace spend counts
@@ -60,7 +62,7 @@ TEST(Commitment, CountsNetSpendAndForecastsTheYearsRunRate) {
 TEST(Commitment, MarketplaceRulesAndOtherSpendAreTheContracts) {
   auto c = contract();
   c.marketplace_discounted = true;
-  c.marketplace_counts_ppm = 1'000'000;               // the "100% counts" reading
+  c.marketplace_counts_ppm = 1'000'000;                // the "100% counts" reading
   c.other_spend_per_year_micro_usd = 730'000'000'000;  // $730,000 a year of EC2 etc.
   const std::vector<day_model_spend> spend{
       {sys_days(2026y / March / 1), "anthropic.claude-haiku-4-5-20251001-v1:0", usd(3650)}};
@@ -105,8 +107,8 @@ TEST(CommitmentPlan, ProjectsTheTrailingMonthWithCompoundingGrowth) {
   // Year 1: month x sum(1.05^m, m=0..11) = 30,416.666667 x 15.917127 = 484,146.24 per side.
   EXPECT_NEAR(static_cast<double>(growing[0].list) / 1e12, 2 * 484'146.24, 1.0);
   // Year 2 is 1.05^12 = 1.795856 times year 1.
-  EXPECT_NEAR(static_cast<double>(growing[1].list) / static_cast<double>(growing[0].list),
-              1.795856, 1e-5);
+  EXPECT_NEAR(static_cast<double>(growing[1].list) / static_cast<double>(growing[0].list), 1.795856,
+              1e-5);
   // Counted: AWS net (90%) + a quarter of undiscounted Marketplace.
   EXPECT_NEAR(static_cast<double>(growing[0].counted) / 1e12, 484'146.24 * (0.9 + 0.25), 1.0);
 }

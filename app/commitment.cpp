@@ -62,6 +62,7 @@ std::optional<std::vector<b::day_model_spend>> spend_by_day(const std::string& l
     return std::nullopt;
   }
   std::vector<b::day_model_spend> out;
+  out.reserve(sums.size());
   for (auto& [k, v] : sums) out.push_back({k.first, k.second, v});
   return out;
 }
@@ -119,8 +120,8 @@ void print_report(const b::commitment_report& r, const config::commitment_config
   }
   std::cout << "commitment " << r.name << ": " << day_text(std::chrono::sys_days(c.start)) << " .. "
             << day_text(std::chrono::sys_days(c.end)) << ", $"
-            << usd(c.per_year_micro_usd * 1'000'000) << " a year, discount "
-            << static_cast<double>(c.discount_ppm) / 10'000 << "%\n";
+            << usd(static_cast<money_total>(c.per_year_micro_usd) * 1'000'000)
+            << " a year, discount " << static_cast<double>(c.discount_ppm) / 10'000 << "%\n";
   if (r.years.empty()) std::cout << "  the term has not begun\n";
   for (const auto& y : r.years) {
     std::cout << "  year " << y.index << " (" << day_text(y.start) << " .. " << day_text(y.end)

@@ -79,7 +79,7 @@ boost::system::result<reply, std::string> post(const fetch_settings& s,
   if (ec) return "write " + where + ": " + ec.message();
   beast::flat_buffer buf;
   http::response_parser<http::string_body> parser;
-  parser.body_limit(64 * 1024 * 1024);
+  parser.body_limit(std::uint64_t{64} << 20);  // a page is at most 100 products
   http::read(stream, buf, parser, ec);
   if (ec) return "read " + where + ": " + ec.message();
   stream.shutdown(ec);  // the answer is complete; a peer that skips close_notify is not an error

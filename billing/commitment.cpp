@@ -70,7 +70,8 @@ commitment_report evaluate_commitment(const config::commitment_config& c,
     }
   }
   const std::int64_t mp_discount = c.marketplace_discounted ? c.discount_ppm : 0;
-  const money_total other_per_year = c.other_spend_per_year_micro_usd * 1'000'000;
+  const money_total other_per_year =
+      static_cast<money_total>(c.other_spend_per_year_micro_usd) * 1'000'000;
   for (auto& y : r.years) {
     y.net_aws = net_of(y.list_aws, c.discount_ppm);
     y.net_marketplace = net_of(y.list_marketplace, mp_discount);

@@ -318,6 +318,28 @@ const std::string& cur_summer::model_of(const std::string& name) {
   return it->second;
 }
 
+/// Whether a line is Bedrock usage to compare: the two model offers, or the Marketplace form
+/// (another product code, billed by AWS Marketplace, a Bedrock product name). Guardrails,
+/// Knowledge Bases and AgentCore count as Bedrock lines not compared.
+bool cur_summer::is_model_usage(std::string_view code, std::string_view entity,
+                                std::string_view line_type, std::string_view usage_type,
+                                const std::function<const std::string&()>& product_name) {
+  if (code != "AmazonBedrock" && code != "AmazonBedrockFoundationModels") {
+    if (code == "AmazonBedrockService" || code == "AmazonBedrockAgentCore") {
+      ++r_.bedrock_rows;
+      skip("not model inference (" + std::string(code) + ")", usage_type);
+      return false;
+    }
+    if (entity != "AWS Marketplace" || product_name().find("Bedrock") == std::string::npos)
+      return false;
+  }
+  if (line_type != "Usage" && line_type != "DiscountedUsage" &&
+      line_type != "SavingsPlanCoveredUsage")
+    return false;
+  ++r_.bedrock_rows;
+  return true;
+}
+
 void cur_summer::on_row(const std::vector<std::string>& rec) {
   ++r_.rows;
   const auto& c = *cols_;
@@ -325,25 +347,15 @@ void cur_summer::on_row(const std::vector<std::string>& rec) {
     return i >= 0 && static_cast<std::size_t>(i) < rec.size() ? std::string_view(rec[i])
                                                               : std::string_view();
   };
-  const std::string_view code = at(c.product_code), usage_type = at(c.usage_type);
+  const std::string_view usage_type = at(c.usage_type);
   // The product name is parsed only for the lines that need it (a JSON map in CUR 2.0).
   std::optional<std::string> product;
-  const auto product_name = [&]() -> const std::string& {
+  const std::function<const std::string&()> product_name = [&]() -> const std::string& {
     if (!product) product = product_name_of(at(c.product_name), at(c.product_map));
     return *product;
   };
-  if (code != "AmazonBedrock" && code != "AmazonBedrockFoundationModels") {
-    if (code == "AmazonBedrockService" || code == "AmazonBedrockAgentCore") {
-      ++r_.bedrock_rows;
-      return skip("not model inference (" + std::string(code) + ")", usage_type);
-    }
-    // The Marketplace form: another product code, billed by AWS Marketplace.
-    if (at(c.entity) != "AWS Marketplace" || product_name().find("Bedrock") == std::string::npos)
-      return;
-  }
-  const std::string_view type = at(c.line_type);
-  if (type != "Usage" && type != "DiscountedUsage" && type != "SavingsPlanCoveredUsage") return;
-  ++r_.bedrock_rows;
+  if (!is_model_usage(at(c.product_code), at(c.entity), at(c.line_type), usage_type, product_name))
+    return;
 
   const usage_type_info& info = classified(usage_type);
   if (!info.c.m) return skip(info.c.why_not, usage_type);

@@ -106,6 +106,9 @@ class cur_summer {
   void on_header(const std::vector<std::string>& rec);
   void on_row(const std::vector<std::string>& rec);
   void skip(std::string reason, std::string_view usage_type);
+  bool is_model_usage(std::string_view code, std::string_view entity, std::string_view line_type,
+                      std::string_view usage_type,
+                      const std::function<const std::string&()>& product_name);
   struct usage_type_info;
   const usage_type_info& classified(std::string_view usage_type);
   const std::string& model_of(const std::string& name);

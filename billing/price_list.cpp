@@ -335,7 +335,7 @@ class assembler {
     }
   }
 
-  void skip_entry(const entry_key& key, const entry_slots& slots, std::string why) {
+  void skip_entry(const entry_key& key, const entry_slots& slots, const std::string& why) {
     for (const auto* side : {&slots.normal, &slots.long_context}) {
       for (const auto& [kind, p] : *side) {
         r_.skipped.push_back({{}, {}, {}, p.usage_type, std::get<0>(key), why});

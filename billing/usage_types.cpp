@@ -117,12 +117,10 @@ bool ab_qualifiers(const parts_t& p, std::size_t i, meter& out, std::string& why
       out.tier = m::service_tier::flex, ++i;
     } else if (w == "priority") {
       out.tier = m::service_tier::priority, ++i;
-    } else if (w == "standard") {
-      ++i;
+    } else if (w == "standard" || (w == "5m" && out.kind == meter_kind::cache_write_5m)) {
+      ++i;  // the defaults: standard tier, 5-minute cache writes
     } else if (w == "1h" && out.kind == meter_kind::cache_write_5m) {
       out.kind = meter_kind::cache_write_1h, ++i;
-    } else if (w == "5m" && out.kind == meter_kind::cache_write_5m) {
-      ++i;
     } else {
       why = "unrecognised component '" + std::string(w) + "'";
       return false;

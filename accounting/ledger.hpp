@@ -92,6 +92,16 @@ struct ledger_totals_row {
   metering::money_total total_cost = 0;
 };
 
+/// Spend of one Prometheus spend series and base model (net figures need the model).
+struct series_spend_row {
+  std::string model_label, model_base, region, service_tier, team, app;
+  metering::money_total input_cost = 0;
+  metering::money_total output_cost = 0;
+  metering::money_total cache_read_cost = 0;
+  metering::money_total cache_write_cost = 0;
+  metering::money_total total_cost = 0;
+};
+
 /// Which rows a budget counts: every set field must match exactly; nothing set means all rows.
 struct spend_filter {
   std::optional<std::string> team = std::nullopt;
@@ -163,6 +173,12 @@ class ledger_reader {
   /// Sums grouped by (operation, model_label, region, service_tier, team, app, status). Money is
   /// summed exactly in 128 bits (SQLite's SUM would overflow past ~9.2M USD).
   ledger_result<std::vector<ledger_totals_row>> totals();
+
+  /// Spend of the rows with from_ms <= time_ms < to_ms per (model_label, model_base, region,
+  /// service_tier, team, app), rows that cost something only: what a commitment discount applies
+  /// to when the net counters are restored. Pruned rows are not seen (the rollup has no time).
+  ledger_result<std::vector<series_spend_row>> series_spend(std::int64_t from_ms,
+                                                            std::int64_t to_ms);
 
   /// Exact pico-USD of rows with time_ms >= from_ms matching `filter`.
   ledger_result<metering::money_total> spend_since(std::int64_t from_ms,

@@ -181,6 +181,29 @@ ledger_result<std::vector<ledger_totals_row>> ledger_reader::totals() {
   return rows;
 }
 
+ledger_result<std::vector<series_spend_row>> ledger_reader::series_spend(std::int64_t from_ms,
+                                                                         std::int64_t to_ms) {
+  static const std::string sql =
+      "SELECT model_label, model_base, region, service_tier, team, app" + money_sums_sql() +
+      " FROM requests WHERE time_ms >= ?1 AND time_ms < ?2 AND total_cost > 0"
+      " GROUP BY model_label, model_base, region, service_tier, team, app";
+  std::lock_guard lk(mu_);
+  statement st;
+  if (prepare(db_, sql, st) != SQLITE_OK) return sqlite_error(db_, "ledger series spend");
+  sqlite3_bind_int64(st.s, 1, from_ms);
+  sqlite3_bind_int64(st.s, 2, to_ms);
+  std::vector<series_spend_row> rows;
+  const bool done = each_row(st, [&](sqlite3_stmt* s) {
+    auto& r = rows.emplace_back();
+    int i = 0;
+    for (auto* f : {&r.model_label, &r.model_base, &r.region, &r.service_tier, &r.team, &r.app})
+      *f = column_text(s, i++);
+    read_cost_sums(s, i, r);
+  });
+  if (!done) return sqlite_error(db_, "ledger series spend");
+  return rows;
+}
+
 ledger_result<money_total> ledger_reader::spend_since(std::int64_t from_ms,
                                                       const spend_filter& filter) {
   std::lock_guard lk(mu_);

@@ -13,6 +13,7 @@
 ///   report r = a.finish();
 ///   std::string json = to_json(r);
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -163,6 +164,8 @@ struct report {
   std::int64_t since_ms = 0, until_ms = 0;
   std::uint64_t requests = 0;
   money_total spend = 0;
+  /// "list" (the rate table's prices) or "net" (after commitment discounts: `to_net`).
+  std::string basis = "list";
   std::string rate_table_version;
   std::vector<buying_mode_advice> buying_mode;  ///< largest on-demand spend first
   std::vector<provisioned_usage> provisioned;
@@ -189,6 +192,14 @@ class analyzer {
 };
 
 /// The JSON document (`advise --format json`, `GET /api/advice`); money as decimal strings.
+/// The report at net prices: `spend` becomes `net_spend` (summed exactly per row by the caller)
+/// and every other amount (on-demand and buying-option costs, provisioned commitments, lever
+/// savings) is reduced by `discount_ppm(model)` of its model, the discount in force at the
+/// window's end, since advice looks forward. Levers are re-ordered by their net savings; the
+/// evidence stays at list prices. A note says so.
+void to_net(report& r, money_total net_spend,
+            const std::function<std::int64_t(std::string_view model)>& discount_ppm);
+
 std::string to_json(const report& r);
 /// A terminal report.
 std::string to_text(const report& r);

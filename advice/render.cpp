@@ -331,7 +331,8 @@ std::string summary_of(const buying_mode_advice& a) {
 
 std::string window_of(const report& r) {
   return iso8601(r.since_ms) + " .. " + iso8601(r.until_ms) + ": " + std::to_string(r.requests) +
-         " requests, " + usd(r.spend) + " spent (rate table " +
+         " requests, " + usd(r.spend) + (r.basis == "net" ? " spent at net prices" : " spent") +
+         " (rate table " +
          (r.rate_table_version.empty() ? std::string("-") : r.rate_table_version) + ")";
 }
 
@@ -396,6 +397,7 @@ std::string to_json(const report& r) {
                                {"until", iso8601(r.until_ms)},
                                {"requests", r.requests},
                                {"spend_usd", money(r.spend)}};
+  doc["basis"] = r.basis;
   doc["rate_table_version"] = r.rate_table_version;
   doc["buying_mode"] = std::move(buying);
   doc["provisioned"] = std::move(provisioned);

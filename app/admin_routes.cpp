@@ -101,6 +101,10 @@ admin::response advice_response(const advice_refresh& advice, std::string_view q
     if (comma > pos) q.reprice_as.push_back(reprice.substr(pos, comma - pos));
     pos = comma + 1;
   }
+  const auto basis = param("basis");
+  if (basis != "" && basis != "list" && basis != "net")
+    return admin::json(400, R"({"message":"basis: use list or net"})");
+  q.net = basis == "net";
   auto report = advice.analyse(q);
   if (!report) {
     boost::json::object o;

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "app/args.hpp"
+#include "app/commitment_spend.hpp"
 
 namespace bedrock_meter::app {
 
@@ -79,10 +80,30 @@ boost::system::result<advice::report, std::string> advice_refresh::analyse(
   auto reader = accounting::ledger_reader::open(ledger_path_);
   if (!reader) return reader.error().message;
   const auto snap = state_.snapshot();
-  return run_advice(**reader, *rates, snap->cfg->models.mappings, q);
+  return run_advice(**reader, *rates, snap->cfg->models.mappings, snap->cfg->commitments, q);
+}
+
+void advice_refresh::refresh_commitments() {
+  const auto cfg = state_.snapshot()->cfg;
+  if (cfg->commitments.empty() && !had_commitments_) return;
+  had_commitments_ = !cfg->commitments.empty();
+  if (ledger_path_.empty() || !std::filesystem::exists(ledger_path_)) return;
+  auto reader = accounting::ledger_reader::open(ledger_path_);
+  if (!reader) {
+    log_->warn("commitments: {}", reader.error().message);
+    return;
+  }
+  const auto today = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
+  auto gauges = commitment_gauges(**reader, cfg->commitments, today);
+  if (!gauges) {
+    log_->warn("commitments: {}", gauges.error().message);
+    return;
+  }
+  metrics_.set_commitments(*gauges);
 }
 
 void advice_refresh::refresh_once() {
+  refresh_commitments();
   const auto start = std::chrono::steady_clock::now();
   auto report = analyse(default_query());
   if (!report) {

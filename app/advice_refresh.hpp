@@ -39,6 +39,8 @@ class advice_refresh {
  private:
   void run();
   void refresh_once();
+  /// The commitments' burn-down gauges (bedrock_commitment_*), from the same thread.
+  void refresh_commitments();
 
   proxy::shared_state& state_;
   telemetry::metrics& metrics_;
@@ -47,6 +49,7 @@ class advice_refresh {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool had_commitments_ = false;  // this thread only: drop the gauges once the last one goes
   std::shared_ptr<const std::string> latest_;  // guarded by mutex_
   std::thread thread_;                         // last: started once everything above exists
 };

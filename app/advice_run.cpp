@@ -2,6 +2,15 @@
 
 namespace bedrock_meter::app {
 
+namespace {
+
+std::chrono::sys_days day_of(std::int64_t ms) {
+  return std::chrono::floor<std::chrono::days>(
+      std::chrono::sys_time<std::chrono::milliseconds>(std::chrono::milliseconds(ms)));
+}
+
+}  // namespace
+
 advice::request_row to_advice_row(const accounting::scan_row& r) {
   advice::request_row a;
   a.time_ms = r.time_ms;
@@ -39,7 +48,8 @@ advice::request_row to_advice_row(const accounting::scan_row& r) {
 
 boost::system::result<advice::report, std::string> run_advice(
     accounting::ledger_reader& reader, const metering::rate_table& rates,
-    const std::vector<metering::model_mapping>& mappings, const advice_query& q) {
+    const std::vector<metering::model_mapping>& mappings,
+    const std::vector<config::commitment_config>& commitments, const advice_query& q) {
   advice::options o;
   o.since_ms = q.since_ms;
   o.until_ms = q.until_ms;
@@ -53,12 +63,24 @@ boost::system::result<advice::report, std::string> run_advice(
   f.team = q.team;
   f.app = q.app;
   f.model = q.model;
+  metering::money_total net_spend = 0;
   auto scanned = reader.scan(f, [&](const accounting::scan_row& row) {
     analyzer.add(to_advice_row(row));
+    if (q.net && row.total_cost != 0)
+      net_spend += metering::net_of(
+          row.total_cost,
+          config::discount_ppm_on(commitments, row.model_base, day_of(row.time_ms)));
     return true;
   });
   if (!scanned) return scanned.error().message;
-  return analyzer.finish();
+  auto report = analyzer.finish();
+  if (q.net) {
+    const auto last_day = day_of(q.until_ms - 1);
+    advice::to_net(report, net_spend, [&](std::string_view model) {
+      return config::discount_ppm_on(commitments, model, last_day);
+    });
+  }
+  return report;
 }
 
 }  // namespace bedrock_meter::app

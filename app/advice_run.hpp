@@ -10,6 +10,7 @@
 
 #include "accounting/ledger.hpp"
 #include "advice/advice.hpp"
+#include "config/config.hpp"
 
 namespace bedrock_meter::app {
 
@@ -21,13 +22,17 @@ struct advice_query {
   std::string app;
   std::string model;
   std::vector<std::string> reprice_as;
+  bool net = false;  ///< amounts after the commitment discounts (advice::to_net)
 };
 
 /// Streams the matching rows of `reader` through the advisor. The rows are read in time order
-/// and never held (memory is the advisor's aggregates). The error is the ledger's message.
+/// and never held (memory is the advisor's aggregates). With `q.net`, the report is turned to
+/// net prices under `commitments` (the spend summed per row by its day). The error is the
+/// ledger's message.
 boost::system::result<advice::report, std::string> run_advice(
     accounting::ledger_reader& reader, const metering::rate_table& rates,
-    const std::vector<metering::model_mapping>& mappings, const advice_query& q);
+    const std::vector<metering::model_mapping>& mappings,
+    const std::vector<config::commitment_config>& commitments, const advice_query& q);
 
 /// The advisor's view of one ledger row (the views stay those of `row`).
 advice::request_row to_advice_row(const accounting::scan_row& row);

@@ -28,6 +28,7 @@ std::optional<advice_query> query_from(const args& a) {
   q.app = a.get("app");
   q.model = a.get("model");
   q.reprice_as = a.get_list("reprice-as");  // repeated, or a comma-separated list
+  q.net = !a.get("net").empty();
   return q;
 }
 
@@ -62,7 +63,7 @@ int advise_command(const args& a) {
     if (!cfg->rate_table->by_model.contains(m))
       std::cerr << "warning: --reprice-as " << m << ": not in the rate table; skipped\n";
   }
-  auto report = run_advice(**reader, *cfg->rate_table, cfg->models.mappings, *q);
+  auto report = run_advice(**reader, *cfg->rate_table, cfg->models.mappings, cfg->commitments, *q);
   if (!report) {
     std::cerr << "advise: " << report.error() << '\n';
     return 1;

@@ -24,6 +24,35 @@ proxy::startup_error fail(std::string what, std::string_view why) {
   return proxy::startup_error{std::move(what) + ": " + std::string(why)};
 }
 
+/// What the commitment discounts took off each spend series in the ledger, so the restored
+/// bedrock_net_spend_usd_total continues where it was (terms do not overlap: config).
+accounting::ledger_result<std::vector<telemetry::metrics::net_discount_row>> net_discounts(
+    accounting::ledger_reader& reader, const std::vector<config::commitment_config>& terms) {
+  std::vector<telemetry::metrics::net_discount_row> out;
+  const auto ms = [](std::chrono::year_month_day d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::sys_days(d).time_since_epoch())
+        .count();
+  };
+  for (const auto& c : terms) {
+    auto rows = reader.series_spend(ms(c.start), ms(c.end));
+    if (!rows) return rows.error();
+    for (auto& r : *rows) {
+      const auto d = config::discount_ppm_on(terms, r.model_base, std::chrono::sys_days(c.start));
+      if (d == 0) continue;
+      const auto off = [d](metering::money_total list) { return list - metering::net_of(list, d); };
+      out.push_back({std::move(r.model_label),
+                     std::move(r.region),
+                     std::move(r.service_tier),
+                     std::move(r.team),
+                     std::move(r.app),
+                     {off(r.input_cost), off(r.output_cost), off(r.cache_read_cost),
+                      off(r.cache_write_cost)}});
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 application::logging_session::~logging_session() { spdlog::shutdown(); }
@@ -146,7 +175,9 @@ startup_result application::open_ledger(const config::config& cfg) {
   // (and rate() sees no counter reset).
   auto totals = ledger_.book->reader().totals();
   if (!totals) return fail("ledger", totals.error().message);
-  metrics_->restore(*totals);
+  auto discounts = net_discounts(ledger_.book->reader(), cfg.commitments);
+  if (!discounts) return fail("ledger", discounts.error().message);
+  metrics_->restore(*totals, *discounts);
   log_->info("metrics restored from the ledger ({} series)", totals->size());
   return {};
 }

@@ -40,7 +40,7 @@ boost::system::result<args, usage_error> args::parse(int argc, char** argv) {
     } else if (const auto eq = a.find('='); eq != std::string_view::npos) {
       out.options.emplace_back(a.substr(2, eq - 2), a.substr(eq + 1));
     } else if (a == "--help" || a == "--version" || a == "--strict" || a == "--verbose" ||
-               a == "--plan") {
+               a == "--plan" || a == "--net") {
       out.options.emplace_back(a.substr(2), "1");
     } else if (i + 1 < argc) {
       out.options.emplace_back(a.substr(2), argv[++i]);

@@ -33,7 +33,7 @@ struct args {
   std::vector<std::string> get_list(std::string_view name) const;
 
   /// Splits argv. `--name=value` and `--name value`; the flags `--help`, `--version`,
-  /// `--strict`, `--verbose` and `--plan` take no value.
+  /// `--strict`, `--verbose`, `--plan` and `--net` take no value.
   /// The error names the option that lacks its value.
   static boost::system::result<args, usage_error> parse(int argc, char** argv);
 };

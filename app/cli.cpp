@@ -29,14 +29,15 @@ Usage:
                       [--at YYYY-MM-DD] (--config FILE | --rates FILE)
       Quote a request's cost from the rate table and name the entry used.
   bedrock-meter report --config FILE [--since 24h|7d|YYYY-MM-DD] [--until ...] [--by team,app,model,day]
-      Spend table from the ledger.
+                       [--net]
+      Spend table from the ledger (--net: and after the config's commitment discounts).
   bedrock-meter ledger export --config FILE [--since ...] [--until ...] [--format csv|jsonl]
       Every ledger row in the window, for chargeback.
   bedrock-meter budgets --config FILE [--format text|json]
       Each budget's limit, period-to-date spend (from the ledger, or the shared Redis store),
       % used and the forecast at period end. The running proxy answers GET /api/budgets.
   bedrock-meter advise --config FILE [--since 30d] [--until ...] [--team T] [--app A] [--model M]
-                       [--reprice-as MODEL]... [--format text|json|markdown]
+                       [--reprice-as MODEL]... [--net] [--format text|json|markdown]
       What to change to cut the bill, from the ledger: buying mode (on demand, Provisioned
       Throughput, Reserved tier) per model and region, and the levers (prompt caching, output
       caps, trimming, model choice, batch, global profiles, flex/priority tiers) in dollars.

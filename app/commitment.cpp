@@ -9,6 +9,7 @@
 
 #include "accounting/ledger.hpp"
 #include "app/commands.hpp"
+#include "app/commitment_spend.hpp"
 #include "billing/commitment.hpp"
 #include "metering/money.hpp"
 
@@ -33,38 +34,18 @@ std::chrono::sys_days today() {
   return std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
 }
 
-std::int64_t ms_of(std::chrono::sys_days d) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(d.time_since_epoch()).count();
-}
-
-/// The ledger's list-price spend per UTC day and base model over [from, to).
-std::optional<std::vector<b::day_model_spend>> spend_by_day(const std::string& ledger,
-                                                            std::chrono::sys_days from,
-                                                            std::chrono::sys_days to) {
+/// The ledger's list-price spend per UTC day and base model over [from, to); prints the error.
+std::optional<std::vector<b::day_model_spend>> read_spend(const std::string& ledger,
+                                                          std::chrono::sys_days from,
+                                                          std::chrono::sys_days to) {
   auto reader = accounting::ledger_reader::open(ledger);
-  if (!reader) {
-    std::cerr << "commitment: " << ledger << ": " << reader.error().message << '\n';
+  auto spend = reader ? spend_by_day(**reader, from, to)
+                      : accounting::ledger_result<std::vector<b::day_model_spend>>(reader.error());
+  if (!spend) {
+    std::cerr << "commitment: " << ledger << ": " << spend.error().message << '\n';
     return std::nullopt;
   }
-  std::map<std::pair<std::chrono::sys_days, std::string>, money_total> sums;
-  accounting::scan_filter f;
-  f.from_ms = ms_of(from);
-  f.to_ms = ms_of(to);
-  auto scanned = (*reader)->scan(f, [&](const accounting::scan_row& r) {
-    if (r.total_cost == 0) return true;
-    const auto day = std::chrono::floor<std::chrono::days>(
-        std::chrono::sys_time<std::chrono::milliseconds>(std::chrono::milliseconds(r.time_ms)));
-    sums[{day, std::string(r.model_base)}] += r.total_cost;
-    return true;
-  });
-  if (!scanned) {
-    std::cerr << "commitment: " << ledger << ": " << scanned.error().message << '\n';
-    return std::nullopt;
-  }
-  std::vector<b::day_model_spend> out;
-  out.reserve(sums.size());
-  for (auto& [k, v] : sums) out.push_back({k.first, k.second, v});
-  return out;
+  return std::move(*spend);
 }
 
 /// "5%", "5%/month" or "0.05".
@@ -165,7 +146,7 @@ int plan(const args& a, const config::config& cfg, const std::vector<b::day_mode
   o.marketplace_discounted = rules.marketplace_discounted;
   o.marketplace_counts_ppm = rules.marketplace_counts_ppm;
   money_total aws = 0, mp = 0;
-  for (const auto& s : spend) (b::is_marketplace(rules, s.model) ? mp : aws) += s.list;
+  for (const auto& s : spend) (config::is_marketplace(rules, s.model) ? mp : aws) += s.list;
   const auto projected = b::plan_commitment(aws, mp, o);
   if (a.get("format") == "json") {
     boost::json::array out;
@@ -214,7 +195,7 @@ int commitment_command(const args& a) {
   const auto now = today();
   if (!a.get("plan").empty()) {
     const auto spend =
-        spend_by_day(cfg->ledger.path, now - std::chrono::days(29), now + std::chrono::days(1));
+        read_spend(cfg->ledger.path, now - std::chrono::days(29), now + std::chrono::days(1));
     return spend ? plan(a, *cfg, *spend) : 1;
   }
   if (cfg->commitments.empty()) {
@@ -226,8 +207,8 @@ int commitment_command(const args& a) {
   for (const auto& c : cfg->commitments) {
     if (!a.get("name").empty() && a.get("name") != c.name) continue;
     const auto spend =
-        spend_by_day(cfg->ledger.path, std::chrono::sys_days(c.start),
-                     std::min(std::chrono::sys_days(c.end), now + std::chrono::days(1)));
+        read_spend(cfg->ledger.path, std::chrono::sys_days(c.start),
+                   std::min(std::chrono::sys_days(c.end), now + std::chrono::days(1)));
     if (!spend) return 1;
     print_report(b::evaluate_commitment(c, *spend, now), c, format == "json", out);
   }

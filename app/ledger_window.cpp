@@ -10,7 +10,8 @@ std::optional<ledger_window> ledger_window::from(const args& a, std::string_view
   if (const auto l = a.get("ledger"); !l.empty()) {
     w.ledger_path = l;
   } else if (const auto path = a.get("config"); !path.empty()) {
-    if (const auto cfg = load_or_report(path)) w.ledger_path = cfg->ledger.path;
+    w.cfg = load_or_report(path);
+    if (w.cfg) w.ledger_path = w.cfg->ledger.path;
   }
   if (w.ledger_path.empty()) {
     std::cerr << command << ": give --config FILE (with ledger.path) or --ledger PATH\n";

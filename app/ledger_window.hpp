@@ -1,6 +1,7 @@
 #pragma once
 // What `report` and `ledger export` read: which ledger file, and which time window of it.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,8 +12,9 @@ namespace bedrock_meter::app {
 
 struct ledger_window {
   std::string ledger_path;
-  std::int64_t since_ms = 0;  ///< inclusive, unix ms
-  std::int64_t until_ms = 0;  ///< exclusive, unix ms
+  std::int64_t since_ms = 0;                  ///< inclusive, unix ms
+  std::int64_t until_ms = 0;                  ///< exclusive, unix ms
+  std::shared_ptr<const config::config> cfg;  ///< the `--config` file's, null with `--ledger`
 
   /// From `--ledger PATH` or the `ledger.path` of `--config FILE`, and `--since` (default
   /// `default_since`) / `--until` (default now). nullopt after printing a usage error that names

@@ -12,9 +12,8 @@ using metering::money_total;
 constexpr std::int64_t ppm = 1'000'000;
 
 money_total share(money_total amount, std::int64_t part_ppm) { return amount * part_ppm / ppm; }
-money_total net_of(money_total list, std::int64_t discount_ppm) {
-  return share(list, ppm - discount_ppm);
-}
+using config::is_marketplace;
+using metering::net_of;
 
 /// The contract years of the term: from `start`, one calendar year each, the last cut at `end`.
 std::vector<std::pair<std::chrono::sys_days, std::chrono::sys_days>> contract_years(
@@ -31,12 +30,6 @@ std::vector<std::pair<std::chrono::sys_days, std::chrono::sys_days>> contract_ye
 }
 
 }  // namespace
-
-bool is_marketplace(const config::commitment_config& c, std::string_view model) {
-  const auto provider = model.substr(0, model.find('.'));
-  return std::find(c.marketplace_providers.begin(), c.marketplace_providers.end(), provider) !=
-         c.marketplace_providers.end();
-}
 
 commitment_report evaluate_commitment(const config::commitment_config& c,
                                       const std::vector<day_model_spend>& spend,

@@ -50,9 +50,6 @@ struct commitment_report {
   std::vector<model_net_price> models;
 };
 
-/// Whether a base model is billed through AWS Marketplace under `c` (its provider prefix).
-bool is_marketplace(const config::commitment_config& c, std::string_view model);
-
 /// `spend` may hold any days; those outside the term are ignored. `today` is the current UTC day
 /// (it counts as elapsed).
 commitment_report evaluate_commitment(const config::commitment_config& c,

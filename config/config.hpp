@@ -281,6 +281,17 @@ struct commitment_config {
   bool operator==(const commitment_config&) const = default;
 };
 
+/// Whether `model_base` is billed through AWS Marketplace under `c`: its provider (the text
+/// before the first '.') is one of `c.marketplace_providers`.
+bool is_marketplace(const commitment_config& c, std::string_view model_base);
+
+/// The discount, in parts per million, that `model_base`'s spend on `day` (UTC) gets: that of the
+/// first commitment whose term covers the day (Marketplace-billed models only when it discounts
+/// them), 0 outside every term. What the net figures (`--net`, `?basis=net`,
+/// bedrock_net_spend_usd_total) apply.
+std::int64_t discount_ppm_on(const std::vector<commitment_config>& commitments,
+                             std::string_view model_base, std::chrono::sys_days day);
+
 struct config {
   std::string source_path;  ///< the file it was read from
   std::vector<listener_config> listeners;

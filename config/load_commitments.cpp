@@ -82,6 +82,15 @@ void load_commitments(load_context& ctx, const map_entry& e, std::vector<commitm
       s.error(*s.get("name"), "commitment '" + c.name + "' is defined twice; names are unique");
       ok = false;
     }
+    for (const auto& other : out) {
+      if (!ok) break;
+      if (std::chrono::sys_days(c.start) < std::chrono::sys_days(other.end) &&
+          std::chrono::sys_days(other.start) < std::chrono::sys_days(c.end)) {
+        s.error(*s.get("start"), "the term overlaps that of commitment '" + other.name +
+                                     "'; a day's spend counts toward one commitment only");
+        ok = false;
+      }
+    }
     if (ok) out.push_back(std::move(c));
   }
 }

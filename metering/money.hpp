@@ -25,6 +25,12 @@ constexpr pico_usd cost_of(std::uint64_t tokens, rate_micro_per_m rate) noexcept
   return static_cast<pico_usd>(tokens) * rate;
 }
 
+/// `list` less a discount of `discount_ppm` parts per million (an EDP discount), rounded toward
+/// zero: what net figures show.
+constexpr money_total net_of(money_total list, std::int64_t discount_ppm) noexcept {
+  return list * (1'000'000 - discount_ppm) / 1'000'000;
+}
+
 /// Parses a non-negative decimal USD amount per 1M tokens ("3", "3.00", "0.00875") into micro-USD
 /// exactly. Rejects negatives, exponents, more than 6 decimals, and garbage. Never uses floating
 /// point.

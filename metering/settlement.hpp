@@ -98,6 +98,10 @@ struct settlement {
   std::string unpriced_reason;  ///< why unpriced, or the pricer's caveat when priced
   std::string rate_table_version;
   std::string rate_entry;  ///< file:line of the rate-table entry used
+  /// The commitment discount the request's spend gets (config::discount_ppm_on), parts per
+  /// million; set by the proxy from its configuration, not stored in the ledger (net figures are
+  /// derived from the row's day and model), 0 without commitments.
+  std::int64_t discount_ppm = 0;
 
   std::int64_t duration_us = 0;
   std::int64_t first_byte_us = -1;  ///< -1: the upstream sent no byte

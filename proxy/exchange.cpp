@@ -324,6 +324,11 @@ void settle(exchange_context& ctx) {
   ctx.settled = true;
   const auto table = ctx.w.rates();  // one rate-table snapshot for this request
   auto s = metering::settle(facts_of(ctx), table.get(), ctx.cfg.models.mappings);
+  if (!ctx.cfg.commitments.empty() && s.total_cost > 0) {
+    const auto day = std::chrono::floor<std::chrono::days>(
+        std::chrono::sys_time<std::chrono::milliseconds>(std::chrono::milliseconds(s.time_ms)));
+    s.discount_ppm = config::discount_ppm_on(ctx.cfg.commitments, s.model_base, day);
+  }
   count_outcome(ctx, s);
   if (ctx.budgets != nullptr) settle_budgets(ctx, s);
   if (auto* rec = ctx.w.recorder()) rec->record(s);

@@ -227,6 +227,15 @@ struct metrics::impl {
                        {"team", true},
                        {"app", true},
                        {"type", false}})),
+        net_spend(counter("bedrock_net_spend_usd_total",
+                          "Spend in USD after the configured commitment (EDP) discount; equal to "
+                          "bedrock_spend_usd_total outside every commitment term",
+                          {{"model", true},
+                           {"region", true},
+                           {"tier", true},
+                           {"team", true},
+                           {"app", true},
+                           {"type", false}})),
         unpriced(counter("bedrock_unpriced_requests_total",
                          "Requests with no matching price (never counted as $0)",
                          {{"model", true}, {"region", true}})),
@@ -259,6 +268,20 @@ struct metrics::impl {
                              "A configured warning threshold of the budget, as a fraction of its "
                              "limit (warn_at)",
                              {{"budget", true}, {"percent", false}})),
+        commitment_year(gauge("bedrock_commitment_year_usd",
+                              "The commitment of the current contract year (prorated when short)",
+                              {{"commitment", true}})),
+        commitment_counted(gauge("bedrock_commitment_counted_usd",
+                                 "Net Bedrock spend counted toward the current contract year's "
+                                 "commitment so far, plus configured other spend pro rata",
+                                 {{"commitment", true}})),
+        commitment_forecast(gauge("bedrock_commitment_forecast_usd",
+                                  "What will count toward the current contract year by its end, "
+                                  "at the year's run rate",
+                                  {{"commitment", true}})),
+        commitment_year_end(gauge("bedrock_commitment_year_end_timestamp_seconds",
+                                  "Unix time the current contract year ends",
+                                  {{"commitment", true}})),
         advice_savings(gauge("bedrock_advice_monthly_savings_usd",
                              "What each lever of the FinOps advisor would save per month, from "
                              "the traffic of its window (docs/finops.md)",
@@ -312,6 +335,7 @@ struct metrics::impl {
   counter_family requests;
   counter_family tokens;
   counter_family spend;
+  counter_family net_spend;
   counter_family unpriced;
   counter_family estimated;
   counter_family budget_blocked;
@@ -322,6 +346,12 @@ struct metrics::impl {
   gauge_family budget_spend;
   gauge_family budget_end;
   gauge_family budget_warning;
+  gauge_family commitment_year;
+  gauge_family commitment_counted;
+  gauge_family commitment_forecast;
+  gauge_family commitment_year_end;
+  std::mutex commitments_mu;
+  std::vector<std::string> commitments;  // names exported, guarded by commitments_mu
   gauge_family advice_savings;
   gauge_family advice_spend;
   gauge_family advice_last_run;
@@ -346,6 +376,7 @@ struct series_bundle {
   slot<pm::Counter> requests;
   std::array<slot<pm::Counter>, token_type_count> tokens;
   std::array<slot<pm::Counter>, token_type_count> spend;
+  std::array<slot<pm::Counter>, token_type_count> net_spend;
   slot<pm::Counter> unpriced;
   std::array<slot<pm::Counter>, token_type_count> estimated;
   std::array<slot<pm::Histogram>, 2> token_usage;  // input, output
@@ -459,9 +490,13 @@ void metrics::recorder::state::count_finops(series_bundle& b, const metering::se
       }
     }
     if (costs[t] > 0) {
-      if (auto* c = use(b.spend[t], m.spend,
-                        [&] { return std::array{l.model, l.region, l.tier, l.team, l.app, type}; }))
+      const auto labels = [&] {
+        return std::array{l.model, l.region, l.tier, l.team, l.app, type};
+      };
+      if (auto* c = use(b.spend[t], m.spend, labels))
         c->Increment(metering::to_usd_double(costs[t]));
+      if (auto* c = use(b.net_spend[t], m.net_spend, labels))
+        c->Increment(metering::to_usd_double(metering::net_of(costs[t], r.discount_ppm)));
     }
   }
   if (!r.priced) {
@@ -521,7 +556,8 @@ std::unique_ptr<metrics::recorder> metrics::make_recorder() {
   return std::unique_ptr<recorder>(new recorder(std::make_unique<recorder::state>(*impl_)));
 }
 
-void metrics::restore(const std::vector<accounting::ledger_totals_row>& totals) {
+void metrics::restore(const std::vector<accounting::ledger_totals_row>& totals,
+                      const std::vector<net_discount_row>& discounts) {
   auto& m = *impl_;
   // Spend rows are grouped finer in the ledger (by operation and status) than the spend series:
   // sum the exact pico amounts per series first, convert to USD once.
@@ -564,9 +600,21 @@ void metrics::restore(const std::vector<accounting::ledger_totals_row>& totals) 
       }
     }
   }
+  std::map<spend_key, metering::money_total> discount;
+  for (const auto& d : discounts) {
+    const std::string tier(tier_or_default(d.service_tier));
+    for (std::size_t t = 0; t < token_type_count; ++t) {
+      if (d.discount[t] == 0) continue;
+      discount[spend_key{d.model_label, d.region, tier, d.team, d.app,
+                         std::string(token_type_names[t])}] += d.discount[t];
+    }
+  }
   for (const auto& [k, pico] : spend) {
     const std::array<std::string_view, 6> values = {k[0], k[1], k[2], k[3], k[4], k[5]};
     if (auto* c = m.spend.get(values)) c->Increment(metering::to_usd_double(pico));
+    const auto d = discount.find(k);
+    const metering::money_total net = d == discount.end() ? pico : pico - d->second;
+    if (auto* c = m.net_spend.get(values)) c->Increment(metering::to_usd_double(net));
   }
 }
 
@@ -577,6 +625,28 @@ void metrics::set_budget(std::string_view budget, double limit_usd, double spend
   if (auto* g = m.budget_limit.get(v)) g->Set(limit_usd);
   if (auto* g = m.budget_spend.get(v)) g->Set(spend_usd);
   if (auto* g = m.budget_end.get(v)) g->Set(period_end_unix_s);
+}
+
+void metrics::set_commitments(const std::vector<commitment_gauges>& all) {
+  auto& m = *impl_;
+  std::lock_guard lock(m.commitments_mu);
+  for (const auto& name : m.commitments) {
+    if (std::any_of(all.begin(), all.end(), [&](const auto& c) { return c.name == name; }))
+      continue;
+    const std::array<std::string_view, 1> v = {name};
+    for (auto* f : {&m.commitment_year, &m.commitment_counted, &m.commitment_forecast,
+                    &m.commitment_year_end})
+      f->remove(v);
+  }
+  m.commitments.clear();
+  for (const auto& c : all) {
+    const std::array<std::string_view, 1> v = {c.name};
+    if (auto* g = m.commitment_year.get(v)) g->Set(c.year_usd);
+    if (auto* g = m.commitment_counted.get(v)) g->Set(c.counted_usd);
+    if (auto* g = m.commitment_forecast.get(v)) g->Set(c.forecast_usd);
+    if (auto* g = m.commitment_year_end.get(v)) g->Set(c.year_end_unix_s);
+    m.commitments.push_back(c.name);
+  }
 }
 
 void metrics::set_advice(const advice_gauges& a) {

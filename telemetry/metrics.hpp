@@ -25,6 +25,7 @@
 //
 // Label values: empty values are left out of the series (Prometheus treats `x=""` as no label),
 // except `tier`, where empty means the default tier and is written "default" as the ledger does.
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -120,10 +121,19 @@ class metrics {
   /// One per worker. The recorder must not outlive this object.
   std::unique_ptr<recorder> make_recorder();
 
+  /// What the commitment discounts took off one spend series' ledger totals, per token type
+  /// (input, output, cache_read, cache_write), pico-USD.
+  struct net_discount_row {
+    std::string model_label, region, service_tier, team, app;
+    std::array<metering::money_total, 4> discount{};
+  };
+
   /// Startup: the FinOps counters continue from the ledger's totals instead of restarting at 0.
-  /// Spend is summed exactly per series in pico-USD first and converted to a double once. Call
-  /// it once, before traffic (calling it again would add the totals twice).
-  void restore(const std::vector<accounting::ledger_totals_row>& totals);
+  /// Spend is summed exactly per series in pico-USD first and converted to a double once; the
+  /// net spend is that less `discounts`. Call it once, before traffic (calling it again would add
+  /// the totals twice).
+  void restore(const std::vector<accounting::ledger_totals_row>& totals,
+               const std::vector<net_discount_row>& discounts = {});
 
   /// Budgets (filled by the budget accounting): one series per budget name from config.
   void set_budget(std::string_view budget, double limit_usd, double spend_usd,
@@ -134,6 +144,18 @@ class metrics {
   /// Drops a budget's gauges (removed from config on reload). Its blocked counter stays.
   void remove_budget(std::string_view budget);
   void budget_blocked(std::string_view budget);
+
+  /// The current contract year of each configured commitment (the burn-down panel), from the
+  /// same background run as the advisor's gauges.
+  struct commitment_gauges {
+    std::string name;
+    double year_usd = 0;         ///< bedrock_commitment_year_usd
+    double counted_usd = 0;      ///< bedrock_commitment_counted_usd
+    double forecast_usd = 0;     ///< bedrock_commitment_forecast_usd
+    double year_end_unix_s = 0;  ///< bedrock_commitment_year_end_timestamp_seconds
+  };
+  /// Sets every commitment's gauges; commitments no longer configured are dropped.
+  void set_commitments(const std::vector<commitment_gauges>& all);
 
   /// The FinOps advisor's background run (app/advice_refresh.cpp).
   struct advice_gauges {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -262,6 +264,35 @@ TEST(Render, MarkdownEscapesPipes) {
   report r = sample();
   r.levers[0].caveat = "a | b";
   EXPECT_NE(to_markdown(r).find("a \\| b"), std::string::npos);
+}
+
+TEST(Net, EveryAmountLosesItsModelsDiscountAndTheLeversAreReordered) {
+  auto r = sample();
+  lever cheap = r.levers[0];
+  cheap.name = "batch";
+  cheap.model = "amazon.nova-pro-v1:0";
+  cheap.savings = 4 * usd;  // above the caching lever at list, below it at net
+  cheap.monthly_savings = 12 * usd;
+  r.levers.push_back(cheap);
+  std::sort(r.levers.begin(), r.levers.end(),
+            [](const lever& a, const lever& b) { return a.savings > b.savings; });
+  ASSERT_EQ(r.levers[0].name, "batch");
+  to_net(r, 11 * usd, [](std::string_view model) -> std::int64_t {
+    return model.starts_with("amazon.") ? 500'000 : 100'000;
+  });
+  EXPECT_EQ(r.basis, "net");
+  EXPECT_EQ(r.spend, 11 * usd) << "the caller's exact per-row sum";
+  EXPECT_EQ(r.buying_mode[0].on_demand, 1'350'000'000'000);
+  EXPECT_EQ(*r.buying_mode[0].options[1].monthly, 29'200 * usd * 9 / 10);
+  EXPECT_FALSE(r.buying_mode[0].options[1].spill) << "unknown stays unknown";
+  EXPECT_EQ(r.provisioned[0].committed, 72 * usd);
+  ASSERT_EQ(r.levers.size(), 2U);
+  EXPECT_EQ(r.levers[0].name, "prompt_caching");
+  EXPECT_EQ(r.levers[0].savings, 3 * usd * 9 / 10);
+  EXPECT_EQ(r.levers[1].monthly_savings, 6 * usd);
+  EXPECT_NE(r.notes.back().find("Net basis"), std::string::npos);
+  EXPECT_NE(to_json(r).find(R"("basis":"net")"), std::string::npos);
+  EXPECT_NE(to_text(r).find("spent at net prices"), std::string::npos);
 }
 
 }  // namespace

@@ -1370,8 +1370,8 @@ commitments:
     marketplace_counts_percent: 100
     other_spend_per_year_usd: 5000000.50
   - name: small
-    start: 2026-06-01
-    end: 2027-06-01
+    start: 2029-01-01
+    end: 2029-07-01
     per_year_usd: 10000
 )");
   ASSERT_TRUE(r.value) << all_errors(r);
@@ -1440,6 +1440,42 @@ commitments:
 )");
   EXPECT_NE(error_at(bad_order, "commitments[0].end")->message.find("end must be after start"),
             std::string::npos);
+  const auto overlapping = load(R"(listeners: [{port: 8080}]
+commitments:
+  - {name: x, start: 2026-01-01, end: 2027-01-01, per_year_usd: 1}
+  - {name: y, start: 2026-12-31, end: 2028-01-01, per_year_usd: 1}
+)");
+  EXPECT_NE(error_at(overlapping, "commitments[1].start")
+                ->message.find("overlaps that of commitment 'x'"),
+            std::string::npos);
+}
+
+TEST(commitment_rules, the_discount_applies_within_the_term_and_to_marketplace_only_if_agreed) {
+  using namespace std::chrono;
+  commitment_config edp;
+  edp.name = "edp";
+  edp.start = year(2026) / January / 1;
+  edp.end = year(2027) / January / 1;
+  edp.discount_ppm = 100'000;
+  commitment_config next = edp;
+  next.name = "next";
+  next.start = year(2027) / January / 1;
+  next.end = year(2028) / January / 1;
+  next.discount_ppm = 150'000;
+  next.marketplace_discounted = true;
+  const std::vector<commitment_config> all = {edp, next};
+  const auto day = [](int y, unsigned m, unsigned d) {
+    return sys_days(year(y) / month(m) / std::chrono::day(d));
+  };
+  EXPECT_EQ(discount_ppm_on(all, "amazon.nova-pro-v1:0", day(2026, 6, 1)), 100'000);
+  EXPECT_EQ(discount_ppm_on(all, "anthropic.claude-sonnet-4-5", day(2026, 6, 1)), 0)
+      << "Marketplace-billed and not discounted under 'edp'";
+  EXPECT_EQ(discount_ppm_on(all, "anthropic.claude-sonnet-4-5", day(2027, 1, 1)), 150'000);
+  EXPECT_EQ(discount_ppm_on(all, "amazon.nova-pro-v1:0", day(2025, 12, 31)), 0) << "before";
+  EXPECT_EQ(discount_ppm_on(all, "amazon.nova-pro-v1:0", day(2028, 1, 1)), 0) << "end excluded";
+  EXPECT_EQ(discount_ppm_on({}, "amazon.nova-pro-v1:0", day(2026, 6, 1)), 0);
+  EXPECT_TRUE(is_marketplace(edp, "cohere.command-r-v1:0"));
+  EXPECT_FALSE(is_marketplace(edp, "meta.llama3-70b-instruct-v1:0"));
 }
 
 }  // namespace

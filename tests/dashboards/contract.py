@@ -8,6 +8,7 @@ METRICS = {
     "bedrock_requests_total": ("counter", {"operation", "model", "region", "team", "app", "code"}),
     "bedrock_tokens_total": ("counter", {"operation", "model", "region", "tier", "team", "app", "type"}),
     "bedrock_spend_usd_total": ("counter", {"model", "region", "tier", "team", "app", "type"}),
+    "bedrock_net_spend_usd_total": ("counter", {"model", "region", "tier", "team", "app", "type"}),
     "bedrock_unpriced_requests_total": ("counter", {"model", "region"}),
     "bedrock_estimated_tokens_total": ("counter", {"model", "type"}),
     "gen_ai_client_token_usage": ("histogram", {"gen_ai_operation_name", "gen_ai_provider_name",
@@ -39,6 +40,10 @@ METRICS = {
     # The FinOps advisor's background run (app/advice_refresh.cpp); present once a run finished.
     "bedrock_advice_monthly_savings_usd": ("gauge", {"lever"}),
     "bedrock_advice_window_spend_usd": ("gauge", set()),
+    "bedrock_commitment_year_usd": ("gauge", {"commitment"}),
+    "bedrock_commitment_counted_usd": ("gauge", {"commitment"}),
+    "bedrock_commitment_forecast_usd": ("gauge", {"commitment"}),
+    "bedrock_commitment_year_end_timestamp_seconds": ("gauge", {"commitment"}),
     "bedrock_advice_last_run_timestamp_seconds": ("gauge", set()),
     "bedrock_advice_run_duration_seconds": ("gauge", set()),
 }
@@ -47,6 +52,7 @@ METRICS = {
 LABEL_VALUES = {
     ("bedrock_tokens_total", "type"): {"input", "output", "cache_read", "cache_write"},
     ("bedrock_spend_usd_total", "type"): {"input", "output", "cache_read", "cache_write"},
+    ("bedrock_net_spend_usd_total", "type"): {"input", "output", "cache_read", "cache_write"},
     ("gen_ai_client_token_usage", "gen_ai_token_type"): {"input", "output"},
     ("bedrock_rate_table_reloads_total", "result"): {"success", "failure"},
     ("bedrock_upstream_errors_total", "kind"): {"resolve", "connect", "tls", "timeout", "reset", "protocol"},

@@ -106,6 +106,10 @@ def admin_config(sim_url, ledger_path):
     cfg["ledger"] = {"path": str(ledger_path), "flush_interval": "20ms"}
     # The Savings dashboard reads the advisor's gauges: refresh them while the test runs.
     cfg["advice"] = {"window": "1h", "refresh_interval": "1s"}
+    # The Spend dashboard's list/net and burn-down panels need a commitment in force.
+    year = time.gmtime().tm_year
+    cfg["commitments"] = [{"name": "edp", "start": f"{year}-01-01", "end": f"{year + 1}-01-01",
+                           "per_year_usd": "100000", "discount_percent": 8}]
     return cfg
 
 

@@ -357,6 +357,36 @@ TEST(MetricsRestore, CountersContinueFromTheLedgerTotals) {
   EXPECT_DOUBLE_EQ(e.value(spend_input), 0.3 + 25e-6);
 }
 
+TEST(MetricsNetSpend, NetIsTheSpendLessTheSettlementsDiscountAndIsRestoredLessTheLedgers) {
+  metrics m;
+  auto discounted = totals_row(200, 100'000'000'000);  // $0.10 of input
+  m.restore({discounted}, {{"anthropic.claude-3-haiku",
+                            "us-east-1",
+                            "default",
+                            "search",
+                            "ranker",
+                            {10'000'000'000, 0, 0, 0}}});  // $0.01 of it was discounted
+  const std::string series =
+      R"({app="ranker",model="anthropic.claude-3-haiku",region="us-east-1",team="search",tier="default",type="input"})";
+  auto e = scrape(m);
+  EXPECT_EQ(e.types.at("bedrock_net_spend_usd_total"), "counter");
+  EXPECT_DOUBLE_EQ(e.value("bedrock_spend_usd_total" + series), 0.1);
+  EXPECT_DOUBLE_EQ(e.value("bedrock_net_spend_usd_total" + series), 0.09);
+
+  auto rec = m.make_recorder();
+  auto r = converse();  // $25e-6 input, $62.5e-6 output, $0.25e-6 cache read
+  r.discount_ppm = 200'000;
+  rec->record(r);
+  r.discount_ppm = 0;  // outside the term
+  rec->record(r);
+  e = scrape(m);
+  EXPECT_DOUBLE_EQ(e.value("bedrock_spend_usd_total" + series), 0.1 + 2 * 25e-6);
+  EXPECT_DOUBLE_EQ(e.value("bedrock_net_spend_usd_total" + series), 0.09 + 25e-6 * 0.8 + 25e-6);
+  const std::string output =
+      R"(bedrock_net_spend_usd_total{app="ranker",model="anthropic.claude-3-haiku",region="us-east-1",team="search",tier="default",type="output"})";
+  EXPECT_DOUBLE_EQ(e.value(output), 62.5e-6 * 0.8 + 62.5e-6);
+}
+
 TEST(MetricsCardinality, RandomModelLabelsFoldIntoOtherAtTheCap) {
   metrics_options o;
   o.max_series_per_family = 50;

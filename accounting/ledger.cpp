@@ -82,7 +82,10 @@ ledger_result<std::unique_ptr<ledger>> ledger::open(const std::string& path,
   sqlite3* db = file->db.get();
   if (auto configured = configure_writer(db, path, options); !configured) return configured.error();
   if (auto migrated = migrate_ledger(db, path, file->version); !migrated) return migrated.error();
-  auto max_id = query_int(db, "SELECT COALESCE(MAX(id), 0) FROM requests");
+  // Past every id ever written, pruned ones included (ledger_prune.cpp keeps their floor).
+  auto max_id = query_int(db,
+                          "SELECT MAX(COALESCE((SELECT MAX(id) FROM requests), 0), "
+                          "COALESCE((SELECT value FROM meta WHERE key = 'id_floor'), 0))");
   if (!max_id) return sqlite_error(db, "ledger " + path);
 
   auto reader = ledger_reader::open(path);

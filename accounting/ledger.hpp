@@ -159,54 +159,85 @@ struct scan_row {
   metering::prompt_prefix system_prefix, conversation_prefix, full_prompt;
 };
 
-/// A read-only view of a ledger file: its own connection, safe beside a running writer (WAL).
-/// Used by the ledger for startup totals and budgets, and by `bedrock-meter report`. Calls are
+/// A read-only view of a ledger: the local SQLite file (`open`: its own connection, safe beside a
+/// running writer, WAL) or the fleet's PostgreSQL database (fleet/postgres_reader.hpp). Used by
+/// the ledger for startup totals and budgets, and by the reporting commands. Calls are
 /// serialised on an internal mutex; any thread may call.
 class ledger_reader {
  public:
   /// Opens an existing ledger read-only. Checks it is a ledger of a schema this build knows.
   static ledger_result<std::unique_ptr<ledger_reader>> open(const std::string& path);
-  ~ledger_reader();
+  virtual ~ledger_reader() = default;
   ledger_reader(const ledger_reader&) = delete;
   ledger_reader& operator=(const ledger_reader&) = delete;
 
   /// Sums grouped by (operation, model_label, region, service_tier, team, app, status). Money is
   /// summed exactly in 128 bits (SQLite's SUM would overflow past ~9.2M USD).
-  ledger_result<std::vector<ledger_totals_row>> totals();
+  virtual ledger_result<std::vector<ledger_totals_row>> totals() = 0;
 
   /// Spend of the rows with from_ms <= time_ms < to_ms per (model_label, model_base, region,
   /// service_tier, team, app), rows that cost something only: what a commitment discount applies
   /// to when the net counters are restored. Pruned rows are not seen (the rollup has no time).
-  ledger_result<std::vector<series_spend_row>> series_spend(std::int64_t from_ms,
-                                                            std::int64_t to_ms);
+  virtual ledger_result<std::vector<series_spend_row>> series_spend(std::int64_t from_ms,
+                                                                    std::int64_t to_ms) = 0;
 
   /// Exact pico-USD of rows with time_ms >= from_ms matching `filter`.
-  ledger_result<metering::money_total> spend_since(std::int64_t from_ms,
-                                                   const spend_filter& filter);
+  virtual ledger_result<metering::money_total> spend_since(std::int64_t from_ms,
+                                                           const spend_filter& filter) = 0;
 
   /// Rows with from_ms <= time_ms < to_ms grouped by `group_by` (empty: one row for everything),
   /// ordered by the keys.
-  ledger_result<std::vector<report_row>> query_report(std::int64_t from_ms, std::int64_t to_ms,
-                                                      const std::vector<report_key>& group_by);
+  virtual ledger_result<std::vector<report_row>> query_report(
+      std::int64_t from_ms, std::int64_t to_ms, const std::vector<report_key>& group_by) = 0;
 
   /// Streams the rows matching `filter` to `fn` in time order (ties in commit order), keeping
   /// none in memory; `fn` returns false to stop. Returns the number of rows handed over. Holds
   /// this reader's lock for the whole scan: give long scans a reader of their own.
-  ledger_result<std::uint64_t> scan(const scan_filter& filter,
-                                    const std::function<bool(const scan_row&)>& fn);
+  virtual ledger_result<std::uint64_t> scan(const scan_filter& filter,
+                                            const std::function<bool(const scan_row&)>& fn) = 0;
 
   /// Rows before this time were pruned (see prune_ledger); nullopt when never pruned.
-  ledger_result<std::optional<std::int64_t>> pruned_before_ms();
+  virtual ledger_result<std::optional<std::int64_t>> pruned_before_ms() = 0;
 
   /// The records with from_ms <= time_ms < to_ms, in commit order (at most `limit`). For export,
   /// reconciliation and tests.
-  ledger_result<std::vector<ledger_record>> records(std::int64_t from_ms, std::int64_t to_ms,
-                                                    std::size_t limit = SIZE_MAX);
+  virtual ledger_result<std::vector<ledger_record>> records(std::int64_t from_ms,
+                                                            std::int64_t to_ms,
+                                                            std::size_t limit = SIZE_MAX) = 0;
+
+ protected:
+  ledger_reader() = default;
+};
+
+/// The local file read as the fleet's journal (fleet/shipper.hpp): rows in id order, ids never
+/// reused. Its own read connection; one thread.
+class journal {
+ public:
+  struct row {
+    std::int64_t id = 0;
+    ledger_record rec;
+  };
+  /// Opens an existing ledger file. Creates its fleet identity on first use (meta `journal_id`,
+  /// 32 hex digits), so a replaced file never passes for the one already shipped.
+  static ledger_result<std::unique_ptr<journal>> open(const std::string& path);
+  ~journal();
+  journal(const journal&) = delete;
+  journal& operator=(const journal&) = delete;
+
+  [[nodiscard]] const std::string& id() const noexcept { return id_; }
+  /// Rows with id > after_id, in id order, at most `limit`.
+  ledger_result<std::vector<row>> after(std::int64_t after_id, std::size_t limit);
+  /// The last id known shipped, as this file remembers it (0: none). PostgreSQL's record is the
+  /// authority; this one may lag a batch behind and serves to size the spool while it is away.
+  ledger_result<std::int64_t> shipped_locally();
+  ledger_result<void> record_shipped(std::int64_t id);
+  /// How many rows have id > after_id, and the time_ms of the first of them (0 when none).
+  ledger_result<std::pair<std::uint64_t, std::int64_t>> backlog(std::int64_t after_id);
 
  private:
-  explicit ledger_reader(sqlite3* db) : db_(db) {}
-  std::mutex mu_;
+  journal(sqlite3* db, std::string id) : db_(db), id_(std::move(id)) {}
   sqlite3* db_;
+  std::string id_;
 };
 
 /// Retention: in one transaction, adds the rows with time_ms < before_ms to the `rollup` table

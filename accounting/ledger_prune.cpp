@@ -99,6 +99,14 @@ ledger_result<std::uint64_t> prune_ledger(const std::string& path, std::int64_t 
   }
   if (auto r = tx.run("rollup", rollup_upsert_sql()); !r) return r.error();
   if (exec(raw, rollup_carry_sql()) != SQLITE_OK) return tx.failed("rollup carry");
+  // Ids are never reused, even when every row is pruned: the fleet's journal (fleet/shipper)
+  // ships by id, and the writer continues from this floor.
+  if (auto r = tx.run("id floor",
+                      "INSERT INTO meta (key, value) SELECT 'id_floor', MAX(id) FROM requests "
+                      "WHERE time_ms < ?1 HAVING MAX(id) IS NOT NULL "
+                      "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)");
+      !r)
+    return r.error();
   if (auto r = tx.run("delete", "DELETE FROM requests WHERE time_ms < ?1"); !r) return r.error();
   const auto deleted = static_cast<std::uint64_t>(sqlite3_changes64(raw));
   if (auto r = tx.run("meta", mark_pruned_sql); !r) return r.error();

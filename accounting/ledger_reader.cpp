@@ -155,6 +155,32 @@ std::optional<report_key> parse_report_key(std::string_view s) noexcept {
   return std::nullopt;
 }
 
+namespace {
+
+/// The SQLite implementation of ledger_reader: one read-only connection to the file.
+class sqlite_reader final : public ledger_reader {
+ public:
+  explicit sqlite_reader(sqlite3* db) : db_(db) {}
+  ~sqlite_reader() override { sqlite3_close_v2(db_); }
+  ledger_result<std::vector<ledger_totals_row>> totals() override;
+  ledger_result<std::vector<series_spend_row>> series_spend(std::int64_t from_ms,
+                                                            std::int64_t to_ms) override;
+  ledger_result<money_total> spend_since(std::int64_t from_ms, const spend_filter& filter) override;
+  ledger_result<std::vector<report_row>> query_report(
+      std::int64_t from_ms, std::int64_t to_ms, const std::vector<report_key>& group_by) override;
+  ledger_result<std::uint64_t> scan(const scan_filter& filter,
+                                    const std::function<bool(const scan_row&)>& fn) override;
+  ledger_result<std::optional<std::int64_t>> pruned_before_ms() override;
+  ledger_result<std::vector<ledger_record>> records(std::int64_t from_ms, std::int64_t to_ms,
+                                                    std::size_t limit) override;
+
+ private:
+  std::mutex mu_;
+  sqlite3* db_;
+};
+
+}  // namespace
+
 ledger_result<std::unique_ptr<ledger_reader>> ledger_reader::open(const std::string& path) {
   auto file =
       open_ledger_file(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, reader_busy_timeout);
@@ -165,12 +191,10 @@ ledger_result<std::unique_ptr<ledger_reader>> ledger_reader::open(const std::str
         "ledger " + path + " has schema version " + std::to_string(file->version) +
             "; open it once with the proxy (bedrock-meter serve) to create or migrate it"};
   }
-  return std::unique_ptr<ledger_reader>(new ledger_reader(file->db.release()));
+  return std::unique_ptr<ledger_reader>(new sqlite_reader(file->db.release()));
 }
 
-ledger_reader::~ledger_reader() { sqlite3_close_v2(db_); }
-
-ledger_result<std::vector<ledger_totals_row>> ledger_reader::totals() {
+ledger_result<std::vector<ledger_totals_row>> sqlite_reader::totals() {
   std::lock_guard lk(mu_);
   statement st;
   if (prepare(db_, totals_sql(), st) != SQLITE_OK) return sqlite_error(db_, "ledger totals");
@@ -181,7 +205,7 @@ ledger_result<std::vector<ledger_totals_row>> ledger_reader::totals() {
   return rows;
 }
 
-ledger_result<std::vector<series_spend_row>> ledger_reader::series_spend(std::int64_t from_ms,
+ledger_result<std::vector<series_spend_row>> sqlite_reader::series_spend(std::int64_t from_ms,
                                                                          std::int64_t to_ms) {
   static const std::string sql =
       "SELECT model_label, model_base, region, service_tier, team, app" + money_sums_sql() +
@@ -204,7 +228,7 @@ ledger_result<std::vector<series_spend_row>> ledger_reader::series_spend(std::in
   return rows;
 }
 
-ledger_result<money_total> ledger_reader::spend_since(std::int64_t from_ms,
+ledger_result<money_total> sqlite_reader::spend_since(std::int64_t from_ms,
                                                       const spend_filter& filter) {
   std::lock_guard lk(mu_);
   std::vector<const std::string*> values;
@@ -220,7 +244,7 @@ ledger_result<money_total> ledger_reader::spend_since(std::int64_t from_ms,
   return read_money(st.s, 0);
 }
 
-ledger_result<std::vector<report_row>> ledger_reader::query_report(
+ledger_result<std::vector<report_row>> sqlite_reader::query_report(
     std::int64_t from_ms, std::int64_t to_ms, const std::vector<report_key>& group_by) {
   std::lock_guard lk(mu_);
   statement st;
@@ -239,7 +263,7 @@ ledger_result<std::vector<report_row>> ledger_reader::query_report(
   return rows;
 }
 
-ledger_result<std::optional<std::int64_t>> ledger_reader::pruned_before_ms() {
+ledger_result<std::optional<std::int64_t>> sqlite_reader::pruned_before_ms() {
   using result = std::optional<std::int64_t>;
   std::lock_guard lk(mu_);
   statement st;
@@ -252,7 +276,7 @@ ledger_result<std::optional<std::int64_t>> ledger_reader::pruned_before_ms() {
   return sqlite_error(db_, "ledger meta");
 }
 
-ledger_result<std::vector<ledger_record>> ledger_reader::records(std::int64_t from_ms,
+ledger_result<std::vector<ledger_record>> sqlite_reader::records(std::int64_t from_ms,
                                                                  std::int64_t to_ms,
                                                                  std::size_t limit) {
   std::lock_guard lk(mu_);
@@ -316,7 +340,7 @@ void read_scan_row(sqlite3_stmt* s, scan_row& r) {
 
 }  // namespace
 
-ledger_result<std::uint64_t> ledger_reader::scan(const scan_filter& filter,
+ledger_result<std::uint64_t> sqlite_reader::scan(const scan_filter& filter,
                                                  const std::function<bool(const scan_row&)>& fn) {
   std::lock_guard lk(mu_);
   std::string sql =
@@ -342,6 +366,93 @@ ledger_result<std::uint64_t> ledger_reader::scan(const scan_filter& filter,
   }
   if (rc != SQLITE_DONE) return sqlite_error(db_, "ledger scan");
   return n;
+}
+
+}  // namespace bedrock_meter::accounting
+
+namespace bedrock_meter::accounting {
+
+ledger_result<std::unique_ptr<journal>> journal::open(const std::string& path) {
+  // Read-write: the journal's identity and how far it was shipped live in `meta` (tiny writes
+  // beside the proxy's writer, WAL).
+  auto file =
+      open_ledger_file(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, reader_busy_timeout);
+  if (!file) return file.error();
+  sqlite3* db = file->db.get();
+  unsigned char raw[16];
+  sqlite3_randomness(sizeof raw, raw);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string fresh;
+  for (const unsigned char c : raw) {
+    fresh += hex[c >> 4];
+    fresh += hex[c & 15];
+  }
+  std::string id;
+  {
+    statement ins;
+    if (prepare(db, "INSERT OR IGNORE INTO meta (key, value) VALUES ('journal_id', ?1)", ins) !=
+        SQLITE_OK)
+      return sqlite_error(db, "ledger " + path + ": journal id");
+    bind_text(ins.s, 1, fresh);
+    if (sqlite3_step(ins.s) != SQLITE_DONE)
+      return sqlite_error(db, "ledger " + path + ": journal id");
+    statement st;
+    if (prepare(db, "SELECT value FROM meta WHERE key = 'journal_id'", st) != SQLITE_OK ||
+        sqlite3_step(st.s) != SQLITE_ROW)
+      return sqlite_error(db, "ledger " + path + ": journal id");
+    id = column_text(st.s, 0);
+  }
+  return std::unique_ptr<journal>(new journal(file->db.release(), std::move(id)));
+}
+
+ledger_result<std::int64_t> journal::shipped_locally() {
+  auto v = query_int(db_, "SELECT COALESCE((SELECT value FROM meta WHERE key = 'shipped_id'), 0)");
+  if (!v) return sqlite_error(db_, "journal shipped id");
+  return *v;
+}
+
+ledger_result<void> journal::record_shipped(std::int64_t id) {
+  statement st;
+  if (prepare(db_,
+              "INSERT INTO meta (key, value) VALUES ('shipped_id', ?1) "
+              "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+              st) != SQLITE_OK)
+    return sqlite_error(db_, "journal shipped id");
+  sqlite3_bind_int64(st.s, 1, id);
+  if (sqlite3_step(st.s) != SQLITE_DONE) return sqlite_error(db_, "journal shipped id");
+  return {};
+}
+
+journal::~journal() { sqlite3_close_v2(db_); }
+
+ledger_result<std::vector<journal::row>> journal::after(std::int64_t after_id, std::size_t limit) {
+  static const std::string sql = "SELECT id, " + std::string(record_columns) +
+                                 " FROM requests WHERE id > ?1 ORDER BY id LIMIT ?2";
+  statement st;
+  if (prepare(db_, sql, st) != SQLITE_OK) return sqlite_error(db_, "journal");
+  sqlite3_bind_int64(st.s, 1, after_id);
+  sqlite3_bind_int64(st.s, 2, clamp_i64(limit));
+  std::vector<row> rows;
+  const bool done = each_row(st, [&](sqlite3_stmt* s) {
+    auto& r = rows.emplace_back();
+    r.id = sqlite3_column_int64(s, 0);
+    read_record(s, 1, r.rec);
+  });
+  if (!done) return sqlite_error(db_, "journal");
+  return rows;
+}
+
+ledger_result<std::pair<std::uint64_t, std::int64_t>> journal::backlog(std::int64_t after_id) {
+  statement st;
+  if (prepare(db_,
+              "SELECT count(*), COALESCE((SELECT time_ms FROM requests WHERE id > ?1 ORDER BY id "
+              "LIMIT 1), 0) FROM requests WHERE id > ?1",
+              st) != SQLITE_OK)
+    return sqlite_error(db_, "journal backlog");
+  sqlite3_bind_int64(st.s, 1, after_id);
+  if (sqlite3_step(st.s) != SQLITE_ROW) return sqlite_error(db_, "journal backlog");
+  return std::pair<std::uint64_t, std::int64_t>(as_u64(sqlite3_column_int64(st.s, 0)),
+                                                sqlite3_column_int64(st.s, 1));
 }
 
 }  // namespace bedrock_meter::accounting

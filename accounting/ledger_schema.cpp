@@ -159,18 +159,6 @@ ledger_error open_error(sqlite3* db, const std::string& path, bool create) {
   return ledger_error{ledger_error::kind::cannot_open, std::move(msg)};
 }
 
-std::map<std::string, std::string> tags_from_json(std::string_view text) {
-  std::map<std::string, std::string> out;
-  boost::system::error_code ec;
-  auto v = boost::json::parse(text, ec);
-  if (ec || !v.is_object()) return out;
-  for (const auto& [k, val] : v.as_object()) {
-    out.emplace(std::string(k),
-                val.is_string() ? std::string(val.as_string()) : boost::json::serialize(val));
-  }
-  return out;
-}
-
 // What `rollup` keeps per group besides money, and how `group_sums_sql` computes each from rows.
 constexpr std::array<std::string_view, 10> count_columns = {"requests",
                                                             "unpriced_requests",
@@ -232,6 +220,18 @@ std::string insert_record_sql() {
   std::string sql = "INSERT INTO requests (id, " + std::string(record_columns) + ") VALUES (?";
   for (std::ptrdiff_t i = 0; i < record_column_count; ++i) sql += ", ?";
   return sql + ")";
+}
+
+std::map<std::string, std::string> tags_from_json(std::string_view text) {
+  std::map<std::string, std::string> out;
+  boost::system::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  if (ec || !v.is_object()) return out;
+  for (const auto& [k, val] : v.as_object()) {
+    out.emplace(std::string(k),
+                val.is_string() ? std::string(val.as_string()) : boost::json::serialize(val));
+  }
+  return out;
 }
 
 std::string tags_to_json(const std::map<std::string, std::string>& tags) {

@@ -54,6 +54,8 @@ void bind_record(sqlite3_stmt* s, std::int64_t id, const ledger_record& r,
                  const std::string& tags_json);
 /// Reads the record from the `record_columns` starting at column `base`.
 void read_record(sqlite3_stmt* s, int base, ledger_record& r);
+/// The `tags` column back into tags (non-string values as their JSON text).
+std::map<std::string, std::string> tags_from_json(std::string_view text);
 /// The `tags` column: a JSON object of strings ("{}" when there are none).
 std::string tags_to_json(const std::map<std::string, std::string>& tags);
 

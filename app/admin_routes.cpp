@@ -127,15 +127,23 @@ admin::readiness readiness_of(proxy::shared_state& st) {
 }  // namespace
 
 void add_admin_routes(admin::server& server, proxy::shared_state& state, telemetry::metrics& m,
-                      const advice_refresh& advice, std::function<admin::reload_result()> reload) {
+                      const advice_refresh& advice, const fleet::shipper* shipper,
+                      std::function<admin::reload_result()> reload) {
   auto budgets = std::make_shared<budget_view>(state);
-  server.route("GET", "/metrics", [&state, &m, budgets](const admin::request&) {
+  server.route("GET", "/metrics", [&state, &m, budgets, shipper](const admin::request&) {
     budgets->export_gauges(m, now());
     const auto table = state.rates().load();
     admin::response r;
     r.content_type = telemetry::metrics::content_type;
-    r.body = m.serialize(telemetry::scrape_inputs_from(state.counters, state.sinks.ledger,
-                                                       table ? table->version : std::string()));
+    auto in = telemetry::scrape_inputs_from(state.counters, state.sinks.ledger,
+                                            table ? table->version : std::string());
+    if (shipper != nullptr) {
+      const auto s = shipper->stats();
+      in.fleet = telemetry::scrape_inputs::fleet_snapshot{
+          s.spool_rows, s.lag_seconds, s.shipped,
+          s.failures,   s.connected,   state.snapshot()->cfg->ledger.postgres.spool_max_rows};
+    }
+    r.body = m.serialize(in);
     return r;
   });
   server.route("GET", "/api/budgets", [budgets](const admin::request&) {

@@ -6,6 +6,7 @@
 #include "accounting/ledger.hpp"
 #include "app/advice_run.hpp"
 #include "app/commands.hpp"
+#include "app/ledger_window.hpp"
 
 namespace bedrock_meter::app {
 
@@ -49,12 +50,13 @@ int advise_command(const args& a) {
     std::cerr << "advise: the config has no pricing.rate_table; the advisor prices from it\n";
     return 1;
   }
-  if (cfg->ledger.path.empty() || !std::filesystem::exists(cfg->ledger.path)) {
+  if (cfg->ledger.store == config::ledger_store_kind::sqlite &&
+      (cfg->ledger.path.empty() || !std::filesystem::exists(cfg->ledger.path))) {
     std::cerr << "advise: no ledger at '" << cfg->ledger.path
               << "' (set ledger.path and let the proxy record traffic first)\n";
     return 1;
   }
-  auto reader = accounting::ledger_reader::open(cfg->ledger.path);
+  auto reader = open_ledger_reader(*cfg);
   if (!reader) {
     std::cerr << "advise: " << reader.error().message << '\n';
     return 1;

@@ -13,6 +13,7 @@
 #include "accounting/fingerprint_key.hpp"
 #include "app/admin_routes.hpp"
 #include "app/args.hpp"
+#include "fleet/postgres_reader.hpp"
 
 namespace bedrock_meter::app {
 
@@ -71,6 +72,14 @@ application::closing_ledger::~closing_ledger() {
   const auto lost = book->close();  // commits everything the settled requests appended
   log->info("ledger closed: {} records committed this run", book->counters().committed);
   if (lost > 0) log->error("ledger: {} records could not be committed", lost);
+  if (shipper) {
+    shipper->stop(std::chrono::seconds(5));
+    const auto s = shipper->stats();
+    log->info(
+        "fleet ledger: {} rows shipped this run, {} left in the local journal for the next "
+        "start",
+        s.shipped, s.spool_rows);
+  }
 }
 
 application::~application() {
@@ -91,13 +100,16 @@ boost::system::result<std::unique_ptr<application>, proxy::startup_error> applic
   mo.build_version = "0.1.0";
   app->metrics_ = std::make_unique<telemetry::metrics>(mo);
   if (auto r = app->open_ledger(*cfg); !r) return r.error();
+  auto* budget_reader = app->ledger_.fleet_reader ? app->ledger_.fleet_reader.get()
+                        : app->ledger_.book       ? &app->ledger_.book->reader()
+                                                  : nullptr;
   auto state = proxy::shared_state::create(
       cfg, app->creds_, app->upstream_bearer_,
-      accounting::restore_from_ledger(app->ledger_.book.get(),
-                                      app->ledger_.book ? &app->ledger_.book->reader() : nullptr));
+      accounting::restore_from_ledger(app->ledger_.book.get(), budget_reader));
   if (!state) return state.error();
   app->state_ = std::move(*state);
-  app->state_->sinks = {app->ledger_.book.get(), app->metrics_.get()};
+  app->state_->sinks = {app->ledger_.book.get(), app->metrics_.get(),
+                        app->ledger_.shipper ? &app->ledger_.shipper->spool_full() : nullptr};
   if (auto r = app->load_fingerprint_key(*cfg); !r) return r.error();
   app->server_ = std::make_unique<proxy::server>(app->state_);
   if (auto r = app->server_->bind(); !r) return r.error();
@@ -179,7 +191,44 @@ startup_result application::open_ledger(const config::config& cfg) {
   if (!discounts) return fail("ledger", discounts.error().message);
   metrics_->restore(*totals, *discounts);
   log_->info("metrics restored from the ledger ({} series)", totals->size());
+  if (cfg.ledger.store == config::ledger_store_kind::postgres) start_fleet(cfg);
   return {};
+}
+
+void application::start_fleet(const config::config& cfg) {
+  const auto& pg = cfg.ledger.postgres;
+  const std::string replica = pg.replica.empty() ? fleet::default_replica_name() : pg.replica;
+  // Budgets restore the fleet's period-to-date spend; without PostgreSQL at start, this
+  // replica's own (the documented fallback: docs/ledger.md). A failure is one line.
+  std::string reported;
+  auto ready = fleet::prepare_schema(pg);
+  auto reader =
+      ready ? fleet::open_reader(pg)
+            : accounting::ledger_result<std::unique_ptr<accounting::ledger_reader>>(ready.error());
+  if (reader) {
+    ledger_.fleet_reader = std::move(*reader);
+    log_->info("fleet ledger: replica {}, budgets restore the fleet's spend", replica);
+  } else if (reader.error().what == accounting::ledger_error::kind::cannot_open) {
+    reported = reader.error().message;
+    log_->error(
+        "{}; serving on: records stay in the local journal {} and are shipped when it "
+        "answers, budgets restore from this replica's local journal only until a restart",
+        reported, cfg.ledger.path);
+  } else {
+    log_->info("{}; budgets restore from this replica's local journal until a restart",
+               reader.error().message);
+  }
+  ledger_.shipper = std::make_unique<fleet::shipper>(
+      pg, cfg.ledger.path, replica,
+      [log = log_](fleet::shipper::level l, std::string_view m) {
+        if (l == fleet::shipper::level::info)
+          log->info("{}", m);
+        else if (l == fleet::shipper::level::warn)
+          log->warn("{}", m);
+        else
+          log->error("{}", m);
+      },
+      reported);
 }
 
 startup_result application::load_fingerprint_key(const config::config& cfg) {
@@ -201,7 +250,8 @@ startup_result application::start_admin(const config::config& cfg) {
   auto opts = admin::options_from(cfg.admin);
   if (!opts) return fail("admin", opts.error().message);
   admin_ = std::make_unique<admin::server>(std::move(*opts));
-  add_admin_routes(*admin_, *state_, *metrics_, *advice_, [this] { return reload(); });
+  add_admin_routes(*admin_, *state_, *metrics_, *advice_, ledger_.shipper.get(),
+                   [this] { return reload(); });
   if (auto r = admin_->start(); !r) return proxy::startup_error{r.error().message};
   log_->info("admin listener on http://{}:{} (/metrics /healthz /readyz /-/reload /api/budgets)",
              cfg.admin.address, admin_->port());

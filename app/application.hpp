@@ -17,6 +17,7 @@
 #include "app/advice_refresh.hpp"
 #include "app/rate_table_watch.hpp"
 #include "aws/credentials.hpp"
+#include "fleet/shipper.hpp"
 #include "proxy/errors.hpp"
 #include "proxy/server.hpp"
 #include "proxy/state.hpp"
@@ -48,6 +49,8 @@ class application {
   application() = default;
   boost::system::result<void, proxy::startup_error> start_upstream_auth(const config::config& cfg);
   boost::system::result<void, proxy::startup_error> open_ledger(const config::config& cfg);
+  /// `ledger.store: postgres`: the shipper and the fleet reader budgets restore from.
+  void start_fleet(const config::config& cfg);
   /// Loads (or creates) the prompt-fingerprint key into the shared state.
   boost::system::result<void, proxy::startup_error> load_fingerprint_key(const config::config& cfg);
   boost::system::result<void, proxy::startup_error> start_admin(const config::config& cfg);
@@ -64,8 +67,13 @@ class application {
     sigset_t set;
   };
   /// Closes the ledger (committing what is queued) and says what became of the records.
+  /// With `ledger.store: postgres`, the shipper then gets a few seconds to ship the last rows
+  /// (what it cannot stays in the journal for the next start).
   struct closing_ledger {
     std::unique_ptr<accounting::ledger> book;
+    std::unique_ptr<fleet::shipper> shipper;
+    /// Budgets' period-to-date spend: the fleet's (PostgreSQL) or, without it, the local file's.
+    std::unique_ptr<accounting::ledger_reader> fleet_reader;
     std::shared_ptr<spdlog::logger> log;
     ~closing_ledger();
   };

@@ -11,6 +11,7 @@
 #include "accounting/budgets.hpp"
 #include "accounting/ledger.hpp"
 #include "app/commands.hpp"
+#include "app/ledger_window.hpp"
 #include "metering/money.hpp"
 
 namespace bedrock_meter::app {
@@ -46,8 +47,9 @@ int budgets_command(const args& a) {
   auto cfg = load_or_report(path);
   if (!cfg) return 1;
   std::unique_ptr<accounting::ledger_reader> reader;
-  if (!cfg->ledger.path.empty() && std::filesystem::exists(cfg->ledger.path)) {
-    auto r = accounting::ledger_reader::open(cfg->ledger.path);
+  if (cfg->ledger.store == config::ledger_store_kind::postgres ||
+      (!cfg->ledger.path.empty() && std::filesystem::exists(cfg->ledger.path))) {
+    auto r = open_ledger_reader(*cfg);
     if (!r) {
       std::cerr << "budgets: " << r.error().message << '\n';
       return 1;

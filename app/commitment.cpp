@@ -10,6 +10,7 @@
 #include "accounting/ledger.hpp"
 #include "app/commands.hpp"
 #include "app/commitment_spend.hpp"
+#include "app/ledger_window.hpp"
 #include "billing/commitment.hpp"
 #include "metering/money.hpp"
 
@@ -35,10 +36,13 @@ std::chrono::sys_days today() {
 }
 
 /// The ledger's list-price spend per UTC day and base model over [from, to); prints the error.
-std::optional<std::vector<b::day_model_spend>> read_spend(const std::string& ledger,
+std::optional<std::vector<b::day_model_spend>> read_spend(const config::config& cfg,
                                                           std::chrono::sys_days from,
                                                           std::chrono::sys_days to) {
-  auto reader = accounting::ledger_reader::open(ledger);
+  const std::string ledger = cfg.ledger.store == config::ledger_store_kind::postgres
+                                 ? std::string("the fleet ledger")
+                                 : cfg.ledger.path;
+  auto reader = open_ledger_reader(cfg);
   auto spend = reader ? spend_by_day(**reader, from, to)
                       : accounting::ledger_result<std::vector<b::day_model_spend>>(reader.error());
   if (!spend) {
@@ -194,8 +198,7 @@ int commitment_command(const args& a) {
   }
   const auto now = today();
   if (!a.get("plan").empty()) {
-    const auto spend =
-        read_spend(cfg->ledger.path, now - std::chrono::days(29), now + std::chrono::days(1));
+    const auto spend = read_spend(*cfg, now - std::chrono::days(29), now + std::chrono::days(1));
     return spend ? plan(a, *cfg, *spend) : 1;
   }
   if (cfg->commitments.empty()) {
@@ -207,7 +210,7 @@ int commitment_command(const args& a) {
   for (const auto& c : cfg->commitments) {
     if (!a.get("name").empty() && a.get("name") != c.name) continue;
     const auto spend =
-        read_spend(cfg->ledger.path, std::chrono::sys_days(c.start),
+        read_spend(*cfg, std::chrono::sys_days(c.start),
                    std::min(std::chrono::sys_days(c.end), now + std::chrono::days(1)));
     if (!spend) return 1;
     print_report(b::evaluate_commitment(c, *spend, now), c, format == "json", out);

@@ -106,7 +106,7 @@ int ledger_export_command(const args& a) {
     std::cerr << "ledger export: --format takes csv or jsonl\n";
     return 2;
   }
-  auto reader = accounting::ledger_reader::open(window->ledger_path);
+  auto reader = window->open();
   if (!reader) {
     std::cerr << "ledger export: " << reader.error().message << '\n';
     return 1;

@@ -2,7 +2,21 @@
 
 #include <iostream>
 
+#include "fleet/postgres_reader.hpp"
+
 namespace bedrock_meter::app {
+
+accounting::ledger_result<std::unique_ptr<accounting::ledger_reader>> open_ledger_reader(
+    const config::config& cfg) {
+  if (cfg.ledger.store == config::ledger_store_kind::postgres)
+    return fleet::open_reader(cfg.ledger.postgres);
+  return accounting::ledger_reader::open(cfg.ledger.path);
+}
+
+accounting::ledger_result<std::unique_ptr<accounting::ledger_reader>> ledger_window::open() const {
+  if (cfg) return open_ledger_reader(*cfg);
+  return accounting::ledger_reader::open(ledger_path);
+}
 
 std::optional<ledger_window> ledger_window::from(const args& a, std::string_view command,
                                                  std::string_view default_since) {

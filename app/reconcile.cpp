@@ -14,6 +14,7 @@
 
 #include "accounting/ledger.hpp"
 #include "app/commands.hpp"
+#include "app/ledger_window.hpp"
 #include "billing/price_list.hpp"
 #include "billing/reconcile.hpp"
 #include "config/price_list_models.hpp"
@@ -63,10 +64,13 @@ std::string day_of(std::int64_t ms) {
 }
 
 /// The ledger summed into the bill's keys over [from, to).
-std::optional<std::map<b::usage_key, b::usage_totals>> ledger_sums(const std::string& path,
+std::optional<std::map<b::usage_key, b::usage_totals>> ledger_sums(const config::config& cfg,
                                                                    std::int64_t from_ms,
                                                                    std::int64_t to_ms) {
-  auto reader = accounting::ledger_reader::open(path);
+  const auto path = cfg.ledger.store == config::ledger_store_kind::postgres
+                        ? std::string("the fleet ledger")
+                        : cfg.ledger.path;
+  auto reader = open_ledger_reader(cfg);
   if (!reader) {
     std::cerr << "reconcile: " << path << ": " << reader.error().message << '\n';
     return std::nullopt;
@@ -273,7 +277,7 @@ int reconcile_command(const args& a) {
     const auto d = parse_when(it->first.day, 0).value_or(0);
     it = d < *since || d >= *until ? bill.bill.erase(it) : std::next(it);
   }
-  const auto ledger = ledger_sums(cfg->ledger.path, *since, *until);
+  const auto ledger = ledger_sums(*cfg, *since, *until);
   if (!ledger) return 2;
   const auto report = b::reconcile(*ledger, bill, cfg->rate_table.get(), *tolerance);
   if (format == "json") {

@@ -120,7 +120,7 @@ int report_command(const args& a) {
     std::cerr << "report: --by takes team, app, model, day\n";
     return 2;
   }
-  auto reader = accounting::ledger_reader::open(window->ledger_path);
+  auto reader = window->open();
   if (!reader) {
     std::cerr << "report: " << reader.error().message << '\n';
     return 1;

@@ -186,8 +186,33 @@ struct models_config {
 };
 
 /// The durable ledger (SQLite; accounting/ledger.hpp). Defaults match `accounting::ledger_options`.
+/// Where the fleet's rows go besides the local file (docs/ledger.md).
+enum class ledger_store_kind : std::uint8_t { sqlite, postgres };
+
+/// `ledger.postgres`: the fleet's shared ledger. The local SQLite file stays the journal (and the
+/// spool while PostgreSQL is away); a shipper thread copies its rows over in order.
+struct ledger_postgres_config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 5432;
+  std::string database = "bedrock_meter";
+  std::string user = "bedrock_meter";
+  std::string password_env;        ///< env var holding the password; empty = none (trust, .pgpass)
+  std::string password;            ///< resolved from password_env; never logged
+  std::string sslmode = "prefer";  ///< libpq's: disable allow prefer require verify-ca verify-full
+  std::string sslrootcert;         ///< CA file for verify-ca / verify-full (e.g. the RDS bundle)
+  std::string replica;             ///< this replica's name in the rows; empty = the host name
+  std::uint32_t batch_max = 2000;  ///< most rows per insert
+  milliseconds connect_timeout{std::chrono::seconds(5)};
+  /// Rows in the local journal not yet in PostgreSQL beyond which new requests are refused
+  /// (503): the spool's bound.
+  std::uint64_t spool_max_rows = 1'000'000;
+  bool operator==(const ledger_postgres_config&) const = default;
+};
+
 struct ledger_config {
   std::string path;  ///< absolute path of the database file; empty = no ledger (the loader warns)
+  ledger_store_kind store = ledger_store_kind::sqlite;
+  ledger_postgres_config postgres;
   std::uint32_t queue_capacity = 65536;  ///< records in memory, not yet committed
   std::uint32_t batch_max = 512;         ///< most records per transaction
   milliseconds flush_interval{50};       ///< longest a record waits before its group commits

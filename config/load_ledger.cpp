@@ -3,14 +3,71 @@
 // background run over the ledger).
 #include "config/loader.hpp"
 
+#include <algorithm>
 #include <system_error>
 
 namespace bedrock_meter::config {
 namespace {
 
-constexpr std::array<std::string_view, 6> ledger_keys = {
-    "path",           "queue_capacity",      "batch_max",
-    "flush_interval", "prompt_fingerprints", "fingerprint_key_file"};
+constexpr std::array<std::string_view, 8> ledger_keys = {"path",
+                                                         "queue_capacity",
+                                                         "batch_max",
+                                                         "store",
+                                                         "flush_interval",
+                                                         "prompt_fingerprints",
+                                                         "fingerprint_key_file",
+                                                         "postgres"};
+constexpr std::array<std::string_view, 11> postgres_keys = {
+    "host",          "port",        "database", "user",      "password_env",
+    "sslmode",       "sslrootcert", "replica",  "batch_max", "connect_timeout",
+    "spool_max_rows"};
+constexpr enum_table<ledger_store_kind, 2> stores{
+    "store",
+    {"sqlite", "postgres"},
+    {ledger_store_kind::sqlite, ledger_store_kind::postgres},
+    [](std::string_view word, std::span<const std::string_view>) {
+      return "'" + std::string(word) +
+             "' is not a ledger store; use sqlite (one machine) or postgres (a fleet)";
+    }};
+constexpr std::array<std::string_view, 6> sslmodes = {"disable", "allow",     "prefer",
+                                                      "require", "verify-ca", "verify-full"};
+
+void load_postgres(load_context& ctx, const map_entry& e, ledger_postgres_config& pg) {
+  const map_reader s(ctx.diag(), e.value, "ledger.postgres", postgres_keys, e.mark());
+  if (!s.is_map()) return;
+  s.read_string("host", pg.host, text_rule::non_empty);
+  s.read_port("port", pg.port);
+  s.read_string("database", pg.database, text_rule::non_empty);
+  s.read_string("user", pg.user, text_rule::non_empty);
+  if (read_env_name(s, "password_env", pg.password_env, text_rule::optional) &&
+      !pg.password_env.empty()) {
+    ctx.require_env_set(*s.get("password_env"), "ledger.postgres.password_env", pg.password_env,
+                        "the PostgreSQL password");
+    if (const auto v = ctx.env(pg.password_env)) pg.password = *v;
+  }
+  if (s.read_string("sslmode", pg.sslmode, text_rule::non_empty) &&
+      std::find(sslmodes.begin(), sslmodes.end(), pg.sslmode) == sslmodes.end()) {
+    s.error(*s.get("sslmode"), "'" + pg.sslmode +
+                                   "' is not an sslmode; use disable, allow, prefer, require, "
+                                   "verify-ca or verify-full");
+  }
+  if (s.read_string("sslrootcert", pg.sslrootcert, text_rule::optional) &&
+      !pg.sslrootcert.empty()) {
+    pg.sslrootcert = ctx.resolve(pg.sslrootcert);
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(pg.sslrootcert, ec))
+      s.error(*s.get("sslrootcert"), "no file at '" + pg.sslrootcert + "'");
+  }
+  if (s.read_string("replica", pg.replica, text_rule::optional) && !pg.replica.empty() &&
+      !is_valid_label_value(pg.replica)) {
+    s.error(*s.get("replica"), "use 1 to 64 of A-Z a-z 0-9 _ . - (it names this replica's rows)");
+  }
+  s.read_uint("batch_max", pg.batch_max, 1, 100'000,
+              "use a number from 1 to 100000 (rows per insert)");
+  s.read_duration("connect_timeout", pg.connect_timeout, false, std::chrono::minutes(5));
+  s.read_uint("spool_max_rows", pg.spool_max_rows, 1000, 4'000'000'000U,
+              "use a number from 1000 to 4000000000 (unshipped rows before requests are refused)");
+}
 constexpr std::array<std::string_view, 2> advice_keys = {"window", "refresh_interval"};
 constexpr std::array<std::string_view, 3> metering_keys = {"drain_on_client_abort", "drain_timeout",
                                                            "max_concurrent_drains"};
@@ -41,6 +98,14 @@ void load_ledger(load_context& ctx, const map_entry& e, ledger_config& l) {
   const map_reader s(ctx.diag(), e.value, "ledger", ledger_keys, e.mark());
   if (!s.is_map()) return;
   load_ledger_path(ctx, s, l);
+  s.read_enum("store", stores, l.store, text_rule::non_empty);
+  const map_entry* pg = s.get("postgres");
+  if (pg != nullptr && !pg->value.IsNull()) load_postgres(ctx, *pg, l.postgres);
+  if (l.store == ledger_store_kind::postgres && l.path.empty() && s.get("store") != nullptr) {
+    s.error(*s.get("store"),
+            "store postgres needs ledger.path too: the local file is the journal and the spool "
+            "while PostgreSQL is away");
+  }
   s.read_uint("queue_capacity", l.queue_capacity, 1, 16'777'216,
               "use a number from 1 to 16777216 (records held in memory before appends wait)");
   s.read_uint("batch_max", l.batch_max, 1, 1'000'000,

@@ -191,6 +191,13 @@ stage_result admit(exchange_context& ctx) {
   const auto op = ctx.route->op;
   if (op == metering::operation::get_async_invoke || op == metering::operation::list_async_invokes)
     return std::nullopt;
+  if (const auto* full = ctx.w.state().sinks.spool_full;
+      full != nullptr && full->load(std::memory_order_relaxed)) {
+    bump(ctx.w.counters().ledger_spool_refusals);
+    return refusal{aws::upstream_unavailable(
+        "The proxy's ledger spool is full: the fleet's PostgreSQL ledger has been unreachable "
+        "too long. The request was not forwarded, so it is not billed; retry later.")};
+  }
   if (ctx.snap->budgets->empty()) return std::nullopt;
   ctx.budgets = ctx.snap->budgets.get();  // settle() books the actual cost on them
   const auto who = attribution_of(ctx, ctx.resolved.base_model);

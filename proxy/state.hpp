@@ -66,6 +66,9 @@ using published_credentials = published<aws::sigv4::credentials>;
 struct settlement_sinks {
   accounting::ledger* ledger = nullptr;   ///< null: `ledger.path` is empty
   telemetry::metrics* metrics = nullptr;  ///< null: no metrics (tests)
+  /// Set while the fleet ledger's spool is over its bound (fleet::shipper): admission refuses
+  /// new requests. Null: `ledger.store: sqlite`.
+  const std::atomic<bool>* spool_full = nullptr;
 };
 
 class shared_state {

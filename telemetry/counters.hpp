@@ -70,7 +70,8 @@ constexpr family_info info(outcome_family f) noexcept {
   X(drains, proxy_events, "drain")                         /* client gone: read on for usage */ \
   X(drains_refused, proxy_events, "drain_refused")         /* over max_concurrent_drains */     \
   X(ledger_append_failures, proxy_events, "ledger_append_failure")                              \
-  X(model_denied, proxy_events, "model_denied") /* identity's model allow-list */               \
+  X(ledger_spool_refusals, proxy_events, "ledger_spool_full") /* fleet ledger unreachable */    \
+  X(model_denied, proxy_events, "model_denied")               /* identity's model allow-list */ \
   X(upstream_resolve, upstream_errors, "resolve")                                               \
   X(upstream_connect, upstream_errors, "connect")                                               \
   X(upstream_tls_handshake, upstream_errors, "tls")                                             \

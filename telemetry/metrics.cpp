@@ -748,6 +748,29 @@ void append_scraped(std::vector<pm::MetricFamily>& out, const scrape_inputs& in)
                          {sample(d(in.ledger->committed), mt::Counter, {{"result", "committed"}}),
                           sample(d(in.ledger->failed), mt::Counter, {{"result", "failed"}})}));
   }
+  if (in.fleet) {
+    const auto& f = *in.fleet;
+    out.push_back(family("bedrock_ledger_spool_rows",
+                         "Rows in the local journal not yet shipped to the fleet's PostgreSQL "
+                         "ledger",
+                         mt::Gauge, {sample(d(f.spool_rows), mt::Gauge)}));
+    out.push_back(family("bedrock_ledger_spool_max_rows",
+                         "ledger.postgres.spool_max_rows: beyond it new requests are refused",
+                         mt::Gauge, {sample(d(f.spool_max_rows), mt::Gauge)}));
+    out.push_back(family("bedrock_ledger_replay_lag_seconds",
+                         "Age of the oldest row not yet shipped to PostgreSQL (0 when none)",
+                         mt::Gauge, {sample(f.lag_seconds, mt::Gauge)}));
+    out.push_back(family("bedrock_ledger_shipped_rows_total",
+                         "Rows this process shipped to the fleet's PostgreSQL ledger", mt::Counter,
+                         {sample(d(f.shipped), mt::Counter)}));
+    out.push_back(family("bedrock_ledger_ship_failures_total",
+                         "Failed connections and batches to the fleet's PostgreSQL ledger (each "
+                         "retried)",
+                         mt::Counter, {sample(d(f.failures), mt::Counter)}));
+    out.push_back(family("bedrock_ledger_postgres_up",
+                         "1 while the shipper is connected to PostgreSQL", mt::Gauge,
+                         {sample(f.connected ? 1 : 0, mt::Gauge)}));
+  }
 }
 
 }  // namespace

@@ -66,6 +66,17 @@ struct scrape_inputs {
     std::uint64_t failed = 0;  ///< refused after close + given up at the close deadline
   };
   std::optional<ledger_snapshot> ledger;  ///< nullopt: no ledger configured (no series)
+
+  /// The shipper to the fleet's PostgreSQL ledger (`ledger.store: postgres`).
+  struct fleet_snapshot {
+    std::uint64_t spool_rows = 0;
+    double lag_seconds = 0;
+    std::uint64_t shipped = 0;
+    std::uint64_t failures = 0;
+    bool connected = false;
+    std::uint64_t spool_max_rows = 0;
+  };
+  std::optional<fleet_snapshot> fleet;  ///< nullopt: store sqlite (no series)
 };
 
 /// Reads every atomic the adapter exports. `l` may be null (no ledger). Any thread.

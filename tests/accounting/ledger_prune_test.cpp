@@ -80,5 +80,46 @@ TEST(LedgerRetention, PruneDeletesOldRowsButTotalsNeverDrop) {
   expect_totals(**reader, recs);
 }
 
+TEST(LedgerRetention, IdsAreNeverReusedEvenWhenEveryRowIsPruned) {
+  // The fleet's shipper (fleet/shipper.cpp) resumes by id: a reused id would never be shipped.
+  temp_dir dir;
+  const auto path = dir.file("ids.db");
+  {
+    auto l = open_or_die(path);
+    ASSERT_TRUE(l);
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(l->append(make_record(11, i)));
+    ASSERT_TRUE(l->flush());
+  }
+  auto j = journal::open(path);
+  ASSERT_TRUE(j) << j.error().message;
+  auto before = (*j)->after(0, 100);
+  ASSERT_TRUE(before);
+  ASSERT_EQ(before->size(), 5u);
+  const auto last = before->back().id;
+  auto pruned = prune_ledger(path, INT64_MAX);
+  ASSERT_TRUE(pruned) << pruned.error().message;
+  EXPECT_EQ(*pruned, 5u);
+  {
+    auto l = open_or_die(path);
+    ASSERT_TRUE(l);
+    ASSERT_TRUE(l->append(make_record(11, 99)));
+    ASSERT_TRUE(l->flush());
+  }
+  auto after = (*j)->after(last, 100);
+  ASSERT_TRUE(after);
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_GT(after->front().id, last);
+  auto backlog = (*j)->backlog(0);
+  ASSERT_TRUE(backlog);
+  EXPECT_EQ(backlog->first, 1u);
+  ASSERT_TRUE((*j)->record_shipped(after->front().id));
+  EXPECT_EQ(*(*j)->shipped_locally(), after->front().id);
+  const std::string id = (*j)->id();
+  EXPECT_EQ(id.size(), 32u);
+  auto again = journal::open(path);
+  ASSERT_TRUE(again);
+  EXPECT_EQ((*again)->id(), id) << "the journal's identity is created once";
+}
+
 }  // namespace
 }  // namespace bedrock_meter::accounting

@@ -29,6 +29,12 @@ METRICS = {
     "bedrock_upstream_errors_total": ("counter", {"kind"}),
     "bedrock_client_aborts_total": ("counter", set()),
     "bedrock_ledger_queue_depth": ("gauge", set()),
+    "bedrock_ledger_spool_rows": ("gauge", set()),
+    "bedrock_ledger_spool_max_rows": ("gauge", set()),
+    "bedrock_ledger_replay_lag_seconds": ("gauge", set()),
+    "bedrock_ledger_shipped_rows_total": ("counter", set()),
+    "bedrock_ledger_ship_failures_total": ("counter", set()),
+    "bedrock_ledger_postgres_up": ("gauge", set()),
     "bedrock_ledger_records_total": ("counter", {"result"}),
     "bedrock_build_info": ("gauge", {"version"}),
     # Beyond the core contract, exposed by the metrics adapter (telemetry/metrics.hpp).
@@ -64,7 +70,7 @@ LABEL_VALUES = {
     ("bedrock_proxy_events_total", "event"): {
         "auth_failure", "unknown_route", "bad_request", "timeout", "connection_refused",
         "stream_decode_error", "estimated_request", "drain", "drain_refused",
-        "ledger_append_failure", "model_denied"},
+        "ledger_append_failure", "ledger_spool_full", "model_denied"},
     # Every lever is always exported (0 when it found nothing): app/advice_refresh.cpp lever_names.
     ("bedrock_advice_monthly_savings_usd", "lever"): {
         "prompt_caching", "output_cap", "prompt_trimming", "model_substitution", "batch",

@@ -5,9 +5,14 @@
 - each metric and label it names is in the metrics contract (contract.py) or is a recording rule,
   and closed label values (type="cache_read"...) are real ones;
 - the dashboards are well-formed Grafana JSON (datasource variable, ids, layout, descriptions);
+  the Ledger dashboard (dashboards/ledger.json) reads PostgreSQL, not Prometheus: its SQL names
+  only columns of the ledger's `requests` table, bounds every query by the time range (also on
+  time_ms, the partition key) and applies the team/app/model variables so that "All" works;
+  the PromQL checks leave it out;
 - every alert has severity, summary, description and runbook, and a promtool unit test where it
   fires and one where it stays quiet; every recording rule is evaluated by a promql_expr_test;
-- docs/metrics.md covers every metric, recording rule, alert and dashboard.
+- docs/metrics.md covers every metric, recording rule, alert and Prometheus dashboard;
+  docs/ledger.md the PostgreSQL one.
 
 Standard library only; needs promtool (scripts/install-deps installs the prometheus package).
 """
@@ -29,6 +34,103 @@ PROMTOOL = os.environ.get("PROMTOOL") or shutil.which("promtool")
 if os.environ.get("BM_REQUIRE_TOOLS") and not PROMTOOL:
     raise SystemExit("test_dashboards: promtool missing (run scripts/install-deps)")
 RULE_TESTS = sorted((exprs.RULES / "tests").glob("*.yml"))
+
+# Dashboards select their datasource through a variable: Prometheus ones through `datasource`,
+# the PostgreSQL one (the fleet ledger, dashboards/ledger.json) through `pg`.
+PROMETHEUS_DS = {"type": "prometheus", "uid": "${datasource}"}
+POSTGRES_TYPE = "grafana-postgresql-datasource"
+POSTGRES_DS = {"type": POSTGRES_TYPE, "uid": "${pg}"}
+
+
+def board_datasource(board):
+    """(variable name, plugin id, the datasource every panel names) of a dashboard."""
+    names = {v["name"] for v in board["templating"]["list"] if v["type"] == "datasource"}
+    if "pg" in names:
+        return "pg", POSTGRES_TYPE, POSTGRES_DS
+    return "datasource", "prometheus", PROMETHEUS_DS
+
+
+def is_postgres(board):
+    return board_datasource(board)[1] == POSTGRES_TYPE
+
+
+def prometheus_panels(board):
+    return [p for p in exprs._panels(board["panels"])
+            if p.get("datasource", {}).get("type") not in (POSTGRES_TYPE, "postgres")]
+
+
+# The ledger's PostgreSQL table (written by the proxies, ledger.store: postgres; docs/ledger.md).
+LEDGER_COLUMNS = {
+    "replica", "local_id", "time_ms", "at", "request_id", "team", "app", "principal", "tags",
+    "operation", "model_requested", "model_base", "model_label", "region", "scope", "service_tier",
+    "latency_mode", "batch", "status", "outcome", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "usage_source",
+    "input_cost", "output_cost", "cache_read_cost", "cache_write_cost", "total_cost", "priced",
+    "unpriced_reason", "rate_table_version", "rate_entry", "duration_us", "first_byte_us",
+    "bytes_in", "bytes_out", "has_traits", "max_tokens", "stop_reason", "tools",
+    "structured_output", "system_prefix_hash", "system_prefix_bytes", "conversation_prefix_hash",
+    "conversation_prefix_bytes", "prompt_hash", "prompt_bytes"}
+SQL_WORDS = {
+    "select", "distinct", "from", "where", "and", "or", "not", "in", "between", "as", "group",
+    "by", "order", "asc", "desc", "limit", "filter", "is", "null", "case", "when", "then", "else",
+    "end", "coalesce", "nullif", "sum", "count", "min", "max", "avg", "round", "date_trunc",
+    "float8", "bigint", "numeric", "text", "requests"}
+# Grafana's SQL macros and interval variables; macro arguments are checked like the rest.
+SQL_MACROS = {"__timeFilter", "__timeGroupAlias", "__timeGroup", "__unixEpochFrom", "__unixEpochTo",
+              "__timeFrom", "__timeTo", "__interval", "__interval_ms"}
+# The time range, on the timestamp and on the partition key (so only its months are read).
+SQL_TIME = ("$__timeFilter(at)",
+            "time_ms BETWEEN $__unixEpochFrom()::bigint * 1000 AND $__unixEpochTo()::bigint * 1000 + 999")
+# team/app/model select with an "All" that is the literal '__all' (custom all values are not
+# quoted by Grafana), so "All" also matches empty values and never sends a list of every team.
+SQL_SCOPE = {"team": "team", "app": "app", "model": "model_base"}
+_SQL_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<str>'(?:[^']|'')*')
+  | (?P<quoted>"[^"]*")
+  | (?P<macro>\$__\w+)
+  | (?P<var>\$\{\w+(?::\w+)?\}|\$\w+)
+  | (?P<interval>\d+[smhdw]\b)
+  | (?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op>::|<>|>=|<=|\|\||[-+*/%<>=(),.])
+""", re.X)
+
+
+def sql_tokens(sql):
+    pos, out = 0, []
+    while pos < len(sql):
+        m = _SQL_TOKEN.match(sql, pos)
+        if not m:
+            raise ValueError(f"cannot tokenize at {sql[pos:pos + 20]!r} in {sql!r}")
+        pos = m.end()
+        if m.lastgroup != "ws":
+            out.append((m.lastgroup, m.group()))
+    return out
+
+
+def sql_unknown_names(sql):
+    """Identifiers in a query that are neither ledger columns, SQL words nor its own aliases."""
+    toks = sql_tokens(sql)
+    aliases = {toks[i + 1][1].strip('"') for i, (_, t) in enumerate(toks[:-1]) if t.lower() == "as"}
+    unknown = []
+    for kind, text in toks:
+        if kind == "macro" and text[1:] not in SQL_MACROS:
+            unknown.append(text)
+        if kind == "ident" and text not in LEDGER_COLUMNS and text.lower() not in SQL_WORDS \
+                and text not in aliases:
+            unknown.append(text)
+    return unknown
+
+
+def sql_queries(board):
+    """[(source, sql)]: every panel target's and query variable's SQL."""
+    out = [(f"variable ${v['name']}", v["query"]) for v in board["templating"]["list"]
+           if v["type"] == "query"]
+    for p in exprs._panels(board["panels"]):
+        for t in p.get("targets", []):
+            out.append((f"panel {p['title']!r} ({t['refId']})", t.get("rawSql", "")))
+    return out
 
 AGGREGATORS = {"sum", "min", "max", "avg", "count", "topk", "bottomk", "quantile", "stddev",
                "stdvar", "count_values", "group", "limitk", "limit_ratio"}
@@ -154,7 +256,14 @@ class Extraction(unittest.TestCase):
         targets = 0
         for f in exprs.dashboard_files():
             board = json.loads(f.read_text())
-            targets += sum(len(p.get("targets", [])) for p in exprs._panels(board["panels"]))
+            targets += sum(len(p.get("targets", [])) for p in prometheus_panels(board))
+            # SQL panels are not PromQL: none of their targets may reach the PromQL checks.
+            for p in exprs._panels(board["panels"]):
+                if p not in prometheus_panels(board):
+                    for t in p.get("targets", []):
+                        self.assertNotIn("expr", t, f"{f.name}: {p['title']}")
+            if is_postgres(board):
+                self.assertEqual(exprs.dashboard_expressions(f), [], f.name)
         n_rules = sum(len(exprs.rules(f)) for f in exprs.rule_files())
         self.assertEqual(sum(1 for s in sources if ": panel " in s), targets)
         self.assertEqual(sum(1 for s in sources if s.startswith("dashboards/rules/")), n_rules)
@@ -213,19 +322,27 @@ class Dashboards(unittest.TestCase):
         uids = set()
         files = exprs.dashboard_files()
         self.assertEqual({f.name for f in files}, {"spend.json", "operations.json", "budgets.json",
-                                                    "savings.json"})
+                                                    "savings.json", "ledger.json"})
+        schema_versions = set()
         for f in files:
             with self.subTest(dashboard=f.name):
                 board = json.loads(f.read_text())
                 self.assertNotIn(board["uid"], uids)
                 uids.add(board["uid"])
                 self.assertLessEqual(len(board["uid"]), 40)
+                self.assertTrue(board["uid"].startswith("bedrock-meter-"), board["uid"])
                 self.assertGreaterEqual(board["schemaVersion"], 36)
+                schema_versions.add(board["schemaVersion"])
                 self.assertIn("bedrock-meter", board["tags"])
                 self.assertEqual(board["timezone"], "utc")
+                self.assertIs(board["editable"], True)
+                self.assertTrue(board["title"].startswith("bedrock-meter / "), board["title"])
+                self.assertTrue(board.get("description"))
                 variables = {v["name"]: v for v in board["templating"]["list"]}
-                ds = variables["datasource"]
-                self.assertEqual((ds["type"], ds["query"]), ("datasource", "prometheus"))
+                ds_var, plugin, panel_ds = board_datasource(board)
+                ds = variables[ds_var]
+                self.assertEqual((ds["type"], ds["query"]), ("datasource", plugin))
+                self.assertEqual([v["name"] for v in variables.values() if v["type"] == "datasource"], [ds_var])
                 ids = set()
                 cells = set()
                 for p in exprs._panels(board["panels"]):
@@ -245,17 +362,27 @@ class Dashboards(unittest.TestCase):
                         self.assertNotIn("targets", p, p["title"])
                         self.assertTrue(p["options"]["content"].strip(), p["title"])
                         continue
-                    self.assertEqual(p["datasource"], {"type": "prometheus", "uid": "${datasource}"})
+                    self.assertEqual(p["datasource"], panel_ds, p["title"])
                     refs = [t["refId"] for t in p["targets"]]
                     self.assertTrue(refs, p["title"])
                     self.assertEqual(len(refs), len(set(refs)), p["title"])
                     for t in p["targets"]:
-                        self.assertEqual(t["datasource"]["uid"], "${datasource}", p["title"])
+                        self.assertEqual(t["datasource"], panel_ds, p["title"])
+                        if plugin == POSTGRES_TYPE:
+                            self.assertNotIn("expr", t, p["title"])
+                            self.assertTrue(t["rawSql"].strip(), p["title"])
+                            self.assertIs(t["rawQuery"], True, p["title"])
+                            self.assertEqual(t["editorMode"], "code", p["title"])
+                            self.assertIn(t["format"], ("table", "time_series"), p["title"])
+                        else:
+                            self.assertTrue(t["expr"].strip(), p["title"])
+                            self.assertNotIn("rawSql", t, p["title"])
                     if p.get("timeFrom"):
                         self.assertRegex(p["timeFrom"], r"^(now/[dwMy]|\d+[smhdwMy])$")
                 for v in variables.values():
                     if v["type"] == "query":
-                        self.assertEqual(v["datasource"]["uid"], "${datasource}")
+                        self.assertEqual(v["datasource"], panel_ds, v["name"])
+        self.assertEqual(len(schema_versions), 1, "dashboards with different schemaVersions")
 
     def test_every_variable_is_used(self):
         for f in exprs.dashboard_files():
@@ -266,6 +393,101 @@ class Dashboards(unittest.TestCase):
                     continue
                 uses = len(re.findall(r"\$%s\b|\$\{%s\b" % (v["name"], v["name"]), text))
                 self.assertGreater(uses, 0, f"{f.name}: ${v['name']} is never used")
+
+
+class LedgerDashboard(unittest.TestCase):
+    """dashboards/ledger.json: SQL on the fleet's PostgreSQL ledger (table `requests`)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.board = json.loads((exprs.DASHBOARDS / "ledger.json").read_text())
+        cls.queries = sql_queries(cls.board)
+
+    def test_it_is_the_postgres_dashboard(self):
+        self.assertTrue(is_postgres(self.board))
+        self.assertEqual(self.board["uid"], "bedrock-meter-ledger")
+        self.assertEqual(self.board["title"], "bedrock-meter / Ledger")
+        self.assertEqual([f.name for f in exprs.dashboard_files()
+                          if is_postgres(json.loads(f.read_text()))], ["ledger.json"])
+
+    def test_queries_name_only_ledger_columns(self):
+        self.assertGreaterEqual(len(self.queries), 12)
+        problems = [f"{src}: {name}" for src, sql in self.queries for name in sql_unknown_names(sql)]
+        self.assertEqual(problems, [])
+
+    def test_the_column_check_catches_typos(self):
+        # Guards against a check that passes whatever it is given.
+        self.assertEqual(sql_unknown_names("SELECT teem, count(*) AS n FROM requests GROUP BY teem"),
+                         ["teem", "teem"])
+        self.assertEqual(sql_unknown_names("SELECT $__timeFiltre(at) FROM requests"), ["$__timeFiltre"])
+        self.assertEqual(sql_unknown_names(
+            "SELECT (sum(total_cost) / 1e12)::float8 AS spend, 'x''y' AS \"time\" FROM requests"), [])
+
+    def test_every_query_reads_requests_in_the_time_range(self):
+        for src, sql in self.queries:
+            with self.subTest(query=src):
+                self.assertRegex(sql, r"\bFROM requests\b")
+                for bound in SQL_TIME:
+                    self.assertIn(bound, sql)
+
+    def test_variables_select_with_an_all_sentinel(self):
+        variables = {v["name"]: v for v in self.board["templating"]["list"]}
+        text = json.dumps(self.board)
+        for name, column in SQL_SCOPE.items():
+            with self.subTest(variable=name):
+                v = variables[name]
+                self.assertEqual((v["type"], v["includeAll"], v["multi"]), ("query", True, True))
+                self.assertEqual(v["allValue"], "'__all'")
+                self.assertEqual(v["definition"], v["query"])
+                self.assertEqual(v["refresh"], 2)   # on time range change: the range's values
+                self.assertIn(f"SELECT DISTINCT {column} FROM requests", v["query"])
+        for src, sql in self.queries:
+            for name, column in SQL_SCOPE.items():
+                # Each use of the variable is the whole filter, so "All" works.
+                uses = len(re.findall(r"\$%s\b|\$\{%s\b" % (name, name), sql))
+                filters = sql.count(f"('__all' IN (${name}) OR {column} IN (${name}))")
+                self.assertEqual(uses, 2 * filters, f"{src}: ${name}")
+        self.assertNotIn("${team:", text)   # formats would quote the sentinel twice
+
+    def test_panels_apply_the_variables_or_say_they_do_not(self):
+        for p in exprs._panels(self.board["panels"]):
+            if p["type"] in ("row", "text"):
+                continue
+            sql = " ".join(t["rawSql"] for t in p["targets"])
+            scoped = [f"${name})" in sql for name in SQL_SCOPE]
+            with self.subTest(panel=p["title"]):
+                if any(scoped):
+                    self.assertTrue(all(scoped), "some variables applied, not all")
+                else:
+                    self.assertIn("the variables do not apply", p["description"])
+
+    def test_money_is_in_usd(self):
+        # The table holds pico-USD; a panel in USD divides by 1e12, one that shows money says USD.
+        for p in exprs._panels(self.board["panels"]):
+            units = [p.get("fieldConfig", {}).get("defaults", {}).get("unit")]
+            units += [prop["value"] for o in p.get("fieldConfig", {}).get("overrides", [])
+                      for prop in o["properties"] if prop["id"] == "unit"]
+            sql = " ".join(t.get("rawSql", "") for t in p.get("targets", []))
+            with self.subTest(panel=p["title"]):
+                if "currencyUSD" in units:
+                    self.assertIn("total_cost", sql)
+                for m in re.finditer(r"\b(\w+_cost)\b", sql):
+                    after = sql[m.end():m.end() + 40]
+                    if not re.match(r"\s+(DESC|ASC)\b", after):   # ORDER BY total_cost DESC
+                        self.assertRegex(after, r"^\)?(, 0\))?\)?\s*/\s*1e12\)", f"{m.group(1)} not in USD")
+
+    def test_time_series_queries_return_time_metric_value(self):
+        for p in exprs._panels(self.board["panels"]):
+            for t in p.get("targets", []):
+                if t.get("format") == "time_series":
+                    with self.subTest(panel=p["title"]):
+                        self.assertRegex(t["rawSql"], r"^SELECT \$__timeGroupAlias\(at, [^)]+\),")
+                        self.assertIn(" AS metric,", t["rawSql"])
+                        self.assertRegex(t["rawSql"], r"\nORDER BY 1$")
+
+    def test_the_datasource_is_the_provisioned_one(self):
+        provisioned = (exprs.REPO / "deploy/grafana/provisioning/datasources/postgres.yml").read_text()
+        self.assertIn(f"type: {POSTGRES_TYPE}", provisioned)
 
 
 def _alert_blocks():
@@ -322,8 +544,12 @@ class Docs(unittest.TestCase):
         missing = [m for m in contract.METRICS if f"`{m}" not in doc]
         missing += [a for a in alert_names() if a not in doc]
         missing += [r for r in recording_rule_names() if r not in doc]
+        ledger_doc = (exprs.REPO / "docs" / "ledger.md").read_text()
         for f in exprs.dashboard_files():
-            missing += [] if json.loads(f.read_text())["title"] in doc else [f.name]
+            board = json.loads(f.read_text())
+            # The PostgreSQL dashboard is documented with the fleet ledger it reads.
+            where = ledger_doc if is_postgres(board) else doc
+            missing += [] if board["title"] in where else [f.name]
         self.assertEqual(missing, [])
 
 

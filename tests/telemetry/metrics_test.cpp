@@ -492,7 +492,7 @@ TEST(MetricsScrape, EveryOutcomeCounterKeepsItsContractName) {
       {"bedrock_proxy_events_total",
        {"event=\"auth_failure\"", "event=\"bad_request\"", "event=\"connection_refused\"",
         "event=\"drain\"", "event=\"drain_refused\"", "event=\"estimated_request\"",
-        "event=\"ledger_append_failure\"", "event=\"model_denied\"",
+        "event=\"ledger_append_failure\"", "event=\"ledger_spool_full\"", "event=\"model_denied\"",
         "event=\"stream_decode_error\"", "event=\"timeout\"", "event=\"unknown_route\""}},
       {"bedrock_budget_store_errors_total",
        {"result=\"fail_closed\"", "result=\"fail_open\"", "result=\"settle\""}},

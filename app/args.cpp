@@ -115,6 +115,14 @@ std::optional<std::int64_t> parse_when(std::string_view s, std::int64_t now_ms) 
   return now_ms - static_cast<std::int64_t>(*n) * ms;
 }
 
+std::optional<std::chrono::sys_days> parse_day(std::string_view s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return std::nullopt;
+  const auto ms = parse_date_ms(s);
+  if (!ms) return std::nullopt;
+  return std::chrono::floor<std::chrono::days>(
+      std::chrono::sys_time<std::chrono::milliseconds>(std::chrono::milliseconds(*ms)));
+}
+
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

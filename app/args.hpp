@@ -1,5 +1,6 @@
 #pragma once
 // The command line as the commands see it, and the parsers they share.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -50,6 +51,8 @@ std::optional<std::vector<config::price_list_model>> load_models_or_report(std::
 std::optional<std::uint64_t> parse_count(std::string_view s);
 /// "24h", "7d", "30m" (before `now_ms`), or a UTC date "2026-11-01" -> unix ms.
 std::optional<std::int64_t> parse_when(std::string_view s, std::int64_t now_ms);
+/// A UTC date "2026-11-01" (as the ledger's `day` key) as a day; nullopt when malformed.
+std::optional<std::chrono::sys_days> parse_day(std::string_view s);
 /// The wall clock in unix ms.
 std::int64_t now_ms();
 

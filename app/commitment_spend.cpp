@@ -1,6 +1,6 @@
 #include "app/commitment_spend.hpp"
 
-#include <cstdio>
+#include "app/args.hpp"
 
 namespace bedrock_meter::app {
 
@@ -23,13 +23,9 @@ accounting::ledger_result<std::vector<billing::day_model_spend>> spend_by_day(
   out.reserve(rows->size());
   for (auto& r : *rows) {
     if (r.total_cost == 0) continue;
-    int y = 0;
-    unsigned m = 0, d = 0;
-    // SQLite's date(): always "YYYY-MM-DD".
-    if (std::sscanf(r.keys[0].c_str(), "%d-%u-%u", &y, &m, &d) != 3) continue;
-    const std::chrono::year_month_day day{std::chrono::year(y), std::chrono::month(m),
-                                          std::chrono::day(d)};
-    out.push_back({std::chrono::sys_days(day), std::move(r.keys[1]), r.total_cost});
+    const auto day = parse_day(r.keys[0]);  // the ledger's "YYYY-MM-DD"
+    if (!day) continue;
+    out.push_back({*day, std::move(r.keys[1]), r.total_cost});
   }
   return out;
 }

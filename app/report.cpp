@@ -65,16 +65,6 @@ void print_table(const std::vector<accounting::report_key>& keys,
   std::printf("\n");
 }
 
-/// "YYYY-MM-DD" (the ledger's UTC day) as a day; the epoch when malformed (never: SQLite wrote it).
-std::chrono::sys_days parse_day(std::string_view s) {
-  int y = 0;
-  unsigned m = 0, d = 0;
-  std::sscanf(std::string(s).c_str(), "%d-%u-%u", &y, &m, &d);
-  const std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(m),
-                                        std::chrono::day(d)};
-  return ymd.ok() ? std::chrono::sys_days(ymd) : std::chrono::sys_days{};
-}
-
 /// The rows grouped by `keys`, each with its net spend: queried per day and base model as well
 /// (a discount depends on both), then folded back into `keys`.
 std::vector<priced_row> with_net(accounting::ledger_reader& reader, const ledger_window& w,
@@ -92,7 +82,8 @@ std::vector<priced_row> with_net(accounting::ledger_reader& reader, const ledger
   std::map<std::vector<std::string>, priced_row> folded;
   for (auto& r : *rows) {
     const auto model = r.keys.back();
-    const auto day = parse_day(r.keys[r.keys.size() - 2]);
+    // The ledger's UTC day, always well formed; the epoch (outside every term) if not.
+    const auto day = parse_day(r.keys[r.keys.size() - 2]).value_or(std::chrono::sys_days{});
     r.keys.resize(keys.size());
     auto& out = folded[r.keys];
     out.row.keys = r.keys;

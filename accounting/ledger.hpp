@@ -231,7 +231,8 @@ class journal {
   /// authority; this one may lag a batch behind and serves to size the spool while it is away.
   ledger_result<std::int64_t> shipped_locally();
   ledger_result<void> record_shipped(std::int64_t id);
-  /// How many rows have id > after_id, and the time_ms of the first of them (0 when none).
+  /// How many rows have id > after_id (from the ids, which are never reused: rows pruned before
+  /// they were shipped count until shipped past), and the time_ms of the first (0 when none).
   ledger_result<std::pair<std::uint64_t, std::int64_t>> backlog(std::int64_t after_id);
 
  private:
@@ -246,9 +247,11 @@ class journal {
 /// `busy_timeout` for the write lock, and the proxy's writer retries while it holds it (records
 /// stay queued). Prune a day or so at a time on a large ledger. Reports, budgets and `records`
 /// no longer see pruned rows. Returns the number of rows deleted.
+/// `keep_unshipped` (a replica's journal with `ledger.store: postgres`): refuses, deleting
+/// nothing, when a row before the cut-off has not been shipped to PostgreSQL yet.
 ledger_result<std::uint64_t> prune_ledger(
     const std::string& path, std::int64_t before_ms,
-    std::chrono::milliseconds busy_timeout = std::chrono::seconds(10));
+    std::chrono::milliseconds busy_timeout = std::chrono::seconds(10), bool keep_unshipped = false);
 
 struct ledger_options {
   /// Most rows per transaction. Larger groups commit faster per row; smaller keep memory down.

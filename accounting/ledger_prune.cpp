@@ -88,7 +88,8 @@ class prune_transaction {
 }  // namespace
 
 ledger_result<std::uint64_t> prune_ledger(const std::string& path, std::int64_t before_ms,
-                                          std::chrono::milliseconds busy_timeout) {
+                                          std::chrono::milliseconds busy_timeout,
+                                          bool keep_unshipped) {
   auto db = open_for_prune(path, busy_timeout);
   if (!db) return db.error();
   sqlite3* raw = db->get();
@@ -96,6 +97,29 @@ ledger_result<std::uint64_t> prune_ledger(const std::string& path, std::int64_t 
   if (exec(raw, "PRAGMA synchronous=FULL") != SQLITE_OK ||
       exec(raw, "BEGIN IMMEDIATE") != SQLITE_OK) {
     return tx.failed("cannot take the write lock");
+  }
+  if (keep_unshipped) {
+    // The shipper records how far it got in `meta` (at most a batch behind PostgreSQL's own
+    // record), so a row above that mark may still be PostgreSQL's only way to see it.
+    std::int64_t unshipped = 0;
+    {
+      statement st;
+      if (prepare(raw,
+                  "SELECT count(*) FROM requests WHERE time_ms < ?1 AND id > COALESCE((SELECT "
+                  "value FROM meta WHERE key = 'shipped_id'), 0)",
+                  st) != SQLITE_OK)
+        return tx.failed("unshipped rows");
+      sqlite3_bind_int64(st.s, 1, before_ms);
+      if (sqlite3_step(st.s) != SQLITE_ROW) return tx.failed("unshipped rows");
+      unshipped = sqlite3_column_int64(st.s, 0);
+    }
+    if (unshipped > 0) {
+      exec(raw, "ROLLBACK");
+      return ledger_error{ledger_error::kind::sqlite,
+                          "ledger " + path + ": " + std::to_string(unshipped) +
+                              " rows before the cut-off are not yet shipped to the fleet "
+                              "ledger (PostgreSQL); nothing pruned, prune again once they ship"};
+    }
   }
   if (auto r = tx.run("rollup", rollup_upsert_sql()); !r) return r.error();
   if (exec(raw, rollup_carry_sql()) != SQLITE_OK) return tx.failed("rollup carry");

@@ -443,16 +443,22 @@ ledger_result<std::vector<journal::row>> journal::after(std::int64_t after_id, s
 }
 
 ledger_result<std::pair<std::uint64_t, std::int64_t>> journal::backlog(std::int64_t after_id) {
+  // Ids are handed out in order and never reused, so the rows after `after_id` are the newest
+  // id minus it: two index probes instead of a count(*) that walks the whole spool (which made
+  // shipping a deep spool quadratic). Only rows pruned before they were shipped leave gaps, and
+  // those are counted until the next batch ships past them.
   statement st;
   if (prepare(db_,
-              "SELECT count(*), COALESCE((SELECT time_ms FROM requests WHERE id > ?1 ORDER BY id "
-              "LIMIT 1), 0) FROM requests WHERE id > ?1",
+              "SELECT COALESCE((SELECT MAX(id) FROM requests), 0), COALESCE((SELECT time_ms FROM "
+              "requests WHERE id > ?1 ORDER BY id LIMIT 1), 0)",
               st) != SQLITE_OK)
     return sqlite_error(db_, "journal backlog");
   sqlite3_bind_int64(st.s, 1, after_id);
   if (sqlite3_step(st.s) != SQLITE_ROW) return sqlite_error(db_, "journal backlog");
-  return std::pair<std::uint64_t, std::int64_t>(as_u64(sqlite3_column_int64(st.s, 0)),
-                                                sqlite3_column_int64(st.s, 1));
+  const auto newest = sqlite3_column_int64(st.s, 0);
+  return std::pair<std::uint64_t, std::int64_t>(
+      newest > after_id ? static_cast<std::uint64_t>(newest - after_id) : 0,
+      sqlite3_column_int64(st.s, 1));
 }
 
 }  // namespace bedrock_meter::accounting

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <iostream>
 #include <stdexcept>
 
@@ -40,7 +41,7 @@ boost::system::result<args, usage_error> args::parse(int argc, char** argv) {
     } else if (const auto eq = a.find('='); eq != std::string_view::npos) {
       out.options.emplace_back(a.substr(2, eq - 2), a.substr(eq + 1));
     } else if (a == "--help" || a == "--version" || a == "--strict" || a == "--verbose" ||
-               a == "--plan" || a == "--net") {
+               a == "--plan" || a == "--net" || a == "--journal" || a == "--dry-run") {
       out.options.emplace_back(a.substr(2), "1");
     } else if (i + 1 < argc) {
       out.options.emplace_back(a.substr(2), argv[++i]);
@@ -121,6 +122,19 @@ std::optional<std::chrono::sys_days> parse_day(std::string_view s) {
   if (!ms) return std::nullopt;
   return std::chrono::floor<std::chrono::days>(
       std::chrono::sys_time<std::chrono::milliseconds>(std::chrono::milliseconds(*ms)));
+}
+
+std::string format_day(std::chrono::sys_days d) {
+  const std::chrono::year_month_day ymd(d);
+  char out[16];
+  std::snprintf(out, sizeof out, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+  return out;
+}
+
+std::string format_day(std::int64_t ms) {
+  return format_day(std::chrono::floor<std::chrono::days>(
+      std::chrono::sys_time<std::chrono::milliseconds>(std::chrono::milliseconds(ms))));
 }
 
 std::int64_t now_ms() {

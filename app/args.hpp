@@ -34,7 +34,7 @@ struct args {
   std::vector<std::string> get_list(std::string_view name) const;
 
   /// Splits argv. `--name=value` and `--name value`; the flags `--help`, `--version`,
-  /// `--strict`, `--verbose`, `--plan` and `--net` take no value.
+  /// `--strict`, `--verbose`, `--plan`, `--net`, `--journal` and `--dry-run` take no value.
   /// The error names the option that lacks its value.
   static boost::system::result<args, usage_error> parse(int argc, char** argv);
 };
@@ -53,6 +53,10 @@ std::optional<std::uint64_t> parse_count(std::string_view s);
 std::optional<std::int64_t> parse_when(std::string_view s, std::int64_t now_ms);
 /// A UTC date "2026-11-01" (as the ledger's `day` key) as a day; nullopt when malformed.
 std::optional<std::chrono::sys_days> parse_day(std::string_view s);
+/// A day as "2026-11-01" (the inverse of parse_day).
+std::string format_day(std::chrono::sys_days d);
+/// The UTC day holding unix ms `ms`, as "2026-11-01".
+std::string format_day(std::int64_t ms);
 /// The wall clock in unix ms.
 std::int64_t now_ms();
 

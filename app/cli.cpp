@@ -33,6 +33,11 @@ Usage:
       Spend table from the ledger (--net: and after the config's commitment discounts).
   bedrock-meter ledger export --config FILE [--since ...] [--until ...] [--format csv|jsonl]
       Every ledger row in the window, for chargeback.
+  bedrock-meter ledger prune --config FILE --before YYYY-MM-DD|90d [--journal] [--dry-run]
+      Retention. SQLite: rows before the cut-off are folded into the rollup (totals and
+      counters keep them) and deleted. ledger.store postgres: drops the fleet's whole monthly
+      partitions that end by the cut-off (--dry-run: name them); --journal prunes this
+      replica's local journal instead, refusing while a row before the cut-off is unshipped.
   bedrock-meter budgets --config FILE [--format text|json]
       Each budget's limit, period-to-date spend (from the ledger, or the shared Redis store),
       % used and the forecast at period end. The running proxy answers GET /api/budgets.
@@ -87,6 +92,7 @@ command_fn find_command(const args& a) {
   if (word(0) == "reconcile") return reconcile_command;
   if (word(0) == "commitment") return commitment_command;
   if (word(0) == "ledger" && word(1) == "export") return ledger_export_command;
+  if (word(0) == "ledger" && word(1) == "prune") return ledger_prune_command;
   return nullptr;
 }
 

@@ -11,6 +11,7 @@ int keys_create_command(const args& a);    // app/keys.cpp
 int price_command(const args& a);          // app/price.cpp
 int report_command(const args& a);         // app/report.cpp
 int ledger_export_command(const args& a);  // app/ledger_export.cpp
+int ledger_prune_command(const args& a);   // app/ledger_prune.cpp
 int budgets_command(const args& a);        // app/budgets.cpp
 int advise_command(const args& a);         // app/advise.cpp
 int rates_command(const args& a);          // app/rates.cpp: rates import, rates diff

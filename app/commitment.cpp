@@ -23,14 +23,6 @@ using metering::money_total;
 
 std::string usd(money_total pico) { return metering::format_usd(pico, 2); }
 
-std::string day_text(std::chrono::sys_days d) {
-  const std::chrono::year_month_day ymd(d);
-  char out[16];
-  std::snprintf(out, sizeof out, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
-  return out;
-}
-
 std::chrono::sys_days today() {
   return std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
 }
@@ -69,8 +61,8 @@ std::optional<double> parse_fraction(std::string_view s) {
 
 boost::json::object year_json(const b::commitment_year& y) {
   return {{"year", y.index},
-          {"start", day_text(y.start)},
-          {"end", day_text(y.end)},
+          {"start", format_day(y.start)},
+          {"end", format_day(y.end)},
           {"days", y.days},
           {"days_elapsed", y.days_elapsed},
           {"list_aws_usd", usd(y.list_aws)},
@@ -103,13 +95,13 @@ void print_report(const b::commitment_report& r, const config::commitment_config
                    {"models", std::move(models)}});
     return;
   }
-  std::cout << "commitment " << r.name << ": " << day_text(std::chrono::sys_days(c.start)) << " .. "
-            << day_text(std::chrono::sys_days(c.end)) << ", $"
+  std::cout << "commitment " << r.name << ": " << format_day(std::chrono::sys_days(c.start))
+            << " .. " << format_day(std::chrono::sys_days(c.end)) << ", $"
             << usd(static_cast<money_total>(c.per_year_micro_usd) * 1'000'000)
             << " a year, discount " << static_cast<double>(c.discount_ppm) / 10'000 << "%\n";
   if (r.years.empty()) std::cout << "  the term has not begun\n";
   for (const auto& y : r.years) {
-    std::cout << "  year " << y.index << " (" << day_text(y.start) << " .. " << day_text(y.end)
+    std::cout << "  year " << y.index << " (" << format_day(y.start) << " .. " << format_day(y.end)
               << ", day " << y.days_elapsed << " of " << y.days << ")\n"
               << "    Bedrock list   $" << usd(y.list_aws + y.list_marketplace) << "  (AWS $"
               << usd(y.list_aws) << ", Marketplace $" << usd(y.list_marketplace) << ")\n"

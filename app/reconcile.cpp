@@ -53,16 +53,6 @@ bool feed_file(const std::string& path, b::cur_summer& summer) {
   return true;
 }
 
-std::string day_of(std::int64_t ms) {
-  const auto d = std::chrono::floor<std::chrono::days>(
-      std::chrono::sys_time<std::chrono::milliseconds>(std::chrono::milliseconds(ms)));
-  const std::chrono::year_month_day ymd(d);
-  char out[16];
-  std::snprintf(out, sizeof out, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
-  return out;
-}
-
 /// The ledger summed into the bill's keys over [from, to).
 std::optional<std::map<b::usage_key, b::usage_totals>> ledger_sums(const config::config& cfg,
                                                                    std::int64_t from_ms,
@@ -84,7 +74,7 @@ std::optional<std::map<b::usage_key, b::usage_totals>> ledger_sums(const config:
         r.total_cost == 0)
       return true;
     b::usage_key k;
-    k.day = day_of(r.time_ms);
+    k.day = format_day(r.time_ms);
     k.region = std::string(r.region);
     k.model = std::string(r.model_base);
     k.scope = r.scope == "global" ? "global" : "regional";

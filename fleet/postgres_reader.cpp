@@ -200,7 +200,12 @@ class postgres_reader final : public accounting::ledger_reader {
   }
 
   ledger_result<std::optional<std::int64_t>> pruned_before_ms() override {
-    return std::optional<std::int64_t>();  // retention drops whole months: nothing half-pruned
+    // `ledger prune` drops whole months and records where it stopped (fleet::prune_months).
+    std::lock_guard lk(mu_);
+    auto r = c_->exec("SELECT value FROM bm_meta WHERE key = 'pruned_before_ms'");
+    if (!r) return r.error();
+    if (r->rows() == 0) return std::optional<std::int64_t>();
+    return std::optional<std::int64_t>(r->i64(0, 0));
   }
 
   ledger_result<std::vector<accounting::ledger_record>> records(std::int64_t from_ms,

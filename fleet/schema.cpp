@@ -1,5 +1,6 @@
 #include "fleet/schema.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <utility>
@@ -149,6 +150,56 @@ accounting::ledger_result<void> partitions::ensure(connection& c, std::int64_t t
   if (auto r = c.exec("COMMIT"); !r) return r.error();
   known_.insert(from);
   return {};
+}
+
+accounting::ledger_result<pruned_months> prune_months(connection& c, std::int64_t before_ms,
+                                                      bool dry_run) {
+  if (auto r = c.exec("BEGIN"); !r) return r.error();
+  auto body = [&]() -> accounting::ledger_result<pruned_months> {
+    if (auto r = c.exec(lock_sql); !r) return r.error();
+    auto parts = c.exec(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'requests'::regclass ORDER BY c.relname");
+    if (!parts) return parts.error();
+    pruned_months out;
+    for (int i = 0; i < parts->rows(); ++i) {
+      const std::string name(parts->text(i, 0));
+      int y = 0;
+      unsigned m = 0;
+      char tail = 0;
+      // Only the partitions this schema makes; anything else attached by hand is left alone.
+      if (std::sscanf(name.c_str(), "requests_%4d_%2u%c", &y, &m, &tail) != 2 || m < 1 || m > 12)
+        continue;
+      const auto next = std::chrono::sys_days(std::chrono::year(y) / std::chrono::month(m) / 1 +
+                                              std::chrono::months(1));
+      const auto end_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(next.time_since_epoch()).count();
+      if (end_ms > before_ms) continue;
+      auto n = c.exec("SELECT count(*) FROM " + name);
+      if (!n) return n.error();
+      out.rows += static_cast<std::uint64_t>(n->i64(0, 0));
+      out.partitions.push_back(name);
+      out.before_ms = std::max(out.before_ms, end_ms);
+      if (!dry_run) {
+        if (auto r = c.exec("DROP TABLE " + name); !r) return r.error();
+      }
+    }
+    if (!dry_run && out.before_ms > 0) {
+      if (auto r = c.exec("INSERT INTO bm_meta VALUES ('pruned_before_ms', $1) ON CONFLICT (key) "
+                          "DO UPDATE SET value = GREATEST(bm_meta.value::bigint, "
+                          "excluded.value::bigint)::text",
+                          {std::to_string(out.before_ms)});
+          !r)
+        return r.error();
+    }
+    return out;
+  }();
+  if (!body || dry_run) {
+    (void)c.exec("ROLLBACK");
+    return body;
+  }
+  if (auto r = c.exec("COMMIT"); !r) return r.error();
+  return body;
 }
 
 std::string copy_columns() {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "fleet/pg.hpp"
 
@@ -29,6 +30,20 @@ class partitions {
  private:
   std::set<std::int64_t> known_;  // first ms of each month known to exist
 };
+
+/// What `prune_months` dropped.
+struct pruned_months {
+  std::vector<std::string> partitions;  ///< "requests_2026_01", oldest first
+  std::uint64_t rows = 0;               ///< rows they held
+  std::int64_t before_ms = 0;           ///< everything before this is gone (0: nothing dropped)
+};
+
+/// Retention for the fleet: drops every monthly partition that ends at or before `before_ms`
+/// (whole months only; a month the cut-off falls inside is kept), in one transaction under the
+/// schema's advisory lock, and records `pruned_before_ms` in bm_meta for the readers.
+/// `dry_run`: counts and names them, drops nothing.
+accounting::ledger_result<pruned_months> prune_months(connection& c, std::int64_t before_ms,
+                                                      bool dry_run);
 
 /// "journal, local_id, replica, <the SQLite record columns>": the COPY column list.
 std::string copy_columns();

@@ -101,8 +101,7 @@ struct shipper::state {
   partitions parts;
   std::int64_t shipped_id = -1;  // -1: not read from PostgreSQL yet
   std::int64_t local_floor = 0;  // the journal's own record of it, until then
-  bool stage_ready = false;
-  std::string failing;  // the failure last logged ("" while healthy)
+  std::string failing;           // the failure last logged ("" while healthy)
   clock::time_point failing_logged{};
 
   /// Waits up to `d` or until stopped; true when stopping and past the deadline or idle.
@@ -198,7 +197,6 @@ void shipper::run() {
     if (!st.conn || !st.conn->ok()) {
       st.connected = false;
       st.conn.reset();
-      st.stage_ready = false;
       st.parts.forget();
       auto c = connection::open(cfg_, "bedrock-meter " + replica_);
       auto ready = c ? ensure_schema(**c) : accounting::ledger_result<void>(c.error());
@@ -242,24 +240,27 @@ void shipper::run() {
     std::string data;
     data.reserve(rows->size() * 512);
     for (const auto& r : *rows) copy_row(data, st.journal->id(), replica_, r);
+    // One transaction: lock this journal's row, check that PostgreSQL agrees on where the
+    // journal stands, COPY the batch straight into `requests`, move the shipped id. The row lock
+    // and the check make a replay impossible (rows at or below shipped_id are never sent
+    // again), so no staging table or ON CONFLICT pass is needed; the primary key still refuses
+    // a double as a last line.
+    bool moved = false;  // PostgreSQL's shipped id was not ours: re-read the journal from it
     auto shipped = [&]() -> accounting::ledger_result<void> {
       for (const auto& r : *rows) {
         if (auto p = st.parts.ensure(*st.conn, r.rec.time_ms); !p) return p.error();
       }
-      if (!st.stage_ready) {
-        if (auto r = st.conn->exec(
-                "CREATE TEMP TABLE IF NOT EXISTS stage (LIKE requests) ON COMMIT DELETE ROWS");
-            !r)
-          return r.error();
-        st.stage_ready = true;
-      }
-      const std::string cols = copy_columns();
       if (auto r = st.conn->exec("BEGIN"); !r) return r.error();
       auto body = [&]() -> accounting::ledger_result<void> {
-        if (auto r = st.conn->copy_in("COPY stage (" + cols + ") FROM STDIN", data); !r)
-          return r.error();
-        if (auto r = st.conn->exec("INSERT INTO requests (" + cols + ") SELECT " + cols +
-                                   " FROM stage ON CONFLICT DO NOTHING");
+        auto at = st.conn->exec("SELECT shipped_id FROM journals WHERE journal = $1 FOR UPDATE",
+                                {st.journal->id()});
+        if (!at) return at.error();
+        if (at->rows() != 1 || at->i64(0, 0) != st.shipped_id) {
+          st.shipped_id = at->rows() == 1 ? at->i64(0, 0) : 0;
+          moved = true;
+          return {};
+        }
+        if (auto r = st.conn->copy_in("COPY requests (" + copy_columns() + ") FROM STDIN", data);
             !r)
           return r.error();
         if (auto r = st.conn->exec(
@@ -274,11 +275,18 @@ void shipper::run() {
                          accounting::ledger_error::kind::sqlite,
                          "fleet ledger " + st.conn->where() + ": COMMIT failed"});
       }();
-      if (!body) (void)st.conn->exec("ROLLBACK");
+      if (!body || moved) (void)st.conn->exec("ROLLBACK");
       return body;
     }();
+    if (shipped && moved) {
+      log_(level::warn, "fleet ledger " + st.conn->where() + ": journal " + st.journal->id() +
+                            " was shipped up to row " + std::to_string(st.shipped_id) +
+                            " by another process; continuing from there");
+      continue;
+    }
     if (!shipped) {
       failed(shipped.error().message);
+      st.parts.forget();  // a month dropped by `ledger prune` under us is created again
       if (st.conn && !st.conn->ok()) st.conn.reset();
       update_backlog();
       if (st.wait(backoff)) break;  // stopping: no retries, the journal keeps the rest

@@ -109,9 +109,10 @@ TEST(LedgerRetention, IdsAreNeverReusedEvenWhenEveryRowIsPruned) {
   ASSERT_TRUE(after);
   ASSERT_EQ(after->size(), 1u);
   EXPECT_GT(after->front().id, last);
-  auto backlog = (*j)->backlog(0);
+  auto backlog = (*j)->backlog(last);
   ASSERT_TRUE(backlog);
   EXPECT_EQ(backlog->first, 1u);
+  EXPECT_EQ(backlog->second, after->front().rec.time_ms);
   ASSERT_TRUE((*j)->record_shipped(after->front().id));
   EXPECT_EQ(*(*j)->shipped_locally(), after->front().id);
   const std::string id = (*j)->id();
@@ -119,6 +120,48 @@ TEST(LedgerRetention, IdsAreNeverReusedEvenWhenEveryRowIsPruned) {
   auto again = journal::open(path);
   ASSERT_TRUE(again);
   EXPECT_EQ((*again)->id(), id) << "the journal's identity is created once";
+}
+
+TEST(LedgerRetention, AJournalKeepsEveryRowNotYetShipped) {
+  // With ledger.store postgres the journal may be PostgreSQL's only copy of a row.
+  temp_dir dir;
+  const auto path = dir.file("journal.db");
+  {
+    auto l = open_or_die(path);
+    ASSERT_TRUE(l);
+    for (int i = 0; i < 6; ++i) {
+      auto r = make_record(12, i);
+      r.time_ms = 1'750'000'000'000 + i * 1000;  // in id order, as the proxy writes them
+      ASSERT_TRUE(l->append(r));
+    }
+    ASSERT_TRUE(l->flush());
+  }
+  auto j = journal::open(path);
+  ASSERT_TRUE(j);
+  auto rows = (*j)->after(0, 100);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 6u);
+  ASSERT_TRUE((*j)->record_shipped((*rows)[3].id));  // four shipped, two not
+
+  auto refused = prune_ledger(path, INT64_MAX, std::chrono::seconds(1), true);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("2 rows before the cut-off are not yet shipped"),
+            std::string::npos)
+      << refused.error().message;
+  auto kept = (*j)->after(0, 100);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->size(), 6u) << "a refused prune deletes nothing";
+
+  // A cut-off below the unshipped rows prunes the shipped ones.
+  const auto cut = (*rows)[4].rec.time_ms;
+  ASSERT_LT((*rows)[3].rec.time_ms, cut);
+  auto pruned = prune_ledger(path, cut, std::chrono::seconds(1), true);
+  ASSERT_TRUE(pruned) << pruned.error().message;
+  EXPECT_EQ(*pruned, 4u);
+  ASSERT_TRUE((*j)->record_shipped((*rows)[5].id));
+  auto all = prune_ledger(path, INT64_MAX, std::chrono::seconds(1), true);
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_EQ(*all, 2u);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 """The fleet ledger (`ledger.store: postgres`) against a real PostgreSQL server started here:
 replicas under concurrent boto3 load writing one database, an outage with a replica killed by
-SIGKILL in the middle of it, replicas migrating the schema at the same instant, and a wrong
-password or an unreachable server at start."""
+SIGKILL in the middle of it, replicas migrating the schema at the same instant, a wrong
+password or an unreachable server at start, TLS with certificate verification, the bounded spool
+refusing requests when full, and retention (`ledger prune`) on both the fleet and a journal."""
 from __future__ import annotations
 
 import json
@@ -20,6 +21,7 @@ from pathlib import Path
 from harness import (NOVA, PROXY_BIN, Proxy, Simulator, base_config, client, converse_messages,
                      free_port)
 from pg_server import PostgresServer
+from test_reconcile import CUR2_COLUMNS, write_csv
 
 
 def admin_port(proxy: Proxy) -> int:
@@ -34,16 +36,17 @@ def metric(proxy: Proxy, name: str) -> float:
     return float("nan")
 
 
-def wait_shipped(proxies: list[Proxy], timeout: float = 30.0):
-    """Until every proxy has shipped its whole journal."""
+def wait_journal(proxy: Proxy, rows: int, timeout: float = 10.0):
+    """Until the replica's journal holds `rows` rows (the access log is written before the
+    ledger's commit)."""
+    import sqlite3
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all(metric(p, "bedrock_ledger_spool_rows") == 0 and
-               metric(p, "bedrock_ledger_postgres_up") == 1 for p in proxies):
-            return
-        time.sleep(0.1)
-    raise AssertionError("the journals were not shipped: " + ", ".join(
-        f"{metric(p, 'bedrock_ledger_spool_rows')} rows left" for p in proxies))
+        with sqlite3.connect(proxy.ledger_path) as db:
+            if db.execute("SELECT count(*) FROM requests").fetchone()[0] >= rows:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"the journal did not reach {rows} rows")
 
 
 def fleet_config(sim: Simulator, pg: PostgresServer, directory: Path, replica: str, **pg_extra):
@@ -95,6 +98,28 @@ class Fleet(unittest.TestCase):
         self.proxies.append(p)
         return p
 
+    def wait_shipped(self, proxies: list[Proxy], timeout: float = 30.0):
+        """Until every proxy's journal is in PostgreSQL up to its newest committed row (the
+        journal's newest id equals PostgreSQL's shipped id for it)."""
+        import sqlite3
+
+        def shipped(p: Proxy) -> bool:
+            with sqlite3.connect(p.ledger_path) as db:
+                newest = db.execute("SELECT COALESCE(MAX(id), 0) FROM requests").fetchone()[0]
+                journal = db.execute("SELECT value FROM meta WHERE key = 'journal_id'").fetchone()
+            if journal is None:
+                return False
+            at = self.pg.psql(f"SELECT shipped_id FROM journals WHERE journal = '{journal[0]}'")
+            return at != "" and int(at) >= newest
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(shipped(p) for p in proxies):
+                return
+            time.sleep(0.1)
+        raise AssertionError("the journals were not shipped: " + ", ".join(
+            f"{metric(p, 'bedrock_ledger_spool_rows')} rows left" for p in proxies))
+
     def tmpdir(self) -> Path:
         d = self.dir / self._testMethodName
         d.mkdir(exist_ok=True)
@@ -116,8 +141,8 @@ class Fleet(unittest.TestCase):
             t.join()
         self.assertEqual(len(answered), 240)
         for p in proxies:
-            p.wait_for_log(80, timeout=10)
-        wait_shipped(proxies)
+            wait_journal(p, 80)
+        self.wait_shipped(proxies)
         settled = answered_costs(proxies)
         rows = self.fleet_rows()
         self.assertEqual(sorted(r[0] for r in rows), sorted(settled), "row for row")
@@ -139,13 +164,75 @@ class Fleet(unittest.TestCase):
         self.assertEqual(export.returncode, 0, export.stderr)
         exported = [json.loads(l) for l in export.stdout.splitlines() if l]
         self.assertEqual(sorted(e["request_id"] for e in exported), sorted(settled))
+        self.check_fleet_readers(proxies[2], total)
+
+    def cli(self, *argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([PROXY_BIN, *argv], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, **PostgresServer.env()})
+
+    def check_fleet_readers(self, proxy: Proxy, total: Decimal):
+        """budgets, advise, commitment and reconcile, with one replica's config, count every
+        replica's rows."""
+        cfg = json.loads(proxy.config_path.read_text())
+        year = time.gmtime().tm_year
+        cfg["budgets"] = {"definitions": [{"name": "all", "period": "custom", "period_start":
+                                           f"{year - 1}-01-01", "period_days": 3000,
+                                           "limit_usd": "1000"}]}
+        cfg["commitments"] = [{"name": "edp", "start": f"{year}-01-01", "end": f"{year + 1}-01-01",
+                               "per_year_usd": "1000", "discount_percent": 10}]
+        path = self.tmpdir() / "readers.yaml"
+        path.write_text(json.dumps(cfg))
+        micro = Decimal("1e-6")
+        b = self.cli("budgets", "--config", str(path), "--format", "json")
+        self.assertEqual(b.returncode, 0, b.stderr)
+        [budget] = json.loads(b.stdout)["budgets"]
+        self.assertEqual(Decimal(budget["spend_usd"]), total.quantize(micro))
+        a = self.cli("advise", "--config", str(path), "--since", "1d", "--format", "json")
+        self.assertEqual(a.returncode, 0, a.stderr)
+        window = json.loads(a.stdout)["window"]
+        self.assertEqual((window["requests"], Decimal(window["spend_usd"])),
+                         (240, total.quantize(micro)))
+        c = self.cli("commitment", "--config", str(path), "--format", "json")
+        self.assertEqual(c.returncode, 0, c.stderr)
+        [year_doc] = json.loads(c.stdout)[0]["years"]
+        self.assertEqual(Decimal(year_doc["list_aws_usd"]), total.quantize(Decimal("0.01")))
+        # The bill, written from what the simulator was asked to serve on each replica: Nova
+        # Lite, CUR 2.0 in thousands of tokens. It agrees only with all three replicas summed.
+        per_day = self.pg.psql(
+            "SELECT to_char(to_timestamp(time_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), "
+            "sum(input_tokens), sum(output_tokens) FROM requests GROUP BY 1")
+        lines = []
+        for day, inp, out in (l.split("|") for l in per_day.splitlines()):
+            for cls, n, rate in (("input", inp, Decimal("0.00006")),
+                                 ("output", out, Decimal("0.00024"))):
+                amount = Decimal(n) / 1000
+                lines.append({"bill_billing_entity": "AWS", "line_item_line_item_type": "Usage",
+                              "line_item_product_code": "AmazonBedrock",
+                              "line_item_usage_type": f"USE1-NovaLite-{cls}-tokens",
+                              "line_item_operation": "InvokeModelInference",
+                              "line_item_usage_start_date": f"{day}T00:00:00Z",
+                              "line_item_usage_amount": f"{amount:f}",
+                              "pricing_unit": "1K tokens",
+                              "line_item_line_item_description": f"${rate:f} per 1K {cls} tokens",
+                              "line_item_unblended_rate": f"{rate:f}",
+                              "line_item_unblended_cost": f"{amount * rate:.10f}",
+                              "product_region_code": "us-east-1",
+                              "product": json.dumps({"product_name": "Amazon Bedrock"})})
+        cur = self.tmpdir() / "cur.csv.gz"
+        write_csv(cur, CUR2_COLUMNS, lines, gz=True)
+        r = self.cli("reconcile", "--config", str(path), "--cur", str(cur), "--since", "2d",
+                     "--format", "json")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertTrue(doc["within_tolerance"])
+        self.assertEqual(doc["ledger"], doc["bill"])
 
     def test_an_outage_and_a_sigkill_lose_nothing_and_double_nothing(self):
         a, b = self.start("meter-a"), self.start("meter-b")
         answered, lock = [], threading.Lock()
         send(a, 10, answered, lock)
         send(b, 10, answered, lock)
-        wait_shipped([a, b])
+        self.wait_shipped([a, b])
         self.pg.stop("immediate")  # the database goes away mid-run
         send(a, 15, answered, lock)
         send(b, 15, answered, lock)
@@ -163,7 +250,7 @@ class Fleet(unittest.TestCase):
         self.pg.start()
         a_again = Proxy({**json.loads(a.config_path.read_text())}, env=PostgresServer.env())
         self.proxies.append(a_again)
-        wait_shipped([a_again, b])
+        self.wait_shipped([a_again, b])
         rows = self.fleet_rows()
         ids = [r[0] for r in rows]
         self.assertEqual(len(ids), len(set(ids)), "no row twice")
@@ -240,6 +327,137 @@ class Fleet(unittest.TestCase):
         while metric(away, "bedrock_ledger_spool_rows") < 3 and time.monotonic() < deadline:
             time.sleep(0.2)
         self.assertGreaterEqual(metric(away, "bedrock_ledger_spool_rows"), 3)
+
+    def test_tls_with_verify_full_ships_and_a_wrong_root_is_one_clear_line(self):
+        self.pg.close()
+        self.pg = PostgresServer(tls=True)
+        good = self.start("meter-tls", sslmode="verify-full", sslrootcert=str(self.pg.ca_cert))
+        other_ca = self.tmpdir() / "other"
+        other_ca.mkdir()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=another root", "-keyout", str(other_ca / "k"), "-out",
+                        str(other_ca / "ca.crt")], capture_output=True, check=True, timeout=60)
+        wrong = self.start("meter-wrong-root", sslmode="verify-full",
+                           sslrootcert=str(other_ca / "ca.crt"))
+        answered, lock = [], threading.Lock()
+        send(good, 5, answered, lock)
+        send(wrong, 2, answered, lock)
+        self.assertEqual(len(answered), 7)
+        wait_journal(good, 5)
+        self.wait_shipped([good])
+        self.assertEqual(self.pg.psql("SELECT replica, count(*) FROM requests GROUP BY 1"),
+                         "meter-tls|5")
+        # The shipper's session is encrypted (pg_stat_ssl), not merely allowed to be.
+        self.assertEqual(self.pg.psql(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+            "WHERE a.application_name = 'bedrock-meter meter-tls'"), "t")
+        time.sleep(1.5)  # a few reconnect attempts
+        err = wrong.stderr()
+        refused = [l for l in err.splitlines() if "certificate verify failed" in l]
+        self.assertEqual(len(refused), 1, err)
+        self.assertIn("records stay in the local journal", refused[0])
+        self.assertEqual(metric(wrong, "bedrock_ledger_postgres_up"), 0)
+
+    def test_a_full_spool_refuses_new_requests_with_503_until_it_ships(self):
+        import sqlite3
+        from botocore.exceptions import ClientError
+        p = self.start("meter-spool", spool_max_rows=1000)
+        answered, lock = [], threading.Lock()
+        send(p, 1, answered, lock)
+        wait_journal(p, 1)
+        self.pg.stop("immediate")
+        # Over 1,000 answered-but-unshipped rows: what a long outage leaves in the journal.
+        with sqlite3.connect(p.ledger_path) as db:
+            cols = [r[1] for r in db.execute("PRAGMA table_info(requests)") if r[1] != "id"]
+            picked = ", ".join("request_id || '-' || id" if c == "request_id" else c
+                               for c in cols)
+            while db.execute("SELECT count(*) FROM requests").fetchone()[0] <= 1000:
+                db.execute(f"INSERT INTO requests ({', '.join(cols)}) SELECT {picked} FROM "
+                           "requests")  # doubles
+            journal_rows = db.execute("SELECT count(*) FROM requests").fetchone()[0]
+        deadline = time.monotonic() + 15
+        while metric(p, "bedrock_ledger_spool_rows") <= 1000 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertGreater(metric(p, "bedrock_ledger_spool_rows"), 1000)
+        c = client(p.url)
+        with self.assertRaises(ClientError) as refused:
+            c.converse(modelId=NOVA, messages=converse_messages("SIM{input=5,output=5}"))
+        err = refused.exception.response
+        self.assertEqual(err["ResponseMetadata"]["HTTPStatusCode"], 503)
+        self.assertEqual(err["Error"]["Code"], "ServiceUnavailableException")
+        self.assertIn("ledger", err["Error"]["Message"])
+        self.assertEqual(metric(p, 'bedrock_proxy_events_total{event="ledger_spool_full"}'), 1)
+        self.pg.start()
+        self.wait_shipped([p], timeout=60)
+        r = c.converse(modelId=NOVA, messages=converse_messages("SIM{input=5,output=5}"))
+        self.assertEqual(r["ResponseMetadata"]["HTTPStatusCode"], 200)
+        wait_journal(p, journal_rows + 2)
+        deadline = time.monotonic() + 20
+        while int(self.pg.psql("SELECT count(*) FROM requests")) < journal_rows + 2 and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Every journal row reached PostgreSQL once, and so did the two requests after them:
+        # the refusal (recorded, unbilled) and the one served once the spool drained.
+        self.assertEqual(int(self.pg.psql("SELECT count(*) FROM requests")), journal_rows + 2)
+        self.assertEqual(self.pg.psql("SELECT count(*), sum(total_cost) FROM requests WHERE "
+                                      "status = 503"), "1|0")
+        self.assertEqual(self.pg.psql("SELECT count(*) - count(DISTINCT local_id) FROM requests"),
+                         "0")
+
+    def test_ledger_prune_drops_whole_months_and_never_an_unshipped_journal_row(self):
+        import sqlite3
+        p = self.start("meter-prune")
+        answered, lock = [], threading.Lock()
+        send(p, 3, answered, lock)
+        wait_journal(p, 3)
+        # Rows of January and February 2025 (a replica back from a long outage ships them).
+        jan, feb = 1736899200000, 1739145600000  # 2025-01-15, 2025-02-10 UTC
+        with sqlite3.connect(p.ledger_path) as db:
+            cols = [r[1] for r in db.execute("PRAGMA table_info(requests)") if r[1] != "id"]
+            for when, tag in ((jan, "jan-1"), (jan + 1000, "jan-2"), (feb, "feb-1")):
+                picked = ", ".join(f"'{tag}'" if c == "request_id" else
+                                   str(when) if c == "time_ms" else c for c in cols)
+                db.execute(f"INSERT INTO requests ({', '.join(cols)}) SELECT {picked} FROM "
+                           "requests ORDER BY id LIMIT 1")
+        deadline = time.monotonic() + 20  # the spool gauge may still read 0 from before them
+        while self.pg.psql("SELECT count(*) FROM requests") != "6" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(self.pg.psql("SELECT count(*) FROM requests"), "6", p.stderr())
+        dry = self.cli("ledger", "prune", "--config", str(p.config_path), "--before",
+                       "2025-02-15", "--dry-run")
+        self.assertEqual(dry.returncode, 0, dry.stderr)
+        self.assertIn("would drop 1 monthly partitions", dry.stdout)
+        self.assertIn("(2 rows): requests_2025_01", dry.stdout)
+        self.assertIn("the month holding 2025-02-15 is kept", dry.stdout)
+        self.assertEqual(self.pg.psql("SELECT count(*) FROM requests"), "6", "dry run")
+        done = self.cli("ledger", "prune", "--config", str(p.config_path), "--before", "2025-02-15")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("dropped 1 monthly partitions", done.stdout)
+        self.assertEqual(self.pg.psql("SELECT count(*) FROM requests"), "4")
+        self.assertEqual(self.pg.psql("SELECT count(*) FROM pg_class WHERE relname = "
+                                      "'requests_2025_01'"), "0")
+        self.assertEqual(self.pg.psql("SELECT value FROM bm_meta WHERE key = 'pruned_before_ms'"),
+                         "1738368000000")  # 2025-02-01
+        # The journal: while PostgreSQL is away, the newest row is not shipped and stays.
+        self.pg.stop("immediate")
+        send(p, 1, answered, lock)
+        wait_journal(p, 7)
+        with sqlite3.connect(p.ledger_path) as db:
+            before = db.execute("SELECT count(*) FROM requests").fetchone()[0]
+        tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+        refused = self.cli("ledger", "prune", "--config", str(p.config_path), "--journal",
+                           "--before", tomorrow)
+        self.assertEqual(refused.returncode, 1, refused.stdout)
+        self.assertIn("1 rows before the cut-off are not yet shipped", refused.stderr)
+        with sqlite3.connect(p.ledger_path) as db:
+            self.assertEqual(db.execute("SELECT count(*) FROM requests").fetchone()[0], before)
+        self.pg.start()
+        self.wait_shipped([p])
+        ok = self.cli("ledger", "prune", "--config", str(p.config_path), "--journal", "--before",
+                      tomorrow)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn(f"pruned {before} rows", ok.stdout)
+        self.assertEqual(self.pg.psql("SELECT count(*) FROM requests"), "5")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 
 #include "accounting/budgets.hpp"
 #include "app/args.hpp"
+#include "app/console_api.hpp"
 #include "metering/money.hpp"
 #include "metering/route.hpp"
 
@@ -53,23 +54,6 @@ class budget_view {
   accounting::budget_store_handle store_;
   std::vector<std::string> exported_;
 };
-
-/// The decoded value of `name` in a query string (`a=1&b=x%2Cy`), `+` as a space; nullopt when
-/// absent or badly encoded.
-std::optional<std::string> query_param(std::string_view query, std::string_view name) {
-  for (std::size_t pos = 0; pos <= query.size();) {
-    const auto amp = std::min(query.find('&', pos), query.size());
-    const auto pair = query.substr(pos, amp - pos);
-    const auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name) {
-      std::string raw(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
-      std::replace(raw.begin(), raw.end(), '+', ' ');
-      return metering::percent_decode(raw);
-    }
-    pos = amp + 1;
-  }
-  return std::nullopt;
-}
 
 /// GET /api/advice: the background report when asked nothing, else an analysis of the query's
 /// window and filters (`since`, `until`, `team`, `app`, `model`, `reprice_as`), on this thread.
@@ -152,6 +136,15 @@ void add_admin_routes(admin::server& server, proxy::shared_state& state, telemet
   });
   server.route("GET", "/api/advice",
                [&advice](const admin::request& r) { return advice_response(advice, r.query); });
+  server.route("GET", "/api/rates", [&state](const admin::request& r) {
+    const auto table = state.rates().load();
+    return rates_response(table.get(), r.query);
+  });
+  server.route("GET", "/api/quote", [&state](const admin::request& r) {
+    const auto table = state.rates().load();
+    const auto snap = state.snapshot();
+    return quote_response(table.get(), snap->cfg->models.mappings, r.query);
+  });
   server.route("GET", "/readyz",
                [&state](const admin::request&) { return to_response(readiness_of(state)); });
   server.route("POST", "/-/reload", [reload = std::move(reload)](const admin::request&) {

@@ -1,6 +1,7 @@
 #pragma once
 // What the admin listener answers for the running proxy: /metrics, /readyz, /-/reload,
-// /api/budgets and /api/advice (docs/operations.md). The routes run on the admin thread.
+// /api/budgets, /api/advice, and the spend console's /api/rates and /api/quote
+// (docs/operations.md). The routes run on the admin thread.
 #include <functional>
 
 #include "admin/server.hpp"

@@ -253,8 +253,10 @@ startup_result application::start_admin(const config::config& cfg) {
   add_admin_routes(*admin_, *state_, *metrics_, *advice_, ledger_.shipper.get(),
                    [this] { return reload(); });
   if (auto r = admin_->start(); !r) return proxy::startup_error{r.error().message};
-  log_->info("admin listener on http://{}:{} (/metrics /healthz /readyz /-/reload /api/budgets)",
-             cfg.admin.address, admin_->port());
+  log_->info(
+      "admin listener on http://{}:{} (/metrics /healthz /readyz /-/reload /api/budgets "
+      "/api/advice /api/rates /api/quote)",
+      cfg.admin.address, admin_->port());
   return {};
 }
 

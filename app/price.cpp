@@ -1,4 +1,5 @@
 // `bedrock-meter price`: quote one request's cost from the rate table and name the entry used.
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -6,6 +7,7 @@
 #include <vector>
 
 #include "app/commands.hpp"
+#include "app/quote.hpp"
 #include "config/rate_table_loader.hpp"
 #include "metering/money.hpp"
 #include "metering/rate_table.hpp"
@@ -45,57 +47,6 @@ int load_source(const args& a, quote_source& out) {
   return 0;
 }
 
-/// The token counts from --input, --output, --cache-read, --cache-write, --cache-write-1h.
-bool read_usage(const args& a, metering::token_usage& u) {
-  u.source = metering::usage_source::reported;
-  const struct {
-    std::string_view name;
-    std::uint64_t* out;
-  } counts[] = {{"input", &u.input},
-                {"output", &u.output},
-                {"cache-read", &u.cache_read},
-                {"cache-write", &u.cache_write},
-                {"cache-write-1h", &u.cache_write_1h}};
-  for (const auto& c : counts) {
-    const auto v = parse_count(a.get(c.name));
-    if (!v) {
-      std::cerr << "price: --" << c.name << " must be a whole number of tokens\n";
-      return false;
-    }
-    *c.out = *v;
-  }
-  u.cache_write += u.cache_write_1h;  // --cache-write is the 5-minute part
-  return true;
-}
-
-/// Model, region, tier, latency and date of the quote. False (message printed) on a bad value.
-bool read_query(const args& a, metering::price_query& q) {
-  q.model_id = a.get("model");
-  q.region = a.get("region", "us-east-1");
-  if (q.model_id.empty()) {
-    std::cerr << "price: --model is required\n";
-    return false;
-  }
-  const auto tier = metering::parse_service_tier(a.get("tier"));
-  if (!tier) {
-    std::cerr << "price: --tier must be default, priority, flex or reserved\n";
-    return false;
-  }
-  q.tier = *tier;
-  q.latency = a.get("latency") == "optimized" ? metering::latency_mode::optimized
-                                              : metering::latency_mode::standard;
-  q.at = std::chrono::system_clock::now();
-  if (const auto at = a.get("at"); !at.empty()) {
-    const auto ms = parse_when(at, now_ms());
-    if (!ms) {
-      std::cerr << "price: --at must be a date YYYY-MM-DD\n";
-      return false;
-    }
-    q.at = std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms));
-  }
-  return true;
-}
-
 void print_quote(const metering::priced& p, const metering::token_usage& u,
                  const metering::price_query& q, const metering::rate_table& table) {
   std::cout << "model:        " << q.model_id << " (" << metering::to_string(p.model.kind)
@@ -126,12 +77,21 @@ void print_quote(const metering::priced& p, const metering::token_usage& u,
 int price_command(const args& a) {
   quote_source src;
   if (const int rc = load_source(a, src); rc != 0) return rc;
-  metering::token_usage u;
-  metering::price_query q;
-  if (!read_query(a, q) || !read_usage(a, u)) return 2;
-  q.mappings = &src.mappings;
-  const auto p = metering::price(*src.table, u, q);
-  print_quote(p, u, q, *src.table);
+  // The options are the quote's parameters spelled with '-' (--cache-read for cache_read).
+  const auto in = read_quote([&](std::string_view name) {
+    std::string option(name);
+    std::replace(option.begin(), option.end(), '_', '-');
+    return std::string(a.get(option));
+  });
+  if (!in) {
+    std::string why = in.error();  // "cache_read: ...": named as the option is spelled
+    std::replace(why.begin(), why.begin() + static_cast<std::ptrdiff_t>(why.find(':')), '_', '-');
+    std::cerr << "price: --" << why << '\n';
+    return 2;
+  }
+  const auto q = in->query(&src.mappings);
+  const auto p = metering::price(*src.table, in->usage, q);
+  print_quote(p, in->usage, q, *src.table);
   return p.priced ? 0 : 3;
 }
 

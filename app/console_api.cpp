@@ -1,0 +1,142 @@
+#include "app/console_api.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+
+#include <boost/json.hpp>
+
+#include "app/args.hpp"
+#include "app/quote.hpp"
+#include "billing/price_list.hpp"
+#include "metering/model_id.hpp"
+#include "metering/money.hpp"
+#include "metering/route.hpp"
+
+namespace bedrock_meter::app {
+
+namespace json = boost::json;
+
+namespace {
+
+admin::response error(unsigned status, std::string_view message) {
+  return admin::json(status, json::serialize(json::object{{"message", message}}));
+}
+
+json::value rate(std::optional<metering::rate_micro_per_m> v) {
+  return v ? json::value(billing::micro_usd_text(*v)) : json::value(nullptr);
+}
+
+json::object rates_json(const metering::token_rates& r) {
+  return {{"input", billing::micro_usd_text(r.input)},
+          {"output", billing::micro_usd_text(r.output)},
+          {"cache_read", rate(r.cache_read)},
+          {"cache_write", rate(r.cache_write_5m)},
+          {"cache_write_1h", rate(r.cache_write_1h)}};
+}
+
+json::value day_or_null(const std::optional<std::chrono::sys_days>& d) {
+  return d ? json::value(format_day(*d)) : json::value(nullptr);
+}
+
+json::object entry_json(const metering::rate_entry& e) {
+  json::object o{
+      {"model", e.model},
+      {"regions", json::array(e.regions.begin(), e.regions.end())},
+      {"scope", e.scope ? json::value(metering::to_string(*e.scope)) : json::value(nullptr)},
+      {"tier", metering::to_string(e.tier)},
+      {"latency", metering::to_string(e.latency)},
+      {"batch", e.batch},
+      {"effective_from", day_or_null(e.effective_from)},
+      {"effective_to", day_or_null(e.effective_to)}};
+  for (auto& [k, v] : rates_json(e.rates)) o[k] = v;
+  if (e.long_context_threshold) {
+    o["long_context_threshold"] = *e.long_context_threshold;
+    o["long_context"] = rates_json(e.long_context_rates);
+  }
+  o["entry"] = e.location;
+  o["source"] = e.source;
+  return o;
+}
+
+bool contains_folded(std::string_view hay, std::string_view needle) {
+  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) ==
+                  std::tolower(static_cast<unsigned char>(b));
+         }) != hay.end();
+}
+
+bool matches(const metering::rate_entry& e, std::string_view q) {
+  if (q.empty()) return true;
+  if (contains_folded(e.model, q) || contains_folded(e.location, q) ||
+      contains_folded(metering::to_string(e.tier), q))
+    return true;
+  return std::any_of(e.regions.begin(), e.regions.end(),
+                     [&](const std::string& r) { return contains_folded(r, q); });
+}
+
+}  // namespace
+
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  for (std::size_t pos = 0; pos <= query.size();) {
+    const auto amp = std::min(query.find('&', pos), query.size());
+    const auto pair = query.substr(pos, amp - pos);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      std::string raw(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+      std::replace(raw.begin(), raw.end(), '+', ' ');
+      return metering::percent_decode(raw);
+    }
+    pos = amp + 1;
+  }
+  return std::nullopt;
+}
+
+admin::response rates_response(const metering::rate_table* table, std::string_view query) {
+  if (table == nullptr) return error(503, "no rate table loaded (pricing.rate_table)");
+  const auto q = query_param(query, "q").value_or("");
+  if (q.size() > 200) return error(400, "q: at most 200 characters");
+  json::array entries;
+  for (const auto& e : table->entries)
+    if (matches(e, q)) entries.push_back(entry_json(e));
+  json::object doc{{"version", table->version},
+                   {"source", table->source_path},
+                   {"total_entries", table->entries.size()},
+                   {"entries", std::move(entries)}};
+  return admin::json(200, json::serialize(doc));
+}
+
+admin::response quote_response(const metering::rate_table* table,
+                               const std::vector<metering::model_mapping>& mappings,
+                               std::string_view query) {
+  if (table == nullptr) return error(503, "no rate table loaded (pricing.rate_table)");
+  const auto in =
+      read_quote([&](std::string_view n) { return query_param(query, n).value_or(std::string()); });
+  if (!in) return error(400, in.error());
+  const auto q = in->query(&mappings);
+  const auto p = metering::price(*table, in->usage, q);
+  const auto usd = [](metering::pico_usd v) { return metering::format_usd(v, 12); };
+  json::object doc{{"model", in->model},
+                   {"region", in->region},
+                   {"kind", metering::to_string(p.model.kind)},
+                   {"scope", metering::to_string(p.model.scope)},
+                   {"tier", metering::to_string(q.tier)},
+                   {"latency", metering::to_string(q.latency)},
+                   {"rate_table_version", table->version},
+                   {"priced", p.priced}};
+  if (p.priced) {
+    doc["input_usd"] = usd(p.cost.input);
+    doc["output_usd"] = usd(p.cost.output);
+    doc["cache_read_usd"] = usd(p.cost.cache_read);
+    doc["cache_write_usd"] = usd(p.cost.cache_write);
+    doc["total_usd"] = usd(p.cost.total());
+    doc["long_context"] = p.long_context;
+    doc["entry"] = p.entry ? json::value(p.entry->location) : json::value(nullptr);
+  } else {
+    doc["total_usd"] = nullptr;
+  }
+  doc["note"] = p.note;
+  return admin::json(200, json::serialize(doc));
+}
+
+}  // namespace bedrock_meter::app

@@ -1,0 +1,30 @@
+#pragma once
+// The spend console's JSON endpoints on the admin listener (docs/operations.md, "Spend console
+// API"): what the browser pages read. They run on the admin thread, apart from the workers.
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "admin/server.hpp"
+#include "metering/rate_table.hpp"
+
+namespace bedrock_meter::app {
+
+/// The decoded value of `name` in a query string (`a=1&b=x%2Cy`), `+` as a space; nullopt when
+/// absent or badly encoded.
+std::optional<std::string> query_param(std::string_view query, std::string_view name);
+
+/// GET /api/rates?q=TEXT: the live table's version and source and its entries (prices per 1M
+/// tokens as decimal strings), those whose model, region, tier or entry location contain TEXT
+/// (case-insensitive) when given. 503 when no table is loaded.
+admin::response rates_response(const metering::rate_table* table, std::string_view query);
+
+/// GET /api/quote?model=&region=&input=&output=&cache_read=&cache_write=&cache_write_1h=
+/// &tier=&latency=&at=: one request's cost from the live table, by the pricer the proxy meters
+/// with (the same answer as `bedrock-meter price`). 400 on a malformed parameter.
+admin::response quote_response(const metering::rate_table* table,
+                               const std::vector<metering::model_mapping>& mappings,
+                               std::string_view query);
+
+}  // namespace bedrock_meter::app

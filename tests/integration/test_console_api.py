@@ -1,0 +1,116 @@
+"""The spend console's JSON endpoints on the admin listener, against the live proxy: the rate
+table as the proxy prices with it (GET /api/rates) and a quote by the same pricer (GET
+/api/quote) that equals what a real boto3 request through the proxy was charged."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+from decimal import Decimal
+
+from harness import NOVA, PROXY_BIN, Proxy, Simulator, base_config, client, converse_messages
+
+TOKEN = "console-admin-token-for-tests"
+
+
+def admin_port(proxy: Proxy) -> int:
+    return json.loads((proxy.tmp / "ready.json").read_text())["admin_port"]
+
+
+def get(proxy: Proxy, path: str, token: str | None = TOKEN) -> tuple[int, dict]:
+    req = urllib.request.Request(f"http://127.0.0.1:{admin_port(proxy)}{path}")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        return e.code, json.loads(body) if body.startswith(b"{") else {}
+
+
+class ConsoleApi(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Simulator()
+        cfg = base_config(cls.sim.url, admin={"enabled": True, "address": "127.0.0.1", "port": 0,
+                                              "token_env": "BM_ADMIN_TOKEN"})
+        cls.proxy = Proxy(cfg, env={"BM_ADMIN_TOKEN": TOKEN})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.__exit__(None, None, None)
+        cls.sim.stop()
+
+    def test_the_rate_table_as_the_proxy_prices_with_it(self):
+        status, doc = get(self.proxy, "/api/rates?q=NOVA-LITE")
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["version"], "2026-07-24.1")
+        self.assertTrue(doc["source"].endswith("bedrock.yaml"))
+        self.assertGreater(doc["total_entries"], len(doc["entries"]))
+        models = {e["model"] for e in doc["entries"]}
+        self.assertIn(NOVA, models, "the search is case-insensitive")
+        self.assertTrue(all("nova-lite" in e["model"] or "nova-lite" in e["entry"].lower()
+                            for e in doc["entries"]))
+        first = next(e for e in doc["entries"] if e["model"] == NOVA and e["tier"] == "standard"
+                     and not e["batch"])
+        self.assertEqual((first["input"], first["output"]), ("0.06", "0.24"))
+        self.assertRegex(first["entry"], r"bedrock\.yaml:\d+$")
+        _, everything = get(self.proxy, "/api/rates")
+        self.assertEqual(len(everything["entries"]), everything["total_entries"])
+
+    def test_a_quote_equals_what_a_real_request_was_charged(self):
+        c = client(self.proxy.url)
+        c.converse(modelId=NOVA, messages=converse_messages("SIM{input=1234,output=567}"))
+        [line] = [l for l in self.proxy.wait_for_log(1) if l.get("operation") == "Converse"][-1:]
+        query = urllib.parse.urlencode({"model": NOVA, "region": "us-east-1", "input": 1234,
+                                        "output": 567})
+        status, q = get(self.proxy, "/api/quote?" + query)
+        self.assertEqual(status, 200, q)
+        self.assertTrue(q["priced"])
+        self.assertEqual(Decimal(q["total_usd"]), Decimal(line["cost_usd"]))
+        # 1234 x 0.06 + 567 x 0.24 per million
+        self.assertEqual(Decimal(q["total_usd"]), Decimal("0.00021012"))
+        self.assertRegex(q["entry"], r"bedrock\.yaml:\d+$")
+        # The command line quotes the same from the same table.
+        cli = subprocess.run([PROXY_BIN, "price", "--config", str(self.proxy.config_path),
+                              "--model", NOVA, "--region", "us-east-1", "--input", "1234",
+                              "--output", "567"], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "BM_ADMIN_TOKEN": TOKEN})
+        self.assertEqual(cli.returncode, 0, cli.stderr)
+        self.assertIn("total:        $0.000210120", cli.stdout)
+
+    def test_unpriced_and_malformed_quotes(self):
+        status, q = get(self.proxy, "/api/quote?model=acme.nothing-v1%3A0&input=1&output=1")
+        self.assertEqual(status, 200)
+        self.assertFalse(q["priced"])
+        self.assertIsNone(q["total_usd"])
+        self.assertTrue(q["note"])
+        for query, named in (("input=1", "model"), (f"model={NOVA}&input=-3", "input"),
+                             (f"model={NOVA}&tier=gold", "tier"),
+                             (f"model={NOVA}&latency=fast", "latency"),
+                             (f"model={NOVA}&at=yesterday", "at")):
+            status, doc = get(self.proxy, "/api/quote?" + query)
+            self.assertEqual(status, 400, query)
+            self.assertTrue(doc["message"].startswith(named + ":"), doc)
+        bad = subprocess.run([PROXY_BIN, "price", "--config", str(self.proxy.config_path),
+                              "--model", NOVA, "--cache-read", "many"],
+                             capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "BM_ADMIN_TOKEN": TOKEN})
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("price: --cache-read: a whole number of tokens", bad.stderr)
+
+    def test_the_admin_token_guards_every_console_endpoint(self):
+        for path in ("/api/rates", "/api/quote?model=x"):
+            status, _ = get(self.proxy, path, token=None)
+            self.assertEqual(status, 401, path)
+            status, _ = get(self.proxy, path, token="wrong")
+            self.assertEqual(status, 401, path)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -140,6 +140,9 @@ void add_admin_routes(admin::server& server, proxy::shared_state& state, telemet
     const auto table = state.rates().load();
     return rates_response(table.get(), r.query);
   });
+  server.route("GET", "/api/spend", [&state](const admin::request& r) {
+    return spend_response(*state.snapshot()->cfg, r.query);
+  });
   server.route("GET", "/api/quote", [&state](const admin::request& r) {
     const auto table = state.rates().load();
     const auto snap = state.snapshot();

@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
+#include <utility>
 
 #include <boost/json.hpp>
 
 #include "app/args.hpp"
+#include "app/ledger_window.hpp"
 #include "app/quote.hpp"
+#include "app/spend.hpp"
 #include "billing/price_list.hpp"
 #include "metering/model_id.hpp"
 #include "metering/money.hpp"
@@ -75,6 +79,28 @@ bool matches(const metering::rate_entry& e, std::string_view q) {
                      [&](const std::string& r) { return contains_folded(r, q); });
 }
 
+std::string iso_time(std::int64_t ms) {
+  const auto t = std::chrono::sys_time<std::chrono::milliseconds>(std::chrono::milliseconds(ms));
+  const auto day = std::chrono::floor<std::chrono::days>(t);
+  const std::chrono::hh_mm_ss hms(std::chrono::floor<std::chrono::seconds>(t - day));
+  char out[40];
+  std::snprintf(out, sizeof out, "%sT%02d:%02d:%02dZ", format_day(day).c_str(),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()));
+  return out;
+}
+
+json::object spend_json(const accounting::report_row& r, metering::money_total net) {
+  const auto usd = [](metering::money_total v) { return metering::format_usd(v, 6); };
+  return {{"requests", r.requests},
+          {"input_tokens", r.input_tokens},
+          {"output_tokens", r.output_tokens},
+          {"cache_read_tokens", r.cache_read_tokens},
+          {"cache_write_tokens", r.cache_write_tokens},
+          {"cost_usd", usd(r.total_cost)},
+          {"net_usd", usd(net)}};
+}
+
 }  // namespace
 
 std::optional<std::string> query_param(std::string_view query, std::string_view name) {
@@ -136,6 +162,63 @@ admin::response quote_response(const metering::rate_table* table,
     doc["total_usd"] = nullptr;
   }
   doc["note"] = p.note;
+  return admin::json(200, json::serialize(doc));
+}
+
+}  // namespace bedrock_meter::app
+
+namespace bedrock_meter::app {
+
+admin::response spend_response(const config::config& cfg, std::string_view query) {
+  const auto param = [&](std::string_view n) { return query_param(query, n).value_or(""); };
+  const auto now = now_ms();
+  const auto since = parse_when(param("since").empty() ? "30d" : param("since"), now);
+  if (!since) return error(400, "since: use 30m, 24h, 7d or YYYY-MM-DD");
+  auto until = std::optional<std::int64_t>(now + 1);
+  if (!param("until").empty()) until = parse_when(param("until"), now);
+  if (!until) return error(400, "until: use 30m, 24h, 7d or YYYY-MM-DD");
+  if (*since >= *until) return error(400, "since must be before until");
+  std::vector<accounting::report_key> keys;
+  const auto by = param("by");
+  if (!by.empty()) {
+    const auto k = accounting::parse_report_key(by == "model" ? "model_base" : by);
+    if (!k) return error(400, "by: team, app, model or day");
+    keys.push_back(*k);
+  }
+  std::vector<spend_match> only;
+  for (const auto& [name, key] : {std::pair{"team", accounting::report_key::team},
+                                  {"app", accounting::report_key::app},
+                                  {"model", accounting::report_key::model_base}}) {
+    if (auto v = param(name); !v.empty()) only.emplace_back(key, std::move(v));
+  }
+  auto reader = open_ledger_reader(cfg);
+  if (!reader) return error(503, reader.error().message);
+  auto rows = spend_by(**reader, *since, *until, keys, only, &cfg.commitments);
+  if (!rows) return error(503, rows.error().message);
+  accounting::report_row total;
+  metering::money_total total_net = 0;
+  json::array out;
+  for (const auto& [r, net] : *rows) {
+    total.requests += r.requests;
+    total.input_tokens += r.input_tokens;
+    total.output_tokens += r.output_tokens;
+    total.cache_read_tokens += r.cache_read_tokens;
+    total.cache_write_tokens += r.cache_write_tokens;
+    total.total_cost += r.total_cost;
+    total_net += net;
+    if (keys.empty()) continue;
+    auto o = spend_json(r, net);
+    o.emplace("key", r.keys.front());
+    out.push_back(std::move(o));
+  }
+  json::object doc{{"since", iso_time(*since)},
+                   {"until", iso_time(*until)},
+                   {"by", by.empty() ? json::value(nullptr) : json::value(by)},
+                   {"total", spend_json(total, total_net)},
+                   {"rows", std::move(out)}};
+  // Rows before a prune are gone from `requests`: say the window is incomplete.
+  if (auto pruned = (*reader)->pruned_before_ms(); pruned && *pruned && **pruned > *since)
+    doc["pruned_before"] = iso_time(**pruned);
   return admin::json(200, json::serialize(doc));
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "admin/server.hpp"
+#include "config/config.hpp"
 #include "metering/rate_table.hpp"
 
 namespace bedrock_meter::app {
@@ -26,5 +27,12 @@ admin::response rates_response(const metering::rate_table* table, std::string_vi
 admin::response quote_response(const metering::rate_table* table,
                                const std::vector<metering::model_mapping>& mappings,
                                std::string_view query);
+
+/// GET /api/spend?since=30d&until=&by=team|app|model|day&team=&app=&model=: the ledger's spend
+/// in the window (the fleet's with `ledger.store: postgres`), grouped by one key (none: the
+/// total only), filtered to a team, app and base model when given; list and net of the
+/// commitment discounts, exact to the micro-dollar. 400 on a malformed parameter, 503 when the
+/// ledger cannot be read.
+admin::response spend_response(const config::config& cfg, std::string_view query);
 
 }  // namespace bedrock_meter::app

@@ -1,18 +1,22 @@
 """The spend console's JSON endpoints on the admin listener, against the live proxy: the rate
-table as the proxy prices with it (GET /api/rates) and a quote by the same pricer (GET
-/api/quote) that equals what a real boto3 request through the proxy was charged."""
+table as the proxy prices with it (GET /api/rates), a quote by the same pricer (GET /api/quote)
+that equals what a real boto3 request through the proxy was charged, and the ledger's spend by
+team, app, model and day, list and net of a commitment (GET /api/spend)."""
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
+import time
 import subprocess
 import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-from harness import NOVA, PROXY_BIN, Proxy, Simulator, base_config, client, converse_messages
+from harness import (CLIENT2_AKID, CLIENT2_SECRET, NOVA, PROXY_BIN, Proxy, Simulator, base_config,
+                     client, converse_messages)
 
 TOKEN = "console-admin-token-for-tests"
 
@@ -37,8 +41,12 @@ class ConsoleApi(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.sim = Simulator()
+        year = time.gmtime().tm_year
         cfg = base_config(cls.sim.url, admin={"enabled": True, "address": "127.0.0.1", "port": 0,
-                                              "token_env": "BM_ADMIN_TOKEN"})
+                                              "token_env": "BM_ADMIN_TOKEN"},
+                          commitments=[{"name": "edp", "start": f"{year}-01-01",
+                                        "end": f"{year + 1}-01-01", "per_year_usd": "1000",
+                                        "discount_percent": 10}])
         cls.proxy = Proxy(cfg, env={"BM_ADMIN_TOKEN": TOKEN})
 
     @classmethod
@@ -104,8 +112,80 @@ class ConsoleApi(unittest.TestCase):
         self.assertEqual(bad.returncode, 2)
         self.assertIn("price: --cache-read: a whole number of tokens", bad.stderr)
 
+    def ledger(self) -> list[sqlite3.Row]:
+        with sqlite3.connect(self.proxy.ledger_path) as db:
+            db.row_factory = sqlite3.Row
+            return db.execute("SELECT * FROM requests").fetchall()
+
+    def test_spend_by_team_app_model_and_day_equals_the_ledger(self):
+        before = len(self.ledger())
+        for akid, secret, n in ((None, None, 3), (CLIENT2_AKID, CLIENT2_SECRET, 2)):
+            c = client(self.proxy.url, **({"akid": akid, "secret": secret} if akid else {}))
+            for i in range(n):
+                c.converse(modelId=NOVA, messages=converse_messages(
+                    f"SIM{{input={1000 * (i + 1)},output={100 * (i + 1)}}}"))
+        deadline = time.monotonic() + 10
+        while len(self.ledger()) < before + 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rows = self.ledger()
+        self.assertEqual(len(rows), before + 5)
+
+        def usd(pico: int) -> str:
+            return str((Decimal(pico) / Decimal(10**12)).quantize(Decimal("1e-6"), ROUND_HALF_UP))
+
+        def expected(key: str, where=lambda r: True) -> dict:
+            out = {}
+            for r in rows:
+                if where(r):
+                    g = out.setdefault(r[key], {"requests": 0, "cost": 0, "input": 0})
+                    g["requests"] += 1
+                    g["cost"] += r["total_cost"]
+                    g["input"] += r["input_tokens"]
+            return out
+
+        status, doc = get(self.proxy, "/api/spend?since=1d&by=team")
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["by"], "team")
+        want = expected("team")
+        self.assertEqual({r["key"]: (r["requests"], r["cost_usd"], r["input_tokens"])
+                          for r in doc["rows"]},
+                         {k: (v["requests"], usd(v["cost"]), v["input"]) for k, v in want.items()})
+        self.assertEqual(doc["total"]["requests"], len(rows))
+        self.assertEqual(doc["total"]["cost_usd"], usd(sum(r["total_cost"] for r in rows)))
+        # Nova Lite is first-party Bedrock: the 10% EDP discount applies to every row (the net is
+        # computed from exact picodollars, so it is within rounding of 0.9 x the rounded list).
+        for r in doc["rows"] + [doc["total"]]:
+            self.assertLessEqual(abs(Decimal(r["net_usd"]) - Decimal(r["cost_usd"]) * Decimal("0.9")),
+                                 Decimal("0.000001"), r)
+            self.assertLess(Decimal(r["net_usd"]), Decimal(r["cost_usd"]))
+        costs = [Decimal(r["cost_usd"]) for r in doc["rows"]]
+        self.assertEqual(costs, sorted(costs, reverse=True), "most expensive first")
+        # A filter narrows to one team's rows, grouped another way.
+        status, support = get(self.proxy, "/api/spend?since=1d&by=app&team=support")
+        self.assertEqual(status, 200, support)
+        want = expected("app", lambda r: r["team"] == "support")
+        self.assertEqual([(r["key"], r["requests"], r["cost_usd"]) for r in support["rows"]],
+                         [(k, v["requests"], usd(v["cost"])) for k, v in want.items()])
+        self.assertEqual(support["total"]["requests"], 2)
+        _, by_day = get(self.proxy, "/api/spend?since=2d&by=day")
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        self.assertIn(today, [r["key"] for r in by_day["rows"]])
+        _, nothing = get(self.proxy, "/api/spend?since=1d&model=acme.none-v1")
+        self.assertEqual((nothing["total"]["requests"], nothing["rows"]), (0, []))
+        # The command line agrees.
+        rep = subprocess.run([PROXY_BIN, "report", "--config", str(self.proxy.config_path),
+                              "--since", "1d", "--by", "team", "--net"], capture_output=True,
+                             text=True, timeout=60, env={**os.environ, "BM_ADMIN_TOKEN": TOKEN})
+        self.assertEqual(rep.returncode, 0, rep.stderr)
+        self.assertIn(f"${doc['total']['cost_usd']}, ${doc['total']['net_usd']} net", rep.stdout)
+        for query, named in (("by=region", "by"), ("since=soon", "since"),
+                             ("since=1d&until=2d", "since")):
+            status, bad = get(self.proxy, "/api/spend?" + query)
+            self.assertEqual(status, 400, query)
+            self.assertTrue(bad["message"].startswith(named), bad)
+
     def test_the_admin_token_guards_every_console_endpoint(self):
-        for path in ("/api/rates", "/api/quote?model=x"):
+        for path in ("/api/rates", "/api/quote?model=x", "/api/spend"):
             status, _ = get(self.proxy, path, token=None)
             self.assertEqual(status, 401, path)
             status, _ = get(self.proxy, path, token="wrong")

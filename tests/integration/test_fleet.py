@@ -183,6 +183,12 @@ class Fleet(unittest.TestCase):
         path = self.tmpdir() / "readers.yaml"
         path.write_text(json.dumps(cfg))
         micro = Decimal("1e-6")
+        # The console's spend endpoint on one replica answers for the whole fleet.
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port(proxy)}/api/spend?since=1d",
+                                    timeout=30) as r:
+            spend = json.loads(r.read())["total"]
+        self.assertEqual((spend["requests"], Decimal(spend["cost_usd"])),
+                         (240, total.quantize(micro)))
         b = self.cli("budgets", "--config", str(path), "--format", "json")
         self.assertEqual(b.returncode, 0, b.stderr)
         [budget] = json.loads(b.stdout)["budgets"]

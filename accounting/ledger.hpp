@@ -27,6 +27,7 @@
 
 #include <boost/system/result.hpp>
 
+#include "accounting/request_search.hpp"
 #include "metering/money.hpp"
 #include "metering/settlement.hpp"
 #include "metering/usage.hpp"
@@ -47,6 +48,7 @@ struct ledger_error {
     not_a_ledger,  ///< not a SQLite file, or a SQLite file of another application
     newer_schema,  ///< written by a newer bedrock-meter; refusing to touch it
     sqlite,        ///< any other SQLite failure
+    bad_query,     ///< the caller asked for something malformed (a cursor not handed out)
   };
   kind what = kind::sqlite;
   std::string message;
@@ -198,6 +200,14 @@ class ledger_reader {
 
   /// Rows before this time were pruned (see prune_ledger); nullopt when never pruned.
   virtual ledger_result<std::optional<std::int64_t>> pruned_before_ms() = 0;
+
+  /// One page of the rows matching `f`, newest or costliest first; `next_cursor` continues it
+  /// ("" after the last page). A malformed cursor is a `bad_query` error.
+  struct request_page {
+    std::vector<ledger_record> rows;
+    std::string next_cursor;
+  };
+  virtual ledger_result<request_page> find_requests(const request_filter& f) = 0;
 
   /// The records with from_ms <= time_ms < to_ms, in commit order (at most `limit`). For export,
   /// reconciliation and tests.

@@ -171,6 +171,7 @@ class sqlite_reader final : public ledger_reader {
   ledger_result<std::uint64_t> scan(const scan_filter& filter,
                                     const std::function<bool(const scan_row&)>& fn) override;
   ledger_result<std::optional<std::int64_t>> pruned_before_ms() override;
+  ledger_result<request_page> find_requests(const request_filter& f) override;
   ledger_result<std::vector<ledger_record>> records(std::int64_t from_ms, std::int64_t to_ms,
                                                     std::size_t limit) override;
 
@@ -274,6 +275,37 @@ ledger_result<std::optional<std::int64_t>> sqlite_reader::pruned_before_ms() {
   if (rc == SQLITE_ROW) return result(sqlite3_column_int64(st.s, 0));
   if (rc == SQLITE_DONE) return result();
   return sqlite_error(db_, "ledger meta");
+}
+
+ledger_result<ledger_reader::request_page> sqlite_reader::find_requests(const request_filter& f) {
+  auto q = build_request_sql(f, {{"id", true}}, false);
+  if (!q) return ledger_error{ledger_error::kind::bad_query, q.error()};
+  std::lock_guard lk(mu_);
+  statement st;
+  if (prepare(db_, q->sql, st) != SQLITE_OK) return sqlite_error(db_, "ledger requests");
+  for (std::size_t i = 0; i < q->params.size(); ++i) {
+    const auto& v = q->params[i];
+    const int at = static_cast<int>(i + 1);
+    if (v.integer) {
+      sqlite3_bind_int64(st.s, at, v.i);
+    } else {
+      bind_text(st.s, at, v.s);
+    }
+  }
+  request_page page;
+  std::string cursor;
+  const int extra = static_cast<int>(record_column_count);
+  const bool done = each_row(st, [&](sqlite3_stmt* s) {
+    if (page.rows.size() == f.limit) {
+      page.next_cursor = cursor;  // a row beyond the page: there is another
+      return;
+    }
+    read_record(s, 0, page.rows.emplace_back());
+    cursor = make_cursor(sqlite3_column_int64(s, extra),
+                         {std::to_string(sqlite3_column_int64(s, extra + 1))});
+  });
+  if (!done) return sqlite_error(db_, "ledger requests");
+  return page;
 }
 
 ledger_result<std::vector<ledger_record>> sqlite_reader::records(std::int64_t from_ms,

@@ -115,9 +115,6 @@ ALTER TABLE requests ADD COLUMN prompt_bytes              INTEGER NOT NULL DEFAU
 )sql",
 };
 
-// One placeholder per column of the list.
-constexpr auto record_column_count = std::ranges::count(record_columns, ',') + 1;
-
 // Checks a freshly opened connection holds a ledger (or is empty) and returns its user_version.
 ledger_result<int> check_identity(sqlite3* db, const std::string& path) {
   auto app = query_int(db, "PRAGMA application_id");
@@ -218,7 +215,7 @@ ledger_result<void> migrate_ledger(sqlite3* db, const std::string& path, int fro
 
 std::string insert_record_sql() {
   std::string sql = "INSERT INTO requests (id, " + std::string(record_columns) + ") VALUES (?";
-  for (std::ptrdiff_t i = 0; i < record_column_count; ++i) sql += ", ?";
+  for (std::size_t i = 0; i < record_column_count; ++i) sql += ", ?";  // one per column
   return sql + ")";
 }
 

@@ -4,6 +4,7 @@
 // groups that `totals()` reports and retention keeps in `rollup`. docs/ledger.md describes the
 // same schema for people. Internal to bm_accounting; the rest of the program uses
 // accounting/ledger.hpp.
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -46,6 +47,9 @@ inline constexpr std::string_view record_columns =
     "bytes_out, has_traits, max_tokens, stop_reason, tools, structured_output, system_prefix_hash, "
     "system_prefix_bytes, conversation_prefix_hash, conversation_prefix_bytes, prompt_hash, "
     "prompt_bytes";
+/// How many columns `record_columns` names (a query's next column comes after them).
+inline constexpr std::size_t record_column_count =
+    static_cast<std::size_t>(std::ranges::count(record_columns, ',')) + 1;
 
 /// "INSERT INTO requests (id, <record_columns>) VALUES (?, ...)", for `bind_record`.
 std::string insert_record_sql();

@@ -143,6 +143,12 @@ void add_admin_routes(admin::server& server, proxy::shared_state& state, telemet
   server.route("GET", "/api/spend", [&state](const admin::request& r) {
     return spend_response(*state.snapshot()->cfg, r.query);
   });
+  server.route("GET", "/api/requests", [&state](const admin::request& r) {
+    return requests_response(*state.snapshot()->cfg, r.query);
+  });
+  server.route("GET", "/api/request", [&state](const admin::request& r) {
+    return request_response(*state.snapshot()->cfg, r.query);
+  });
   server.route("GET", "/api/quote", [&state](const admin::request& r) {
     const auto table = state.rates().load();
     const auto snap = state.snapshot();

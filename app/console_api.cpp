@@ -101,6 +101,78 @@ json::object spend_json(const accounting::report_row& r, metering::money_total n
           {"net_usd", usd(net)}};
 }
 
+/// Every field of a ledger row, typed; money as exact decimal strings (12 places).
+json::object record_json(const accounting::ledger_record& r) {
+  const auto usd = [](metering::pico_usd v) { return metering::format_usd(v, 12); };
+  json::object tags;
+  for (const auto& [k, v] : r.tags) tags[k] = v;
+  json::object o{{"request_id", r.request_id},
+                 {"time", iso_time(r.time_ms)},
+                 {"time_ms", r.time_ms},
+                 {"team", r.team},
+                 {"app", r.app},
+                 {"principal", r.principal},
+                 {"tags", std::move(tags)},
+                 {"operation", r.operation},
+                 {"model_requested", r.model_requested},
+                 {"model_base", r.model_base},
+                 {"region", r.region},
+                 {"scope", r.scope},
+                 {"service_tier", r.service_tier},
+                 {"latency_mode", r.latency_mode},
+                 {"batch", r.batch},
+                 {"status", r.status},
+                 {"outcome", metering::to_string(r.outcome)},
+                 {"input_tokens", r.input_tokens},
+                 {"output_tokens", r.output_tokens},
+                 {"cache_read_tokens", r.cache_read_tokens},
+                 {"cache_write_tokens", r.cache_write_tokens},
+                 {"cache_write_1h_tokens", r.cache_write_1h_tokens},
+                 {"usage_source", metering::to_string(r.usage_source)},
+                 {"input_cost_usd", usd(r.input_cost)},
+                 {"output_cost_usd", usd(r.output_cost)},
+                 {"cache_read_cost_usd", usd(r.cache_read_cost)},
+                 {"cache_write_cost_usd", usd(r.cache_write_cost)},
+                 {"cost_usd", usd(r.total_cost)},
+                 {"priced", r.priced},
+                 {"unpriced_reason", r.unpriced_reason},
+                 {"rate_table_version", r.rate_table_version},
+                 {"rate_entry", r.rate_entry},
+                 {"duration_ms", static_cast<double>(r.duration_us) / 1000.0},
+                 {"first_byte_ms",
+                  r.first_byte_us < 0 ? json::value(nullptr)
+                                      : json::value(static_cast<double>(r.first_byte_us) / 1000.0)},
+                 {"bytes_in", r.bytes_in},
+                 {"bytes_out", r.bytes_out},
+                 {"stop_reason", r.stop_reason}};
+  if (r.has_traits) {
+    o["max_tokens"] =
+        r.traits.max_tokens ? json::value(*r.traits.max_tokens) : json::value(nullptr);
+    o["tools"] = r.traits.tools;
+    o["structured_output"] = r.traits.structured_output;
+  }
+  return o;
+}
+
+/// A decimal USD amount ("0.25") as picodollars; nullopt when malformed.
+std::optional<metering::pico_usd> parse_usd(std::string_view s) {
+  if (s.empty() || s.size() > 30) return std::nullopt;
+  std::string_view whole = s, frac;
+  if (const auto dot = s.find('.'); dot != std::string_view::npos) {
+    whole = s.substr(0, dot);
+    frac = s.substr(dot + 1);
+  }
+  if (frac.size() > 12 || (whole.empty() && frac.empty())) return std::nullopt;
+  const auto digits = [](std::string_view d) {
+    return std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (!digits(whole) || !digits(frac) || whole.size() > 7) return std::nullopt;  // < $10M
+  metering::pico_usd v = 0;
+  for (const char c : whole) v = v * 10 + (c - '0');
+  for (std::size_t i = 0; i < 12; ++i) v = v * 10 + (i < frac.size() ? frac[i] - '0' : 0);
+  return v;
+}
+
 }  // namespace
 
 std::optional<std::string> query_param(std::string_view query, std::string_view name) {
@@ -220,6 +292,94 @@ admin::response spend_response(const config::config& cfg, std::string_view query
   if (auto pruned = (*reader)->pruned_before_ms(); pruned && *pruned && **pruned > *since)
     doc["pruned_before"] = iso_time(**pruned);
   return admin::json(200, json::serialize(doc));
+}
+
+}  // namespace bedrock_meter::app
+
+namespace bedrock_meter::app {
+
+admin::response requests_response(const config::config& cfg, std::string_view query) {
+  const auto param = [&](std::string_view n) { return query_param(query, n).value_or(""); };
+  const auto now = now_ms();
+  accounting::request_filter f;
+  const auto since = parse_when(param("since").empty() ? "30d" : param("since"), now);
+  if (!since) return error(400, "since: use 30m, 24h, 7d or YYYY-MM-DD");
+  auto until = std::optional<std::int64_t>(now + 1);
+  if (!param("until").empty()) until = parse_when(param("until"), now);
+  if (!until) return error(400, "until: use 30m, 24h, 7d or YYYY-MM-DD");
+  f.from_ms = *since;
+  f.to_ms = *until;
+  f.team = param("team");
+  f.app = param("app");
+  f.model = param("model");
+  f.outcome = param("outcome");
+  if (const auto v = param("status"); !v.empty()) {
+    const auto n = parse_count(v);
+    if (!n || *n < 100 || *n > 599) return error(400, "status: an HTTP status, 100-599");
+    f.status = static_cast<unsigned>(*n);
+  }
+  for (const auto& [name, out] : {std::pair{"min_cost", &f.min_cost}, {"max_cost", &f.max_cost}}) {
+    if (const auto v = param(name); !v.empty()) {
+      *out = parse_usd(v);
+      if (!*out) return error(400, std::string(name) + ": a USD amount such as 0.25");
+    }
+  }
+  const auto unpriced = param("unpriced");
+  if (unpriced != "" && unpriced != "0" && unpriced != "1")
+    return error(400, "unpriced: 1 (only unpriced requests) or 0");
+  f.unpriced_only = unpriced == "1";
+  const auto order = param("order");
+  if (order != "" && order != "time" && order != "cost") return error(400, "order: time or cost");
+  f.by = order == "cost" ? accounting::request_filter::order::costliest
+                         : accounting::request_filter::order::newest;
+  if (const auto v = param("limit"); !v.empty()) {
+    const auto n = parse_count(v);
+    if (!n || *n < 1 || *n > 500) return error(400, "limit: 1 to 500");
+    f.limit = static_cast<std::size_t>(*n);
+  }
+  f.cursor = param("cursor");
+  auto reader = open_ledger_reader(cfg);
+  if (!reader) return error(503, reader.error().message);
+  auto page = (*reader)->find_requests(f);
+  if (!page) {
+    return error(page.error().what == accounting::ledger_error::kind::bad_query ? 400 : 503,
+                 page.error().message);
+  }
+  json::array rows;
+  for (const auto& r : page->rows) rows.push_back(record_json(r));
+  json::object doc{{"rows", std::move(rows)},
+                   {"next_cursor", page->next_cursor.empty() ? json::value(nullptr)
+                                                             : json::value(page->next_cursor)}};
+  return admin::json(200, json::serialize(doc));
+}
+
+admin::response request_response(const config::config& cfg, std::string_view query) {
+  const auto id = query_param(query, "id").value_or("");
+  if (id.empty()) return error(400, "id: required");
+  if (id.size() > 256) return error(400, "id: at most 256 characters");
+  constexpr std::int64_t day = 86'400'000;
+  const auto now = now_ms();
+  std::int64_t from = now - 400 * day, to = now + 1;
+  if (const auto at = query_param(query, "at").value_or(""); !at.empty()) {
+    const auto ms = parse_count(at);
+    if (!ms || *ms > static_cast<std::uint64_t>(INT64_MAX) - day)
+      return error(400, "at: the request's time in unix ms");
+    from = static_cast<std::int64_t>(*ms) - day;
+    to = static_cast<std::int64_t>(*ms) + day;
+  }
+  auto reader = open_ledger_reader(cfg);
+  if (!reader) return error(503, reader.error().message);
+  accounting::request_filter f;
+  f.from_ms = from;
+  f.to_ms = to;
+  f.request_id = id;
+  f.limit = 10;  // one row; a few when a client reused an id
+  auto page = (*reader)->find_requests(f);
+  if (!page) return error(503, page.error().message);
+  json::array rows;
+  for (const auto& r : page->rows) rows.push_back(record_json(r));
+  if (rows.empty()) return error(404, "no request " + id + " in the ledger");
+  return admin::json(200, json::serialize(json::object{{"rows", std::move(rows)}}));
 }
 
 }  // namespace bedrock_meter::app

@@ -35,4 +35,14 @@ admin::response quote_response(const metering::rate_table* table,
 /// ledger cannot be read.
 admin::response spend_response(const config::config& cfg, std::string_view query);
 
+/// GET /api/requests?since=&until=&team=&app=&model=&outcome=&status=&min_cost=&max_cost=
+/// &unpriced=1&order=time|cost&limit=50&cursor=: one page of ledger rows, newest (or costliest)
+/// first, every field of each; `next_cursor` continues. `limit` at most 500.
+admin::response requests_response(const config::config& cfg, std::string_view query);
+
+/// GET /api/request?id=REQUEST_ID[&at=TIME_MS]: the row (rows, when a client reused the id) of
+/// one request: within a day of `at` when given (the time index finds it at once), else over
+/// the last 400 days. 404 when none.
+admin::response request_response(const config::config& cfg, std::string_view query);
+
 }  // namespace bedrock_meter::app

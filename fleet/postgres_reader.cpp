@@ -208,6 +208,30 @@ class postgres_reader final : public accounting::ledger_reader {
     return std::optional<std::int64_t>(r->i64(0, 0));
   }
 
+  ledger_result<request_page> find_requests(const accounting::request_filter& f) override {
+    auto q = accounting::build_request_sql(f, {{"journal", false}, {"local_id", true}}, true);
+    if (!q) return ledger_error{ledger_error::kind::bad_query, q.error()};
+    std::vector<std::string> params;
+    params.reserve(q->params.size());
+    for (const auto& v : q->params) params.push_back(v.integer ? std::to_string(v.i) : v.s);
+    std::lock_guard lk(mu_);
+    auto r = c_->exec(q->sql, params);
+    if (!r) return r.error();
+    request_page page;
+    const int extra = static_cast<int>(accounting::record_column_count);
+    for (int row = 0; row < r->rows(); ++row) {
+      if (page.rows.size() == f.limit) {
+        const int last = row - 1;  // a row beyond the page: continue after the page's last
+        page.next_cursor = accounting::make_cursor(
+            r->i64(last, extra),
+            {std::string(r->text(last, extra + 1)), std::string(r->text(last, extra + 2))});
+        break;
+      }
+      read_record(*r, row, page.rows.emplace_back());
+    }
+    return page;
+  }
+
   ledger_result<std::vector<accounting::ledger_record>> records(std::int64_t from_ms,
                                                                 std::int64_t to_ms,
                                                                 std::size_t limit) override {

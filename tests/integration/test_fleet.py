@@ -164,13 +164,13 @@ class Fleet(unittest.TestCase):
         self.assertEqual(export.returncode, 0, export.stderr)
         exported = [json.loads(l) for l in export.stdout.splitlines() if l]
         self.assertEqual(sorted(e["request_id"] for e in exported), sorted(settled))
-        self.check_fleet_readers(proxies[2], total)
+        self.check_fleet_readers(proxies[2], total, sorted(settled))
 
     def cli(self, *argv: str) -> subprocess.CompletedProcess:
         return subprocess.run([PROXY_BIN, *argv], capture_output=True, text=True, timeout=120,
                               env={**os.environ, **PostgresServer.env()})
 
-    def check_fleet_readers(self, proxy: Proxy, total: Decimal):
+    def check_fleet_readers(self, proxy: Proxy, total: Decimal, ids: list[str]):
         """budgets, advise, commitment and reconcile, with one replica's config, count every
         replica's rows."""
         cfg = json.loads(proxy.config_path.read_text())
@@ -189,6 +189,18 @@ class Fleet(unittest.TestCase):
             spend = json.loads(r.read())["total"]
         self.assertEqual((spend["requests"], Decimal(spend["cost_usd"])),
                          (240, total.quantize(micro)))
+        # Its requests pages walk every replica's rows, 50 at a time, once each.
+        seen, cursor = [], None
+        while True:
+            q = "since=1d&limit=50" + (f"&cursor={cursor}" if cursor else "")
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin_port(proxy)}/api/requests?{q}",
+                                        timeout=30) as r:
+                page = json.loads(r.read())
+            seen += [row["request_id"] for row in page["rows"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        self.assertEqual(sorted(seen), ids)
         b = self.cli("budgets", "--config", str(path), "--format", "json")
         self.assertEqual(b.returncode, 0, b.stderr)
         [budget] = json.loads(b.stdout)["budgets"]

@@ -244,6 +244,58 @@ class Fleet(unittest.TestCase):
         doc = json.loads(r.stdout)
         self.assertTrue(doc["within_tolerance"])
         self.assertEqual(doc["ledger"], doc["bill"])
+        self.check_ledger_dashboard(total)
+
+    def check_ledger_dashboard(self, total: Decimal):
+        """Every query of dashboards/ledger.json, expanded the way Grafana's PostgreSQL datasource
+        expands its macros, runs on the fleet's database and shows the fleet's numbers."""
+        import math
+        board = json.loads((Path(__file__).resolve().parents[2] / "dashboards" /
+                            "ledger.json").read_text())
+        frm, to = int(time.time()) - 86400, int(time.time()) + 60
+
+        def iso(t: int) -> str:
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+        def expand(sql: str) -> str:
+            sql = sql.replace("$__interval", "1m")
+            sql = re.sub(r"\$__timeGroupAlias\((\w+),\s*(\d+)([mh])\)",
+                         lambda m: f"floor(extract(epoch from {m[1]})/"
+                                   f"{int(m[2]) * (60 if m[3] == 'm' else 3600)})*"
+                                   f"{int(m[2]) * (60 if m[3] == 'm' else 3600)} AS \"time\"",
+                         sql)
+            sql = re.sub(r"\$__timeFilter\((\w+)\)",
+                         lambda m: f"{m[1]} BETWEEN '{iso(frm)}' AND '{iso(to)}'", sql)
+            sql = sql.replace("$__unixEpochFrom()", str(frm)).replace("$__unixEpochTo()", str(to))
+            for name in ("team", "app", "model"):  # the variables at "All"
+                sql = re.sub(r"\$\{?%s\}?\b" % name, "'__all'", sql)
+            self.assertNotIn("$", sql)
+            return sql
+
+        def panels(ps):
+            for p in ps:
+                yield p
+                yield from panels(p.get("panels", []))
+
+        results = {}
+        for v in board["templating"]["list"]:
+            if v["type"] == "query":
+                self.pg.psql(expand(v["query"]))
+        for p in panels(board["panels"]):
+            for t in p.get("targets", []):
+                if t.get("rawSql"):
+                    out = self.pg.psql(expand(t["rawSql"]))  # every query runs
+                    results.setdefault(p["title"], out)  # the first panel of a title
+        self.assertTrue(math.isclose(float(results["Spend"]), float(total), rel_tol=1e-9))
+        self.assertEqual(results["Requests"], "240")
+        by_team = {l.split("|")[0]: float(l.split("|")[1])
+                   for l in results["Spend by team"].splitlines()}
+        self.assertTrue(math.isclose(sum(by_team.values()), float(total), rel_tol=1e-9))
+        costs = [float(l.split("|")[6]) for l in results["Most expensive requests"].splitlines()]
+        self.assertTrue(costs)
+        self.assertEqual(costs, sorted(costs, reverse=True))
+        self.assertEqual(results["Refused or failed (status >= 400)"], "0")
+        self.assertEqual(results["Unpriced requests"], "0")
 
     def test_an_outage_and_a_sigkill_lose_nothing_and_double_nothing(self):
         a, b = self.start("meter-a"), self.start("meter-b")

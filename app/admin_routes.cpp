@@ -62,20 +62,8 @@ admin::response advice_response(const advice_refresh& advice, std::string_view q
     if (auto latest = advice.latest_json()) return admin::json(200, *latest);
   }
   advice_query q = advice.default_query();
-  const auto now = now_ms();
   const auto param = [&](std::string_view n) { return query_param(query, n).value_or(""); };
-  if (const auto since = param("since"); !since.empty()) {
-    const auto v = parse_when(since, now);
-    if (!v) return admin::json(400, R"({"message":"since: use 30m, 24h, 7d or YYYY-MM-DD"})");
-    q.since_ms = *v;
-  }
-  if (const auto until = param("until"); !until.empty()) {
-    const auto v = parse_when(until, now);
-    if (!v) return admin::json(400, R"({"message":"until: use 30m, 24h, 7d or YYYY-MM-DD"})");
-    q.until_ms = *v;
-  }
-  if (q.since_ms >= q.until_ms)
-    return admin::json(400, R"({"message":"since must be before until"})");
+  if (auto bad = read_window(query, q.since_ms, q.until_ms)) return std::move(*bad);
   q.team = param("team");
   q.app = param("app");
   q.model = param("model");

@@ -21,6 +21,8 @@ namespace bedrock_meter::app {
 
 namespace json = boost::json;
 
+constexpr std::int64_t thirty_days = 30LL * 86'400'000;  // the console's default window
+
 namespace {
 
 admin::response error(unsigned status, std::string_view message) {
@@ -175,6 +177,20 @@ std::optional<metering::pico_usd> parse_usd(std::string_view s) {
 
 }  // namespace
 
+std::optional<admin::response> read_window(std::string_view query, std::int64_t& from_ms,
+                                           std::int64_t& to_ms) {
+  const auto now = now_ms();
+  for (const auto& [name, out] : {std::pair{"since", &from_ms}, {"until", &to_ms}}) {
+    const auto v = query_param(query, name).value_or("");
+    if (v.empty()) continue;
+    const auto ms = parse_when(v, now);
+    if (!ms) return error(400, std::string(name) + ": use 30m, 24h, 7d or YYYY-MM-DD");
+    *out = *ms;
+  }
+  if (from_ms >= to_ms) return error(400, "since must be before until");
+  return std::nullopt;
+}
+
 std::optional<std::string> query_param(std::string_view query, std::string_view name) {
   for (std::size_t pos = 0; pos <= query.size();) {
     const auto amp = std::min(query.find('&', pos), query.size());
@@ -243,13 +259,8 @@ namespace bedrock_meter::app {
 
 admin::response spend_response(const config::config& cfg, std::string_view query) {
   const auto param = [&](std::string_view n) { return query_param(query, n).value_or(""); };
-  const auto now = now_ms();
-  const auto since = parse_when(param("since").empty() ? "30d" : param("since"), now);
-  if (!since) return error(400, "since: use 30m, 24h, 7d or YYYY-MM-DD");
-  auto until = std::optional<std::int64_t>(now + 1);
-  if (!param("until").empty()) until = parse_when(param("until"), now);
-  if (!until) return error(400, "until: use 30m, 24h, 7d or YYYY-MM-DD");
-  if (*since >= *until) return error(400, "since must be before until");
+  std::int64_t since = now_ms() - thirty_days, until = now_ms() + 1;
+  if (auto bad = read_window(query, since, until)) return std::move(*bad);
   std::vector<accounting::report_key> keys;
   const auto by = param("by");
   if (!by.empty()) {
@@ -265,7 +276,7 @@ admin::response spend_response(const config::config& cfg, std::string_view query
   }
   auto reader = open_ledger_reader(cfg);
   if (!reader) return error(503, reader.error().message);
-  auto rows = spend_by(**reader, *since, *until, keys, only, &cfg.commitments);
+  auto rows = spend_by(**reader, since, until, keys, only, &cfg.commitments);
   if (!rows) return error(503, rows.error().message);
   accounting::report_row total;
   metering::money_total total_net = 0;
@@ -283,13 +294,13 @@ admin::response spend_response(const config::config& cfg, std::string_view query
     o.emplace("key", r.keys.front());
     out.push_back(std::move(o));
   }
-  json::object doc{{"since", iso_time(*since)},
-                   {"until", iso_time(*until)},
+  json::object doc{{"since", iso_time(since)},
+                   {"until", iso_time(until)},
                    {"by", by.empty() ? json::value(nullptr) : json::value(by)},
                    {"total", spend_json(total, total_net)},
                    {"rows", std::move(out)}};
   // Rows before a prune are gone from `requests`: say the window is incomplete.
-  if (auto pruned = (*reader)->pruned_before_ms(); pruned && *pruned && **pruned > *since)
+  if (auto pruned = (*reader)->pruned_before_ms(); pruned && *pruned && **pruned > since)
     doc["pruned_before"] = iso_time(**pruned);
   return admin::json(200, json::serialize(doc));
 }
@@ -300,15 +311,10 @@ namespace bedrock_meter::app {
 
 admin::response requests_response(const config::config& cfg, std::string_view query) {
   const auto param = [&](std::string_view n) { return query_param(query, n).value_or(""); };
-  const auto now = now_ms();
   accounting::request_filter f;
-  const auto since = parse_when(param("since").empty() ? "30d" : param("since"), now);
-  if (!since) return error(400, "since: use 30m, 24h, 7d or YYYY-MM-DD");
-  auto until = std::optional<std::int64_t>(now + 1);
-  if (!param("until").empty()) until = parse_when(param("until"), now);
-  if (!until) return error(400, "until: use 30m, 24h, 7d or YYYY-MM-DD");
-  f.from_ms = *since;
-  f.to_ms = *until;
+  f.from_ms = now_ms() - thirty_days;
+  f.to_ms = now_ms() + 1;
+  if (auto bad = read_window(query, f.from_ms, f.to_ms)) return std::move(*bad);
   f.team = param("team");
   f.app = param("app");
   f.model = param("model");

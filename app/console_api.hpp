@@ -1,6 +1,7 @@
 #pragma once
 // The spend console's JSON endpoints on the admin listener (docs/operations.md, "Spend console
 // API"): what the browser pages read. They run on the admin thread, apart from the workers.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +16,12 @@ namespace bedrock_meter::app {
 /// The decoded value of `name` in a query string (`a=1&b=x%2Cy`), `+` as a space; nullopt when
 /// absent or badly encoded.
 std::optional<std::string> query_param(std::string_view query, std::string_view name);
+
+/// The `since` and `until` of a query (`30m`, `24h`, `7d` or `YYYY-MM-DD`) over `from_ms` and
+/// `to_ms`, which hold the defaults on entry. The 400 to answer when either is malformed or
+/// since is not before until; nullopt when the window is good.
+std::optional<admin::response> read_window(std::string_view query, std::int64_t& from_ms,
+                                           std::int64_t& to_ms);
 
 /// GET /api/rates?q=TEXT: the live table's version and source and its entries (prices per 1M
 /// tokens as decimal strings), those whose model, region, tier or entry location contain TEXT

@@ -133,6 +133,9 @@ ledger_result<std::uint64_t> prune_ledger(const std::string& path, std::int64_t 
     return r.error();
   if (auto r = tx.run("delete", "DELETE FROM requests WHERE time_ms < ?1"); !r) return r.error();
   const auto deleted = static_cast<std::uint64_t>(sqlite3_changes64(raw));
+  // The delete trigger took the rows out of spend_daily; drop the days it emptied.
+  if (exec(raw, "DELETE FROM spend_daily WHERE requests = 0") != SQLITE_OK)
+    return tx.failed("spend_daily");
   if (auto r = tx.run("meta", mark_pruned_sql); !r) return r.error();
   if (exec(raw, "COMMIT") != SQLITE_OK) return tx.failed("commit");
   return deleted;

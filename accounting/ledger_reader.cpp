@@ -3,6 +3,8 @@
 // reader, beside the writer's (WAL).
 #include "accounting/ledger.hpp"
 
+#include <limits>
+#include <map>
 #include <utility>
 
 #include "accounting/ledger_schema.hpp"
@@ -126,6 +128,31 @@ std::string report_sql(const std::vector<report_key>& group_by) {
   return sql;
 }
 
+// report_sql over spend_daily: whole days [?1, ?2), the same columns in the same order.
+std::string daily_report_sql(const std::vector<report_key>& group_by) {
+  std::string keys;
+  for (auto k : group_by) {
+    if (!keys.empty()) keys += ", ";
+    keys += k == report_key::day ? "date(day_ms / 1000, 'unixepoch')" : report_key_sql(k);
+  }
+  std::string sql = "SELECT ";
+  if (!keys.empty()) sql += keys + ", ";
+  sql += "COALESCE(SUM(requests), 0)";
+  for (const char* c : {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                        "input_cost_hi", "input_cost_lo", "output_cost_hi", "output_cost_lo",
+                        "cache_read_cost_hi", "cache_read_cost_lo", "cache_write_cost_hi",
+                        "cache_write_cost_lo", "total_cost_hi", "total_cost_lo"}) {
+    sql += std::string(", COALESCE(SUM(") + c + "), 0)";
+  }
+  sql += " FROM spend_daily WHERE day_ms >= ?1 AND day_ms < ?2";
+  if (!keys.empty()) sql += " GROUP BY " + keys;
+  return sql;
+}
+
+constexpr std::int64_t day_ms = 86'400'000;
+// The UTC midnight at or before `ms` (ledger times are after the epoch).
+std::int64_t floor_day_ms(std::int64_t ms) { return ms - ms % day_ms; }
+
 report_row read_report_row(sqlite3_stmt* s, std::size_t key_count) {
   report_row r;
   int i = 0;
@@ -245,22 +272,77 @@ ledger_result<money_total> sqlite_reader::spend_since(std::int64_t from_ms,
   return read_money(st.s, 0);
 }
 
+// A report over [from, to) reads whole UTC days from spend_daily (one row per day, team, app and
+// base model, kept by triggers) and only the partial days at either end from `requests`. A
+// partial end day counts as whole when no row lies in the part outside the window (the usual
+// case: `until` is now, or `since` is a date), so most windows never touch `requests`.
 ledger_result<std::vector<report_row>> sqlite_reader::query_report(
     std::int64_t from_ms, std::int64_t to_ms, const std::vector<report_key>& group_by) {
   std::lock_guard lk(mu_);
-  statement st;
-  if (prepare(db_, report_sql(group_by), st) != SQLITE_OK) {
-    return sqlite_error(db_, "ledger report");
+  const auto any_rows = [&](std::int64_t a, std::int64_t b) -> ledger_result<bool> {
+    if (a >= b) return false;
+    statement st;
+    if (prepare(db_, "SELECT 1 FROM requests WHERE time_ms >= ?1 AND time_ms < ?2 LIMIT 1", st) !=
+        SQLITE_OK)
+      return sqlite_error(db_, "ledger report");
+    sqlite3_bind_int64(st.s, 1, a);
+    sqlite3_bind_int64(st.s, 2, b);
+    const int rc = sqlite3_step(st.s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sqlite_error(db_, "ledger report");
+    return rc == SQLITE_ROW;
+  };
+  // Whole days [days_from, days_to) from spend_daily; the rest from requests.
+  std::int64_t days_from = floor_day_ms(from_ms);
+  if (days_from < from_ms) {
+    auto outside = any_rows(days_from, from_ms);
+    if (!outside) return outside.error();
+    if (*outside) days_from += day_ms;
   }
-  sqlite3_bind_int64(st.s, 1, from_ms);
-  sqlite3_bind_int64(st.s, 2, to_ms);
+  std::int64_t days_to = floor_day_ms(to_ms);
+  if (days_to < to_ms && days_to <= std::numeric_limits<std::int64_t>::max() - day_ms) {
+    auto outside = any_rows(to_ms, days_to + day_ms);
+    if (!outside) return outside.error();
+    if (!*outside) days_to += day_ms;
+  }
+  std::map<std::vector<std::string>, report_row> merged;
+  const auto add = [&](report_row&& r) {
+    // An ungrouped query over no rows still yields one row; an emptied day is all zeros.
+    if (r.requests == 0) return;
+    auto [it, fresh] = merged.try_emplace(r.keys);
+    if (fresh) {
+      it->second = std::move(r);
+      return;
+    }
+    auto& m = it->second;
+    m.requests += r.requests;
+    m.input_tokens += r.input_tokens;
+    m.output_tokens += r.output_tokens;
+    m.cache_read_tokens += r.cache_read_tokens;
+    m.cache_write_tokens += r.cache_write_tokens;
+    m.input_cost += r.input_cost;
+    m.output_cost += r.output_cost;
+    m.cache_read_cost += r.cache_read_cost;
+    m.cache_write_cost += r.cache_write_cost;
+    m.total_cost += r.total_cost;
+  };
+  const auto run = [&](const std::string& sql, std::int64_t a, std::int64_t b) -> bool {
+    statement st;
+    if (prepare(db_, sql, st) != SQLITE_OK) return false;
+    sqlite3_bind_int64(st.s, 1, a);
+    sqlite3_bind_int64(st.s, 2, b);
+    return each_row(st, [&](sqlite3_stmt* row) { add(read_report_row(row, group_by.size())); });
+  };
+  if (days_from >= days_to) {  // within one partial day, or an empty window
+    if (!run(report_sql(group_by), from_ms, to_ms)) return sqlite_error(db_, "ledger report");
+  } else {
+    if (!run(report_sql(group_by), from_ms, days_from) ||
+        !run(daily_report_sql(group_by), days_from, days_to) ||
+        !run(report_sql(group_by), days_to, to_ms))
+      return sqlite_error(db_, "ledger report");
+  }
   std::vector<report_row> rows;
-  const bool done = each_row(st, [&](sqlite3_stmt* s) {
-    auto r = read_report_row(s, group_by.size());
-    // An ungrouped query over no rows still yields one row.
-    if (r.requests > 0) rows.push_back(std::move(r));
-  });
-  if (!done) return sqlite_error(db_, "ledger report");
+  rows.reserve(merged.size());
+  for (auto& [keys, row] : merged) rows.push_back(std::move(row));  // ordered by the keys
   return rows;
 }
 

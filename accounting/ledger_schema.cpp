@@ -113,6 +113,78 @@ ALTER TABLE requests ADD COLUMN conversation_prefix_bytes INTEGER NOT NULL DEFAU
 ALTER TABLE requests ADD COLUMN prompt_hash               INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE requests ADD COLUMN prompt_bytes              INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 2 -> 3: spend per UTC day, team, app and base model, kept by triggers in the same
+    // transaction as the rows, so the spend console's Overview and `report` read whole days
+    // from here instead of every row (docs/ledger.md, "spend_daily"). Money is kept as the
+    // sums of each cost's high and low 32 bits, as `rollup` does, so no sum can overflow.
+    // Existing rows are summed in once, here.
+    R"sql(
+CREATE TABLE spend_daily (
+  day_ms               INTEGER NOT NULL,
+  team                 TEXT    NOT NULL,
+  app                  TEXT    NOT NULL,
+  model_base           TEXT    NOT NULL,
+  requests             INTEGER NOT NULL,
+  input_tokens         INTEGER NOT NULL,
+  output_tokens        INTEGER NOT NULL,
+  cache_read_tokens    INTEGER NOT NULL,
+  cache_write_tokens   INTEGER NOT NULL,
+  input_cost_hi        INTEGER NOT NULL,
+  input_cost_lo        INTEGER NOT NULL,
+  output_cost_hi       INTEGER NOT NULL,
+  output_cost_lo       INTEGER NOT NULL,
+  cache_read_cost_hi   INTEGER NOT NULL,
+  cache_read_cost_lo   INTEGER NOT NULL,
+  cache_write_cost_hi  INTEGER NOT NULL,
+  cache_write_cost_lo  INTEGER NOT NULL,
+  total_cost_hi        INTEGER NOT NULL,
+  total_cost_lo        INTEGER NOT NULL,
+  PRIMARY KEY (day_ms, team, app, model_base)
+) WITHOUT ROWID;
+INSERT INTO spend_daily (day_ms, team, app, model_base, requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, input_cost_hi, input_cost_lo, output_cost_hi, output_cost_lo, cache_read_cost_hi, cache_read_cost_lo, cache_write_cost_hi, cache_write_cost_lo, total_cost_hi, total_cost_lo)
+  SELECT time_ms - time_ms % 86400000, team, app, model_base, count(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(input_cost >> 32), SUM(input_cost & 4294967295), SUM(output_cost >> 32), SUM(output_cost & 4294967295), SUM(cache_read_cost >> 32), SUM(cache_read_cost & 4294967295), SUM(cache_write_cost >> 32), SUM(cache_write_cost & 4294967295), SUM(total_cost >> 32), SUM(total_cost & 4294967295)
+  FROM requests GROUP BY 1, 2, 3, 4;
+CREATE TRIGGER spend_daily_insert AFTER INSERT ON requests BEGIN
+  INSERT INTO spend_daily (day_ms, team, app, model_base, requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, input_cost_hi, input_cost_lo, output_cost_hi, output_cost_lo, cache_read_cost_hi, cache_read_cost_lo, cache_write_cost_hi, cache_write_cost_lo, total_cost_hi, total_cost_lo)
+  VALUES (NEW.time_ms - NEW.time_ms % 86400000, NEW.team, NEW.app, NEW.model_base, 1, NEW.input_tokens, NEW.output_tokens, NEW.cache_read_tokens, NEW.cache_write_tokens, (NEW.input_cost >> 32), (NEW.input_cost & 4294967295), (NEW.output_cost >> 32), (NEW.output_cost & 4294967295), (NEW.cache_read_cost >> 32), (NEW.cache_read_cost & 4294967295), (NEW.cache_write_cost >> 32), (NEW.cache_write_cost & 4294967295), (NEW.total_cost >> 32), (NEW.total_cost & 4294967295))
+  ON CONFLICT (day_ms, team, app, model_base) DO UPDATE SET
+    requests = requests + excluded.requests,
+    input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens,
+    cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+    cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
+    input_cost_hi = input_cost_hi + excluded.input_cost_hi,
+    input_cost_lo = input_cost_lo + excluded.input_cost_lo,
+    output_cost_hi = output_cost_hi + excluded.output_cost_hi,
+    output_cost_lo = output_cost_lo + excluded.output_cost_lo,
+    cache_read_cost_hi = cache_read_cost_hi + excluded.cache_read_cost_hi,
+    cache_read_cost_lo = cache_read_cost_lo + excluded.cache_read_cost_lo,
+    cache_write_cost_hi = cache_write_cost_hi + excluded.cache_write_cost_hi,
+    cache_write_cost_lo = cache_write_cost_lo + excluded.cache_write_cost_lo,
+    total_cost_hi = total_cost_hi + excluded.total_cost_hi,
+    total_cost_lo = total_cost_lo + excluded.total_cost_lo;
+END;
+CREATE TRIGGER spend_daily_delete AFTER DELETE ON requests BEGIN
+  UPDATE spend_daily SET
+    requests = requests - 1,
+    input_tokens = input_tokens - OLD.input_tokens,
+    output_tokens = output_tokens - OLD.output_tokens,
+    cache_read_tokens = cache_read_tokens - OLD.cache_read_tokens,
+    cache_write_tokens = cache_write_tokens - OLD.cache_write_tokens,
+    input_cost_hi = input_cost_hi - (OLD.input_cost >> 32),
+    input_cost_lo = input_cost_lo - (OLD.input_cost & 4294967295),
+    output_cost_hi = output_cost_hi - (OLD.output_cost >> 32),
+    output_cost_lo = output_cost_lo - (OLD.output_cost & 4294967295),
+    cache_read_cost_hi = cache_read_cost_hi - (OLD.cache_read_cost >> 32),
+    cache_read_cost_lo = cache_read_cost_lo - (OLD.cache_read_cost & 4294967295),
+    cache_write_cost_hi = cache_write_cost_hi - (OLD.cache_write_cost >> 32),
+    cache_write_cost_lo = cache_write_cost_lo - (OLD.cache_write_cost & 4294967295),
+    total_cost_hi = total_cost_hi - (OLD.total_cost >> 32),
+    total_cost_lo = total_cost_lo - (OLD.total_cost & 4294967295)
+  WHERE day_ms = OLD.time_ms - OLD.time_ms % 86400000 AND team = OLD.team AND app = OLD.app
+    AND model_base = OLD.model_base;
+END;
+)sql",
 };
 
 // Checks a freshly opened connection holds a ledger (or is empty) and returns its user_version.

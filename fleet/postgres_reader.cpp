@@ -1,7 +1,10 @@
 #include "fleet/postgres_reader.hpp"
 
 #include <charconv>
+#include <limits>
+#include <map>
 #include <mutex>
+#include <tuple>
 
 #include "accounting/ledger_schema.hpp"
 #include "fleet/pg.hpp"
@@ -124,40 +127,100 @@ class postgres_reader final : public accounting::ledger_reader {
     return parse_money(r->text(0, 0));
   }
 
+  // As the SQLite reader: whole UTC days from spend_daily (kept by the COPY trigger, schema 2),
+  // partial end days from `requests`; an end day counts as whole when no row lies outside the
+  // window on it (until = now, since = a date).
   ledger_result<std::vector<accounting::report_row>> query_report(
       std::int64_t from_ms, std::int64_t to_ms,
       const std::vector<accounting::report_key>& group_by) override {
     std::lock_guard lk(mu_);
-    std::string keys;
-    for (const auto k : group_by) {
-      if (!keys.empty()) keys += ", ";
-      keys += key_sql(k);
+    constexpr std::int64_t day_ms = 86'400'000;
+    const auto floor_day = [](std::int64_t ms) { return ms - ms % day_ms; };
+    const auto any_rows = [&](std::int64_t a, std::int64_t b) -> ledger_result<bool> {
+      if (a >= b) return false;
+      auto r = c_->exec("SELECT 1 FROM requests WHERE time_ms >= $1 AND time_ms < $2 LIMIT 1",
+                        {std::to_string(a), std::to_string(b)});
+      if (!r) return r.error();
+      return r->rows() > 0;
+    };
+    std::int64_t days_from = floor_day(from_ms);
+    if (days_from < from_ms) {
+      auto outside = any_rows(days_from, from_ms);
+      if (!outside) return outside.error();
+      if (*outside) days_from += day_ms;
     }
-    std::string sql = "SELECT ";
-    if (!keys.empty()) sql += keys + ", ";
-    sql +=
-        "count(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
-        "COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_write_tokens), 0)";
-    for (const auto c : accounting::cost_columns)
-      sql += ", COALESCE(SUM(" + std::string(c) + "), 0)::text";
-    sql += " FROM requests WHERE time_ms >= $1 AND time_ms < $2";
-    if (!keys.empty()) sql += " GROUP BY " + keys + " ORDER BY " + keys;
-    auto r = c_->exec(sql, {std::to_string(from_ms), std::to_string(to_ms)});
-    if (!r) return r.error();
+    std::int64_t days_to = floor_day(to_ms);
+    if (days_to < to_ms && days_to <= std::numeric_limits<std::int64_t>::max() - day_ms) {
+      auto outside = any_rows(to_ms, days_to + day_ms);
+      if (!outside) return outside.error();
+      if (!*outside) days_to += day_ms;
+    }
+    std::map<std::vector<std::string>, accounting::report_row> merged;
+    const auto run = [&](bool daily, std::int64_t a, std::int64_t b) -> ledger_result<void> {
+      if (a >= b) return {};
+      std::string keys;
+      for (const auto k : group_by) {
+        if (!keys.empty()) keys += ", ";
+        keys += daily && k == accounting::report_key::day
+                    ? "to_char(to_timestamp(day_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+                    : key_sql(k);
+      }
+      std::string sql = "SELECT ";
+      if (!keys.empty()) sql += keys + ", ";
+      sql += daily ? "COALESCE(SUM(requests), 0)" : "count(*)";
+      for (const char* t :
+           {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"})
+        sql += std::string(", COALESCE(SUM(") + t + "), 0)";
+      for (const auto c : accounting::cost_columns)
+        sql += ", COALESCE(SUM(" + std::string(c) + "), 0)::text";
+      sql += daily ? " FROM spend_daily WHERE day_ms >= $1 AND day_ms < $2"
+                   : " FROM requests WHERE time_ms >= $1 AND time_ms < $2";
+      if (!keys.empty()) sql += " GROUP BY " + keys;
+      auto r = c_->exec(sql, {std::to_string(a), std::to_string(b)});
+      if (!r) return r.error();
+      for (int row = 0; row < r->rows(); ++row) {
+        accounting::report_row out;
+        int i = 0;
+        for (std::size_t k = 0; k < group_by.size(); ++k) out.keys.emplace_back(r->text(row, i++));
+        out.requests = u64(*r, row, i++);
+        for (std::uint64_t* n : {&out.input_tokens, &out.output_tokens, &out.cache_read_tokens,
+                                 &out.cache_write_tokens})
+          *n = u64(*r, row, i++);
+        for (money_total* m : {&out.input_cost, &out.output_cost, &out.cache_read_cost,
+                               &out.cache_write_cost, &out.total_cost})
+          *m = parse_money(r->text(row, i++));
+        if (out.requests == 0) continue;  // an ungrouped query over no rows
+        auto [it, fresh] = merged.try_emplace(out.keys);
+        auto& m = it->second;
+        if (fresh) {
+          m = std::move(out);
+          continue;
+        }
+        m.requests += out.requests;
+        m.input_tokens += out.input_tokens;
+        m.output_tokens += out.output_tokens;
+        m.cache_read_tokens += out.cache_read_tokens;
+        m.cache_write_tokens += out.cache_write_tokens;
+        m.input_cost += out.input_cost;
+        m.output_cost += out.output_cost;
+        m.cache_read_cost += out.cache_read_cost;
+        m.cache_write_cost += out.cache_write_cost;
+        m.total_cost += out.total_cost;
+      }
+      return {};
+    };
+    if (days_from >= days_to) {  // within one partial day, or an empty window
+      if (auto r = run(false, from_ms, to_ms); !r) return r.error();
+    } else {
+      for (auto [daily, a, b] :
+           {std::tuple{false, from_ms, days_from}, std::tuple{true, days_from, days_to},
+            std::tuple{false, days_to, to_ms}}) {
+        if (auto r = run(daily, a, b); !r) return r.error();
+      }
+    }
     std::vector<accounting::report_row> rows;
-    for (int row = 0; row < r->rows(); ++row) {
-      accounting::report_row out;
-      int i = 0;
-      for (std::size_t k = 0; k < group_by.size(); ++k) out.keys.emplace_back(r->text(row, i++));
-      out.requests = u64(*r, row, i++);
-      for (std::uint64_t* n :
-           {&out.input_tokens, &out.output_tokens, &out.cache_read_tokens, &out.cache_write_tokens})
-        *n = u64(*r, row, i++);
-      for (money_total* m : {&out.input_cost, &out.output_cost, &out.cache_read_cost,
-                             &out.cache_write_cost, &out.total_cost})
-        *m = parse_money(r->text(row, i++));
-      if (out.requests > 0) rows.push_back(std::move(out));
-    }
+    rows.reserve(merged.size());
+    for (auto& [keys, row] : merged) rows.push_back(std::move(row));  // ordered by the keys
     return rows;
   }
 

@@ -80,6 +80,55 @@ CREATE TABLE journals (
 );
 )sql";
 
+// Schema 2: spend per UTC day, journal (replica), team, app and base model, kept by a statement
+// trigger on every COPY a shipper makes, in the same transaction, so `report`, /api/spend and the
+// spend console's Overview read whole days from here (fleet/postgres_reader.cpp). `journal` is in
+// the key so replicas shipping at once never update the same row (no waits, no deadlocks).
+// Existing rows are summed in once, here.
+constexpr std::string_view schema_v2 = R"sql(
+CREATE TABLE spend_daily (
+  day_ms             bigint  NOT NULL,
+  journal            text    NOT NULL,
+  team               text    NOT NULL,
+  app                text    NOT NULL,
+  model_base         text    NOT NULL,
+  requests           bigint  NOT NULL,
+  input_tokens       bigint  NOT NULL,
+  output_tokens      bigint  NOT NULL,
+  cache_read_tokens  bigint  NOT NULL,
+  cache_write_tokens bigint  NOT NULL,
+  input_cost         numeric NOT NULL,
+  output_cost        numeric NOT NULL,
+  cache_read_cost    numeric NOT NULL,
+  cache_write_cost   numeric NOT NULL,
+  total_cost         numeric NOT NULL,
+  PRIMARY KEY (day_ms, journal, team, app, model_base)
+);
+INSERT INTO spend_daily (day_ms, journal, team, app, model_base, requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, input_cost, output_cost, cache_read_cost, cache_write_cost, total_cost)
+  SELECT time_ms - time_ms % 86400000, journal, team, app, model_base, count(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(input_cost), SUM(output_cost), SUM(cache_read_cost), SUM(cache_write_cost), SUM(total_cost)
+  FROM requests GROUP BY 1, 2, 3, 4, 5;
+CREATE FUNCTION bm_spend_daily_add() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO spend_daily (day_ms, journal, team, app, model_base, requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, input_cost, output_cost, cache_read_cost, cache_write_cost, total_cost)
+    SELECT time_ms - time_ms % 86400000, journal, team, app, model_base, count(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(input_cost), SUM(output_cost), SUM(cache_read_cost), SUM(cache_write_cost), SUM(total_cost)
+    FROM new_rows GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (day_ms, journal, team, app, model_base) DO UPDATE SET
+      requests = spend_daily.requests + excluded.requests,
+      input_tokens = spend_daily.input_tokens + excluded.input_tokens,
+      output_tokens = spend_daily.output_tokens + excluded.output_tokens,
+      cache_read_tokens = spend_daily.cache_read_tokens + excluded.cache_read_tokens,
+      cache_write_tokens = spend_daily.cache_write_tokens + excluded.cache_write_tokens,
+      input_cost = spend_daily.input_cost + excluded.input_cost,
+      output_cost = spend_daily.output_cost + excluded.output_cost,
+      cache_read_cost = spend_daily.cache_read_cost + excluded.cache_read_cost,
+      cache_write_cost = spend_daily.cache_write_cost + excluded.cache_write_cost,
+      total_cost = spend_daily.total_cost + excluded.total_cost;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER spend_daily_add AFTER INSERT ON requests REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION bm_spend_daily_add();
+)sql";
+
 /// [first ms of the month holding `ms`, first ms of the next month), UTC.
 std::pair<std::int64_t, std::int64_t> month_of(std::int64_t ms) {
   using namespace std::chrono;
@@ -123,6 +172,11 @@ accounting::ledger_result<void> ensure_schema(connection& c) {
     if (auto r = c.exec("INSERT INTO bm_meta VALUES ('migrations_run', '1') ON CONFLICT (key) DO "
                         "UPDATE SET value = (bm_meta.value::int + 1)::text");
         !r)
+      return fail(r.error());
+  }
+  if (version < 2) {
+    if (auto r = c.exec(schema_v2); !r) return fail(r.error());
+    if (auto r = c.exec("UPDATE bm_meta SET value = '2' WHERE key = 'schema_version'"); !r)
       return fail(r.error());
   }
   if (auto r = c.exec("COMMIT"); !r) return r.error();
@@ -183,6 +237,13 @@ accounting::ledger_result<pruned_months> prune_months(connection& c, std::int64_
       if (!dry_run) {
         if (auto r = c.exec("DROP TABLE " + name); !r) return r.error();
       }
+    }
+    // Whole months went: their days leave spend_daily with them.
+    if (!dry_run && out.before_ms > 0) {
+      if (auto r =
+              c.exec("DELETE FROM spend_daily WHERE day_ms < $1", {std::to_string(out.before_ms)});
+          !r)
+        return r.error();
     }
     if (!dry_run && out.before_ms > 0) {
       if (auto r = c.exec("INSERT INTO bm_meta VALUES ('pruned_before_ms', $1) ON CONFLICT (key) "

@@ -3,6 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -190,6 +196,108 @@ TEST(LedgerQuery, ReportGroupsByUtcDayAtTheBoundaries) {
   auto nothing = l->reader().query_report(0, 1, {});
   ASSERT_TRUE(nothing);
   EXPECT_TRUE(nothing->empty());
+}
+
+// Reports read whole days from spend_daily and partial ends from the rows: for any window and
+// any grouping, the answer must equal the sums computed from the records themselves, before and
+// after a prune (whose delete trigger takes rows out of the days again).
+TEST(LedgerQuery, DailySpendAnswersEveryWindowAsTheRowsDo) {
+  temp_dir dir;
+  const auto path = dir.file("daily.db");
+  auto l = open_or_die(path);
+  ASSERT_TRUE(l);
+  constexpr std::int64_t day = 86'400'000;
+  constexpr std::int64_t d0 = 20'000 * day;
+  std::vector<ledger_record> recs;
+  std::uint64_t seed = 42;
+  const auto next = [&seed](std::uint64_t n) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (seed >> 33) % n;
+  };
+  const char* teams[] = {"a", "b", "c"};
+  const char* models[] = {"m1", "m2", ""};
+  for (int i = 0; i < 1500; ++i) {
+    const auto t = d0 + static_cast<std::int64_t>(next(10 * day));
+    recs.push_back(spend(t, teams[next(3)], i % 2 ? "x" : "y", "k", models[next(3)],
+                         static_cast<pico_usd>(next(1'000'000'000) + 1)));
+    recs.back().request_id += "-" + std::to_string(i);
+  }
+  for (const auto& r : recs) ASSERT_TRUE(l->append(r));
+  ASSERT_TRUE(l->flush());
+
+  const auto check = [&](std::int64_t from, std::int64_t to, std::vector<report_key> keys,
+                         std::int64_t floor) {
+    std::map<std::vector<std::string>, std::pair<std::uint64_t, money_total>> want;
+    for (const auto& r : recs) {
+      if (r.time_ms < std::max(from, floor) || r.time_ms >= to) continue;
+      std::vector<std::string> k;
+      for (auto key : keys) {
+        switch (key) {
+          case report_key::team: k.push_back(r.team); break;
+          case report_key::app: k.push_back(r.app); break;
+          case report_key::model_base: k.push_back(r.model_base); break;
+          case report_key::day: {
+            const std::chrono::year_month_day ymd{
+                std::chrono::sys_days{std::chrono::days{r.time_ms / day}}};
+            char text[16];
+            std::snprintf(text, sizeof text, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
+                          static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+            k.push_back(text);
+            break;
+          }
+        }
+      }
+      auto& w = want[k];
+      ++w.first;
+      w.second += r.total_cost;
+    }
+    auto got = l->reader().query_report(from, to, keys);
+    ASSERT_TRUE(got) << got.error().message;
+    std::map<std::vector<std::string>, std::pair<std::uint64_t, money_total>> have;
+    for (const auto& r : *got) have[r.keys] = {r.requests, r.total_cost};
+    EXPECT_EQ(have, want) << "window [" << from - d0 << ", " << to - d0 << ")";
+  };
+  const std::vector<std::vector<report_key>> groupings = {
+      {},
+      {report_key::team},
+      {report_key::day, report_key::model_base},
+      {report_key::app, report_key::team, report_key::model_base}};
+  // Aligned days, partial ends with and without rows beyond them, one partial day, all time.
+  const std::vector<std::pair<std::int64_t, std::int64_t>> windows = {
+      {d0, d0 + 10 * day},
+      {d0 + 2 * day, d0 + 5 * day},
+      {d0 + day / 3, d0 + 7 * day + 5},
+      {d0 - 5 * day, d0 + 20 * day},
+      {d0 + 3 * day + 1, d0 + 3 * day + day / 2},
+      {INT64_MIN, INT64_MAX},
+      {d0 + 9 * day + 7, d0 + 30 * day}};
+  for (const auto& [from, to] : windows)
+    for (const auto& keys : groupings) check(from, to, keys, INT64_MIN);
+  for (int i = 0; i < 40; ++i) {
+    const auto a = d0 - day + static_cast<std::int64_t>(next(12 * day));
+    const auto b = a + static_cast<std::int64_t>(next(6 * day)) + 1;
+    check(a, b, groupings[static_cast<std::size_t>(i) % groupings.size()], INT64_MIN);
+  }
+
+  // A prune mid-day: its rows leave the days they were in, and emptied days disappear.
+  l->close();
+  const auto cut = d0 + 4 * day + day / 2;
+  ASSERT_TRUE(prune_ledger(path, cut));
+  l = open_or_die(path);
+  ASSERT_TRUE(l);
+  for (const auto& [from, to] : windows)
+    for (const auto& keys : groupings) check(from, to, keys, cut);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(
+      sqlite3_prepare_v2(db, "SELECT count(*), min(day_ms) FROM spend_daily", -1, &st, nullptr),
+      SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_GT(sqlite3_column_int64(st, 0), 0);
+  EXPECT_EQ(sqlite3_column_int64(st, 1), d0 + 4 * day) << "days before the cut are gone";
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }
 
 }  // namespace

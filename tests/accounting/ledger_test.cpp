@@ -294,9 +294,12 @@ TEST(LedgerOpen, AVersion1LedgerIsMigratedInPlaceAndKeepsItsRows) {
     ASSERT_TRUE(l->append(make_record(7, 1)));
     l->close();
   }
-  // Turn the file back into what a v1 build wrote: the v2 columns did not exist.
+  // Turn the file back into what a v1 build wrote: the v2 columns and the v3 table did not exist.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  exec_or_fail(db,
+               "DROP TRIGGER spend_daily_insert; DROP TRIGGER spend_daily_delete; "
+               "DROP TABLE spend_daily");
   for (const char* col : {"has_traits", "max_tokens", "stop_reason", "tools", "structured_output",
                           "system_prefix_hash", "system_prefix_bytes", "conversation_prefix_hash",
                           "conversation_prefix_bytes", "prompt_hash", "prompt_bytes"})
@@ -322,6 +325,55 @@ TEST(LedgerOpen, AVersion1LedgerIsMigratedInPlaceAndKeepsItsRows) {
   EXPECT_FALSE((*rows)[0].traits.max_tokens);
   EXPECT_EQ((*rows)[0].request_id, make_record(7, 1).request_id);
   EXPECT_EQ((*rows)[1], v2) << "every v2 field round-trips";
+  l->close();
+}
+
+TEST(LedgerOpen, AVersion2LedgerGetsItsDailySpendFromTheRowsItHolds) {
+  temp_dir dir;
+  const auto path = dir.file("v2.db");
+  constexpr std::int64_t day = 86'400'000;
+  std::vector<ledger_record> recs;
+  for (int i = 0; i < 6; ++i) {
+    auto r = make_record(3, i);
+    r.time_ms = 20'000 * day + (i % 3) * day + i * 1000;  // three days
+    recs.push_back(std::move(r));
+  }
+  {
+    auto l = open_or_die(path);
+    ASSERT_TRUE(l);
+    for (const auto& r : recs) ASSERT_TRUE(l->append(r));
+    l->close();
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  exec_or_fail(db,
+               "DROP TRIGGER spend_daily_insert; DROP TRIGGER spend_daily_delete; "
+               "DROP TABLE spend_daily; PRAGMA user_version = 2");
+  sqlite3_close(db);
+
+  auto l = open_or_die(path);  // migrates 2 -> 3: spend_daily from the six rows
+  ASSERT_TRUE(l);
+  ASSERT_TRUE(l->append(make_record(3, 99)));  // and the trigger keeps it from here on
+  recs.push_back(make_record(3, 99));
+  ASSERT_TRUE(l->flush());
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(
+      sqlite3_prepare_v2(db,
+                         "SELECT (SELECT sum(requests) FROM spend_daily), "
+                         "(SELECT sum(total_cost_hi) * 4294967296 + sum(total_cost_lo) "
+                         "FROM spend_daily), (SELECT count(DISTINCT day_ms) FROM spend_daily), "
+                         "(SELECT sum(total_cost) FROM requests), "
+                         "(SELECT user_version FROM pragma_user_version)",
+                         -1, &st, nullptr),
+      SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), 7);
+  EXPECT_EQ(sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 3));
+  EXPECT_GE(sqlite3_column_int64(st, 2), 3);
+  EXPECT_EQ(sqlite3_column_int(st, 4), ledger_schema_version);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
   l->close();
 }
 

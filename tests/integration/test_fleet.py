@@ -49,6 +49,21 @@ def wait_journal(proxy: Proxy, rows: int, timeout: float = 10.0):
     raise AssertionError(f"the journal did not reach {rows} rows")
 
 
+# Rows of spend_daily (summed over journals) that differ from the sums of `requests` per UTC day,
+# team, app and base model, either way: 0 when the COPY trigger and prune kept it exact.
+DAILY_MISMATCHES = """
+WITH daily AS (SELECT day_ms, team, app, model_base, sum(requests)::numeric AS n,
+                      sum(input_tokens)::numeric AS i, sum(total_cost)::numeric AS c
+               FROM spend_daily GROUP BY 1, 2, 3, 4 HAVING sum(requests) > 0),
+     rows AS (SELECT time_ms - time_ms % 86400000 AS day_ms, team, app, model_base,
+                     count(*)::numeric AS n, sum(input_tokens)::numeric AS i,
+                     sum(total_cost)::numeric AS c
+              FROM requests GROUP BY 1, 2, 3, 4)
+SELECT (SELECT count(*) FROM (SELECT * FROM daily EXCEPT SELECT * FROM rows) a) +
+       (SELECT count(*) FROM (SELECT * FROM rows EXCEPT SELECT * FROM daily) b)
+"""
+
+
 def fleet_config(sim: Simulator, pg: PostgresServer, directory: Path, replica: str, **pg_extra):
     return base_config(sim.url, admin={"enabled": True, "address": "127.0.0.1", "port": 0},
                        ledger=pg.ledger_config(directory / f"{replica}.db", replica, **pg_extra))
@@ -352,11 +367,13 @@ class Fleet(unittest.TestCase):
                     break
                 time.sleep(0.1)
             self.assertEqual(self.pg.psql("SELECT value FROM bm_meta WHERE key = "
-                                          "'schema_version'"), "1")
+                                          "'schema_version'"), "2")
             self.assertEqual(self.pg.psql("SELECT value FROM bm_meta WHERE key = "
                                           "'migrations_run'"), "1", "migrated once")
             self.assertEqual(self.pg.psql("SELECT count(*) FROM pg_class WHERE relname = "
                                           "'requests'"), "1")
+            self.assertEqual(self.pg.psql("SELECT count(*) FROM pg_trigger WHERE tgname = "
+                                          "'spend_daily_add'"), "1")
             self.assertEqual(self.pg.psql("SELECT count(*) FROM journals"), "3")
             for p in procs:
                 err = Path(str(p) + ".err").read_text()
@@ -473,6 +490,9 @@ class Fleet(unittest.TestCase):
                                       "status = 503"), "1|0")
         self.assertEqual(self.pg.psql("SELECT count(*) - count(DISTINCT local_id) FROM requests"),
                          "0")
+        # Many COPYs of one day's rows: the daily sums the Overview reads kept up with each.
+        self.assertEqual(self.pg.psql(DAILY_MISMATCHES), "0")
+        self.assertGreater(int(self.pg.psql("SELECT count(*) FROM spend_daily")), 0)
 
     def test_ledger_prune_drops_whole_months_and_never_an_unshipped_journal_row(self):
         import sqlite3
@@ -493,6 +513,10 @@ class Fleet(unittest.TestCase):
         while self.pg.psql("SELECT count(*) FROM requests") != "6" and time.monotonic() < deadline:
             time.sleep(0.1)
         self.assertEqual(self.pg.psql("SELECT count(*) FROM requests"), "6", p.stderr())
+        self.assertEqual(self.pg.psql(DAILY_MISMATCHES), "0")
+        jan_day = str(jan - jan % 86400000)
+        self.assertEqual(self.pg.psql(f"SELECT sum(requests) FROM spend_daily WHERE day_ms = {jan_day}"),
+                         "2")
         dry = self.cli("ledger", "prune", "--config", str(p.config_path), "--before",
                        "2025-02-15", "--dry-run")
         self.assertEqual(dry.returncode, 0, dry.stderr)
@@ -508,6 +532,10 @@ class Fleet(unittest.TestCase):
                                       "'requests_2025_01'"), "0")
         self.assertEqual(self.pg.psql("SELECT value FROM bm_meta WHERE key = 'pruned_before_ms'"),
                          "1738368000000")  # 2025-02-01
+        # The dropped month's days left spend_daily with it; the rest still add up.
+        self.assertEqual(self.pg.psql(f"SELECT count(*) FROM spend_daily WHERE day_ms = {jan_day}"),
+                         "0")
+        self.assertEqual(self.pg.psql(DAILY_MISMATCHES), "0")
         # The journal: while PostgreSQL is away, the newest row is not shipped and stays.
         self.pg.stop("immediate")
         send(p, 1, answered, lock)

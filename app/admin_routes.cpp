@@ -11,6 +11,7 @@
 #include "accounting/budgets.hpp"
 #include "app/args.hpp"
 #include "app/console_api.hpp"
+#include "console/assets.hpp"
 #include "metering/money.hpp"
 #include "metering/route.hpp"
 
@@ -96,6 +97,26 @@ admin::readiness readiness_of(proxy::shared_state& st) {
   return r;
 }
 
+/// The spend console's files at /, open to all: they hold no data (every figure comes from the
+/// /api/ routes, which need the token), and the page must load to ask for the token.
+void add_console_routes(admin::server& server) {
+  for (const auto& file : console::assets()) {
+    server.route(
+        "GET", std::string(file.path),
+        [&file](const admin::request&) {
+          admin::response r;
+          r.content_type = file.content_type;
+          r.body = file.body;
+          r.headers = {{"Content-Security-Policy", std::string(console::content_security_policy)},
+                       {"X-Content-Type-Options", "nosniff"},
+                       {"Referrer-Policy", "no-referrer"},
+                       {"Cache-Control", "no-cache"}};
+          return r;
+        },
+        admin::access::open);
+  }
+}
+
 }  // namespace
 
 void add_admin_routes(admin::server& server, proxy::shared_state& state, telemetry::metrics& m,
@@ -142,6 +163,7 @@ void add_admin_routes(admin::server& server, proxy::shared_state& state, telemet
     const auto snap = state.snapshot();
     return quote_response(table.get(), snap->cfg->models.mappings, r.query);
   });
+  add_console_routes(server);
   server.route("GET", "/readyz",
                [&state](const admin::request&) { return to_response(readiness_of(state)); });
   server.route("POST", "/-/reload", [reload = std::move(reload)](const admin::request&) {

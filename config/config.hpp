@@ -60,6 +60,9 @@ struct upstream_config {
   std::string region = "us-east-1";
   /// Regions a client may choose by signing for them; the request then goes to that region.
   std::vector<std::string> allowed_client_regions;
+  /// A request signed for a region that is neither `region` nor allowed: refused with 403
+  /// (false, the default), or sent to `region` anyway (true: `unlisted_client_regions: reroute`).
+  bool reroute_unlisted_client_regions = false;
   /// Endpoint override, e.g. `https://vpce-...` or `http://127.0.0.1:9000` (tests). Empty: AWS's
   /// `https://bedrock-runtime.{region}.amazonaws.com`. May contain `{region}`.
   std::string endpoint;

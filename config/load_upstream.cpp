@@ -8,13 +8,27 @@
 namespace bedrock_meter::config {
 namespace {
 
-constexpr std::array<std::string_view, 11> upstream_keys = {
-    "region",          "allowed_client_regions",
-    "endpoint",        "ca_file",
-    "verify_tls",      "credentials",
-    "connect_timeout", "first_byte_timeout",
-    "idle_timeout",    "max_idle_connections",
-    "pool_idle_time"};
+constexpr std::array<std::string_view, 12> upstream_keys = {"region",
+                                                            "allowed_client_regions",
+                                                            "unlisted_client_regions",
+                                                            "endpoint",
+                                                            "ca_file",
+                                                            "verify_tls",
+                                                            "credentials",
+                                                            "connect_timeout",
+                                                            "first_byte_timeout",
+                                                            "idle_timeout",
+                                                            "max_idle_connections",
+                                                            "pool_idle_time"};
+constexpr enum_table<bool, 2> unlisted_regions{
+    "unlisted_client_regions",
+    {"refuse", "reroute"},
+    {false, true},
+    [](std::string_view word, std::span<const std::string_view>) {
+      return "'" + std::string(word) +
+             "' is not a choice; use refuse (the default: 403 for a region not allowed) or reroute "
+             "(send it to upstream.region)";
+    }};
 constexpr std::array<std::string_view, 4> credentials_keys = {"source", "profile",
                                                               "bearer_token_env", "refresh_before"};
 
@@ -149,6 +163,8 @@ void load_upstream(load_context& ctx, const map_entry& e, upstream_config& u) {
             "'" + u.region + "' is not an AWS region name; write e.g. us-east-1 or eu-west-3");
   }
   load_regions(s, u.allowed_client_regions);
+  s.read_enum("unlisted_client_regions", unlisted_regions, u.reroute_unlisted_client_regions,
+              text_rule::non_empty);
   if (s.read_string("endpoint", u.endpoint, text_rule::optional) && !u.endpoint.empty()) {
     if (auto problem = endpoint_problem(u.endpoint); !problem.empty()) {
       s.error(*s.get("endpoint"), std::move(problem));

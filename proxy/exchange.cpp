@@ -57,6 +57,10 @@ exchange_context::~exchange_context() {
   w.counters().inflight.fetch_sub(1, std::memory_order_relaxed);
 }
 
+/// The longest model id (or ARN) Bedrock accepts: `modelId` is 1-2048 characters in the
+/// Runtime's service model.
+constexpr std::size_t max_model_id_bytes = 2048;
+
 // --- the stages --------------------------------------------------------------------------------
 
 stage_result route(exchange_context& ctx) {
@@ -69,6 +73,20 @@ stage_result route(exchange_context& ctx) {
     return refusal{aws::unknown_operation(ctx.req.method, ctx.req.target)};
   }
   ctx.route = std::move(parsed.value);
+  if (ctx.route->model_id.size() > max_model_id_bytes) {
+    // Bedrock's own limit (modelId: 1-2048 characters): refuse as it does, and keep only the
+    // first 2,048 bytes (at a UTF-8 boundary) for the refusal's access-log line and ledger row.
+    const auto length = ctx.route->model_id.size();
+    auto keep = max_model_id_bytes;
+    while (keep > 0 && (static_cast<unsigned char>(ctx.route->model_id[keep]) & 0xC0) == 0x80)
+      --keep;
+    ctx.route->model_id.resize(keep);
+    bump(ctx.w.counters().unknown_routes);
+    return refusal{aws::validation_error(
+        "1 validation error detected: Value at 'modelId' failed to satisfy constraint: Member "
+        "must have length less than or equal to 2048 (it has " +
+        std::to_string(length) + ")")};
+  }
   ctx.body.emplace(ctx.route->op, ctx.req.body);
   ctx.latency = ctx.body->latency(ctx.req.header("x-amzn-bedrock-performanceconfig-latency"));
   return std::nullopt;
@@ -85,7 +103,19 @@ stage_result authenticate(exchange_context& ctx) {
   ctx.who = auth.who;
   ctx.team = auth.who->team;
   ctx.app = auth.who->app;
-  ctx.target = &ctx.snap->target_for(auth.signed_region);
+  ctx.target = ctx.snap->target_for(auth.signed_region);
+  if (ctx.target == nullptr) {
+    // What Bedrock answers a request signed for another region than its endpoint's, with what
+    // this proxy serves: never quietly send, say, an EU request to a US region.
+    ctx.target = &ctx.snap->default_target;  // for the refusal's ledger row
+    bump(ctx.w.counters().auth_failures);
+    std::string allowed = ctx.snap->default_target.region;
+    for (const auto& t : ctx.snap->client_region_targets) allowed += ", " + t.region;
+    return refusal{aws::invalid_signature(
+        "Credential should be scoped to a valid region. This endpoint serves " + allowed +
+        "; the request was signed for '" + std::string(auth.signed_region).substr(0, 64) +
+        "' (upstream.allowed_client_regions)")};
+  }
   return std::nullopt;
 }
 

@@ -266,8 +266,17 @@ class http1_session {
       co_return false;
     }
     telemetry::bump(w_.counters().bad_requests);
-    if (ec == http::error::body_limit)
+    if (ec == http::error::body_limit) {
       co_await refuse_raw(stream_, w_, payload_too_large(lim.max_body_bytes), lim.header_timeout);
+    } else if (ec != http::error::partial_message && ec != http::error::end_of_stream &&
+               ec != net::error::eof && ec != net::error::operation_aborted &&
+               ec != net::error::connection_reset) {
+      // A body the parser refused (a bad chunk size or chunk extension, a missing CRLF): say so
+      // before closing, as for a malformed head, instead of just dropping the connection.
+      co_await refuse_raw(stream_, w_,
+                          validation_error("Malformed HTTP request body: " + ec.message()),
+                          lim.header_timeout);
+    }
     co_return false;
   }
 

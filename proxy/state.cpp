@@ -20,12 +20,11 @@ runtime_snapshot::make(const std::shared_ptr<const config::config>& c,
   return std::shared_ptr<const runtime_snapshot>(std::move(snap));
 }
 
-const upstream_target& runtime_snapshot::target_for(std::string_view signed_region) const noexcept {
-  if (!signed_region.empty() && signed_region != default_target.region) {
-    for (const auto& t : client_region_targets)
-      if (t.region == signed_region) return t;
-  }
-  return default_target;
+const upstream_target* runtime_snapshot::target_for(std::string_view signed_region) const noexcept {
+  if (signed_region.empty() || signed_region == default_target.region) return &default_target;
+  for (const auto& t : client_region_targets)
+    if (t.region == signed_region) return &t;
+  return cfg->upstream.reroute_unlisted_client_regions ? &default_target : nullptr;
 }
 
 shared_state::shared_state(std::shared_ptr<const published_credentials> creds, std::string bearer,

@@ -54,7 +54,10 @@ struct runtime_snapshot {
   upstream_target default_target;
   std::vector<upstream_target> client_region_targets;  // for allowed_client_regions
   /// The target for a request: the client's signed region when allowed, else the default.
-  const upstream_target& target_for(std::string_view signed_region) const noexcept;
+  /// Where a request signed for `signed_region` goes: its own region when allowed, else
+  /// `upstream.region` when the signature names none (bearer keys) or that region, or when
+  /// unlisted regions are rerouted; null when it must be refused.
+  const upstream_target* target_for(std::string_view signed_region) const noexcept;
 };
 
 /// Upstream AWS credentials as published by the credential provider's refresh (empty snapshot

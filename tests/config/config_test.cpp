@@ -201,6 +201,24 @@ budgets:
   EXPECT_NE(error_at(r, "auth.bearer_keys[0].allowed_models[0]"), nullptr);
 }
 
+// Before: "18446745" ran as a $0.93 limit and "20000000" as $1,553,255.93 (pico-USD wrapped).
+TEST_F(config_test, budget_limits_beyond_what_an_account_holds_are_refused_naming_the_maximum) {
+  for (const char* limit : {"18446745", "20000000", "4000000.000001", "99999999999999"}) {
+    const auto r = load(std::string("listeners: [{port: 8080}]\nledger: {path: l.db}\n"
+                                    "budgets:\n  definitions:\n    - {name: x, limit_usd: \"") +
+                        limit + "\"}\n");
+    const auto* e = error_at(r, "budgets.definitions[0].limit_usd");
+    ASSERT_NE(e, nullptr) << limit << ": " << all_errors(r);
+    EXPECT_NE(e->message.find("4000000"), std::string::npos) << e->message;
+  }
+  const auto top = load(
+      "listeners: [{port: 8080}]\nledger: {path: l.db}\n"
+      "budgets:\n  definitions:\n    - {name: x, limit_usd: \"4000000\"}\n");
+  ASSERT_TRUE(top.value) << all_errors(top);
+  EXPECT_EQ(top.value->budgets.definitions.at(0).def.limit,
+            std::int64_t{4'000'000} * 1'000'000'000'000);
+}
+
 TEST_F(config_test, duplicate_budget_names_and_budgets_without_ledger) {
   const auto dup = load(R"(listeners: [{port: 8080}]
 budgets:
@@ -735,6 +753,20 @@ upstream:
   ASSERT_NE(allowed, nullptr);
   EXPECT_EQ(allowed->line, 6);
   EXPECT_EQ(allowed->column, 7);
+}
+
+TEST_F(config_test, unlisted_client_regions_are_refused_unless_rerouted_by_choice) {
+  const auto def = load("listeners: [{port: 1}]\n");
+  ASSERT_TRUE(def.errors.empty()) << all_errors(def);
+  EXPECT_FALSE(def.value->upstream.reroute_unlisted_client_regions);
+  const auto reroute =
+      load("listeners: [{port: 1}]\nupstream: {unlisted_client_regions: reroute}\n");
+  ASSERT_TRUE(reroute.errors.empty()) << all_errors(reroute);
+  EXPECT_TRUE(reroute.value->upstream.reroute_unlisted_client_regions);
+  const auto bad = load("listeners: [{port: 1}]\nupstream: {unlisted_client_regions: allow}\n");
+  const auto* e = error_at(bad, "upstream.unlisted_client_regions");
+  ASSERT_NE(e, nullptr) << all_errors(bad);
+  EXPECT_NE(e->message.find("use refuse"), std::string::npos) << e->message;
 }
 
 TEST_F(config_test, endpoint_must_be_an_http_origin) {

@@ -66,6 +66,21 @@ class ClientSideLimits(ProxyCase):
         self.assert_bedrock_error(raw_request(self.proxy.port, http_post("/model/bad%zzid/converse")),
                                   400, "ValidationException")
 
+    def test_a_malformed_chunked_body_gets_a_400_before_the_connection_closes(self):
+        # Before: the connection just closed, with no answer at all.
+        before = self.sim.stats()
+        for body in (b"zz\r\n{}\r\n0\r\n\r\n",          # not a hex chunk size
+                     b"2\r\n{}XX0\r\n\r\n"):               # no CRLF after the chunk data
+            with self.subTest(body=body[:12]):
+                resp = raw_request(self.proxy.port,
+                                   b"POST /model/amazon.nova-lite-v1%3A0/converse HTTP/1.1\r\n"
+                                   b"Host: proxy\r\nContent-Type: application/json\r\n"
+                                   b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                   + body)
+                self.assert_bedrock_error(resp, 400, "ValidationException")
+                self.assertIn(b"Malformed HTTP request body", resp)
+        self.assertEqual(self.sim.stats(), before, "nothing forwarded")
+
     def test_malformed_request_costs_one_connection(self):
         resp = raw_request(self.proxy.port, b"THIS IS NOT HTTP\r\n\r\n")
         self.assert_bedrock_error(resp, 400, "ValidationException")
@@ -253,16 +268,69 @@ class UpstreamAuthAndRegions(unittest.TestCase):
                 r = client(proxy.url).converse(modelId=CLAUDE, messages=MSGS)
                 self.assertEqual(r["usage"]["outputTokens"], 2)
 
-    def test_client_region_used_only_when_allowed(self):
-        with Simulator("--region", "us-west-2") as sim:
+    def test_a_region_outside_the_allow_list_is_refused_not_rerouted(self):
+        # Before: eu-west-1, cn-north-1 and even us-east-1x were accepted and quietly sent to
+        # upstream.region (an EU request served from the US). Now: 403 before forwarding.
+        with Simulator() as sim:
             cfg = base_config(sim.url, upstream={"allowed_client_regions": ["us-west-2"]})
+            with Proxy(cfg) as proxy:
+                upstream_before = sim.stats()["requests"]
+                for region in ("eu-west-1", "cn-north-1", "us-east-1x"):
+                    with self.assertRaises(ClientError) as refused:
+                        client(proxy.url, region=region).converse(modelId=CLAUDE, messages=MSGS)
+                    err = refused.exception.response
+                    self.assertEqual(err["ResponseMetadata"]["HTTPStatusCode"], 403, region)
+                    self.assertEqual(err["Error"]["Code"], "InvalidSignatureException")
+                    self.assertIn("Credential should be scoped to a valid region",
+                                  err["Error"]["Message"])
+                    self.assertIn(f"signed for '{region}'", err["Error"]["Message"])
+                    self.assertIn("us-east-1, us-west-2", err["Error"]["Message"])
+                self.assertEqual(sim.stats()["requests"], upstream_before, "nothing forwarded")
+                # upstream.region itself needs no listing; bearer keys sign no region.
+                r = client(proxy.url, region="us-east-1").converse(modelId=CLAUDE, messages=MSGS)
+                self.assertEqual(r["usage"]["outputTokens"], 2)
+                log = proxy.wait_for_log(4)
+                self.assertEqual([(l["status"], l["outcome"]) for l in log[:3]],
+                                 [(403, "refused")] * 3)
+
+    def test_client_region_used_only_when_allowed_or_rerouted_by_choice(self):
+        with Simulator("--region", "us-west-2") as sim:
+            cfg = base_config(sim.url, upstream={"allowed_client_regions": ["us-west-2"],
+                                                 "unlisted_client_regions": "reroute"})
             with Proxy(cfg) as proxy:
                 r = client(proxy.url, region="us-west-2").converse(modelId=CLAUDE, messages=MSGS)
                 self.assertEqual(r["usage"]["outputTokens"], 2)
-                with self.assertRaises(ClientError):  # eu-west-1 not allowed: default region used
+                with self.assertRaises(ClientError):  # rerouted to us-east-1: this sim refuses it
                     client(proxy.url, region="eu-west-1").converse(modelId=CLAUDE, messages=MSGS)
                 regions = [l["region"] for l in proxy.wait_for_log(2)]
                 self.assertEqual(regions, ["us-west-2", "us-east-1"])
+
+    def test_a_model_id_longer_than_bedrock_accepts_is_refused_and_not_stored_whole(self):
+        # Before: a 15 KB model id was forwarded and stored whole in the ledger.
+        import sqlite3
+        with Simulator() as sim:
+            with Proxy(base_config(sim.url)) as proxy:
+                upstream_before = sim.stats()["requests"]
+                long_id = "anthropic." + "x" * 15000
+                with self.assertRaises(ClientError) as refused:
+                    client(proxy.url).converse(modelId=long_id, messages=MSGS)
+                err = refused.exception.response
+                self.assertEqual(err["ResponseMetadata"]["HTTPStatusCode"], 400)
+                self.assertEqual(err["Error"]["Code"], "ValidationException")
+                self.assertIn("less than or equal to 2048", err["Error"]["Message"])
+                self.assertEqual(sim.stats()["requests"], upstream_before)
+                ok_id = "amazon.nova-lite-v1:0"
+                client(proxy.url).converse(modelId=ok_id, messages=MSGS)
+                [line] = [l for l in proxy.wait_for_log(2) if l["status"] == 400]
+                self.assertEqual(len(line["model"]), 2048)
+                deadline = time.monotonic() + 10
+                rows = []
+                while len(rows) < 2 and time.monotonic() < deadline:
+                    with sqlite3.connect(proxy.ledger_path) as db:
+                        rows = db.execute("SELECT length(model_requested), outcome FROM requests "
+                                          "ORDER BY id").fetchall()
+                    time.sleep(0.05)
+                self.assertEqual(rows, [(2048, "refused"), (len(ok_id), "ok")])
 
 
 class Tls(unittest.TestCase):

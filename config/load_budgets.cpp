@@ -168,6 +168,9 @@ bool load_period(const map_reader& bs, m::budget_period& period) {
   return ok;
 }
 
+/// The largest `limit_usd`: half of what a 64-bit pico-USD account holds.
+constexpr std::int64_t max_budget_limit_usd = 4'000'000;
+
 bool load_limit(const map_reader& bs, m::pico_usd& limit) {
   if (bs.get("limit_usd") == nullptr) {
     bs.missing("limit_usd");
@@ -175,8 +178,18 @@ bool load_limit(const map_reader& bs, m::pico_usd& limit) {
   }
   const auto micro = bs.read_positive_decimal(
       "limit_usd",
-      "expected a positive USD amount such as 500 or \"1250.50\" (at most 6 decimals)");
+      "expected a positive USD amount up to 4000000 such as 500 or \"1250.50\" (at most 6 "
+      "decimals)");
   if (!micro) return false;
+  // Accounts hold pico-USD in 64 bits (at most ~9.2 million USD); a larger limit used to wrap into
+  // another number ("18446745" ran as $0.93). Half that range leaves room for what is in flight.
+  constexpr std::int64_t max_micro = max_budget_limit_usd * 1'000'000;
+  if (*micro > max_micro) {
+    bs.error(*bs.get("limit_usd"), "the largest limit a budget holds exactly is " +
+                                       std::to_string(max_budget_limit_usd) +
+                                       " USD per period; split the budget by team or app");
+    return false;
+  }
   limit = static_cast<m::pico_usd>(*micro) * 1'000'000;
   return true;
 }

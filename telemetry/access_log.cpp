@@ -27,7 +27,7 @@ void json_escape_into(std::string& out, std::string_view s) {
   }
 }
 
-/// Appends `,"key":"value"` (value escaped) or `,"key":number`.
+/// Appends `,"key":"value"` (value escaped), `,"key":number` or `,"key":true|false`.
 class json_line {
  public:
   explicit json_line(std::string& out) : out_(out) {}
@@ -40,6 +40,11 @@ class json_line {
   void add(std::string_view key, std::uint64_t value) {
     start(key);
     out_ += std::to_string(value);
+  }
+  /// `true`/`false` as JSON booleans, so `jq 'select(.priced | not)'` works.
+  void add_bool(std::string_view key, bool value) {
+    start(key);
+    out_ += value ? "true" : "false";
   }
 
  private:
@@ -85,7 +90,7 @@ std::string access_log_line(const metering::settlement& s, const connection_info
   f.add("usage_source", to_string(s.usage_source));
   if (s.service_tier != "default") f.add("service_tier", s.service_tier);
   if (s.latency_mode != "standard") f.add("latency", s.latency_mode);
-  f.add("priced", s.priced ? std::string_view("true") : std::string_view("false"));
+  f.add_bool("priced", s.priced);
   f.add("cost_usd", metering::format_usd(s.total_cost, 9));
   if (!s.unpriced_reason.empty()) f.add("pricing_note", s.unpriced_reason);
   if (!s.rate_table_version.empty()) f.add("rate_table_version", s.rate_table_version);

@@ -174,7 +174,7 @@ class PricedEndToEnd(unittest.TestCase):
                                            messages=converse_messages("SIM{input=100,output=10}"))
             rid = r["ResponseMetadata"]["RequestId"]
             line = next(l for l in proxy.wait_for_log(1) if l["request_id"] == rid)
-            self.assertEqual(line["priced"], "false")
+            self.assertIs(line["priced"], False)
             self.assertIn("acme.mystery-model-v9:0", line["pricing_note"])
             proxy.stop()
             row = ledger_rows(proxy.ledger_path)[0]

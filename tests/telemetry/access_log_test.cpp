@@ -55,7 +55,7 @@ TEST(AccessLog, AnsweredRequestCarriesLabelsCountsAndCost) {
   EXPECT_EQ(o.at("first_byte_us").as_int64(), 95'000);
   EXPECT_EQ(o.at("cache_read_tokens").as_int64(), 128);
   EXPECT_EQ(o.at("usage_source").as_string(), "reported");
-  EXPECT_EQ(o.at("priced").as_string(), "true");
+  EXPECT_EQ(o.at("priced"), boost::json::value(true)) << "a JSON boolean, not a string";
   EXPECT_EQ(o.at("cost_usd").as_string(), "0.000123457");
   EXPECT_EQ(o.at("rate_table_version").as_string(), "2026-07-24.1");
   // Defaults are left out: the tier Bedrock did not name, standard latency, no note.
@@ -89,7 +89,7 @@ TEST(AccessLog, NamedTierLatencyAndNotesAreShown) {
   const auto o = parse(access_log_line(s, {}));
   EXPECT_EQ(o.at("service_tier").as_string(), "flex");
   EXPECT_EQ(o.at("latency").as_string(), "optimized");
-  EXPECT_EQ(o.at("priced").as_string(), "false");
+  EXPECT_EQ(o.at("priced"), boost::json::value(false));
   EXPECT_EQ(o.at("pricing_note").as_string(), "no rate for acme.mystery in us-east-1");
 }
 

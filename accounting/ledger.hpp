@@ -130,7 +130,22 @@ struct report_row {
   metering::money_total cache_read_cost = 0;
   metering::money_total cache_write_cost = 0;
   metering::money_total total_cost = 0;
+
+  /// Adds `r`'s counts and costs (not its keys): folding rows of one group together.
+  report_row& operator+=(const report_row& r) noexcept;
 };
+
+/// The whole UTC days [from, to) of the window [from_ms, to_ms) that a report may read from the
+/// per-day sums (`spend_daily`); the rest of the window is read from the rows. A partial end day
+/// counts as whole when `rows_in(a, b)` says no row lies in [a, b), its part outside the window.
+/// `from >= to` when there is no whole day.
+struct day_span {
+  std::int64_t from = 0;
+  std::int64_t to = 0;
+};
+ledger_result<day_span> whole_days(
+    std::int64_t from_ms, std::int64_t to_ms,
+    const std::function<ledger_result<bool>(std::int64_t, std::int64_t)>& rows_in);
 
 /// Which rows `ledger_reader::scan` streams. Empty strings match anything.
 struct scan_filter {

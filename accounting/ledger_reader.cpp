@@ -149,10 +149,6 @@ std::string daily_report_sql(const std::vector<report_key>& group_by) {
   return sql;
 }
 
-constexpr std::int64_t day_ms = 86'400'000;
-// The UTC midnight at or before `ms` (ledger times are after the epoch).
-std::int64_t floor_day_ms(std::int64_t ms) { return ms - ms % day_ms; }
-
 report_row read_report_row(sqlite3_stmt* s, std::size_t key_count) {
   report_row r;
   int i = 0;
@@ -164,6 +160,40 @@ report_row read_report_row(sqlite3_stmt* s, std::size_t key_count) {
 }
 
 }  // namespace
+
+report_row& report_row::operator+=(const report_row& r) noexcept {
+  requests += r.requests;
+  input_tokens += r.input_tokens;
+  output_tokens += r.output_tokens;
+  cache_read_tokens += r.cache_read_tokens;
+  cache_write_tokens += r.cache_write_tokens;
+  input_cost += r.input_cost;
+  output_cost += r.output_cost;
+  cache_read_cost += r.cache_read_cost;
+  cache_write_cost += r.cache_write_cost;
+  total_cost += r.total_cost;
+  return *this;
+}
+
+ledger_result<day_span> whole_days(
+    std::int64_t from_ms, std::int64_t to_ms,
+    const std::function<ledger_result<bool>(std::int64_t, std::int64_t)>& rows_in) {
+  constexpr std::int64_t day_ms = 86'400'000;
+  // The UTC midnight at or before `ms` (ledger times are after the epoch).
+  const auto floor_day = [](std::int64_t ms) { return ms - ms % day_ms; };
+  day_span days{floor_day(from_ms), floor_day(to_ms)};
+  if (days.from < from_ms) {
+    auto outside = rows_in(days.from, from_ms);
+    if (!outside) return outside.error();
+    if (*outside) days.from += day_ms;
+  }
+  if (days.to < to_ms && days.to <= std::numeric_limits<std::int64_t>::max() - day_ms) {
+    auto outside = rows_in(to_ms, days.to + day_ms);
+    if (!outside) return outside.error();
+    if (!*outside) days.to += day_ms;
+  }
+  return days;
+}
 
 std::string_view to_string(report_key k) noexcept {
   switch (k) {
@@ -279,70 +309,44 @@ ledger_result<money_total> sqlite_reader::spend_since(std::int64_t from_ms,
 ledger_result<std::vector<report_row>> sqlite_reader::query_report(
     std::int64_t from_ms, std::int64_t to_ms, const std::vector<report_key>& group_by) {
   std::lock_guard lk(mu_);
-  const auto any_rows = [&](std::int64_t a, std::int64_t b) -> ledger_result<bool> {
-    if (a >= b) return false;
-    statement st;
-    if (prepare(db_, "SELECT 1 FROM requests WHERE time_ms >= ?1 AND time_ms < ?2 LIMIT 1", st) !=
-        SQLITE_OK)
-      return sqlite_error(db_, "ledger report");
-    sqlite3_bind_int64(st.s, 1, a);
-    sqlite3_bind_int64(st.s, 2, b);
-    const int rc = sqlite3_step(st.s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sqlite_error(db_, "ledger report");
-    return rc == SQLITE_ROW;
-  };
-  // Whole days [days_from, days_to) from spend_daily; the rest from requests.
-  std::int64_t days_from = floor_day_ms(from_ms);
-  if (days_from < from_ms) {
-    auto outside = any_rows(days_from, from_ms);
-    if (!outside) return outside.error();
-    if (*outside) days_from += day_ms;
-  }
-  std::int64_t days_to = floor_day_ms(to_ms);
-  if (days_to < to_ms && days_to <= std::numeric_limits<std::int64_t>::max() - day_ms) {
-    auto outside = any_rows(to_ms, days_to + day_ms);
-    if (!outside) return outside.error();
-    if (!*outside) days_to += day_ms;
-  }
+  const auto days =
+      whole_days(from_ms, to_ms, [&](std::int64_t a, std::int64_t b) -> ledger_result<bool> {
+        statement st;
+        if (prepare(db_, "SELECT 1 FROM requests WHERE time_ms >= ?1 AND time_ms < ?2 LIMIT 1",
+                    st) != SQLITE_OK)
+          return sqlite_error(db_, "ledger report");
+        sqlite3_bind_int64(st.s, 1, a);
+        sqlite3_bind_int64(st.s, 2, b);
+        const int rc = sqlite3_step(st.s);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sqlite_error(db_, "ledger report");
+        return rc == SQLITE_ROW;
+      });
+  if (!days) return days.error();
   std::map<std::vector<std::string>, report_row> merged;
-  const auto add = [&](report_row&& r) {
-    // An ungrouped query over no rows still yields one row; an emptied day is all zeros.
-    if (r.requests == 0) return;
-    auto [it, fresh] = merged.try_emplace(r.keys);
-    if (fresh) {
-      it->second = std::move(r);
-      return;
-    }
-    auto& m = it->second;
-    m.requests += r.requests;
-    m.input_tokens += r.input_tokens;
-    m.output_tokens += r.output_tokens;
-    m.cache_read_tokens += r.cache_read_tokens;
-    m.cache_write_tokens += r.cache_write_tokens;
-    m.input_cost += r.input_cost;
-    m.output_cost += r.output_cost;
-    m.cache_read_cost += r.cache_read_cost;
-    m.cache_write_cost += r.cache_write_cost;
-    m.total_cost += r.total_cost;
-  };
   const auto run = [&](const std::string& sql, std::int64_t a, std::int64_t b) -> bool {
+    if (a >= b) return true;
     statement st;
     if (prepare(db_, sql, st) != SQLITE_OK) return false;
     sqlite3_bind_int64(st.s, 1, a);
     sqlite3_bind_int64(st.s, 2, b);
-    return each_row(st, [&](sqlite3_stmt* row) { add(read_report_row(row, group_by.size())); });
+    return each_row(st, [&](sqlite3_stmt* row) {
+      auto r = read_report_row(row, group_by.size());
+      // An ungrouped query over no rows still yields one row; an emptied day is all zeros.
+      if (r.requests > 0) merged.try_emplace(r.keys).first->second += r;
+    });
   };
-  if (days_from >= days_to) {  // within one partial day, or an empty window
-    if (!run(report_sql(group_by), from_ms, to_ms)) return sqlite_error(db_, "ledger report");
-  } else {
-    if (!run(report_sql(group_by), from_ms, days_from) ||
-        !run(daily_report_sql(group_by), days_from, days_to) ||
-        !run(report_sql(group_by), days_to, to_ms))
-      return sqlite_error(db_, "ledger report");
-  }
+  const bool read = days->from >= days->to
+                        ? run(report_sql(group_by), from_ms, to_ms)
+                        : run(report_sql(group_by), from_ms, days->from) &&
+                              run(daily_report_sql(group_by), days->from, days->to) &&
+                              run(report_sql(group_by), days->to, to_ms);
+  if (!read) return sqlite_error(db_, "ledger report");
   std::vector<report_row> rows;
   rows.reserve(merged.size());
-  for (auto& [keys, row] : merged) rows.push_back(std::move(row));  // ordered by the keys
+  for (auto& [keys, row] : merged) {  // ordered by the keys
+    row.keys = keys;
+    rows.push_back(std::move(row));
+  }
   return rows;
 }
 

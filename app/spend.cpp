@@ -37,16 +37,7 @@ accounting::ledger_result<std::vector<spend_row>> spend_by(
     r.keys.resize(keys.size());
     auto& out = folded[r.keys];
     out.row.keys = r.keys;
-    out.row.requests += r.requests;
-    out.row.input_tokens += r.input_tokens;
-    out.row.output_tokens += r.output_tokens;
-    out.row.cache_read_tokens += r.cache_read_tokens;
-    out.row.cache_write_tokens += r.cache_write_tokens;
-    out.row.input_cost += r.input_cost;
-    out.row.output_cost += r.output_cost;
-    out.row.cache_read_cost += r.cache_read_cost;
-    out.row.cache_write_cost += r.cache_write_cost;
-    out.row.total_cost += r.total_cost;
+    out.row += r;
     out.net += metering::net_of(r.total_cost, discount);
   }
   std::vector<spend_row> out;

@@ -1,7 +1,6 @@
 #include "fleet/postgres_reader.hpp"
 
 #include <charconv>
-#include <limits>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -134,27 +133,14 @@ class postgres_reader final : public accounting::ledger_reader {
       std::int64_t from_ms, std::int64_t to_ms,
       const std::vector<accounting::report_key>& group_by) override {
     std::lock_guard lk(mu_);
-    constexpr std::int64_t day_ms = 86'400'000;
-    const auto floor_day = [](std::int64_t ms) { return ms - ms % day_ms; };
-    const auto any_rows = [&](std::int64_t a, std::int64_t b) -> ledger_result<bool> {
-      if (a >= b) return false;
-      auto r = c_->exec("SELECT 1 FROM requests WHERE time_ms >= $1 AND time_ms < $2 LIMIT 1",
-                        {std::to_string(a), std::to_string(b)});
-      if (!r) return r.error();
-      return r->rows() > 0;
-    };
-    std::int64_t days_from = floor_day(from_ms);
-    if (days_from < from_ms) {
-      auto outside = any_rows(days_from, from_ms);
-      if (!outside) return outside.error();
-      if (*outside) days_from += day_ms;
-    }
-    std::int64_t days_to = floor_day(to_ms);
-    if (days_to < to_ms && days_to <= std::numeric_limits<std::int64_t>::max() - day_ms) {
-      auto outside = any_rows(to_ms, days_to + day_ms);
-      if (!outside) return outside.error();
-      if (!*outside) days_to += day_ms;
-    }
+    const auto days = accounting::whole_days(
+        from_ms, to_ms, [&](std::int64_t a, std::int64_t b) -> ledger_result<bool> {
+          auto r = c_->exec("SELECT 1 FROM requests WHERE time_ms >= $1 AND time_ms < $2 LIMIT 1",
+                            {std::to_string(a), std::to_string(b)});
+          if (!r) return r.error();
+          return r->rows() > 0;
+        });
+    if (!days) return days.error();
     std::map<std::vector<std::string>, accounting::report_row> merged;
     const auto run = [&](bool daily, std::int64_t a, std::int64_t b) -> ledger_result<void> {
       if (a >= b) return {};
@@ -189,38 +175,26 @@ class postgres_reader final : public accounting::ledger_reader {
         for (money_total* m : {&out.input_cost, &out.output_cost, &out.cache_read_cost,
                                &out.cache_write_cost, &out.total_cost})
           *m = parse_money(r->text(row, i++));
-        if (out.requests == 0) continue;  // an ungrouped query over no rows
-        auto [it, fresh] = merged.try_emplace(out.keys);
-        auto& m = it->second;
-        if (fresh) {
-          m = std::move(out);
-          continue;
-        }
-        m.requests += out.requests;
-        m.input_tokens += out.input_tokens;
-        m.output_tokens += out.output_tokens;
-        m.cache_read_tokens += out.cache_read_tokens;
-        m.cache_write_tokens += out.cache_write_tokens;
-        m.input_cost += out.input_cost;
-        m.output_cost += out.output_cost;
-        m.cache_read_cost += out.cache_read_cost;
-        m.cache_write_cost += out.cache_write_cost;
-        m.total_cost += out.total_cost;
+        // An ungrouped query over no rows still yields one row.
+        if (out.requests > 0) merged.try_emplace(out.keys).first->second += out;
       }
       return {};
     };
-    if (days_from >= days_to) {  // within one partial day, or an empty window
+    if (days->from >= days->to) {  // within one partial day, or an empty window
       if (auto r = run(false, from_ms, to_ms); !r) return r.error();
     } else {
       for (auto [daily, a, b] :
-           {std::tuple{false, from_ms, days_from}, std::tuple{true, days_from, days_to},
-            std::tuple{false, days_to, to_ms}}) {
+           {std::tuple{false, from_ms, days->from}, std::tuple{true, days->from, days->to},
+            std::tuple{false, days->to, to_ms}}) {
         if (auto r = run(daily, a, b); !r) return r.error();
       }
     }
     std::vector<accounting::report_row> rows;
     rows.reserve(merged.size());
-    for (auto& [keys, row] : merged) rows.push_back(std::move(row));  // ordered by the keys
+    for (auto& [keys, row] : merged) {  // ordered by the keys
+      row.keys = keys;
+      rows.push_back(std::move(row));
+    }
     return rows;
   }
 

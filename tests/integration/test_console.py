@@ -181,6 +181,14 @@ class ConsoleInChromium(unittest.TestCase):
             by_team[r["team"]] = by_team.get(r["team"], 0) + r["total_cost"]
         self.assertEqual(o["mtd_by_team"], {k: usd(v) for k, v in by_team.items()})
         self.assertEqual(Decimal(o["daily"][today]), Decimal(usd(sum(r["total_cost"] for r in self.rows))))
+        # Every team's figure links to that team's requests over the same month.
+        for team in by_team:
+            link = urllib.parse.urlsplit(o["mtd_team_links"][team] or "")
+            self.assertTrue(link.fragment.startswith("/requests?"), link)
+            query = urllib.parse.parse_qs(link.fragment.split("?", 1)[1])
+            self.assertEqual((query["team"], query["since"]), ([team], [month]), link)
+        # The phone layout keeps the page itself from scrolling sideways (tables scroll inside).
+        self.assertFalse(self.seen["phone_overflow_x"])
 
     def test_requests_table_and_filter_show_the_ledger_rows(self):
         self.assertEqual(set(self.seen["requests"]), {r["request_id"] for r in self.rows})
@@ -217,6 +225,33 @@ class ConsoleInChromium(unittest.TestCase):
         self.assertEqual(advice["window"]["requests"], len(self.rows))
         self.assertEqual(self.seen["savings_cards"],
                          len(advice.get("buying_mode", [])) + len(advice.get("levers", [])))
+
+    # Named to run last (unittest runs methods by name): the request it sends would otherwise
+    # show up in the other tests' live API reads.
+    def test_z_the_overview_updates_live_without_a_reload(self):
+        marker = ARTIFACTS / "live-ready"
+        marker.unlink(missing_ok=True)
+        settings = ARTIFACTS / "live.json"
+        settings.write_text(json.dumps({"url": self.url, "token": TOKEN,
+                                        "live_marker": str(marker)}))
+        driver = subprocess.Popen(["node", str(DRIVER), str(settings)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "CHROMIUM": CHROMIUM})
+        try:
+            deadline = time.monotonic() + 60
+            while not marker.exists() and driver.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertTrue(marker.exists(), "the Overview never became ready")
+            client(self.proxy.url).converse(modelId=NOVA, messages=converse_messages(
+                "SIM{input=100,output=10}"))
+            out, err = driver.communicate(timeout=120)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+        seen = json.loads(out)
+        self.assertEqual(seen["driver_errors"], [], err[-2000:])
+        # The page polls (every 10 s): the new request appears without a reload.
+        self.assertEqual(int(seen["live"]["after"]), int(seen["live"]["before"]) + 1, seen["live"])
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 //   node tests/js/console-browser.js config.json
 //   config.json: {"url": "http://127.0.0.1:PORT", "token": "..." | null, "shots": "/dir",
 //                 "filter": {"team": "..."}, "xss_model": "<img src=x onerror=alert(1)>"}
+//   or, for the live check alone: {"url", "token", "live_marker": "/path/to/create"}
 //
 // Output keys: console_errors, page_errors, failed_requests, dialogs, csp_violations (lists; the
 // deliberate 401s are left out and counted in unauthorized_responses and
@@ -119,6 +120,30 @@ async function main() {
     await page.goto(base + '/', { waitUntil: 'load', timeout: 30000 });
   });
 
+  // ---- live mode (config "live_marker"): the Overview, left open, shows new traffic by itself.
+  // Records today's request count, creates the marker file (the caller then sends a request) and
+  // waits, without reloading, for the figure to change: live = {before, after}.
+  if (cfg.live_marker) {
+    await step('live', async () => {
+      if (cfg.token) {
+        await page.fill('#token-input', cfg.token);
+        await page.click('#token-submit');
+      }
+      if (!(await waitReady('overview'))) return;
+      const before = await attr('[data-test=today-requests]', 'data-value');
+      out.live = { before, after: null };
+      fs.writeFileSync(cfg.live_marker, 'ready\n');
+      await page.waitForFunction((b) => {
+        const el = document.querySelector('[data-test=today-requests]');
+        return el && el.getAttribute('data-value') !== b;
+      }, before, { timeout: 40000 });
+      out.live.after = await attr('[data-test=today-requests]', 'data-value');
+    });
+    await browser.close();
+    process.stdout.write(JSON.stringify(out) + '\n');
+    return;
+  }
+
   // ---- token
   await step('token', async () => {
     if (cfg.token) {
@@ -164,6 +189,11 @@ async function main() {
         fig.daily = await page.$$eval('#daily-chart [data-day][data-value]', (bars) => Object.fromEntries(bars.map((b) =>
           [b.getAttribute('data-day'), b.getAttribute('data-value')])));
         fig.updated = await text('#status');
+        // Where each team's month-to-date cost leads: the filtered requests behind the figure.
+        fig.mtd_team_links = await page.$$eval('#mtd-by-team tr[data-key]', (rows) => Object.fromEntries(rows.map((r) => {
+          const a = r.querySelector('td[data-test=cost] a');
+          return [r.getAttribute('data-key'), a ? a.getAttribute('href') : null];
+        })));
         out.overview = fig;
       } else if (name === 'budgets') {
         out.budget_cards = await page.$$eval('[data-test=budget]', (cards) => cards.map((c) => ({

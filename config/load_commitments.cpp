@@ -39,12 +39,9 @@ bool read_usd(const map_reader& s, std::string_view key, std::int64_t& out, bool
     return !required;
   }
   const auto v = s.read_positive_decimal(
-      key, "expected an amount in USD greater than 0 with at most 6 decimals, e.g. 1200000");
+      key, "expected an amount in USD greater than 0 with at most 6 decimals, e.g. 1200000",
+      1'000'000'000'000, "USD per year");
   if (!v) return false;
-  if (*v > 1'000'000'000'000'000'000) {
-    s.error(*s.get(key), "the largest amount accepted is 1000000000000 (USD per year)");
-    return false;
-  }
   out = *v;
   return true;
 }

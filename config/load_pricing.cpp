@@ -104,6 +104,9 @@ bool load_base_model(load_context& ctx, const map_reader& m, std::string& base_m
   return true;
 }
 
+/// The largest `hourly_usd`: far above any provisioned model's hourly price (a unit mistake).
+constexpr std::int64_t max_hourly_usd = 1'000'000;
+
 void load_mapping(load_context& ctx, const map_reader& m, first_seen& seen,
                   std::vector<metering::model_mapping>& out) {
   metering::model_mapping mapping;
@@ -114,7 +117,8 @@ void load_mapping(load_context& ctx, const map_reader& m, first_seen& seen,
   // Exact decimal text, like rate-table prices; at most 6 decimals.
   if (const auto micro = m.read_positive_decimal(
           "hourly_usd",
-          "expected a positive USD amount per hour such as \"44.00\" (at most 6 decimals)")) {
+          "expected a positive USD amount per hour such as \"44.00\" (at most 6 decimals)",
+          max_hourly_usd, "USD per hour")) {
     mapping.hourly_usd = static_cast<double>(*micro) / 1e6;
   } else {
     ok &= m.get("hourly_usd") == nullptr;

@@ -119,12 +119,20 @@ struct amount_words {
   std::string_view unit;   ///< "USD per 1M tokens"
   std::string_view range;  ///< "0 or more USD per 1M tokens"
   std::string_view hint;   ///< what to write instead
+  /// The largest amount accepted, in whole USD: far above any Bedrock price (the dearest token
+  /// price is tens of USD per 1M tokens, a model unit a few hundred USD per hour), so a larger
+  /// one is a unit mistake, and far below what the exact arithmetic holds (a request's cost is
+  /// a 64-bit count of pico-USD; totals are 128-bit).
+  std::int64_t max_usd;
 };
-constexpr amount_words token_price{"USD per 1M tokens", "0 or more USD per 1M tokens", price_hint};
+constexpr amount_words token_price{"USD per 1M tokens", "0 or more USD per 1M tokens", price_hint,
+                                   100'000};
 constexpr amount_words hourly_price{"USD per model unit per hour",
-                                    "more than 0 USD per model unit per hour", hourly_hint};
+                                    "more than 0 USD per model unit per hour", hourly_hint,
+                                    1'000'000};
 constexpr amount_words tpm_hour_price{"USD per 1,000 TPM per hour",
-                                      "more than 0 USD per 1,000 TPM per hour", tpm_hour_hint};
+                                      "more than 0 USD per 1,000 TPM per hour", tpm_hour_hint,
+                                      1'000'000};
 constexpr std::string_view date_hint = "write a UTC date as YYYY-MM-DD, e.g. 2026-01-01";
 
 /// Everything the checks after parsing need about one expanded row.
@@ -174,9 +182,16 @@ std::string price_problem(std::string_view key, const std::string& text,
     return "'" + text + "' has more than 6 decimals; the finest price is 0.000001 " +
            std::string(words.unit) + " (1 micro-USD), so round it or check the unit";
   }
-  if (!m::parse_rate_per_million(text)) {
-    return "'" + text + "' is not a decimal price; " + std::string(words.hint);
+  const auto value = m::parse_rate_per_million(text);
+  const bool decimal = text.find_first_not_of("0123456789.") == std::string::npos &&
+                       std::count(text.begin(), text.end(), '.') <= 1 && text.front() != '.' &&
+                       text.back() != '.';
+  if (decimal && (!value || *value / 1'000'000 > words.max_usd ||
+                  (*value / 1'000'000 == words.max_usd && *value % 1'000'000 != 0))) {
+    return "'" + text + "' is more than the largest price accepted, " +
+           std::to_string(words.max_usd) + " " + std::string(words.unit) + "; check the unit";
   }
+  if (!value) return "'" + text + "' is not a decimal price; " + std::string(words.hint);
   return {};
 }
 
@@ -609,16 +624,13 @@ class loader {
       s.error(*f, std::move(problem));
       return std::nullopt;
     }
-    // micro-USD x 1e6 = pico-USD, exact; refused when it would not fit (about 9.2M USD).
+    // micro-USD x 1e6 = pico-USD, exact: price_problem capped it at words.max_usd, far below
+    // the ~9.2M USD a pico_usd holds.
     constexpr m::pico_usd micro_to_pico = 1'000'000;
     const m::rate_micro_per_m micro = *m::parse_rate_per_million(*text);
     if (micro == 0) {
       s.error(*f, "must be greater than 0 (" + std::string(words.unit) +
                       "); an unknown price is no row at all, never 0");
-      return std::nullopt;
-    }
-    if (micro > std::numeric_limits<m::pico_usd>::max() / micro_to_pico) {
-      s.error(*f, "'" + *text + "' is too large; check the unit (" + std::string(words.unit) + ")");
       return std::nullopt;
     }
     return micro * micro_to_pico;

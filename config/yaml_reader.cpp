@@ -344,11 +344,31 @@ std::optional<milliseconds> map_reader::duration_value(std::string_view key, boo
 }
 
 std::optional<std::int64_t> map_reader::read_positive_decimal(std::string_view key,
-                                                              std::string_view message) const {
+                                                              std::string_view message,
+                                                              std::int64_t max_usd,
+                                                              std::string_view unit) const {
   const map_entry* e = get(key);
   if (e == nullptr) return std::nullopt;
-  const auto v = e->value.IsScalar() ? metering::parse_rate_per_million(trim(e->value.Scalar()))
-                                     : std::nullopt;
+  const std::string text(e->value.IsScalar() ? trim(e->value.Scalar()) : std::string_view());
+  const auto v = metering::parse_rate_per_million(text);
+  if (max_usd > 0 && !text.empty()) {
+    // Digits with at most one inner '.': a decimal. One that does not parse has too many
+    // decimals or too many whole digits; only the second is over the maximum.
+    const std::size_t dot = text.find('.');
+    const bool decimal = text.find_first_not_of("0123456789.") == std::string::npos &&
+                         text.front() != '.' && text.back() != '.' &&
+                         (dot == std::string::npos || text.find('.', dot + 1) == std::string::npos);
+    const std::string_view whole = std::string_view(text).substr(0, dot);
+    const std::size_t first = whole.find_first_not_of('0');
+    const std::size_t whole_digits = first == std::string_view::npos ? 0 : whole.size() - first;
+    const bool too_big =
+        v ? *v > max_usd * 1'000'000 : whole_digits > std::to_string(max_usd).size();
+    if (decimal && too_big) {
+      error(*e, "'" + text + "' is more than the largest amount accepted, " +
+                    std::to_string(max_usd) + (unit.empty() ? "" : " ") + std::string(unit));
+      return std::nullopt;
+    }
+  }
   if (!v || *v == 0) {
     error(*e, std::string(message));
     return std::nullopt;

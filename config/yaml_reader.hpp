@@ -204,9 +204,12 @@ class map_reader {
   }
   /// A positive amount from the scalar's exact decimal text, in millionths (`"44.00"` and `44`
   /// are 44'000'000; metering::parse_rate_per_million: at most 6 decimals, never through a
-  /// double). Anything else is reported as `message`.
-  std::optional<std::int64_t> read_positive_decimal(std::string_view key,
-                                                    std::string_view message) const;
+  /// double). Anything else is reported as `message`. With `max_usd` > 0, a decimal above it
+  /// (or too long to hold at all) is reported as "'X' is more than the largest amount accepted,
+  /// MAX UNIT" instead.
+  std::optional<std::int64_t> read_positive_decimal(std::string_view key, std::string_view message,
+                                                    std::int64_t max_usd = 0,
+                                                    std::string_view unit = {}) const;
   /// A calendar date written YYYY-MM-DD; `what` says what it stands for in the message
   /// ("'x' is not a date; write YYYY-MM-DD (WHAT)").
   bool read_date(std::string_view key, std::chrono::year_month_day& out, text_rule rule,

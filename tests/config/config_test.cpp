@@ -219,6 +219,43 @@ TEST_F(config_test, budget_limits_beyond_what_an_account_holds_are_refused_namin
             std::int64_t{4'000'000} * 1'000'000'000'000);
 }
 
+// Every other money value names its maximum too, including text too long to hold at all (which
+// used to get the "expected a positive amount" message, as if it were not a number).
+TEST_F(config_test, money_beyond_its_maximum_is_refused_naming_the_maximum) {
+  for (const char* hourly : {"1000000.000001", "99999999999999999999999", "0001000001"}) {
+    const auto r = load(std::string("listeners: [{port: 8080}]\nmodels:\n  mappings:\n"
+                                    "    - arn: arn:aws:bedrock:us-east-1:123456789012:"
+                                    "provisioned-model/xyz\n"
+                                    "      base_model: amazon.nova-micro-v1:0\n"
+                                    "      hourly_usd: \"") +
+                        hourly + "\"\n");
+    const auto* e = error_at(r, "models.mappings[0].hourly_usd");
+    ASSERT_NE(e, nullptr) << hourly << ": " << all_errors(r);
+    EXPECT_EQ(e->message, "'" + std::string(hourly) +
+                              "' is more than the largest amount accepted, 1000000 USD per hour");
+  }
+  for (const char* yearly : {"1000000000000.5", "99999999999999999999999"}) {
+    const auto r = load(std::string("listeners: [{port: 8080}]\ncommitments:\n"
+                                    "  - {name: a, start: 2026-01-01, end: 2027-01-01, "
+                                    "per_year_usd: \"") +
+                        yearly + "\"}\n");
+    const auto* e = error_at(r, "commitments[0].per_year_usd");
+    ASSERT_NE(e, nullptr) << yearly << ": " << all_errors(r);
+    EXPECT_NE(e->message.find("is more than the largest amount accepted, 1000000000000 USD per "
+                              "year"),
+              std::string::npos)
+        << e->message;
+  }
+  // Too many decimals is still that, not "too large".
+  const auto r = load(
+      "listeners: [{port: 8080}]\nmodels:\n  mappings:\n"
+      "    - arn: arn:aws:bedrock:us-east-1:123456789012:provisioned-model/xyz\n"
+      "      base_model: amazon.nova-micro-v1:0\n      hourly_usd: \"44.0000001\"\n");
+  const auto* e = error_at(r, "models.mappings[0].hourly_usd");
+  ASSERT_NE(e, nullptr) << all_errors(r);
+  EXPECT_NE(e->message.find("at most 6 decimals"), std::string::npos) << e->message;
+}
+
 TEST_F(config_test, duplicate_budget_names_and_budgets_without_ledger) {
   const auto dup = load(R"(listeners: [{port: 8080}]
 budgets:

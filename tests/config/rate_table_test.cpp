@@ -127,14 +127,14 @@ TEST(rate_table_loader, good_table_loads_with_exact_micro_usd_values) {
 TEST(rate_table_loader, prices_are_exact_for_values_a_double_cannot_hold) {
   const auto r = load(std::string(header) + R"(entries:
   - { model: a.one, regions: ["*"], input: 0.1, output: 0.7, source: s }
-  - { model: a.two, regions: ["*"], input: "0.000001", output: "123456.654321", source: s }
+  - { model: a.two, regions: ["*"], input: "0.000001", output: "99999.654321", source: s }
   - { model: a.three, regions: ["*"], input: 0, output: "0.29", source: s }
 )");
   ASSERT_TRUE(r.errors.empty()) << all(r.errors);
   EXPECT_EQ(r.table->entries[0].rates.input, 100'000);
   EXPECT_EQ(r.table->entries[0].rates.output, 700'000);
   EXPECT_EQ(r.table->entries[1].rates.input, 1);
-  EXPECT_EQ(r.table->entries[1].rates.output, 123'456'654'321);
+  EXPECT_EQ(r.table->entries[1].rates.output, 99'999'654'321);
   EXPECT_EQ(r.table->entries[2].rates.output, 290'000);  // 0.29 is 0.28999... as a double
 }
 
@@ -889,10 +889,40 @@ TEST(rate_table_loader, capacity_amounts_are_exact_positive_decimals) {
   expect_error(error_at(r, p0 + "reserved[0].output_per_1k_tpm_hour"), 14, {"exponent notation"});
   expect_error(error_at(r, p0 + "reserved[1].input_per_1k_tpm_hour"), 15, {"drop the '$'"});
   const std::string p1 = "provisioned[1].";
-  expect_error(error_at(r, p1 + "model_units[0].hourly"), 19, {"too large"});
+  expect_error(error_at(r, p1 + "model_units[0].hourly"), 19,
+               {"'9999999' is more than the largest price accepted, 1000000 USD per model unit "
+                "per hour"});
   expect_error(error_at(r, p1 + "model_units[1].hourly"), 20, {"expected a price, got a list"});
   expect_error(error_at(r, p1 + "model_units[2].hourly"), 21, {"missing required price 'hourly'"});
   EXPECT_EQ(r.errors.size(), 9u) << all(r.errors);
+}
+
+// Prices beyond any Bedrock price are unit mistakes and must never wrap: "9223372036855" (one
+// past what a 64-bit micro-USD rate holds) used to be "not a decimal price", and anything up to
+// it was accepted, so one request of a few tokens could exceed a 64-bit pico-USD cost.
+TEST(rate_table_loader, prices_above_the_largest_accepted_are_refused_naming_it) {
+  const auto r = load(std::string(header) + R"(entries:
+  - model: amazon.nova-micro-v1:0
+    regions: ["*"]
+    input: "100000.000001"
+    output: "9223372036855"
+    cache_read: "99999999999999999999999"
+    source: s
+  - model: amazon.nova-lite-v1:0
+    regions: ["*"]
+    input: "100000"
+    output: "99999.999999"
+    source: s
+)");
+  EXPECT_EQ(r.table, nullptr);
+  for (const auto* key : {"input", "output", "cache_read"}) {
+    const auto* e = error_at(r, std::string("entries[0].") + key);
+    ASSERT_NE(e, nullptr) << key;
+    EXPECT_NE(e->message.find("is more than the largest price accepted, 100000 USD per 1M tokens"),
+              std::string::npos)
+        << e->message;
+  }
+  EXPECT_EQ(r.errors.size(), 3u) << all(r.errors);  // 100000 itself is accepted
 }
 
 TEST(rate_table_loader, capacity_unknown_and_duplicate_keys_are_reported) {

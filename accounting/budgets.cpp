@@ -87,6 +87,19 @@ bm::money_total forecast(const budget_status& s, bm::instant now) {
 
 }  // namespace
 
+template <class F>
+decltype(auto) budget_engine::with_live(account& a, F&& f) {
+  account* p = &a;
+  for (;;) {
+    std::unique_lock lock(p->mu);
+    if (!p->successor || !p->successor_holds) return f(*p);
+    // Kept alive by p->successor, and p by its own predecessor (or the caller).
+    account* next = p->successor.get();
+    lock.unlock();
+    p = next;
+  }
+}
+
 budget_engine::budget_engine(const config::budgets_config& cfg, const budget_engine* previous,
                              const budget_restore_fn& restore, bm::instant now,
                              std::vector<std::string>* warnings)
@@ -94,13 +107,28 @@ budget_engine::budget_engine(const config::budgets_config& cfg, const budget_eng
   accounts_.reserve(cfg.definitions.size());
   for (const auto& e : cfg.definitions) {
     std::shared_ptr<account> carried;
+    std::shared_ptr<account> prior;  // same name, changed definition
     if (previous != nullptr) {
       for (const auto& old : previous->accounts_) {
         if (old->acct.def() == e.def && old->zone == e.time_zone) carried = old;
+        if (old->acct.def().name == e.def.name) prior = old;
       }
     }
     if (carried) {
       accounts_.push_back(std::move(carried));
+      continue;
+    }
+    if (prior && prior->zone == e.time_zone && prior->acct.def().scope == e.def.scope &&
+        prior->acct.def().period == e.def.period) {
+      // Only the limit, action or warnings changed: continue the account. Under the old one's
+      // lock, so nothing booked there is missed; from then on it forwards here.
+      std::lock_guard lock(prior->mu);
+      auto a = std::make_shared<account>(prior->acct, e.time_zone);
+      a->acct.redefine(e.def);
+      a->blocked = prior->blocked;
+      prior->successor = a;
+      prior->successor_holds = true;
+      accounts_.push_back(std::move(a));
       continue;
     }
     auto a = std::make_shared<account>(
@@ -113,6 +141,14 @@ budget_engine::budget_engine(const config::budgets_config& cfg, const budget_eng
                             "': period-to-date spend could not be read from the ledger; it "
                             "starts at zero");
       }
+    }
+    if (prior) {
+      // After the restore: what settles on the old account from here on is charged here too
+      // (its ledger row was not in what the restore read). One that settled between the read
+      // and this link is in neither; the restore flushes the ledger first to keep that short.
+      std::lock_guard lock(prior->mu);
+      prior->successor = a;
+      prior->successor_holds = false;
     }
     accounts_.push_back(std::move(a));
   }
@@ -163,13 +199,14 @@ budget_admission budget_engine::admit(const bm::request_attribution& who, bm::pi
 std::optional<budget_engine::refusal> budget_engine::reserve(account& a, budget_hold& h,
                                                              const admission_request& req,
                                                              bool& store_failed) {
-  const auto& d = a.acct.def();
   bm::period_window window;
-  {
-    std::lock_guard lock(a.mu);
-    h.period_start = period_start_s(a, req.now);
-    window = a.acct.window();
-  }
+  // The definition in force: a reload that changed the limit applies to requests admitted
+  // through the old snapshot too.
+  const bm::budget_def& d = with_live(a, [&](account& live) -> const bm::budget_def& {
+    h.period_start = period_start_s(live, req.now);
+    window = live.acct.window();
+    return live.acct.def();
+  });
   if (req.store != nullptr) {
     const auto r = req.store->reserve(d.name, h.period_start, d.limit, req.worst_case,
                                       req.reservation_ttl, key_ttl(a));
@@ -194,28 +231,28 @@ std::optional<budget_engine::refusal> budget_engine::reserve(account& a, budget_
 
 void budget_engine::mirror_shared_hold(account& a, budget_hold& h, bm::instant now) {
   // A zero local reservation, so a later outage starts from here.
-  std::lock_guard lock(a.mu);
-  if (const auto lr = a.acct.try_reserve(now, 0); lr.status == bm::reserve_status::reserved) {
-    h.local = lr.held;
-  }
+  with_live(a, [&](account& live) {
+    if (const auto lr = live.acct.try_reserve(now, 0); lr.status == bm::reserve_status::reserved)
+      h.local = lr.held;
+  });
 }
 
 std::optional<budget_engine::refusal> budget_engine::reserve_locally(
     account& a, budget_hold& h, const bm::period_window& window, const admission_request& req) {
   bool reserved = false;
   bool exhausted = false;
-  {
-    std::lock_guard lock(a.mu);
-    const auto lr = a.acct.try_reserve(req.now, req.worst_case);
+  const bm::budget_def& d = with_live(a, [&](account& live) -> const bm::budget_def& {
+    const auto lr = live.acct.try_reserve(req.now, req.worst_case);
     reserved = lr.status == bm::reserve_status::reserved;
     if (reserved) h.local = lr.held;
-    exhausted = a.acct.spent() >= a.acct.def().limit;
-  }
+    exhausted = live.acct.spent() >= live.acct.def().limit;
+    return live.acct.def();
+  });
   // With a failed store and fallback `open`, the request is admitted even when the local view
   // (this replica's share only) says no.
   if (reserved || req.store != nullptr) return std::nullopt;
   return refusal{budget_admission::verdict::blocked,
-                 refusal_message(a.acct.def(), window.end, exhausted, req.worst_case)};
+                 refusal_message(d, window.end, exhausted, req.worst_case)};
 }
 
 bool budget_engine::count_store_failure_at_admission() {
@@ -237,18 +274,12 @@ void budget_engine::release(const std::vector<budget_hold>& holds, bm::instant n
     auto& a = *accounts_[h.index];
     if (!h.remote_id.empty() && store != nullptr)
       store->settle(a.acct.def().name, h.period_start, h.remote_id, 0, key_ttl(a));
-    if (h.local.id != 0) {
-      std::lock_guard lock(a.mu);
-      a.acct.settle(now, h.local, 0);
-    }
+    if (h.local.id != 0) with_live(a, [&](account& live) { live.acct.settle(now, h.local, 0); });
   }
 }
 
 void budget_engine::refuse(account& a, refusal why, budget_admission& out) {
-  {
-    std::lock_guard lock(a.mu);
-    ++a.blocked;
-  }
+  with_live(a, [](account& live) { ++live.blocked; });
   out.result = why.verdict;
   out.budget = a.acct.def().name;
   out.message = std::move(why.message);
@@ -277,7 +308,7 @@ std::vector<threshold_event> budget_engine::settle(const budget_admission& admis
       shared = book_shared(a, h, req, *store);
       if (!shared) count_store_failure_at_settlement(store_failed);
     }
-    const booking local = book_locally(a, h, req);
+    const booking local = book_locally(a, h, req, who);
     // Thresholds follow the shared figures when the store booked it: they count every replica.
     const booking& booked = shared ? *shared : local;
     for (int p : booked.crossed) events.push_back({d.name, p, booked.spent_after, d.limit});
@@ -288,12 +319,11 @@ std::vector<threshold_event> budget_engine::settle(const budget_admission& admis
 std::optional<budget_engine::booking> budget_engine::book_shared(account& a, const budget_hold* h,
                                                                  const settle_request& req,
                                                                  shared_budget_store& store) {
-  const auto& d = a.acct.def();
-  std::int64_t current;
-  {
-    std::lock_guard lock(a.mu);
-    current = period_start_s(a, req.now);
-  }
+  std::int64_t current = 0;
+  const bm::budget_def& d = with_live(a, [&](account& live) -> const bm::budget_def& {
+    current = period_start_s(live, req.now);
+    return live.acct.def();
+  });
   // A reservation settles in the period it was made in (the request's arrival).
   const std::int64_t period = h != nullptr ? h->period_start : current;
   // Without a reservation the charge goes to the current period; a request that arrived before
@@ -316,21 +346,34 @@ std::optional<budget_engine::booking> budget_engine::book_shared(account& a, con
 }
 
 budget_engine::booking budget_engine::book_locally(account& a, const budget_hold* h,
-                                                   const settle_request& req) {
+                                                   const settle_request& req,
+                                                   const bm::request_attribution& who) {
   booking b;
-  std::lock_guard lock(a.mu);
-  if (h != nullptr && h->local.id != 0) {
-    const auto r = a.acct.settle(req.now, h->local, req.actual, req.arrived);
-    b.crossed = r.thresholds;
-    // A hold mirrored from the shared store reserved nothing here: only local holds overrun.
-    if (r.overrun > 0 && h->remote_id.empty()) {
-      std::lock_guard c(counters_mu_);
-      ++counters_.overruns;
+  std::shared_ptr<account> restored;  // a reload's fresh account for this budget's name
+  with_live(a, [&](account& live) {
+    if (h != nullptr && h->local.id != 0) {
+      const auto r = live.acct.settle(req.now, h->local, req.actual, req.arrived);
+      b.crossed = r.thresholds;
+      // A hold mirrored from the shared store reserved nothing here: only local holds overrun.
+      if (r.overrun > 0 && h->remote_id.empty()) {
+        std::lock_guard c(counters_mu_);
+        ++counters_.overruns;
+      }
+    } else {
+      b.crossed = live.acct.charge(req.now, req.actual, req.arrived);
     }
-  } else {
-    b.crossed = a.acct.charge(req.now, req.actual, req.arrived);
+    b.spent_after = live.acct.spent();
+    restored = live.successor;
+  });
+  // Admitted before a reload that redefined the budget's scope, period or zone: the new account
+  // was restored from the ledger without this request, so it is charged there as well (when the
+  // new scope counts it).
+  if (restored && req.actual > 0 && restored->acct.def().scope.matches(who)) {
+    with_live(*restored, [&](account& live) {
+      b.crossed = live.acct.charge(req.now, req.actual, req.arrived);
+      b.spent_after = live.acct.spent();
+    });
   }
-  b.spent_after = a.acct.spent();
   return b;
 }
 

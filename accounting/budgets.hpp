@@ -124,7 +124,12 @@ class budget_engine {
   };
 
   /// Builds the accounts for `cfg`. An account whose definition and zone are unchanged from
-  /// `previous` is carried over (spend, reservations); new ones are restored through `restore`.
+  /// `previous` is carried over (spend, reservations). One whose limit, action or warnings
+  /// changed (same name, scope, period and zone) continues the old one's spend and reservations
+  /// under the new definition, and the old one forwards to it: requests admitted under the old
+  /// snapshot reserve and settle there. Others (new, or a new scope, period or zone) are
+  /// restored through `restore`; requests in flight on a budget of the same name are charged to
+  /// them when they settle.
   /// Zones that fail to load (checked by the config loader already) fall back to UTC and are
   /// reported in `warnings`.
   budget_engine(const config::budgets_config& cfg, const budget_engine* previous,
@@ -163,7 +168,16 @@ class budget_engine {
     metering::budget_account acct;
     std::string zone;
     std::uint64_t blocked = 0;
+    /// Set (under `mu`) when a reload replaced this account. `holds`: the successor continues
+    /// this account (same reservations), so every operation goes there instead; else it was
+    /// restored afresh and only settlements are charged to it as well.
+    std::shared_ptr<account> successor;
+    bool successor_holds = false;
   };
+  /// Runs `f` on the account that stands for `a` now (`a`, or the account a reload continued
+  /// it in, followed to the newest) under that account's lock.
+  template <class F>
+  static decltype(auto) with_live(account& a, F&& f);
   /// Why a budget refused a request at admission: the verdict and what the client is told.
   struct refusal {
     budget_admission::verdict verdict = budget_admission::verdict::blocked;
@@ -211,7 +225,8 @@ class budget_engine {
   // always locally, so a later outage starts from the right figures.
   std::optional<booking> book_shared(account& a, const budget_hold* h, const settle_request& req,
                                      shared_budget_store& store);
-  booking book_locally(account& a, const budget_hold* h, const settle_request& req);
+  booking book_locally(account& a, const budget_hold* h, const settle_request& req,
+                       const metering::request_attribution& who);
   void count_store_failure_at_settlement(bool* store_failed);
 
   budget_status local_status(account& a, metering::instant now);

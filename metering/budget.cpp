@@ -106,6 +106,8 @@ bool budget_account::roll(instant now) {
   return true;
 }
 
+void budget_account::redefine(budget_def def) { def_ = std::move(def); }
+
 void budget_account::restore_spent(instant now, money_total spent) {
   roll(now);
   spent_ = spent;

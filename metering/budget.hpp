@@ -133,6 +133,10 @@ class budget_account {
 
   /// Period-to-date spend loaded from the ledger at start (replaces current spend).
   void restore_spent(instant now, money_total spent);
+  /// The same account under a new definition that counts the same requests over the same
+  /// periods (only the limit, action or warnings differ): spend, reservations and their ids
+  /// carry over, so a reservation made under the old definition settles here.
+  void redefine(budget_def def);
 
   reserve_result try_reserve(instant now, pico_usd worst_case);
   /// Releases `r` and books `actual`. A failed request settles with actual 0.

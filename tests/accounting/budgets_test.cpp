@@ -227,11 +227,86 @@ TEST(BudgetEngine, RestoresFromTheLedgerAndCarriesAccountsAcrossReload) {
   EXPECT_EQ(second.status(now, nullptr)[0].spent, 4 * usd + usd / 2);
   EXPECT_EQ(second.status(now, nullptr)[0].reserved, 0);
 
-  // A changed limit is a new account, restored again.
+  // A changed limit continues the account (no ledger read: its spend is already exact).
   c.definitions[0].def.limit = 20 * usd;
   budget_engine third(c, &second, restore, now);
-  EXPECT_EQ(asked.size(), 3u);
+  EXPECT_EQ(asked.size(), 2u);
   EXPECT_EQ(third.status(now, nullptr)[0].limit, 20 * usd);
+  EXPECT_EQ(third.status(now, nullptr)[0].spent, 4 * usd + usd / 2);
+
+  // A changed scope counts other requests: a new account, restored from the ledger.
+  c.definitions[0].def.scope.team = "x";
+  budget_engine fourth(c, &third, restore, now);
+  EXPECT_EQ(asked.size(), 3u);
+  EXPECT_EQ(fourth.status(now, nullptr)[0].spent, 4 * usd);
+}
+
+// Five limit changes while requests are in flight: before, each reload made a fresh account
+// restored from the ledger, and requests admitted under an older snapshot settled into the
+// discarded account, so the live budget read low (by $32 after five reloads under load) and a
+// block budget could overshoot. Now every reservation made under any of the six definitions
+// settles into the one live account, which holds exactly what was spent.
+TEST(BudgetEngine, ReloadsThatChangeALimitKeepTheReservationsAndSettlementsInFlight) {
+  cfg::budgets_config c;
+  c.definitions.push_back(budget("daily", 100 * usd, bm::budget_action::block));
+  const auto now = utc(2026, 11, 26, 12);
+  int restores = 0;
+  budget_restore_fn restore = [&](const bm::budget_def&, bm::instant) {
+    ++restores;
+    return std::optional<bm::money_total>(10 * usd);
+  };
+  std::vector<std::unique_ptr<budget_engine>> engines;
+  engines.push_back(std::make_unique<budget_engine>(c, nullptr, restore, now));
+  std::vector<std::pair<budget_engine*, budget_admission>> in_flight;
+  for (int reload = 1; reload <= 5; ++reload) {
+    for (int i = 0; i < 3; ++i) {
+      auto& e = *engines.back();
+      auto adm = e.admit(who("x"), 4 * usd, now, nullptr, chr::seconds(60));
+      ASSERT_EQ(adm.result, budget_admission::verdict::admitted) << reload << "/" << i;
+      in_flight.emplace_back(&e, std::move(adm));
+    }
+    c.definitions[0].def.limit = (100 + reload) * usd;
+    engines.push_back(std::make_unique<budget_engine>(c, engines.back().get(), restore, now));
+    // Every reservation so far is held by the live account.
+    EXPECT_EQ(engines.back()->status(now, nullptr)[0].reserved,
+              static_cast<bm::money_total>(in_flight.size()) * 4 * usd);
+  }
+  EXPECT_EQ(restores, 1);
+  // Each request settles through the engine it was admitted by, oldest first.
+  for (auto& [e, adm] : in_flight) e->settle(adm, who("x"), 3 * usd, now, now, nullptr);
+  const auto s = engines.back()->status(now, nullptr)[0];
+  EXPECT_EQ(s.limit, 105 * usd);
+  EXPECT_EQ(s.spent, 10 * usd + 15 * 3 * usd);  // restored + every settlement
+  EXPECT_EQ(s.reserved, 0);
+
+  // The new limit binds requests admitted through an old snapshot too: 55 of 105 spent, so an
+  // old engine admits 50 more and not a cent beyond.
+  auto fits = engines.front()->admit(who("x"), 50 * usd, now, nullptr, chr::seconds(60));
+  EXPECT_EQ(fits.result, budget_admission::verdict::admitted);
+  auto over = engines.front()->admit(who("x"), 1, now, nullptr, chr::seconds(60));
+  EXPECT_EQ(over.result, budget_admission::verdict::blocked);
+  engines.front()->settle(fits, who("x"), 0, now, now, nullptr);
+  EXPECT_EQ(engines.back()->status(now, nullptr)[0].reserved, 0);
+}
+
+// A new scope is a new account restored from the ledger; a request admitted before the reload
+// and settled after it is not in what the restore read, so it is charged there too.
+TEST(BudgetEngine, AReloadThatChangesTheScopeChargesTheRequestsStillInFlight) {
+  cfg::budgets_config c;
+  c.definitions.push_back(budget("daily", 100 * usd, bm::budget_action::block));
+  const auto now = utc(2026, 11, 26, 12);
+  budget_restore_fn restore = [&](const bm::budget_def&, bm::instant) {
+    return std::optional<bm::money_total>(7 * usd);
+  };
+  budget_engine first(c, nullptr, restore, now);
+  auto x = first.admit(who("x"), 4 * usd, now, nullptr, chr::seconds(60));
+  auto y = first.admit(who("y"), 4 * usd, now, nullptr, chr::seconds(60));
+  c.definitions[0].def.scope.team = "x";
+  budget_engine second(c, &first, restore, now);
+  first.settle(x, who("x"), 2 * usd, now, now, nullptr);
+  first.settle(y, who("y"), 2 * usd, now, now, nullptr);  // outside the new scope
+  EXPECT_EQ(second.status(now, nullptr)[0].spent, 7 * usd + 2 * usd);
+  EXPECT_EQ(first.status(now, nullptr)[0].reserved, 0);
 }
 
 TEST(BudgetEngine, ForecastExtrapolatesThePaceToPeriodEnd) {

@@ -236,6 +236,8 @@ void ledger::run_writer() {
     for (std::size_t i = 0; i < work.size(); i += opt_.batch_max) {
       const std::size_t n = std::min(opt_.batch_max, work.size() - i);
       const bool committed = commit_with_retry(&work[i], n);
+      if (committed && opt_.after_commit)
+        for (std::size_t k = i; k < i + n; ++k) opt_.after_commit(work[k]);
       lk.lock();
       settled_seq_ += n;
       if (!committed) lost_.fetch_add(n, std::memory_order_relaxed);

@@ -303,6 +303,9 @@ struct ledger_options {
   /// after close). Called mostly from the writer thread, also from `append`/`close` callers, never
   /// under the ledger's lock; must not call back into the ledger. Empty: silent.
   std::function<void(std::string_view)> log;
+  /// Called on the writer thread for each record once its transaction has committed (the
+  /// proxy frees the record's start record then).
+  std::function<void(const ledger_record&)> after_commit;
   /// Test hook: called on the writer thread before each commit attempt.
   std::function<void()> before_commit;
 };

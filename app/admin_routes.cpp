@@ -37,7 +37,9 @@ class budget_view {
 
   void export_gauges(telemetry::metrics& m, metering::instant at) {
     std::vector<std::string> names;
+    std::vector<std::string> blocking;
     for (const auto& b : status(at)) {
+      if (b.action == metering::budget_action::block) blocking.push_back(b.name);
       m.set_budget(b.name, metering::to_usd_double(b.limit), metering::to_usd_double(b.spent),
                    static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
                                            b.window.end.time_since_epoch())
@@ -48,6 +50,11 @@ class budget_view {
     for (const auto& old : exported_)  // budgets a reload removed
       if (std::find(names.begin(), names.end(), old) == names.end()) m.remove_budget(old);
     exported_ = std::move(names);
+    const auto& up = st_.snapshot()->cfg->upstream;
+    std::vector<std::string> regions{up.region};
+    regions.insert(regions.end(), up.allowed_client_regions.begin(),
+                   up.allowed_client_regions.end());
+    m.declare_known_series(blocking, regions);
   }
 
  private:

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -109,7 +110,8 @@ boost::system::result<std::unique_ptr<application>, proxy::startup_error> applic
   if (!state) return state.error();
   app->state_ = std::move(*state);
   app->state_->sinks = {app->ledger_.book.get(), app->metrics_.get(),
-                        app->ledger_.shipper ? &app->ledger_.shipper->spool_full() : nullptr};
+                        app->ledger_.shipper ? &app->ledger_.shipper->spool_full() : nullptr,
+                        app->ledger_.journal.get()};
   if (auto r = app->load_fingerprint_key(*cfg); !r) return r.error();
   app->server_ = std::make_unique<proxy::server>(app->state_);
   if (auto r = app->server_->bind(); !r) return r.error();
@@ -164,6 +166,39 @@ startup_result application::start_upstream_auth(const config::config& cfg) {
   return {};
 }
 
+startup_result application::recover_inflight(const config::config& cfg) {
+  const std::string path = cfg.ledger.path + ".inflight";
+  auto rows =
+      accounting::inflight_journal::recover(path, cfg.rate_table.get(), cfg.models.mappings);
+  if (!rows) return fail("ledger", rows.error());
+  std::size_t interrupted = 0, settled = 0;
+  for (auto& row : *rows) {
+    // A row committed just before the process died may not have had its slot freed yet.
+    accounting::request_filter f;
+    f.from_ms = row.time_ms;
+    f.to_ms = row.time_ms + 1;
+    f.request_id = row.request_id;
+    f.limit = 1;
+    if (const auto found = ledger_.book->reader().find_requests(f); found && !found->rows.empty())
+      continue;
+    ++(row.outcome == metering::request_outcome::interrupted ? interrupted : settled);
+    ledger_.book->append(std::move(row));
+  }
+  if (interrupted + settled > 0) {
+    ledger_.book->flush();
+    log_->warn(
+        "ledger: the last process died with requests in flight; {} written as interrupted "
+        "(usage estimated) and {} settled but not yet committed written as they settled",
+        interrupted, settled);
+  }
+  unsigned workers = cfg.workers;
+  if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
+  auto journal = accounting::inflight_journal::create(path, workers);
+  if (!journal) return fail("ledger", journal.error());
+  ledger_.journal = std::move(*journal);
+  return {};
+}
+
 startup_result application::open_ledger(const config::config& cfg) {
   if (!cfg.rate_table)
     log_->warn("no pricing.rate_table: every request with tokens is recorded as unpriced");
@@ -179,10 +214,16 @@ startup_result application::open_ledger(const config::config& cfg) {
   lo.queue_capacity = cfg.ledger.queue_capacity;
   lo.flush_interval = cfg.ledger.flush_interval;
   lo.log = [log = log_](std::string_view m) { log->warn("ledger: {}", m); };
+  // Rows of this run's requests carry their start record's slot; the recovered rows below carry
+  // none, so the journal is only read once it exists.
+  lo.after_commit = [journal = &ledger_.journal](const accounting::ledger_record& r) {
+    if (r.journal_slot >= 0) (*journal)->release(r.journal_slot);
+  };
   auto opened = accounting::ledger::open(cfg.ledger.path, std::move(lo));
   if (!opened) return fail("ledger", opened.error().message);
   ledger_.book = std::move(*opened);
   log_->info("ledger at {}", cfg.ledger.path);
+  if (auto r = recover_inflight(cfg); !r) return r;
   // The FinOps counters continue from the ledger's totals, so a restart does not reset them
   // (and rate() sees no counter reset).
   auto totals = ledger_.book->reader().totals();

@@ -12,6 +12,7 @@
 
 #include <boost/system/result.hpp>
 
+#include "accounting/inflight_journal.hpp"
 #include "accounting/ledger.hpp"
 #include "admin/server.hpp"
 #include "app/advice_refresh.hpp"
@@ -49,6 +50,9 @@ class application {
   application() = default;
   boost::system::result<void, proxy::startup_error> start_upstream_auth(const config::config& cfg);
   boost::system::result<void, proxy::startup_error> open_ledger(const config::config& cfg);
+  /// Writes what the journal of requests in flight says a previous process died with, then
+  /// starts the journal afresh for this one.
+  boost::system::result<void, proxy::startup_error> recover_inflight(const config::config& cfg);
   /// `ledger.store: postgres`: the shipper and the fleet reader budgets restore from.
   void start_fleet(const config::config& cfg);
   /// Loads (or creates) the prompt-fingerprint key into the shared state.
@@ -70,6 +74,9 @@ class application {
   /// With `ledger.store: postgres`, the shipper then gets a few seconds to ship the last rows
   /// (what it cannot stays in the journal for the next start).
   struct closing_ledger {
+    /// Declared first so it is destroyed last: closing `book` frees the start records of the
+    /// rows it commits.
+    std::unique_ptr<accounting::inflight_journal> journal;
     std::unique_ptr<accounting::ledger> book;
     std::unique_ptr<fleet::shipper> shipper;
     /// Budgets' period-to-date spend: the fleet's (PostgreSQL) or, without it, the local file's.

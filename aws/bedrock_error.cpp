@@ -55,6 +55,16 @@ bedrock_error upstream_timeout(std::string message) {
 bedrock_error internal_error(std::string message) {
   return {500, "InternalServerException", std::move(message)};
 }
+bedrock_error too_many_connections(std::uint32_t limit) {
+  return {503, "ServiceUnavailableException",
+          "The proxy is at its connection limit (" + std::to_string(limit) +
+              " open connections); retry with backoff"};
+}
+bedrock_error too_many_client_connections(std::uint32_t limit) {
+  return {429, "ThrottlingException",
+          "Too many connections from this client address (the limit is " + std::to_string(limit) +
+              "); reuse connections or retry with backoff"};
+}
 bedrock_error proxy_shutting_down() {
   return {503, "ServiceUnavailableException", "The proxy is shutting down; retry"};
 }

@@ -3,6 +3,7 @@
 // status, `x-amzn-ErrorType: <Name>:http://internal.amazon.com/coral/com.amazon.bedrock/`,
 // `x-amzn-RequestId`, JSON `{"message": ...}` — so SDKs raise their typed exceptions
 // (botocore maps the ErrorType prefix to `ClientError.response["Error"]["Code"]`).
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -35,5 +36,10 @@ bedrock_error internal_error(std::string message);
 /// waiting does not help until the period ends or the budget is raised).
 bedrock_error budget_exceeded(std::string message);
 bedrock_error proxy_shutting_down();
+/// The proxy holds `limits.max_connections` already: 503, which every SDK retries with backoff.
+bedrock_error too_many_connections(std::uint32_t limit);
+/// One client address holds `limits.max_connections_per_client` already: 429 ThrottlingException
+/// (retried with backoff, like Bedrock's own throttling).
+bedrock_error too_many_client_connections(std::uint32_t limit);
 
 }  // namespace bedrock_meter::aws

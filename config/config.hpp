@@ -130,7 +130,12 @@ struct auth_config {
 struct limits_config {
   std::uint32_t max_header_bytes = 16 * 1024;
   std::uint64_t max_body_bytes = 32ull * 1024 * 1024;
-  std::uint32_t max_connections = 10'000;  ///< per process; beyond it new connections are closed
+  /// Open client connections per process; beyond it a new connection is answered 503
+  /// ServiceUnavailableException and closed.
+  std::uint32_t max_connections = 10'000;
+  /// Open connections from one client address; beyond it a new connection from that address is
+  /// answered 429 ThrottlingException and closed. 0: no per-client limit.
+  std::uint32_t max_connections_per_client = 0;
   milliseconds header_timeout{std::chrono::seconds(10)};    ///< whole request head must arrive
   milliseconds body_timeout{std::chrono::seconds(60)};      ///< whole request body must arrive
   milliseconds idle_timeout{std::chrono::seconds(60)};      ///< keep-alive idle between requests

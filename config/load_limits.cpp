@@ -8,9 +8,10 @@
 namespace bedrock_meter::config {
 namespace {
 
-constexpr std::array<std::string_view, 8> limits_keys = {
-    "max_header_bytes", "max_body_bytes", "max_connections",  "header_timeout",
-    "body_timeout",     "idle_timeout",   "exchange_timeout", "shutdown_grace"};
+constexpr std::array<std::string_view, 9> limits_keys = {
+    "max_header_bytes", "max_body_bytes", "max_connections", "max_connections_per_client",
+    "header_timeout",   "body_timeout",   "idle_timeout",    "exchange_timeout",
+    "shutdown_grace"};
 constexpr std::array<std::string_view, 7> http2_keys = {"max_concurrent_streams",
                                                         "max_header_list_bytes",
                                                         "max_resets_per_window",
@@ -55,6 +56,8 @@ void load_limits(load_context& ctx, const map_entry& e, limits_config& l) {
   s.read_size("max_body_bytes", l.max_body_bytes);
   s.read_uint("max_connections", l.max_connections, 1, std::numeric_limits<std::uint32_t>::max(),
               "use a number greater than 0");
+  s.read_uint("max_connections_per_client", l.max_connections_per_client, 0,
+              std::numeric_limits<std::uint32_t>::max(), "use 0 (no limit) or a positive number");
   s.read_duration("header_timeout", l.header_timeout, false);
   s.read_duration("body_timeout", l.body_timeout, false);
   s.read_duration("idle_timeout", l.idle_timeout, false);

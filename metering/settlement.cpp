@@ -6,12 +6,14 @@ namespace bedrock_meter::metering {
 
 namespace {
 
-constexpr std::array<std::pair<request_outcome, std::string_view>, 5> outcome_names = {{
+constexpr std::array<std::pair<request_outcome, std::string_view>, 7> outcome_names = {{
     {request_outcome::ok, "ok"},
     {request_outcome::refused, "refused"},
     {request_outcome::upstream_error, "upstream_error"},
     {request_outcome::upstream_cut, "upstream_cut"},
     {request_outcome::client_abort, "client_abort"},
+    {request_outcome::stream_error, "stream_error"},
+    {request_outcome::interrupted, "interrupted"},
 }};
 
 /// Operations that are free (reads) or not billed by tokens at all.

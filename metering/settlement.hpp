@@ -29,8 +29,15 @@ enum class request_outcome : std::uint8_t {
   upstream_error,  ///< Bedrock unreachable or failed before answering
   upstream_cut,    ///< the answer started and broke off mid-body
   client_abort,    ///< the client went away before the answer ended
+  /// the answer's event stream ended in an exception or error event (modelStreamErrorException,
+  /// throttlingException, ...): the client saw an error, and the usage is estimated
+  stream_error,
+  /// the proxy died (kill -9, OOM) while the request was in flight; written at the next start
+  /// from its start record, with estimated usage (accounting/inflight_journal.hpp)
+  interrupted,
 };
-/// "ok", "refused", "upstream_error", "upstream_cut", "client_abort".
+/// "ok", "refused", "upstream_error", "upstream_cut", "client_abort", "stream_error",
+/// "interrupted".
 std::string_view to_string(request_outcome o) noexcept;
 std::optional<request_outcome> parse_outcome(std::string_view s) noexcept;
 
@@ -114,6 +121,10 @@ struct settlement {
   bool has_traits = false;
   request_traits traits;
   std::string stop_reason;  ///< normalised (end_turn, max_tokens, tool_use, ...); empty: unknown
+
+  /// The request's start record (accounting/inflight_journal.hpp), freed once the ledger has
+  /// committed this row; -1: none. Not stored in the ledger.
+  std::int32_t journal_slot = -1;
 
   bool operator==(const settlement&) const = default;
 

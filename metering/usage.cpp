@@ -272,7 +272,11 @@ struct usage_observer::impl {
 
   void frame(const event_message& m) {
     if (m.message_type == "exception" || m.message_type == "error") {
-      exception_seen_ = true;
+      if (!exception_seen_) {
+        exception_seen_ = true;
+        exception_ = m.event_type.empty() ? std::string(m.message_type)
+                                          : std::string(m.event_type.substr(0, 64));
+      }
       return;
     }
     if (m.message_type != "event") return;
@@ -464,6 +468,7 @@ struct usage_observer::impl {
   std::uint64_t delta_events_ = 0;
   std::uint64_t decode_errors_ = 0;
   bool exception_seen_ = false;
+  std::string exception_;
   bool usage_seen_ = false;
   bool finished_ = false;
   token_usage usage_;
@@ -487,6 +492,10 @@ std::string_view usage_observer::stop_reason() const noexcept {
   return detail::to_string(impl_->ex_.stop);
 }
 std::uint64_t usage_observer::decode_errors() const noexcept { return impl_->decode_errors_; }
+std::string_view usage_observer::stream_exception() const noexcept { return impl_->exception_; }
+std::uint64_t usage_observer::text_bytes() const noexcept {
+  return impl_->ex_.text_bytes + impl_->ex_.pending_text_bytes;
+}
 
 std::string_view to_string(usage_source s) noexcept {
   switch (s) {

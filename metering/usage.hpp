@@ -99,6 +99,12 @@ class usage_observer {
   [[nodiscard]] std::string_view stop_reason() const noexcept;
   /// Count of event-stream frames that failed to decode (corrupt upstream bytes).
   [[nodiscard]] std::uint64_t decode_errors() const noexcept;
+  /// The first exception or error event of a stream (`:exception-type` such as
+  /// "modelStreamErrorException" or "throttlingException", or an error frame's `:error-code`),
+  /// at most 64 bytes; empty when the stream carried none.
+  [[nodiscard]] std::string_view stream_exception() const noexcept;
+  /// UTF-8 bytes of generated text seen so far (what an estimate of the output counts).
+  [[nodiscard]] std::uint64_t text_bytes() const noexcept;
 
  private:
   struct impl;

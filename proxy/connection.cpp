@@ -1,5 +1,7 @@
 #include "proxy/connection.hpp"
 
+#include <utility>
+
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
@@ -28,10 +30,11 @@ struct connection_count {
 
 /// Cleartext carries both protocols on one port: the HTTP/2 preface (prior knowledge) picks
 /// HTTP/2; the first byte that differs from it picks HTTP/1.1.
-awaitable<void> serve_plain(worker& w, tcp_socket socket, std::uint64_t conn_id,
-                            std::string remote) {
+awaitable<void> serve_plain(worker& w, tcp_socket socket, std::uint64_t conn_id, std::string remote,
+                            std::optional<aws::bedrock_error> refusal) {
   tcp_stream stream(std::move(socket));
   auto reg = w.register_session(conn_id, &stream);
+  reg->refusal = std::move(refusal);
   std::string first;
   preface_match m = preface_match::need_more;
   stream.expires_after(w.snapshot()->cfg->limits.header_timeout);
@@ -59,9 +62,11 @@ awaitable<void> serve_plain(worker& w, tcp_socket socket, std::uint64_t conn_id,
 
 /// ALPN picks the protocol: `h2` (the JS SDK's default) or HTTP/1.1.
 awaitable<void> serve_tls(worker& w, tcp_socket socket, net::ssl::context& tls,
-                          std::uint64_t conn_id, std::string remote) {
+                          std::uint64_t conn_id, std::string remote,
+                          std::optional<aws::bedrock_error> refusal) {
   beast::ssl_stream<tcp_stream> stream(tcp_stream(std::move(socket)), tls);
   auto reg = w.register_session(conn_id, &beast::get_lowest_layer(stream));
+  reg->refusal = std::move(refusal);
   beast::get_lowest_layer(stream).expires_after(w.snapshot()->cfg->limits.header_timeout);
   auto [hec] = co_await stream.async_handshake(net::ssl::stream_base::server, use_ec);
   if (hec) {
@@ -85,8 +90,26 @@ awaitable<void> serve_tls(worker& w, tcp_socket socket, net::ssl::context& tls,
 
 }  // namespace
 
-awaitable<void> run_connection(worker& w, tcp_socket socket,
-                               std::shared_ptr<net::ssl::context> tls) {
+admitted_connection::admitted_connection(worker& w, net::ip::address peer, bool counted,
+                                         std::optional<aws::bedrock_error> r, bool refusing)
+    : refusal(std::move(r)), w_(&w), peer_(peer), counted_(counted), refusing_(refusing) {
+  if (refusing_) w_->counters().refusing.fetch_add(1, std::memory_order_relaxed);
+}
+
+admitted_connection::admitted_connection(admitted_connection&& o) noexcept
+    : refusal(std::move(o.refusal)),
+      w_(o.w_),
+      peer_(o.peer_),
+      counted_(std::exchange(o.counted_, false)),
+      refusing_(std::exchange(o.refusing_, false)) {}
+
+admitted_connection::~admitted_connection() {
+  if (counted_) w_->state().clients.remove(peer_);
+  if (refusing_) w_->counters().refusing.fetch_sub(1, std::memory_order_relaxed);
+}
+
+awaitable<void> run_connection(worker& w, tcp_socket socket, std::shared_ptr<net::ssl::context> tls,
+                               admitted_connection admitted) {
   const connection_count counted(w.counters());
   const auto conn_id = w.next_connection_id();
   error_code ec;
@@ -95,9 +118,11 @@ awaitable<void> run_connection(worker& w, tcp_socket socket,
       ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
   socket.set_option(tcp::no_delay(true), ec);
   if (tls)
-    co_await serve_tls(w, std::move(socket), *tls, conn_id, std::move(remote));
+    co_await serve_tls(w, std::move(socket), *tls, conn_id, std::move(remote),
+                       std::move(admitted.refusal));
   else
-    co_await serve_plain(w, std::move(socket), conn_id, std::move(remote));
+    co_await serve_plain(w, std::move(socket), conn_id, std::move(remote),
+                         std::move(admitted.refusal));
 }
 
 }  // namespace bedrock_meter::proxy

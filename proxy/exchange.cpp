@@ -1,9 +1,15 @@
 #include "proxy/exchange.hpp"
 
 #include <limits>
+#include <string>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 
 #include <spdlog/spdlog.h>
 
+#include "accounting/inflight_journal.hpp"
 #include "accounting/ledger.hpp"
 #include "metering/money.hpp"
 #include "proxy/auth.hpp"
@@ -207,6 +213,16 @@ std::chrono::seconds reservation_ttl(const config::config& cfg) {
          std::chrono::seconds(60);
 }
 
+bool uses_store(const config::config& cfg) noexcept {
+  return cfg.budgets.store == config::budget_store_kind::redis;
+}
+
+/// The shared store's connection of the store thread running the call (each keeps its own).
+accounting::shared_budget_store* store_on_this_thread(const config::budgets_config& cfg) {
+  thread_local accounting::budget_store_handle handle;
+  return handle.get(cfg);
+}
+
 void count_store_failure(exchange_context& ctx) {
   const bool open = ctx.cfg.budgets.on_store_unavailable == config::budget_store_fallback::open;
   auto& c = ctx.w.counters();
@@ -217,7 +233,7 @@ void count_store_failure(exchange_context& ctx) {
 
 }  // namespace
 
-stage_result admit(exchange_context& ctx) {
+stage_result prepare_admission(exchange_context& ctx) {
   const auto op = ctx.route->op;
   if (op == metering::operation::get_async_invoke || op == metering::operation::list_async_invokes)
     return std::nullopt;
@@ -231,20 +247,43 @@ stage_result admit(exchange_context& ctx) {
   if (ctx.snap->budgets->empty()) return std::nullopt;
   ctx.budgets = ctx.snap->budgets.get();  // settle() books the actual cost on them
   const auto who = attribution_of(ctx, ctx.resolved.base_model);
-  if (free_operation(op) || !ctx.budgets->needs_admission(who)) return std::nullopt;
-  ctx.admission =
-      ctx.budgets->admit(who, worst_case(ctx), to_instant(std::chrono::system_clock::now()),
-                         ctx.w.budget_store(ctx.cfg.budgets), reservation_ttl(ctx.cfg));
+  ctx.admission_pending = !free_operation(op) && ctx.budgets->needs_admission(who);
+  return std::nullopt;
+}
+
+awaitable<stage_result> admit(exchange_context& ctx) {
+  if (!ctx.admission_pending) co_return std::nullopt;
+  const auto who = attribution_of(ctx, ctx.resolved.base_model);
+  const auto worst = worst_case(ctx);
+  const auto now = to_instant(std::chrono::system_clock::now());
+  const auto ttl = reservation_ttl(ctx.cfg);
+  if (uses_store(ctx.cfg)) {
+    // On a store thread; this coroutine resumes on its worker once the store has answered.
+    auto* engine = ctx.budgets;
+    const auto& budgets_cfg = ctx.cfg.budgets;
+    ctx.admission = co_await net::co_spawn(
+        ctx.w.state().budget_store_executor(),
+        [&]() -> awaitable<accounting::budget_admission> {
+          co_return engine->admit(who, worst, now, store_on_this_thread(budgets_cfg), ttl);
+        },
+        net::use_awaitable_t<executor>{});
+  } else {
+    ctx.admission = ctx.budgets->admit(who, worst, now, nullptr, ttl);
+  }
   if (ctx.admission.store_failed) count_store_failure(ctx);
+  // Named, not a temporary in the co_return: GCC 12 mishandles aggregate temporaries there.
+  stage_result verdict;
   switch (ctx.admission.result) {
     case accounting::budget_admission::verdict::admitted: break;
     case accounting::budget_admission::verdict::blocked:
       if (auto* rec = ctx.w.recorder()) rec->budget_blocked(ctx.admission.budget);
-      return refusal{aws::budget_exceeded(ctx.admission.message)};
+      verdict = refusal{aws::budget_exceeded(ctx.admission.message)};
+      break;
     case accounting::budget_admission::verdict::unavailable:
-      return refusal{aws::upstream_unavailable(ctx.admission.message)};
+      verdict = refusal{aws::upstream_unavailable(ctx.admission.message)};
+      break;
   }
-  return std::nullopt;
+  co_return verdict;
 }
 
 stage_result sign_upstream(exchange_context& ctx) {
@@ -280,7 +319,10 @@ stage_result run_stages(exchange_context& ctx) {
   if (auto r = route(ctx)) return r;
   if (auto r = authenticate(ctx)) return r;
   if (auto r = authorize_model(ctx)) return r;
-  if (auto r = admit(ctx)) return r;
+  return prepare_admission(ctx);
+}
+
+stage_result finish_stages(exchange_context& ctx) {
   read_traits(ctx);
   return sign_upstream(ctx);
 }
@@ -318,7 +360,9 @@ metering::exchange_facts facts_of(const exchange_context& ctx) {
   if (ctx.meter) {
     f.usage = ctx.meter->usage();
     f.service_tier = ctx.meter->service_tier();
-    f.stop_reason = ctx.meter->stop_reason();
+    // A stream that ended in an exception event stopped because of it: the ledger keeps its name.
+    f.stop_reason = ctx.meter->stream_exception().empty() ? ctx.meter->stop_reason()
+                                                          : ctx.meter->stream_exception();
   }
   f.traits = ctx.traits ? &*ctx.traits : nullptr;
   f.status = ctx.status;
@@ -328,22 +372,84 @@ metering::exchange_facts facts_of(const exchange_context& ctx) {
   return f;
 }
 
-/// Books the request's actual cost on its budgets (releasing what admission reserved) and logs
-/// the warning thresholds it crossed.
-void settle_budgets(exchange_context& ctx, const metering::settlement& s) {
-  bool store_failed = false;
-  const auto events = ctx.budgets->settle(ctx.admission, attribution_of(ctx, s.model_base),
-                                          s.priced ? s.total_cost : 0, to_instant(ctx.arrived),
-                                          to_instant(std::chrono::system_clock::now()),
-                                          ctx.w.budget_store(ctx.cfg.budgets), &store_failed);
-  auto& log = *ctx.w.state().log;
+/// What a budget settlement reports: a store it could not reach, and the thresholds crossed.
+void report_budget_settlement(shared_state& state, bool store_failed,
+                              const std::vector<accounting::threshold_event>& events) {
+  auto& log = *state.log;
   if (store_failed) {
-    bump(ctx.w.counters().budget_store_settle_errors);
+    bump(state.counters.budget_store_settle_errors);
     log.warn("budget store unavailable at settlement; counted locally only");
   }
   for (const auto& e : events)
     log.warn("budget '{}' crossed {}% of its limit: ${} of ${} spent this period", e.budget,
              e.percent, metering::format_usd(e.spent, 2), metering::format_usd(e.limit, 2));
+}
+
+/// A settlement queued for the store threads: owns what it books (the exchange is gone by the
+/// time it runs), and the snapshot keeps its budget engine alive.
+struct queued_settlement {
+  std::shared_ptr<const runtime_snapshot> snap;
+  accounting::budget_engine* budgets = nullptr;
+  accounting::budget_admission admission;
+  std::string team, app, identity, model;
+  metering::pico_usd actual = 0;
+  metering::instant arrived, now;
+  shared_state* state = nullptr;
+
+  void operator()() const {
+    bool store_failed = false;
+    const auto events =
+        budgets->settle(admission, {team, app, identity, model}, actual, arrived, now,
+                        store_on_this_thread(snap->cfg->budgets), &store_failed);
+    report_budget_settlement(*state, store_failed, events);
+  }
+};
+
+/// Books the request's actual cost on its budgets (releasing what admission reserved) and logs
+/// the warning thresholds it crossed. With a shared store, queued for the store threads: the
+/// exchange (and the next request on its connection) does not wait on Redis.
+void settle_budgets(exchange_context& ctx, const metering::settlement& s) {
+  const auto who = attribution_of(ctx, s.model_base);
+  const metering::pico_usd actual = s.priced ? s.total_cost : 0;
+  const auto arrived = to_instant(ctx.arrived);
+  const auto now = to_instant(std::chrono::system_clock::now());
+  if (!uses_store(ctx.cfg)) {
+    bool store_failed = false;
+    const auto events =
+        ctx.budgets->settle(ctx.admission, who, actual, arrived, now, nullptr, &store_failed);
+    report_budget_settlement(ctx.w.state(), store_failed, events);
+    return;
+  }
+  net::post(
+      ctx.w.state().budget_store_executor(),
+      queued_settlement{ctx.snap, ctx.budgets, std::move(ctx.admission), std::string(who.team),
+                        std::string(who.app), std::string(who.identity), std::string(who.model),
+                        actual, arrived, now, &ctx.w.state()});
+}
+
+bool billed_by_tokens(metering::operation op) noexcept {
+  using metering::operation;
+  return op == operation::converse || op == operation::converse_stream ||
+         op == operation::invoke_model || op == operation::invoke_model_with_response_stream;
+}
+
+/// Usage Bedrock bills but did not report: a stream cut or ended by an exception event (its
+/// output is already estimated from what was seen, its input is not), or a call abandoned at
+/// first_byte_timeout (nothing seen at all). Input comes from the body size at the model's
+/// learned bytes per token; output, for an abandoned call, from the model's mean.
+void estimate_unreported(exchange_context& ctx, metering::exchange_facts& f) {
+  if (!f.usage || f.route == nullptr || !billed_by_tokens(f.route->op)) return;
+  auto& u = *f.usage;
+  const bool abandoned = ctx.abandoned_at_first_byte && u.source == metering::usage_source::none;
+  if (u.source != metering::usage_source::estimated && !abandoned) return;
+  const auto& est = ctx.w.inputs();
+  if (u.input + u.cache_read + u.cache_write == 0)
+    u.input = est.estimate(f.route->model_id, ctx.bytes_in);
+  if (abandoned && u.output == 0)
+    u.output =
+        est.estimate_output(f.route->model_id, f.traits ? f.traits->max_tokens : std::nullopt)
+            .value_or(0);
+  u.source = metering::usage_source::estimated;
 }
 
 void count_outcome(exchange_context& ctx, const metering::settlement& s) {
@@ -360,7 +466,13 @@ void settle(exchange_context& ctx) {
   if (ctx.settled) return;
   ctx.settled = true;
   const auto table = ctx.w.rates();  // one rate-table snapshot for this request
-  auto s = metering::settle(facts_of(ctx), table.get(), ctx.cfg.models.mappings);
+  auto facts = facts_of(ctx);
+  estimate_unreported(ctx, facts);
+  auto s = metering::settle(facts, table.get(), ctx.cfg.models.mappings);
+  if (s.usage_source == metering::usage_source::reported && ctx.route)
+    ctx.w.inputs().learn(ctx.route->model_id, ctx.bytes_in,
+                         s.input_tokens + s.cache_read_tokens + s.cache_write_tokens,
+                         s.output_tokens);
   if (!ctx.cfg.commitments.empty() && s.total_cost > 0) {
     const auto day = std::chrono::floor<std::chrono::days>(
         std::chrono::sys_time<std::chrono::milliseconds>(std::chrono::milliseconds(s.time_ms)));
@@ -373,8 +485,36 @@ void settle(exchange_context& ctx) {
   if (state.access)
     state.access->info(
         telemetry::access_log_line(s, {ctx.req.connection_id, ctx.req.protocol, ctx.req.remote}));
+  if (auto* j = state.sinks.journal) {
+    // Settled in the record before the ledger queues the row, so the writer's release (after
+    // its commit) is the last word on the slot.
+    j->settled(ctx.journal_slot, s);
+    s.journal_slot = ctx.journal_slot;
+  }
   if (state.sinks.ledger != nullptr && !state.sinks.ledger->append(std::move(s)))
     bump(ctx.w.counters().ledger_append_failures);
+}
+
+void journal_start(exchange_context& ctx) {
+  auto* j = ctx.w.state().sinks.journal;
+  if (j == nullptr) return;
+  accounting::inflight_journal::start_record r;
+  r.time_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(ctx.arrived.time_since_epoch()).count();
+  r.request_id = ctx.request_id;
+  r.team = ctx.team;
+  r.app = ctx.app;
+  r.principal = ctx.who ? std::string_view(ctx.who->principal) : std::string_view();
+  r.model_id = ctx.route->model_id;
+  r.region = ctx.target->region;
+  r.op = ctx.route->op;
+  r.latency = ctx.latency;
+  r.bytes_in = ctx.bytes_in;
+  ctx.journal_slot = j->take(ctx.w.index(), r);
+}
+
+void journal_progress(exchange_context& ctx) {
+  if (auto* j = ctx.w.state().sinks.journal) j->progress(ctx.journal_slot, ctx.meter->text_bytes());
 }
 
 // --- forwarding, the parts that do not depend on the stream type -------------------------------
@@ -450,6 +590,8 @@ awaitable<bool> answer_head(exchange_context& ctx, response_sink& out, response_
     // Errors the proxy makes carry x-amzn-RequestId; upstream responses already do: keep theirs.
     if (iequals(f.name_string(), "x-amzn-requestid")) ctx.request_id = f.value();
   }
+  if (auto* j = ctx.w.state().sinks.journal)
+    j->answered(ctx.journal_slot, ctx.status, ctx.request_id);
   ctx.meter->on_head(ctx.status, [&head](std::string_view name) -> std::string_view {
     const auto it = head.find(name);
     return it == head.end() ? std::string_view{} : std::string_view(it->value());
@@ -473,6 +615,8 @@ awaitable<void> end_relay(exchange_context& ctx, response_sink& out, bool comple
   } else if (!complete) {
     ctx.outcome = metering::request_outcome::upstream_cut;
     ctx.result.keep_alive = false;
+  } else if (!ctx.meter->stream_exception().empty()) {
+    ctx.outcome = metering::request_outcome::stream_error;  // the client got an error event
   }
   r.reusable = keep_alive;
   // A drain that ran out of time is the client's doing, not an upstream failure.

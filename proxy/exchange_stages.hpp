@@ -74,6 +74,7 @@ struct exchange_context {
   metering::resolved_model resolved;
   // admit
   accounting::budget_engine* budgets = nullptr;  ///< set when the budgets count this request
+  bool admission_pending = false;                ///< a block budget counts it: admit() reserves
   accounting::budget_admission admission;
   // read_traits
   std::optional<metering::request_traits> traits;  ///< what the request asked for (the ledger's)
@@ -81,6 +82,10 @@ struct exchange_context {
   aws::sigv4::header_list upstream_headers;
   // forward
   std::optional<metering::usage_observer> meter;  ///< set once the request goes upstream
+  /// Bedrock has the request but had not answered by first_byte_timeout: the client was answered
+  /// 503 then, and Bedrock bills the call anyway (drained for its usage, else estimated).
+  bool abandoned_at_first_byte = false;
+  std::int32_t journal_slot = -1;  ///< the start record (accounting/inflight_journal.hpp)
   unsigned status = 0;
   metering::request_outcome outcome = metering::request_outcome::ok;
   std::uint64_t bytes_out = 0;
@@ -96,19 +101,33 @@ stage_result authenticate(exchange_context& ctx);
 /// Resolves the model (application inference profiles carry their own team/app) and checks the
 /// identity's model allow-list.
 stage_result authorize_model(exchange_context& ctx);
-/// Reserves the request's worst-case cost on every block budget that counts it.
-stage_result admit(exchange_context& ctx);
+/// What admission needs that costs no store call: the fleet ledger's spool has room, and which
+/// budgets count the request (ctx.budgets; ctx.admission_pending when a block budget does).
+stage_result prepare_admission(exchange_context& ctx);
+/// Reserves the request's worst-case cost on every block budget that counts it. With a shared
+/// store (Redis) the reservation runs on the store's threads, so a slow or paused Redis holds
+/// only the requests that need it, never the worker and its other connections.
+io::awaitable<stage_result> admit(exchange_context& ctx);
 /// Reads what the request asked for (output cap, tools, structured output, the keyed prompt
 /// fingerprints when `ledger.prompt_fingerprints` is on) from the body's one scan, for the
 /// ledger. Not a check: it refuses nothing. Runs after admission, so refusals cost nothing.
 void read_traits(exchange_context& ctx);
 /// The upstream request's headers, signed with the proxy's own credentials (or bearer key).
 stage_result sign_upstream(exchange_context& ctx);
-/// The stages above, in order; the first refusal ends them.
+/// The stages before admission, in order (route, authenticate, authorize_model,
+/// prepare_admission); the first refusal ends them.
 stage_result run_stages(exchange_context& ctx);
+/// The stages after admission: read_traits, sign_upstream.
+stage_result finish_stages(exchange_context& ctx);
 
 /// Answers a refusal Bedrock-shaped and records why.
 io::awaitable<void> refuse(exchange_context& ctx, response_sink& out, const refusal& r);
+
+/// The request goes upstream: its start record, so a process killed before it settles still
+/// leaves it in the ledger (as `interrupted`) at the next start.
+void journal_start(exchange_context& ctx);
+/// Generated text seen so far, for that record's estimate.
+void journal_progress(exchange_context& ctx);
 
 /// Prices the exchange once and hands the settlement to every sink: budgets, metrics, the access
 /// log and the ledger; bumps the outcome counters. Idempotent: the second call does nothing.

@@ -129,6 +129,7 @@ io::awaitable<void> relay_body(exchange_context& ctx, Stream& stream, io::beast:
     if (got > 0) {
       const std::string_view bytes(chunk.data(), got);
       ctx.meter->on_body(bytes);
+      journal_progress(ctx);
       if (client_alive) {
         if (auto ec = co_await out.write_body(bytes); ec) {
           client_alive = false;
@@ -171,6 +172,9 @@ io::awaitable<relay_result> relay(exchange_context& ctx, Stream& stream,
   if (hec) {
     r.failure = head_failure(hec);
     r.ec = hec;
+    // Bedrock has the whole request and bills it whether or not it answers in time. The timeout
+    // closed the socket, so nothing more can be read: the usage is estimated at settlement.
+    if (r.failure == upstream_failure::timeout) ctx.abandoned_at_first_byte = true;
     co_return r;
   }
   const bool client_alive = co_await answer_head(ctx, out, parser);
@@ -194,6 +198,7 @@ io::awaitable<void> forward(exchange_context& ctx, response_sink& out, Connector
   const detail::upstream_request ureq(ctx.req.method, ctx.req.target, ctx.upstream_headers,
                                       std::move(ctx.req.body));
   ctx.meter.emplace(ctx.route->op, ctx.route->model_id);
+  journal_start(ctx);
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto acq = co_await upstream.acquire(
         *ctx.target, detail::step(ctx.deadline, ctx.cfg.upstream.connect_timeout));
@@ -224,7 +229,10 @@ template <class Connector>
 io::awaitable<exchange_result> run_exchange_with(worker& w, inbound_request& req,
                                                  response_sink& out, Connector& upstream) {
   exchange_context ctx(w, req);
-  if (const auto refused = run_stages(ctx))
+  auto refused = run_stages(ctx);
+  if (!refused && ctx.admission_pending) refused = co_await admit(ctx);  // no frame otherwise
+  if (!refused) refused = finish_stages(ctx);
+  if (refused)
     co_await refuse(ctx, out, *refused);
   else
     co_await forward(ctx, out, upstream);

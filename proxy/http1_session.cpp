@@ -175,6 +175,10 @@ class http1_session {
       parser.header_limit(lim.max_header_bytes);
       parser.body_limit(lim.max_body_bytes);
       if (!co_await read_head(parser, lim) || !co_await read_body(parser, lim)) co_return;
+      if (entry_.refusal) {  // over a connection limit: answered, then closed
+        co_await refuse_raw(stream_, w_, *entry_.refusal, lim.header_timeout);
+        co_return;
+      }
       lowest().expires_never();
       inbound_request req = to_inbound(parser.get());
       http1_sink<Stream> sink(stream_, w_, parser.get().keep_alive(), lim.idle_timeout);

@@ -683,6 +683,11 @@ awaitable<void> h2_connection<Stream>::run_stream(h2_connection* c, std::shared_
     } else if (s->req.method.empty() || s->req.target.empty()) {
       telemetry::bump(w.counters().bad_requests);
       co_await write_error(sink, validation_error("Malformed HTTP/2 request"), w.new_request_id());
+    } else if (c->entry_.refusal) {
+      // Over a connection limit: this stream is answered and the connection winds down (GOAWAY
+      // lets the streams already open finish, and the client opens a new connection to retry).
+      co_await write_error(sink, *c->entry_.refusal, w.new_request_id());
+      c->begin_goaway();
     } else {
       co_await run_exchange(w, s->req, sink);
     }

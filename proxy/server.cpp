@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -57,6 +58,38 @@ boost::system::result<std::shared_ptr<net::ssl::context>, startup_error> make_se
   return ctx;
 }
 
+/// Connections over a limit answered at once, per process; beyond it they are closed unanswered,
+/// so a flood cannot make the refusals themselves the load.
+constexpr std::int64_t max_refusals_answered = 256;
+
+/// The connection limits for one accepted socket: served, refused with an answer (over
+/// `max_connections` or `max_connections_per_client`), or nullopt: closed unanswered (too many
+/// refusals at once already). Every refusal is counted.
+std::optional<admitted_connection> admit_connection(worker& w, const tcp_socket& socket) {
+  auto& state = w.state();
+  const auto& lim = w.snapshot()->cfg->limits;
+  error_code ec;
+  const auto peer = socket.remote_endpoint(ec).address();
+  if (ec) return std::nullopt;  // already gone
+  const bool counted = state.clients.try_add(peer, lim.max_connections_per_client);
+  std::optional<aws::bedrock_error> refusal;
+  if (!counted) {
+    telemetry::bump(state.counters.client_connections_refused);
+    refusal = aws::too_many_client_connections(lim.max_connections_per_client);
+  } else if (state.counters.connections.load(std::memory_order_relaxed) >=
+             static_cast<std::int64_t>(lim.max_connections)) {
+    telemetry::bump(state.counters.connections_refused);
+    refusal = aws::too_many_connections(lim.max_connections);
+  }
+  const bool answer =
+      refusal && state.counters.refusing.load(std::memory_order_relaxed) < max_refusals_answered;
+  if (refusal && !answer) {
+    if (counted) state.clients.remove(peer);
+    return std::nullopt;
+  }
+  return admitted_connection(w, peer, counted, std::move(refusal), answer);
+}
+
 awaitable<void> accept_loop(worker& w, tcp_acceptor& acceptor,
                             std::shared_ptr<net::ssl::context> tls) {
   auto& state = w.state();
@@ -68,15 +101,14 @@ awaitable<void> accept_loop(worker& w, tcp_acceptor& acceptor,
       state.log->warn("accept failed: {}", ec.message());
       continue;
     }
-    const auto limit = w.snapshot()->cfg->limits.max_connections;
-    if (state.counters.connections.load(std::memory_order_relaxed) >=
-        static_cast<std::int64_t>(limit)) {
-      telemetry::bump(state.counters.connections_refused);
+    auto admitted = admit_connection(w, socket);
+    if (!admitted) {
       error_code ignored;
       socket.close(ignored);
       continue;
     }
-    net::co_spawn(w.get_executor(), run_connection(w, std::move(socket), tls), net::detached);
+    net::co_spawn(w.get_executor(), run_connection(w, std::move(socket), tls, std::move(*admitted)),
+                  net::detached);
   }
 }
 
@@ -207,6 +239,8 @@ bool server::shutdown(std::chrono::milliseconds grace) {
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
+  // The budget settlements queued for the shared store go out before the process ends.
+  state_->drain_budget_store();
   return clean;
 }
 

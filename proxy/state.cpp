@@ -27,6 +27,29 @@ const upstream_target* runtime_snapshot::target_for(std::string_view signed_regi
   return cfg->upstream.reroute_unlisted_client_regions ? &default_target : nullptr;
 }
 
+bool client_connections::try_add(const io::net::ip::address& a, std::uint32_t limit) {
+  const std::lock_guard lock(mu_);
+  auto& n = open_[a];
+  if (limit != 0 && n >= limit) {
+    if (n == 0) open_.erase(a);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void client_connections::remove(const io::net::ip::address& a) {
+  const std::lock_guard lock(mu_);
+  const auto it = open_.find(a);
+  if (it != open_.end() && --it->second == 0) open_.erase(it);
+}
+
+std::uint32_t client_connections::count(const io::net::ip::address& a) const {
+  const std::lock_guard lock(mu_);
+  const auto it = open_.find(a);
+  return it == open_.end() ? 0 : it->second;
+}
+
 shared_state::shared_state(std::shared_ptr<const published_credentials> creds, std::string bearer,
                            accounting::budget_restore_fn restore_budgets)
     : restore_budgets_(std::move(restore_budgets)),
@@ -36,6 +59,21 @@ shared_state::shared_state(std::shared_ptr<const published_credentials> creds, s
   if (!log) log = spdlog::default_logger();
   access = spdlog::get("access");
 }
+
+namespace {
+/// Threads for the shared budget store's calls: enough that one call stuck on a paused Redis
+/// does not hold up the others, few enough to stay idle otherwise.
+constexpr int budget_store_threads = 2;
+}  // namespace
+
+void shared_state::drain_budget_store() {
+  store_work_.reset();
+  for (auto& t : store_threads_)
+    if (t.joinable()) t.join();
+  store_threads_.clear();
+}
+
+shared_state::~shared_state() { drain_budget_store(); }
 
 boost::system::result<std::shared_ptr<shared_state>, startup_error> shared_state::create(
     const std::shared_ptr<const config::config>& cfg,
@@ -50,6 +88,9 @@ boost::system::result<std::shared_ptr<shared_state>, startup_error> shared_state
   auto snap = runtime_snapshot::make(cfg, s->make_budgets(*cfg, nullptr));
   if (!snap) return snap.error();
   s->snapshot_.publish(std::move(*snap));
+  s->store_work_.emplace(s->store_ioc_.get_executor());
+  for (int i = 0; i < budget_store_threads; ++i)
+    s->store_threads_.emplace_back([st = s.get()] { st->store_ioc_.run(); });
   return s;
 }
 

@@ -9,8 +9,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/system/result.hpp>
 
@@ -32,6 +35,7 @@ class logger;
 
 namespace bedrock_meter::accounting {
 class ledger;
+class inflight_journal;
 }  // namespace bedrock_meter::accounting
 namespace bedrock_meter::telemetry {
 class metrics;
@@ -60,6 +64,21 @@ struct runtime_snapshot {
   const upstream_target* target_for(std::string_view signed_region) const noexcept;
 };
 
+/// Open connections per client address, shared by every worker (taken at accept and at close,
+/// never on the request path), for `limits.max_connections_per_client`.
+class client_connections {
+ public:
+  /// Counts one more connection from `a`; false, counting nothing, when `a` already holds
+  /// `limit` (0: no limit).
+  bool try_add(const io::net::ip::address& a, std::uint32_t limit);
+  void remove(const io::net::ip::address& a);
+  std::uint32_t count(const io::net::ip::address& a) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<io::net::ip::address, std::uint32_t> open_;
+};
+
 /// Upstream AWS credentials as published by the credential provider's refresh (empty snapshot
 /// when the upstream uses a bearer key instead).
 using published_credentials = published<aws::sigv4::credentials>;
@@ -72,6 +91,9 @@ struct settlement_sinks {
   /// Set while the fleet ledger's spool is over its bound (fleet::shipper): admission refuses
   /// new requests. Null: `ledger.store: sqlite`.
   const std::atomic<bool>* spool_full = nullptr;
+  /// Start records of the requests in flight, for a process that dies mid-request; null
+  /// without a ledger.
+  accounting::inflight_journal* journal = nullptr;
 };
 
 class shared_state {
@@ -102,6 +124,16 @@ class shared_state {
   boost::system::result<std::string, reload_error> reload_rate_table();
 
   const std::string& upstream_bearer_token() const noexcept { return bearer_; }
+
+  /// Where the shared budget store's calls run (hiredis blocks for up to `budgets.redis.timeout`
+  /// per call): on these threads, never on a worker. An admission that needs the store waits
+  /// for its answer without holding its worker; settlements are queued here and the exchange
+  /// goes on. Each thread keeps its own store connection.
+  io::executor budget_store_executor() noexcept { return store_ioc_.get_executor(); }
+  /// Lets the queued store calls finish, then stops the store threads (at shutdown, once no
+  /// worker can queue more). Idempotent.
+  void drain_budget_store();
+  ~shared_state();
   io::net::ssl::context* upstream_tls() noexcept { return upstream_tls_.get(); }
 
   settlement_sinks sinks;
@@ -109,6 +141,7 @@ class shared_state {
   /// start by the application; nullopt: fingerprints are not recorded.
   std::optional<metering::siphash_key> fingerprint_key;
   telemetry::proxy_counters counters;
+  client_connections clients;
   std::atomic<bool> stopping{false};
   std::shared_ptr<spdlog::logger> log;     // "proxy"
   std::shared_ptr<spdlog::logger> access;  // "access" (may be null: access log off)
@@ -126,6 +159,9 @@ class shared_state {
   std::shared_ptr<const published_credentials> creds_;
   std::string bearer_;
   std::unique_ptr<io::net::ssl::context> upstream_tls_;
+  io::net::io_context store_ioc_;
+  std::optional<io::net::executor_work_guard<io::executor>> store_work_;
+  std::vector<std::thread> store_threads_;
 };
 
 }  // namespace bedrock_meter::proxy

@@ -44,7 +44,7 @@ std::string worker::new_request_id() {
 }
 
 std::list<session_entry>::iterator worker::register_session(std::uint64_t id, tcp_stream* s) {
-  sessions_.push_front(session_entry{id, s, false, {}});
+  sessions_.push_front(session_entry{id, s, false, {}, std::nullopt});
   return sessions_.begin();
 }
 

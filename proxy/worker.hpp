@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "accounting/budgets.hpp"
+#include "aws/bedrock_error.hpp"
 #include "io/net.hpp"
+#include "metering/input_estimate.hpp"
 #include "proxy/state.hpp"
 #include "proxy/upstream.hpp"
 #include "telemetry/metrics.hpp"
@@ -28,6 +30,10 @@ struct session_entry {
   /// Set by multiplexed sessions (HTTP/2): shutdown calls it instead of cancelling the stream,
   /// so the session can send GOAWAY and let its in-flight streams finish.
   std::function<void()> on_shutdown;
+  /// Set when the connection came in over a connection limit: every request on it is answered
+  /// with this error (after its head and body are read, so the client sees the answer rather
+  /// than a reset) and the connection then closes.
+  std::optional<aws::bedrock_error> refusal;
 };
 
 class worker {
@@ -51,13 +57,11 @@ class worker {
   }
   /// This worker's view of the current rate table (may be null: no pricing configured).
   std::shared_ptr<const metering::rate_table> rates() { return rates_.get(); }
+  /// Learns each model's body bytes per input token, to estimate the input of requests whose
+  /// usage never came back (this worker's traffic only: no lock).
+  metering::input_estimator& inputs() noexcept { return inputs_; }
   /// This worker's metrics recorder (cached series handles; nullptr without metrics).
   telemetry::metrics::recorder* recorder() noexcept { return recorder_.get(); }
-  /// This worker's connection to the shared budget store, or nullptr when budgets are local.
-  /// Re-created when a reload changes the store settings.
-  accounting::shared_budget_store* budget_store(const config::budgets_config& cfg) {
-    return budget_store_.get(cfg);
-  }
 
   std::uint64_t next_connection_id() noexcept;
   std::string new_request_id();  // UUID v4, from a per-worker generator
@@ -82,7 +86,7 @@ class worker {
   snapshot_reader<metering::rate_table> rates_;
   std::optional<snapshot_reader<aws::sigv4::credentials>> creds_;
   std::unique_ptr<telemetry::metrics::recorder> recorder_;
-  accounting::budget_store_handle budget_store_;
+  metering::input_estimator inputs_;
   std::uint64_t next_conn_ = 0;
   std::mt19937_64 rng_;
   std::list<session_entry> sessions_;

@@ -65,6 +65,8 @@ constexpr family_info info(outcome_family f) noexcept {
   X(bad_requests, proxy_events, "bad_request")               /* malformed HTTP, over limits */  \
   X(timeouts, proxy_events, "timeout")                       /* client header/body/idle */      \
   X(connections_refused, proxy_events, "connection_refused") /* over max_connections */         \
+  X(client_connections_refused, proxy_events,                                                   \
+    "connection_refused_per_client") /* over max_connections_per_client */                      \
   X(stream_decode_errors, proxy_events, "stream_decode_error")                                  \
   X(estimated_requests, proxy_events, "estimated_request") /* stream ended without usage */     \
   X(drains, proxy_events, "drain")                         /* client gone: read on for usage */ \
@@ -99,6 +101,9 @@ struct proxy_counters {
   std::atomic<std::int64_t> connections{0};  ///< bedrock_connections
   /// Streams read on after their client left (not exported: it caps max_concurrent_drains).
   std::atomic<std::int64_t> draining{0};
+  /// Connections over a connection limit being answered before they close (not exported: it
+  /// caps how many refusals are answered at once).
+  std::atomic<std::int64_t> refusing{0};
 
   /// Calls `f(outcome_family, std::string_view label_value, std::uint64_t value)` for every
   /// counter, in declaration order (so the members of a family are adjacent).

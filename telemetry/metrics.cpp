@@ -418,7 +418,8 @@ struct record_labels {
     code = std::string_view(status_buf.data(), static_cast<std::size_t>(end - status_buf.data()));
     // The proxy's failure kind when the upstream failed or broke off, else a failure's status.
     if (r.outcome == metering::request_outcome::upstream_error ||
-        r.outcome == metering::request_outcome::upstream_cut)
+        r.outcome == metering::request_outcome::upstream_cut ||
+        r.outcome == metering::request_outcome::stream_error)
       error_type = metering::to_string(r.outcome);
     else if (r.status >= 400)
       error_type = code;
@@ -688,6 +689,18 @@ void metrics::remove_budget(std::string_view budget) {
 
 void metrics::budget_blocked(std::string_view budget) {
   if (auto* c = impl_->budget_blocked.get(std::array<std::string_view, 1>{budget})) c->Increment();
+}
+
+void metrics::declare_known_series(const std::vector<std::string>& blocking_budgets,
+                                   const std::vector<std::string>& regions) {
+  auto& m = *impl_;
+  for (const auto& b : blocking_budgets)
+    (void)m.budget_blocked.get(std::array<std::string_view, 1>{b});
+  for (const auto& r : regions) (void)m.unpriced.get(std::array<std::string_view, 2>{"other", r});
+  if (!regions.empty()) {
+    for (const auto type : token_type_names)
+      (void)m.estimated.get(std::array<std::string_view, 2>{"other", type});
+  }
 }
 
 namespace {

@@ -155,6 +155,12 @@ class metrics {
   /// Drops a budget's gauges (removed from config on reload). Its blocked counter stays.
   void remove_budget(std::string_view budget);
   void budget_blocked(std::string_view budget);
+  /// Counter series whose label sets are known before traffic, exported at 0 so sums and
+  /// increase() read 0 instead of "No data" and the first event counts: the blocked counter of
+  /// each blocking budget, and the unpriced and estimated counters' `model="other"` series in
+  /// each region served (`model` is open-ended; "other" is its catch-all value). Idempotent.
+  void declare_known_series(const std::vector<std::string>& blocking_budgets,
+                            const std::vector<std::string>& regions);
 
   /// The current contract year of each configured commitment (the burn-down panel), from the
   /// same background run as the advisor's gauges.

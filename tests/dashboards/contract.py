@@ -69,7 +69,7 @@ LABEL_VALUES = {
         "header_list_size", "stream_timeout"},
     ("bedrock_proxy_events_total", "event"): {
         "auth_failure", "unknown_route", "bad_request", "timeout", "connection_refused",
-        "stream_decode_error", "estimated_request", "drain", "drain_refused",
+        "connection_refused_per_client", "stream_decode_error", "estimated_request", "drain", "drain_refused",
         "ledger_append_failure", "ledger_spool_full", "model_denied"},
     # Every lever is always exported (0 when it found nothing): app/advice_refresh.cpp lever_names.
     ("bedrock_advice_monthly_savings_usd", "lever"): {

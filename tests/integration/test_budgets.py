@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.request
@@ -85,6 +88,11 @@ class BudgetsLocal(WithSimulator):
             {"name": "search-daily", "scope": {"team": "search"}, "period": "daily",
              "limit_usd": "0.05", "action": "block"}])
         with Proxy(cfg) as proxy:
+            # Before any request: the counters a dashboard sums are there at 0, not missing.
+            metrics = scrape(proxy)
+            self.assertIn('bedrock_budget_blocked_requests_total{budget="search-daily"} 0', metrics)
+            self.assertIn('bedrock_unpriced_requests_total{model="other",region="us-east-1"} 0',
+                          metrics)
             sim_before = self.sim.stats()["requests"].get("Converse", 0)
             c = client(proxy.url, retries=4)  # standard retry mode: would retry a 429
             ok = 0
@@ -200,6 +208,59 @@ class BudgetsLocal(WithSimulator):
             self.assertIn('bedrock_budget_spend_usd{budget="watch"} 0.0606', metrics)
 
 
+class BudgetReloads(WithSimulator):
+    def test_limit_changing_reloads_under_load_keep_the_budget_equal_to_the_ledger(self):
+        # Before: each reload that changed the limit made a fresh account restored from the
+        # ledger, and the requests admitted under the old config settled into the discarded
+        # one; after five such reloads under load the budget read $32 below the ledger.
+        # Each request holds 300 ms upstream, so every reload finds some in flight.
+        defs = [{"name": "everything", "period": "monthly", "limit_usd": "1000", "action": "block"}]
+        cfg = budget_config(self.sim.url, defs)
+        with Proxy(cfg) as proxy:
+            stop = threading.Event()
+            errors = []
+            done = []
+
+            def load():
+                c = client(proxy.url)
+                while not stop.is_set():
+                    try:
+                        ask(c, prompt="SIM{input=50,output=1000,first_byte_ms=300} hello")
+                        done.append(1)
+                    except Exception as e:  # noqa: BLE001 - reported below
+                        errors.append(e)
+
+            workers = [threading.Thread(target=load) for _ in range(6)]
+            for w in workers:
+                w.start()
+            try:
+                for limit in ("1001", "1002", "1003", "1004", "1005"):
+                    time.sleep(0.5)
+                    defs[0]["limit_usd"] = limit
+                    ledger = {"path": str(proxy.ledger_path), "flush_interval": "20ms"}
+                    proxy.config_path.write_text(
+                        json.dumps(budget_config(self.sim.url, defs, ledger=ledger)))
+                    req = urllib.request.Request(
+                        f"http://127.0.0.1:{admin_port(proxy)}/-/reload", method="POST")
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        self.assertEqual(r.status, 200)
+                    self.assertEqual(Decimal(api_budgets(proxy)["everything"]["limit_usd"]),
+                                     Decimal(limit))
+                time.sleep(0.5)
+            finally:
+                stop.set()
+                for w in workers:
+                    w.join()
+            self.assertEqual(errors, [])
+            requests = len(done)
+            self.assertGreater(requests, 30)
+            self.assertEqual(len(proxy.wait_for_log(requests)), requests)
+            b = api_budgets(proxy)["everything"]
+            self.assertEqual(Decimal(b["spend_usd"]), ledger_spend(proxy.ledger_path))
+            self.assertEqual(Decimal(b["spend_usd"]), requests * COST)
+            self.assertEqual(Decimal(b["reserved_usd"]), 0)
+
+
 class Attribution(WithSimulator):
     def test_model_allow_list_refuses_other_models_with_403(self):
         cfg = base_config(self.sim.url)
@@ -286,6 +347,45 @@ class BudgetsRedis(WithSimulator):
             budgets_extra={"store": "redis", "on_store_unavailable": fallback,
                            "redis": {"host": "127.0.0.1", "port": self.redis.port,
                                      "timeout": "100ms", "key_prefix": "bmtest"}})
+
+    def test_a_paused_redis_holds_only_the_requests_that_need_it(self):
+        # Before: hiredis ran on the worker, so with Redis paused (SIGSTOP) one admission held
+        # its worker for the whole timeout, and every other connection on that worker waited.
+        # Now store calls run on their own threads: the support team's request (under a block
+        # budget) waits on Redis, while the search team's requests on the same single worker
+        # (under an alert budget only, settled in the background) go straight through.
+        cfg = budget_config(self.sim.url, [
+            {"name": "support-cap", "scope": {"team": "support"}, "period": "daily",
+             "limit_usd": "100", "action": "block"},
+            {"name": "everything", "period": "daily", "limit_usd": "100", "action": "alert"}],
+            workers=1,
+            budgets_extra={"store": "redis", "on_store_unavailable": "open",
+                           "redis": {"host": "127.0.0.1", "port": self.redis.port,
+                                     "timeout": "3s", "key_prefix": "bmtest-pause"}})
+        with Proxy(cfg) as proxy:
+            search = client(proxy.url)
+            support = client(proxy.url, akid=CLIENT2_AKID, secret=CLIENT2_SECRET)
+            ask(search)
+            ask(support)
+            support_done = []
+            os.kill(self.redis.proc.pid, signal.SIGSTOP)
+            try:
+                waiting = threading.Thread(
+                    target=lambda: (ask(support), support_done.append(time.monotonic())))
+                waiting.start()
+                time.sleep(0.3)  # the support request is in admission, waiting on Redis
+                for _ in range(3):
+                    ask(search)
+                self.assertEqual(support_done, [], "the support request waits on Redis...")
+                self.assertTrue(waiting.is_alive(), "...while search traffic went through")
+            finally:
+                os.kill(self.redis.proc.pid, signal.SIGCONT)
+            waiting.join(15)
+            self.assertEqual(len(support_done), 1)
+            log = proxy.wait_for_log(6)
+            self.assertEqual([line["status"] for line in log], [200] * 6)
+            self.assertEqual([line["team"] for line in log][2:],
+                             ["search", "search", "search", "support"])
 
     def test_two_proxies_share_one_budget(self):
         cfg = self.redis_config()

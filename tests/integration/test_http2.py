@@ -506,6 +506,30 @@ class Http2Tls(Http2Base):
                          ("HTTP/2", 200, 9))
 
 
+class Http2ConnectionLimit(Http2Base):
+    limits = {"max_connections_per_client": 2, "header_timeout": "10s", "idle_timeout": "10s"}
+
+    def test_an_http2_connection_over_the_limit_gets_its_stream_answered_then_goaway(self):
+        # Before: a connection over a limit was closed at once, so an HTTP/2 client saw its
+        # connection drop with no status at all.
+        held = [socket.create_connection(("127.0.0.1", self.proxy.port)) for _ in range(2)]
+        try:
+            time.sleep(0.2)
+            r = self.nghttp([(f"/model/{NOVA}/converse", converse_stream_body("SIM{input=2,output=1}"))],
+                            "-v")
+            out = r.stdout.decode(errors="replace")
+            self.assertIn(":status: 429", out)
+            self.assertIn("ThrottlingException", out)
+            self.assertIn("GOAWAY", out)
+            self.assertEqual(self.metric("bedrock_proxy_events_total",
+                                         event="connection_refused_per_client"), 1.0)
+        finally:
+            for s in held:
+                s.close()
+        time.sleep(0.2)
+        self.assert_still_serving()
+
+
 class Http2Shutdown(unittest.TestCase):
     def test_goaway_on_shutdown_lets_the_in_flight_stream_finish(self):
         with Simulator() as sim:

@@ -123,17 +123,67 @@ class ClientSideLimits(ProxyCase):
             self.assertEqual(s.recv(1), b"")
             self.assertLess(time.monotonic() - start, 3.0)
 
-    def test_connection_limit(self):
+    def test_a_connection_over_max_connections_is_answered_503_then_closed(self):
+        # Before: it was closed without a word, and the client saw a reset or an empty reply.
+        c = client(self.proxy.url)  # made first: the held sockets idle out after header_timeout
+        before = self.sim.stats()
         socks = [socket.create_connection(("127.0.0.1", self.proxy.port)) for _ in range(8)]
         try:
             time.sleep(0.2)
-            extra = socket.create_connection(("127.0.0.1", self.proxy.port))
-            extra.settimeout(2)
-            try:
-                self.assertEqual(extra.recv(1), b"")  # closed at once
-            except ConnectionResetError:
-                pass
-            extra.close()
+            with self.assertRaises(ClientError) as cm:
+                c.converse(modelId=NOVA, messages=MSGS)
+            err = cm.exception.response
+            self.assertEqual(err["ResponseMetadata"]["HTTPStatusCode"], 503)
+            self.assertEqual(err["Error"]["Code"], "ServiceUnavailableException")
+            self.assertIn("connection limit (8 open connections)", err["Error"]["Message"])
+            # On the wire: the answer, then the proxy closes (raw_request reads until it does).
+            resp = raw_request(self.proxy.port, http_post("/model/x/converse").replace(
+                b"Connection: close", b"Connection: keep-alive"), timeout=3)
+            self.assert_bedrock_error(resp, 503, "ServiceUnavailableException")
+            self.assertIn(b"Connection: close", resp)
+        finally:
+            for s in socks:
+                s.close()
+        self.assertEqual(self.sim.stats(), before, "nothing forwarded")
+        time.sleep(0.2)
+        self.assertEqual(c.converse(modelId=NOVA, messages=MSGS)["usage"]["outputTokens"], 2)
+
+
+class PerClientConnectionLimit(ProxyCase):
+    config = {"limits": {"max_connections_per_client": 3, "header_timeout": "10s",
+                         "idle_timeout": "10s", "shutdown_grace": "5s"},
+              "admin": {"enabled": True, "address": "127.0.0.1", "port": 0}}
+
+    def proxy_events(self) -> dict:
+        import urllib.request
+        admin = json.loads((self.proxy.tmp / "ready.json").read_text())["admin_port"]
+        text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("bedrock_proxy_events_total{"):
+                label = line.split('event="', 1)[1].split('"', 1)[0]
+                out[label] = float(line.rsplit(" ", 1)[1])
+        return out
+
+    def test_one_address_holding_its_limit_is_throttled_and_others_are_not_refused(self):
+        # Before: there was no per-client limit; one client could hold every connection.
+        c = client(self.proxy.url)
+        self.assertEqual(self.proxy_events().get("connection_refused_per_client"), 0.0)
+        socks = [socket.create_connection(("127.0.0.1", self.proxy.port)) for _ in range(3)]
+        try:
+            time.sleep(0.2)
+            with self.assertRaises(ClientError) as cm:
+                c.converse(modelId=NOVA, messages=MSGS)
+            err = cm.exception.response
+            self.assertEqual(err["ResponseMetadata"]["HTTPStatusCode"], 429)
+            self.assertEqual(err["Error"]["Code"], "ThrottlingException")
+            self.assertIn("Too many connections from this client address (the limit is 3)",
+                          err["Error"]["Message"])
+            self.assertEqual(self.proxy_events()["connection_refused_per_client"], 1.0)
+            self.assertEqual(self.proxy_events()["connection_refused"], 0.0)
+            socks.pop().close()  # a place frees up
+            time.sleep(0.2)
+            self.assertEqual(c.converse(modelId=NOVA, messages=MSGS)["usage"]["outputTokens"], 2)
         finally:
             for s in socks:
                 s.close()

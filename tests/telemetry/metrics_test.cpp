@@ -491,9 +491,10 @@ TEST(MetricsScrape, EveryOutcomeCounterKeepsItsContractName) {
         "kind=\"timeout\"", "kind=\"tls\""}},
       {"bedrock_proxy_events_total",
        {"event=\"auth_failure\"", "event=\"bad_request\"", "event=\"connection_refused\"",
-        "event=\"drain\"", "event=\"drain_refused\"", "event=\"estimated_request\"",
-        "event=\"ledger_append_failure\"", "event=\"ledger_spool_full\"", "event=\"model_denied\"",
-        "event=\"stream_decode_error\"", "event=\"timeout\"", "event=\"unknown_route\""}},
+        "event=\"connection_refused_per_client\"", "event=\"drain\"", "event=\"drain_refused\"",
+        "event=\"estimated_request\"", "event=\"ledger_append_failure\"",
+        "event=\"ledger_spool_full\"", "event=\"model_denied\"", "event=\"stream_decode_error\"",
+        "event=\"timeout\"", "event=\"unknown_route\""}},
       {"bedrock_budget_store_errors_total",
        {"result=\"fail_closed\"", "result=\"fail_open\"", "result=\"settle\""}},
       {"bedrock_http2_defence_trips_total",
@@ -567,6 +568,32 @@ TEST(MetricsBudgets, GaugesSetAndRemoved) {
   EXPECT_EQ(e.value(R"(bedrock_budget_spend_usd{budget="team-search"})"), 200);
   EXPECT_EQ(e.series("bedrock_budget_limit_usd").size(), 1u);
   EXPECT_FALSE(e.has(R"(bedrock_budget_limit_usd{budget="team-ads"})"));
+}
+
+// Before: bedrock_unpriced_requests_total and bedrock_budget_blocked_requests_total had no series
+// until the first unpriced or blocked request, so a dashboard showed "No data" and increase()
+// missed that first event. Series whose labels are known before traffic now start at 0.
+TEST(MetricsKnownSeries, StartAtZeroAndCountOnFromThere) {
+  metrics m;
+  auto e = scrape(m);
+  EXPECT_FALSE(e.has(R"(bedrock_unpriced_requests_total{model="other",region="us-east-1"})"));
+  m.declare_known_series({"search-daily"}, {"us-east-1", "us-west-2"});
+  m.declare_known_series({"search-daily"}, {"us-east-1", "us-west-2"});  // idempotent
+  e = scrape(m);
+  EXPECT_EQ(e.value(R"(bedrock_budget_blocked_requests_total{budget="search-daily"})"), 0);
+  EXPECT_EQ(e.series("bedrock_budget_blocked_requests_total").size(), 1u);
+  EXPECT_EQ(e.value(R"(bedrock_unpriced_requests_total{model="other",region="us-east-1"})"), 0);
+  EXPECT_EQ(e.value(R"(bedrock_unpriced_requests_total{model="other",region="us-west-2"})"), 0);
+  EXPECT_EQ(e.series("bedrock_unpriced_requests_total").size(), 2u);
+  for (const char* type : {"input", "output", "cache_read", "cache_write"})
+    EXPECT_EQ(e.value(std::string(R"(bedrock_estimated_tokens_total{model="other",type=")") + type +
+                      "\"}"),
+              0)
+        << type;
+  auto rec = m.make_recorder();
+  rec->budget_blocked("search-daily");
+  e = scrape(m);
+  EXPECT_EQ(e.value(R"(bedrock_budget_blocked_requests_total{budget="search-daily"})"), 1);
 }
 
 TEST(MetricsBenchmark, RecordAfterWarmup) {

@@ -1,6 +1,7 @@
 #include "accounting/inflight_journal.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -72,14 +73,14 @@ std::string get_text(const unsigned char* slot, text t) {
   return std::string(reinterpret_cast<const char*>(slot + text_offset(t)), n);
 }
 
-std::string cannot(const std::string& what, const std::string& path) {
-  return "inflight journal " + path + ": " + what + ": " + std::strerror(errno);
+std::string in_use(const std::string& path) {
+  return "inflight journal " + path +
+         " is in use by another running bedrock-meter serve on the same ledger; one process "
+         "writes a ledger (give each replica its own ledger.path)";
 }
 
-/// Operations whose usage is billed by tokens: only these get an input estimate.
-bool billed_by_tokens(m::operation op) noexcept {
-  return op == m::operation::converse || op == m::operation::converse_stream ||
-         op == m::operation::invoke_model || op == m::operation::invoke_model_with_response_stream;
+std::string cannot(const std::string& what, const std::string& path) {
+  return "inflight journal " + path + ": " + what + ": " + std::strerror(errno);
 }
 
 /// The ledger row of one slot a previous process left in use.
@@ -107,7 +108,7 @@ m::settlement row_of(const unsigned char* slot, const m::rate_table* table,
   if (live) {
     // Bedrock had the request; what it billed is unknown: the body at 4 bytes per token, the
     // generated text seen so far at 4 bytes per token (as for any estimated stream).
-    if (billed_by_tokens(route.op)) {
+    if (m::billed_by_tokens(route.op)) {
       u.input = (f.bytes_in + 3) / 4;
       u.output = (f.text_bytes + 3) / 4;
       u.source = m::usage_source::estimated;
@@ -140,6 +141,10 @@ boost::system::result<std::vector<m::settlement>, std::string> inflight_journal:
   if (fd < 0) {
     if (errno == ENOENT) return rows;
     return cannot("cannot open", path);
+  }
+  if (::flock(fd, LOCK_SH | LOCK_NB) != 0) {  // a live process's slots are not leftovers
+    ::close(fd);
+    return in_use(path);
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -180,29 +185,40 @@ boost::system::result<std::unique_ptr<inflight_journal>, std::string> inflight_j
   workers = std::max(1u, workers);
   const std::size_t total = std::size_t{workers} * slots_per_worker;
   const std::size_t size = header_bytes + total * slot_bytes;
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return cannot("cannot create", path);
-  // Sparse: only the pages of slots in use ever take space.
-  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+  // Held until this process ends: a second `serve` on the same ledger would take the first's
+  // live requests for leftovers and write them twice.
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return in_use(path);
+  }
+  // Emptied, then sparse: only the pages of slots in use ever take space.
+  if (::ftruncate(fd, 0) != 0 || ::ftruncate(fd, static_cast<off_t>(size)) != 0) {
     ::close(fd);
     return cannot("cannot size", path);
   }
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  ::close(fd);
-  if (p == MAP_FAILED) return cannot("cannot map", path);
+  if (p == MAP_FAILED) {
+    ::close(fd);
+    return cannot("cannot map", path);
+  }
   auto* base = static_cast<unsigned char*>(p);
   const auto slot_size = static_cast<std::uint32_t>(slot_bytes);
   const auto slots = static_cast<std::uint32_t>(total);
   std::memcpy(base + magic.size(), &slot_size, sizeof slot_size);
   std::memcpy(base + magic.size() + 4, &slots, sizeof slots);
   std::memcpy(base, magic.data(), magic.size());  // last: a torn header reads as "not a journal"
-  return std::unique_ptr<inflight_journal>(new inflight_journal(workers, base, size));
+  return std::unique_ptr<inflight_journal>(new inflight_journal(workers, base, size, fd));
 }
 
-inflight_journal::inflight_journal(unsigned workers, unsigned char* base, std::size_t bytes)
-    : workers_(workers), base_(base), bytes_(bytes), cursor_(workers, 0) {}
+inflight_journal::inflight_journal(unsigned workers, unsigned char* base, std::size_t bytes, int fd)
+    : workers_(workers), base_(base), bytes_(bytes), fd_(fd), cursor_(workers, 0) {}
 
-inflight_journal::~inflight_journal() { ::munmap(base_, bytes_); }
+inflight_journal::~inflight_journal() {
+  ::munmap(base_, bytes_);
+  ::close(fd_);  // releases the lock
+}
 
 inflight_journal::slot_id inflight_journal::take(unsigned worker, const start_record& r) noexcept {
   if (worker >= workers_) return none;

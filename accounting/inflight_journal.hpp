@@ -58,7 +58,9 @@ class inflight_journal {
       const std::string& path, const metering::rate_table* table,
       const std::vector<metering::model_mapping>& mappings);
 
-  /// A fresh journal at `path` (replacing what was there) with a region for each of `workers`.
+  /// A fresh journal at `path` (replacing what was there) with a region for each of `workers`,
+  /// locked for this process (flock): `create` and `recover` in another process are refused
+  /// while it lives, naming the file.
   static boost::system::result<std::unique_ptr<inflight_journal>, std::string> create(
       const std::string& path, unsigned workers);
 
@@ -82,13 +84,14 @@ class inflight_journal {
   std::uint64_t full_count() const noexcept { return full_.load(std::memory_order_relaxed); }
 
  private:
-  inflight_journal(unsigned workers, unsigned char* base, std::size_t bytes);
+  inflight_journal(unsigned workers, unsigned char* base, std::size_t bytes, int fd);
   unsigned char* slot(slot_id s) const noexcept { return base_ + header_bytes + s * slot_bytes; }
   static constexpr std::size_t header_bytes = 4096;
 
   unsigned workers_;
   unsigned char* base_;
   std::size_t bytes_;
+  int fd_;                             // holds the file's lock (flock) for this process's lifetime
   std::vector<std::uint32_t> cursor_;  // per worker: where its next search starts
   std::atomic<std::uint64_t> full_{0};
 };

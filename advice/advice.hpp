@@ -47,8 +47,7 @@ struct request_row {
   std::string_view scope;         ///< in_region / geo / global
   std::string_view service_tier;  ///< default / priority / flex / reserved
   std::string_view latency_mode;  ///< standard / optimized
-  std::string_view outcome;       ///< ok / refused / upstream_error / upstream_cut / client_abort /
-                             ///< stream_error / interrupted
+  std::string_view outcome;       ///< metering::request_outcome's name (ok, refused, ...)
   bool batch = false;
   bool streaming = false;
   unsigned status = 0;

@@ -125,6 +125,11 @@ route_result async_invocation_route(const segments& s, bool get) {
 
 }  // namespace
 
+bool billed_by_tokens(operation op) noexcept {
+  return op == operation::converse || op == operation::converse_stream ||
+         op == operation::invoke_model || op == operation::invoke_model_with_response_stream;
+}
+
 std::string_view operation_name(operation op) noexcept {
   switch (op) {
     case operation::invoke_model: return "InvokeModel";

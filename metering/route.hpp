@@ -26,6 +26,9 @@ enum class operation : std::uint8_t {
 
 /// The AWS operation name, e.g. "InvokeModelWithResponseStream".
 std::string_view operation_name(operation op) noexcept;
+/// The operations Bedrock bills by tokens, whose answers carry usage: Converse, ConverseStream,
+/// InvokeModel, InvokeModelWithResponseStream.
+bool billed_by_tokens(operation op) noexcept;
 /// True for the operations whose response is an event stream.
 bool is_streaming(operation op) noexcept;
 

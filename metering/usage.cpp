@@ -122,16 +122,6 @@ std::optional<std::uint64_t> header_count(const header_lookup& headers, std::str
   return n;
 }
 
-bool is_billable(operation op) noexcept {
-  switch (op) {
-    case operation::invoke_model:
-    case operation::invoke_model_with_response_stream:
-    case operation::converse:
-    case operation::converse_stream: return true;
-    default: return false;
-  }
-}
-
 model_family provider_family(std::string_view provider, std::string_view rest) noexcept {
   if (provider == "anthropic") return model_family::anthropic;
   if (provider == "amazon") {
@@ -202,7 +192,7 @@ struct usage_observer::impl {
     const header_lookup none = [](std::string_view) { return std::string_view{}; };
     const header_lookup& headers = lookup ? lookup : none;
     tier_ = headers("x-amzn-bedrock-service-tier").substr(0, max_tier_bytes);
-    if (status < 200 || status > 299 || !is_billable(op_)) {
+    if (status < 200 || status > 299 || !billed_by_tokens(op_)) {
       mode_ = mode::none;
       return;
     }

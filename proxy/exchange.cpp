@@ -427,18 +427,12 @@ void settle_budgets(exchange_context& ctx, const metering::settlement& s) {
                         actual, arrived, now, &ctx.w.state()});
 }
 
-bool billed_by_tokens(metering::operation op) noexcept {
-  using metering::operation;
-  return op == operation::converse || op == operation::converse_stream ||
-         op == operation::invoke_model || op == operation::invoke_model_with_response_stream;
-}
-
 /// Usage Bedrock bills but did not report: a stream cut or ended by an exception event (its
 /// output is already estimated from what was seen, its input is not), or a call abandoned at
 /// first_byte_timeout (nothing seen at all). Input comes from the body size at the model's
 /// learned bytes per token; output, for an abandoned call, from the model's mean.
 void estimate_unreported(exchange_context& ctx, metering::exchange_facts& f) {
-  if (!f.usage || f.route == nullptr || !billed_by_tokens(f.route->op)) return;
+  if (!f.usage || f.route == nullptr || !metering::billed_by_tokens(f.route->op)) return;
   auto& u = *f.usage;
   const bool abandoned = ctx.abandoned_at_first_byte && u.source == metering::usage_source::none;
   if (u.source != metering::usage_source::estimated && !abandoned) return;

@@ -113,7 +113,10 @@ TEST_F(InflightJournal, WhatWasLiveOrSettledComesBackAndWhatWasFreedDoesNot) {
   // Recovery leaves the file as it was (the rows are not lost if this start dies too); create
   // starts it afresh.
   EXPECT_EQ(recover().size(), 2u);
-  auto fresh = create(1);
+  {
+    const auto fresh = create(1);  // holds the lock while it lives
+    ASSERT_NE(fresh, nullptr);
+  }
   EXPECT_TRUE(recover().empty());
 }
 
@@ -142,6 +145,26 @@ TEST_F(InflightJournal, LongTextIsCutAtACharacterBoundary) {
   const auto rows = recover();
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].model_requested, std::string(1023, 'm'));
+}
+
+// A second `serve` on the same ledger would read the first's live slots as leftovers and write
+// them twice: the journal is locked while its process lives.
+TEST_F(InflightJournal, ASecondProcessOnTheSameLedgerIsRefused) {
+  {
+    auto first = create(1);
+    ASSERT_NE(first, nullptr);
+    (void)first->take(0, start("live", 8));
+    const auto second = inflight_journal::create(path_, 1);
+    ASSERT_FALSE(second);
+    EXPECT_NE(second.error().find("in use by another running bedrock-meter serve"),
+              std::string::npos)
+        << second.error();
+    const auto peek = inflight_journal::recover(path_, nullptr, {});
+    ASSERT_FALSE(peek);
+    EXPECT_NE(peek.error().find(path_), std::string::npos);
+  }
+  EXPECT_EQ(recover().size(), 1u);  // the first is gone: its live slot is a leftover now
+  EXPECT_NE(create(1), nullptr);
 }
 
 TEST_F(InflightJournal, AFileItDidNotWriteIsRefusedNamingIt) {

@@ -255,6 +255,10 @@ class BudgetReloads(WithSimulator):
             requests = len(done)
             self.assertGreater(requests, 30)
             self.assertEqual(len(proxy.wait_for_log(requests)), requests)
+            deadline = time.monotonic() + 10  # the ledger commits in groups: wait for every row
+            while ledger_spend(proxy.ledger_path) != requests * COST:
+                self.assertLess(time.monotonic(), deadline, "the ledger never got every row")
+                time.sleep(0.05)
             b = api_budgets(proxy)["everything"]
             self.assertEqual(Decimal(b["spend_usd"]), ledger_spend(proxy.ledger_path))
             self.assertEqual(Decimal(b["spend_usd"]), requests * COST)

@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cstring>
 
+#include "metering/input_estimate.hpp"
+
 namespace bedrock_meter::accounting {
 
 namespace m = bedrock_meter::metering;
@@ -106,11 +108,13 @@ m::settlement row_of(const unsigned char* slot, const m::rate_table* table,
   x.latency = static_cast<m::latency_mode>(f.latency);
   m::token_usage u;
   if (live) {
-    // Bedrock had the request; what it billed is unknown: the body at 4 bytes per token, the
-    // generated text seen so far at 4 bytes per token (as for any estimated stream).
+    // Bedrock had the request; what it billed is unknown. The proxy's own estimator, with
+    // nothing learned yet in this process: the body and the generated text seen so far at its
+    // default bytes per token (the same 4 an estimated stream's text is counted at).
     if (m::billed_by_tokens(route.op)) {
-      u.input = (f.bytes_in + 3) / 4;
-      u.output = (f.text_bytes + 3) / 4;
+      const m::input_estimator fresh;
+      u.input = fresh.estimate(route.model_id, f.bytes_in);
+      u.output = fresh.estimate(route.model_id, f.text_bytes);
       u.source = m::usage_source::estimated;
     }
   } else {

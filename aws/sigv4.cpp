@@ -919,6 +919,7 @@ verified verify(std::string_view method, std::string_view target, const header_l
   if (!constant_time_equal(parts.signature, pa.signature)) {
     return fail(verify_error::signature_mismatch);
   }
+  out.signature = std::move(parts.signature);
   return out;
 }
 

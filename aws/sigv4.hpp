@@ -100,7 +100,8 @@ std::string_view to_string(verify_error e) noexcept;
 struct verified {
   verify_error error = verify_error::none;
   std::string access_key_id;
-  std::string region;  // from the credential scope
+  std::string region;     // from the credential scope
+  std::string signature;  // hex, once verified: an input event stream's chain starts from it
   explicit operator bool() const noexcept { return error == verify_error::none; }
 };
 

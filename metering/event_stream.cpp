@@ -130,8 +130,8 @@ struct raw_header {
 // header_format, not an overread.
 class header_reader {
  public:
-  header_reader(std::string_view frame, std::size_t end) noexcept
-      : frame_(frame), p_(bytes_of(frame)), end_(end) {}
+  header_reader(std::string_view frame, std::size_t end, std::size_t begin = prelude_bytes) noexcept
+      : frame_(frame), p_(bytes_of(frame)), end_(end), pos_(begin) {}
 
   [[nodiscard]] bool done() const noexcept { return pos_ >= end_; }
 
@@ -182,7 +182,7 @@ class header_reader {
   std::string_view frame_;
   const unsigned char* p_;
   std::size_t end_;
-  std::size_t pos_ = prelude_bytes;
+  std::size_t pos_;
 };
 
 // The string headers that name a message's kind; which one becomes `event_type` depends on
@@ -232,6 +232,8 @@ event_stream_error decode_frame(std::string_view frame, event_message& msg) noex
   }
   msg.event_type = event_type_of(msg.message_type, kinds);
   msg.payload = frame.substr(end, frame.size() - end - trailer_bytes);
+  msg.headers = frame.substr(prelude_bytes, end - prelude_bytes);
+  msg.frame = frame;
   return event_stream_error::none;
 }
 
@@ -368,6 +370,33 @@ void encode_event_frame(std::string& out, std::span<const event_header> headers,
   }
   out.append(payload);
   put_be32(out, crc32(std::string_view(out).substr(start)));
+}
+
+void encode_event_frame_raw(std::string& out, std::string_view header_block,
+                            std::string_view payload) {
+  const std::size_t total = prelude_bytes + header_block.size() + payload.size() + trailer_bytes;
+  if (total > std::numeric_limits<std::uint32_t>::max()) {
+    throw std::length_error("event stream frame larger than 4 GiB");
+  }
+  const std::size_t start = out.size();
+  out.reserve(start + total);
+  put_be32(out, static_cast<std::uint32_t>(total));
+  put_be32(out, static_cast<std::uint32_t>(header_block.size()));
+  put_be32(out, crc32(std::string_view(out).substr(start, 8)));
+  out.append(header_block);
+  out.append(payload);
+  put_be32(out, crc32(std::string_view(out).substr(start)));
+}
+
+std::optional<event_header_value> find_event_header(std::string_view header_block,
+                                                    std::string_view name) noexcept {
+  header_reader headers(header_block, header_block.size(), 0);
+  raw_header h;
+  while (!headers.done()) {
+    if (!headers.next(h)) return std::nullopt;
+    if (h.name == name) return event_header_value{h.type, h.value};
+  }
+  return std::nullopt;
 }
 
 std::string encode_event(std::string_view event_type, std::string_view json_payload) {

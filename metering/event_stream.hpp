@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -30,7 +31,21 @@ struct event_message {
   std::string_view event_type;    ///< `:event-type`, or `:exception-type` / `:error-code`
   std::string_view content_type;  ///< `:content-type`, may be empty
   std::string_view payload;       ///< raw payload bytes
+  std::string_view headers;       ///< the whole encoded header block (find_event_header reads it)
+  std::string_view frame;         ///< the whole encoded message
 };
+
+/// One header's type (0-9, as in the file comment) and value bytes: for bytes and strings without
+/// their 2-byte length, for timestamps the 8 big-endian bytes.
+struct event_header_value {
+  std::uint8_t type = 0;
+  std::string_view value;
+};
+
+/// The first header called `name` in a header block (`event_message::headers`); nullopt when it
+/// is absent or the block is malformed. Views point into `header_block`.
+std::optional<event_header_value> find_event_header(std::string_view header_block,
+                                                    std::string_view name) noexcept;
 
 enum class event_stream_error : std::uint8_t {
   none = 0,
@@ -95,6 +110,12 @@ std::string encode_event(std::string_view event_type, std::string_view json_payl
 /// Convenience: an `exception` frame (`:exception-type`, `:message-type: exception`), as Bedrock
 /// sends a mid-stream error such as `throttlingException` or `modelStreamErrorException`.
 std::string encode_exception(std::string_view exception_type, std::string_view json_payload);
+
+/// Appends one frame whose header block is given already encoded (`header_block`, as built by
+/// the caller: the signed envelopes of input event streams carry timestamp and byte-array
+/// headers, which `event_header` cannot express). Throws std::length_error beyond 4 GiB.
+void encode_event_frame_raw(std::string& out, std::string_view header_block,
+                            std::string_view payload);
 
 /// zlib-compatible CRC32 (slicing-by-8), exposed for tests and the simulator.
 std::uint32_t crc32(std::string_view bytes, std::uint32_t seed = 0) noexcept;

@@ -130,8 +130,11 @@ auth_outcome auth_index::authenticate(std::string_view method, std::string_view 
     out.error = refusal(v.error);
     return out;
   }
-  out.who = &access_keys_.find(v.access_key_id)->second.who;
+  const auto& entry = access_keys_.find(v.access_key_id)->second;
+  out.who = &entry.who;
+  out.key = &entry.key;
   out.signed_region = std::move(v.region);
+  out.signature = std::move(v.signature);
   return out;
 }
 

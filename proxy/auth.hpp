@@ -37,6 +37,10 @@ struct auth_outcome {
   const identity* who = nullptr;            // set on success; points into the auth_index
   std::optional<aws::bedrock_error> error;  // set on failure
   std::string signed_region;                // the region a SigV4 client signed for (else empty)
+  /// A SigV4 client's key and request signature: what its input event stream's signatures chain
+  /// from (InvokeModelWithBidirectionalStream). Null / empty for bearer and anonymous callers.
+  const aws::sigv4::issued_key* key = nullptr;
+  std::string signature;
 };
 
 class auth_index {

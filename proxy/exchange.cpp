@@ -11,6 +11,7 @@
 
 #include "accounting/inflight_journal.hpp"
 #include "accounting/ledger.hpp"
+#include "aws/event_signing.hpp"
 #include "metering/money.hpp"
 #include "proxy/auth.hpp"
 #include "proxy/forward.hpp"
@@ -99,7 +100,13 @@ stage_result route(exchange_context& ctx) {
 }
 
 stage_result authenticate(exchange_context& ctx) {
-  ctx.payload_hash = aws::sigv4::sha256_hex(ctx.req.body);
+  // A streamed input event stream is signed as a whole with a literal payload hash; its events
+  // carry their own signatures (aws/event_signing.hpp).
+  if (ctx.req.body_stream != nullptr &&
+      ctx.req.header("x-amz-content-sha256") == aws::sigv4::streaming_events_payload)
+    ctx.payload_hash = aws::sigv4::streaming_events_payload;
+  else
+    ctx.payload_hash = aws::sigv4::sha256_hex(ctx.req.body);
   auto auth = ctx.snap->auth.authenticate(ctx.req.method, ctx.req.target, ctx.req.headers,
                                           ctx.payload_hash, ctx.arrived);
   if (auth.error) {
@@ -107,9 +114,12 @@ stage_result authenticate(exchange_context& ctx) {
     return refusal{std::move(*auth.error)};
   }
   ctx.who = auth.who;
+  ctx.client_key = auth.key;
+  ctx.client_signature = std::move(auth.signature);
   ctx.team = auth.who->team;
   ctx.app = auth.who->app;
   ctx.target = ctx.snap->target_for(auth.signed_region);
+  ctx.client_region = auth.signed_region;
   if (ctx.target == nullptr) {
     // What Bedrock answers a request signed for another region than its endpoint's, with what
     // this proxy serves: never quietly send, say, an EU request to a US region.
@@ -128,11 +138,20 @@ stage_result authenticate(exchange_context& ctx) {
 stage_result authorize_model(exchange_context& ctx) {
   const auto op = ctx.route->op;
   if (op == metering::operation::invoke_model_with_bidirectional_stream) {
-    // Bedrock serves this operation over HTTP/2 only; our upstream connections are HTTP/1.1.
-    // Refuse clearly instead of forwarding a request Bedrock would reject (docs/http2.md).
-    return refusal{aws::validation_error(
-        "InvokeModelWithBidirectionalStream is not supported through bedrock-meter yet: it needs "
-        "HTTP/2 to Bedrock, and the proxy's upstream connections are HTTP/1.1.")};
+    // Bedrock serves this operation over HTTP/2 only, full duplex: a body collected whole
+    // (HTTP/1.1) cannot be one. Refuse clearly instead of forwarding what Bedrock would reject.
+    if (ctx.req.body_stream == nullptr)
+      return refusal{aws::validation_error(
+          "InvokeModelWithBidirectionalStream needs HTTP/2: Bedrock serves it on HTTP/2 only, "
+          "with both directions streaming at once. Call the proxy over HTTP/2 (the AWS SDK for "
+          "JavaScript does by default).")};
+    // Its input events are re-signed with SigV4 event signatures, which a bearer key cannot
+    // make (docs/http2.md).
+    if (!ctx.w.state().upstream_bearer_token().empty())
+      return refusal{aws::validation_error(
+          "InvokeModelWithBidirectionalStream through bedrock-meter needs SigV4 upstream "
+          "credentials: the proxy re-signs every input event, which an upstream bearer key "
+          "cannot do.")};
   }
   if (op == metering::operation::get_async_invoke || op == metering::operation::list_async_invokes)
     return std::nullopt;  // reads of the caller's own jobs: no model to check
@@ -305,6 +324,16 @@ stage_result sign_upstream(exchange_context& ctx) {
   aws::sigv4::signing_options opt;
   opt.region = ctx.target->region;
   opt.now = std::chrono::system_clock::now();
+  if (ctx.req.body_stream != nullptr) {
+    // The input event stream: its literal payload hash goes in x-amz-content-sha256 (signed), and
+    // the events' signature chain starts from this request's signature.
+    opt.sign_content_sha256_header = true;
+    auto parts = aws::sigv4::sign(ctx.req.method, ctx.req.target, fwd,
+                                  aws::sigv4::streaming_events_payload, *creds, opt);
+    ctx.upstream_signature = std::move(parts.signature);
+    ctx.upstream_creds = creds;
+    return std::nullopt;
+  }
   aws::sigv4::sign(ctx.req.method, ctx.req.target, fwd, ctx.payload_hash, *creds, opt);
   return std::nullopt;
 }

@@ -5,6 +5,7 @@
 // HTTP/1.1 sessions (Beast) and HTTP/2 streams (nghttp2) both parse their protocol into an
 // `inbound_request` and implement `response_sink`; everything after that is this one path
 // (proxy/exchange_stages.hpp has the stages, proxy/forward.hpp the relay).
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,6 +22,22 @@ namespace bedrock_meter::proxy {
 
 class worker;
 
+/// A request body that is still arriving while the exchange runs: the input event stream of
+/// InvokeModelWithBidirectionalStream (HTTP/2 only). Bytes are acknowledged to the client (flow
+/// control) only as they are read, so an exchange that stops reading stops the client.
+class request_body_stream {
+ public:
+  virtual ~request_body_stream() = default;
+  /// Moves the next bytes of the body into `out` (replacing its contents), waiting until some
+  /// arrive. `out` empty with no error: the body ended. An error: the client reset the stream or
+  /// left (connection_reset), nothing arrived until `deadline` (timed_out), or cancel() was
+  /// called (operation_aborted).
+  virtual io::awaitable<io::error_code> read(std::string& out,
+                                             std::chrono::steady_clock::time_point deadline) = 0;
+  /// Wakes a pending read with operation_aborted; later reads fail the same way.
+  virtual void cancel() = 0;
+};
+
 /// A fully received client request. Header names are lowercase (HTTP/2 requires it; for
 /// HTTP/1.1 the session lowercases them, since header names are case-insensitive).
 struct inbound_request {
@@ -28,6 +45,8 @@ struct inbound_request {
   std::string target;  // path and query exactly as received: forwarded and re-signed as is
   aws::sigv4::header_list headers;
   std::string body;
+  /// Set instead of `body` for a body that streams in while the exchange runs (see above).
+  request_body_stream* body_stream = nullptr;
   std::uint64_t connection_id = 0;
   std::string_view protocol;  // "HTTP/1.1" or "HTTP/2"
   std::string remote;         // client address, for the access log

@@ -55,7 +55,9 @@ struct exchange_context {
   const steady_clock::time_point start = steady_clock::now();
   const std::chrono::system_clock::time_point arrived = std::chrono::system_clock::now();
   const steady_clock::time_point deadline;  ///< start + limits.exchange_timeout
-  const std::uint64_t bytes_in;  ///< the request body's size (forward moves the body upstream)
+  /// The request body's size (forward moves the body upstream); a streamed body's grows as it
+  /// is read.
+  std::uint64_t bytes_in;
   steady_clock::time_point first_byte{};  ///< the upstream's first response byte
 
   // route
@@ -67,6 +69,10 @@ struct exchange_context {
   // authenticate
   std::string payload_hash;  ///< hex SHA-256 of the body: verified, then re-signed with
   const identity* who = nullptr;
+  /// A SigV4 caller's key and request signature: its input event stream chains from them.
+  const aws::sigv4::issued_key* client_key = nullptr;
+  std::string client_signature;
+  std::string client_region;  ///< the region the caller signed for
   std::string_view team;  ///< the identity's, unless an application inference profile names its own
   std::string_view app;
   const upstream_target* target = nullptr;
@@ -80,6 +86,10 @@ struct exchange_context {
   std::optional<metering::request_traits> traits;  ///< what the request asked for (the ledger's)
   // sign_upstream
   aws::sigv4::header_list upstream_headers;
+  /// The upstream request's signature and the credentials it was made with: the proxy's own
+  /// input event stream chain starts from them (InvokeModelWithBidirectionalStream).
+  std::string upstream_signature;
+  std::shared_ptr<const aws::sigv4::credentials> upstream_creds;
   // forward
   std::optional<metering::usage_observer> meter;  ///< set once the request goes upstream
   /// Bedrock has the request but had not answered by first_byte_timeout: the client was answered

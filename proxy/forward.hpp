@@ -24,6 +24,7 @@
 #include <boost/beast/http/read.hpp>
 
 #include "io/inline_io.hpp"
+#include "proxy/bidi.hpp"
 #include "proxy/exchange_stages.hpp"
 #include "proxy/upstream.hpp"
 #include "proxy/worker.hpp"
@@ -234,6 +235,8 @@ io::awaitable<exchange_result> run_exchange_with(worker& w, inbound_request& req
   if (!refused) refused = finish_stages(ctx);
   if (refused)
     co_await refuse(ctx, out, *refused);
+  else if (ctx.req.body_stream != nullptr)
+    co_await forward_bidirectional(ctx, out);  // its own HTTP/2 connection (proxy/bidi.hpp)
   else
     co_await forward(ctx, out, upstream);
   settle(ctx);

@@ -81,7 +81,22 @@ struct h2_stream {
   bool deferred = false;  // the data provider returned NGHTTP2_ERR_DEFERRED
   bool closed = false;    // nghttp2 closed the stream (done, or reset by either side)
   steady_timer wake;      // cancelled to wake the sink waiting on this stream
+  // Request body streamed to a running exchange (InvokeModelWithBidirectionalStream): bytes
+  // received and not yet read; acknowledged to the client (WINDOW_UPDATE) only once read.
+  bool streaming = false;
+  std::string in;
+  bool in_eof = false;        // END_STREAM from the client
+  bool in_cancelled = false;  // the exchange stopped reading
+  bool exchange_over = false;
+  steady_timer in_wake{wake.get_executor()};
 };
+
+/// The request path of InvokeModelWithBidirectionalStream: its body streams to the exchange
+/// instead of being collected first.
+bool streams_request_body(std::string_view target) noexcept {
+  const auto path = target.substr(0, target.find('?'));
+  return path.starts_with("/model/") && path.ends_with("/invoke-with-bidirectional-stream");
+}
 
 template <class Stream>
 class h2_connection {
@@ -119,6 +134,9 @@ class h2_connection {
     // Queued SETTINGS/PING ACKs the client never reads: nghttp2 stops the session (flood).
     nghttp2_option_set_max_outbound_ack(opt, 1000);
     nghttp2_option_set_max_settings(opt, 32);
+    // Received DATA is acknowledged by consume(): at once for collected bodies, as the exchange
+    // reads for streamed ones (flow control both ways).
+    nghttp2_option_set_no_auto_window_update(opt, 1);
     const int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
@@ -372,6 +390,7 @@ class h2_connection {
     for (auto& s : running_) {
       if (dead_) s->closed = true;
       s->wake.cancel();
+      s->in_wake.cancel();
     }
   }
 
@@ -426,10 +445,17 @@ class h2_connection {
     return 0;
   }
 
-  static int on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t stream_id,
+  static int on_data_chunk(nghttp2_session* session, std::uint8_t, std::int32_t stream_id,
                            const std::uint8_t* data, std::size_t len, void* user) {
     auto& c = self(user);
     h2_stream* s = c.find(stream_id);
+    if (s != nullptr && s->streaming && !s->exchange_over && !s->in_cancelled) {
+      s->in.append(reinterpret_cast<const char*>(data), len);
+      s->in_wake.cancel();
+      return 0;
+    }
+    if (nghttp2_session_consume(session, stream_id, len) != 0)
+      nghttp2_session_consume_connection(session, len);
     if (s == nullptr || s->dispatched) return 0;
     if (s->req.body.size() + len > c.cfg_->limits.max_body_bytes) {
       s->body_too_large = true;
@@ -466,6 +492,24 @@ class h2_connection {
     const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (frame->hd.type == NGHTTP2_DATA && frame->hd.length == 0 && !end && c.empties_.hit(now))
       c.flood(c.counters().h2_empty_frame_floods);
+    if (h2_stream* s = c.find(frame->hd.stream_id); s != nullptr && s->streaming) {
+      if (end) {
+        s->in_eof = true;
+        s->in_wake.cancel();
+      }
+      return 0;
+    }
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      const auto it = c.streams_.find(frame->hd.stream_id);
+      if (it != c.streams_.end() && streams_request_body(it->second->req.target)) {
+        // A bidirectional stream: the exchange starts now and reads the body as it comes.
+        it->second->streaming = true;
+        it->second->headers_done = true;
+        it->second->in_eof = end;
+        c.dispatch(it->second);
+        return 0;
+      }
+    }
     if (!end) {
       // The request's header block is complete (CONTINUATIONs included): its body has
       // limits.body_timeout from now to end the stream.
@@ -490,6 +534,7 @@ class h2_connection {
     if (it == c.streams_.end()) return 0;
     it->second->closed = true;
     it->second->wake.cancel();
+    it->second->in_wake.cancel();
     c.streams_.erase(it);  // a running exchange keeps its own reference
     return 0;
   }
@@ -521,6 +566,20 @@ class h2_connection {
   static awaitable<void> run_stream(h2_connection* c, std::shared_ptr<h2_stream> s);
 
  public:
+  /// A streaming exchange ended: what the client sent unread is acknowledged and dropped, and a
+  /// client still sending is told to stop (RST_STREAM(NO_ERROR) after a complete response,
+  /// RFC 9113 8.1).
+  void end_streamed_body(h2_stream& s) {
+    s.exchange_over = true;
+    if (!s.in.empty() && !dead_) {
+      nghttp2_session_consume(session_, s.id, s.in.size());
+      s.in.clear();
+    }
+    if (!s.in_eof && !s.closed && !dead_)
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_NO_ERROR);
+    signal_write();
+  }
+
   void exchange_done(const std::shared_ptr<h2_stream>& s) {
     running_.erase(std::remove(running_.begin(), running_.end(), s), running_.end());
     --active_;
@@ -663,6 +722,41 @@ class http2_sink final : public response_sink {
   std::shared_ptr<h2_stream> s_;
 };
 
+/// The request body of a streaming stream, read by its exchange.
+template <class Stream>
+class http2_body_stream final : public request_body_stream {
+ public:
+  http2_body_stream(h2_connection<Stream>& c, std::shared_ptr<h2_stream> s)
+      : c_(c), s_(std::move(s)) {}
+
+  awaitable<error_code> read(std::string& out,
+                             std::chrono::steady_clock::time_point deadline) override {
+    out.clear();
+    while (s_->in.empty()) {
+      if (s_->in_cancelled) co_return net::error::operation_aborted;
+      if (s_->in_eof) co_return error_code{};
+      if (s_->closed || c_.dead()) co_return net::error::connection_reset;
+      s_->in_wake.expires_at(deadline);
+      auto [ec] = co_await s_->in_wake.async_wait(use_ec);
+      if (!ec && std::chrono::steady_clock::now() >= deadline) co_return net::error::timed_out;
+    }
+    out.swap(s_->in);
+    // Acknowledged now: the client may send as much again.
+    nghttp2_session_consume(c_.session(), s_->id, out.size());
+    c_.signal_write();
+    co_return error_code{};
+  }
+
+  void cancel() override {
+    s_->in_cancelled = true;
+    s_->in_wake.cancel();
+  }
+
+ private:
+  h2_connection<Stream>& c_;
+  std::shared_ptr<h2_stream> s_;
+};
+
 template <class Stream>
 awaitable<void> h2_connection<Stream>::run_stream(h2_connection* c, std::shared_ptr<h2_stream> s) {
   auto& w = c->w_;
@@ -688,10 +782,16 @@ awaitable<void> h2_connection<Stream>::run_stream(h2_connection* c, std::shared_
       // lets the streams already open finish, and the client opens a new connection to retry).
       co_await write_error(sink, *c->entry_.refusal, w.new_request_id());
       c->begin_goaway();
+    } else if (s->streaming) {
+      http2_body_stream<Stream> body(*c, s);
+      s->req.body_stream = &body;
+      co_await run_exchange(w, s->req, sink);
+      s->req.body_stream = nullptr;
     } else {
       co_await run_exchange(w, s->req, sink);
     }
   }
+  if (s->streaming) c->end_streamed_body(*s);
   c->exchange_done(s);
 }
 

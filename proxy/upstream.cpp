@@ -154,11 +154,22 @@ upstream_pool::upstream_pool(executor ex, net::ssl::context* tls, std::uint32_t 
 
 awaitable<upstream_pool::acquired> upstream_pool::acquire(
     const upstream_target& t, std::chrono::milliseconds connect_timeout) {
-  acquired out;
   if (auto pooled = take_idle(t)) {
+    acquired out;
     out.conn = std::move(pooled);
     co_return out;
   }
+  co_return co_await connect_new(t, connect_timeout, false);
+}
+
+awaitable<upstream_pool::acquired> upstream_pool::connect_h2(
+    const upstream_target& t, std::chrono::milliseconds connect_timeout) {
+  return connect_new(t, connect_timeout, true);
+}
+
+awaitable<upstream_pool::acquired> upstream_pool::connect_new(
+    const upstream_target& t, std::chrono::milliseconds connect_timeout, bool h2) {
+  acquired out;
   std::vector<tcp::endpoint> endpoints;
   if (auto ec = co_await resolve(t, endpoints)) {
     out.failure = upstream_failure::resolve;
@@ -179,7 +190,7 @@ awaitable<upstream_pool::acquired> upstream_pool::acquire(
   error_code ignored;
   stream.socket().set_option(tcp::no_delay(true), ignored);
   if (conn->tls()) {
-    if (auto [failure, ec] = co_await handshake(*conn, t); failure != upstream_failure::none) {
+    if (auto [failure, ec] = co_await handshake(*conn, t, h2); failure != upstream_failure::none) {
       out.failure = failure;
       out.ec = ec;
       co_return out;
@@ -220,8 +231,13 @@ awaitable<error_code> upstream_pool::resolve(const upstream_target& t,
 }
 
 awaitable<std::pair<upstream_failure, error_code>> upstream_pool::handshake(
-    upstream_connection& conn, const upstream_target& t) {
+    upstream_connection& conn, const upstream_target& t, bool h2) {
   auto& ssl = conn.ssl();
+  if (h2) {
+    // This connection offers h2 alone (the context offers http/1.1 for the pooled ones).
+    static const unsigned char alpn[] = {2, 'h', '2'};
+    SSL_set_alpn_protos(ssl.native_handle(), alpn, sizeof(alpn));
+  }
   // SNI and hostname verification: without them a valid certificate for any name would pass.
   // (SSL_set_tlsext_host_name is a macro with a C cast; this is what it expands to.)
   if (SSL_ctrl(ssl.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
@@ -231,6 +247,14 @@ awaitable<std::pair<upstream_failure, error_code>> upstream_pool::handshake(
         error_code(static_cast<int>(::ERR_get_error()), net::error::get_ssl_category())};
   ssl.set_verify_callback(net::ssl::host_name_verification(t.host));
   auto [hec] = co_await ssl.async_handshake(net::ssl::stream_base::client, use_ec);
+  if (!hec && h2) {
+    const unsigned char* proto = nullptr;
+    unsigned len = 0;
+    SSL_get0_alpn_selected(ssl.native_handle(), &proto, &len);
+    if (len != 2 || proto[0] != 'h' || proto[1] != '2')
+      co_return std::pair{upstream_failure::protocol,
+                          error_code(net::error::operation_not_supported)};
+  }
   if (!hec) co_return std::pair{upstream_failure::none, error_code{}};
   co_return std::pair{
       hec == beast::error::timeout ? upstream_failure::timeout : upstream_failure::tls_handshake,

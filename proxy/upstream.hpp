@@ -92,6 +92,11 @@ class upstream_pool {
   /// handshake with SNI and host verification), all within `connect_timeout`.
   io::awaitable<acquired> acquire(const upstream_target& t,
                                   std::chrono::milliseconds connect_timeout);
+  /// A new connection for one HTTP/2 request (never pooled): TLS offers only `h2` in ALPN and
+  /// fails as `protocol` when the server does not select it; a plain target speaks HTTP/2 with
+  /// prior knowledge. For InvokeModelWithBidirectionalStream, which Bedrock serves on HTTP/2 only.
+  io::awaitable<acquired> connect_h2(const upstream_target& t,
+                                     std::chrono::milliseconds connect_timeout);
   /// Returns a connection whose last response was read completely and was keep-alive.
   void release(std::unique_ptr<upstream_connection> c);
   /// Drops every idle connection (shutdown).
@@ -99,6 +104,9 @@ class upstream_pool {
   std::size_t idle_count() const noexcept;
 
  private:
+  /// Resolves, connects and (for TLS targets) handshakes a new connection.
+  io::awaitable<acquired> connect_new(const upstream_target& t,
+                                      std::chrono::milliseconds connect_timeout, bool h2);
   /// A pooled idle connection to `t` that is still open, or null.
   std::unique_ptr<upstream_connection> take_idle(const upstream_target& t);
   /// The target's addresses, from the DNS cache or a fresh lookup (then cached).
@@ -106,7 +114,8 @@ class upstream_pool {
                                         std::vector<io::tcp::endpoint>& endpoints);
   /// TLS handshake with SNI and host-name verification.
   io::awaitable<std::pair<upstream_failure, io::error_code>> handshake(upstream_connection& conn,
-                                                                       const upstream_target& t);
+                                                                       const upstream_target& t,
+                                                                       bool h2);
 
   io::executor ex_;
   io::net::ssl::context* tls_;

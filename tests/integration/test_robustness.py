@@ -44,7 +44,8 @@ class ClientSideLimits(ProxyCase):
                                           "UnknownOperationException")
         self.assertEqual(self.sim.stats(), before)
 
-    def test_bidirectional_stream_is_refused_clearly_not_forwarded(self):
+    def test_bidirectional_stream_over_http1_is_refused_clearly_not_forwarded(self):
+        # Bedrock serves it on HTTP/2 only, full duplex; a body collected whole cannot be one.
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
         from botocore.credentials import Credentials

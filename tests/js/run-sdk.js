@@ -3,11 +3,12 @@
 //   BM_ENDPOINT   proxy URL (https://... trusts NODE_EXTRA_CA_CERTS; http://... is h2c)
 //   BM_HANDLER    "default" (the client's own: NodeHttp2Handler, one connection per request),
 //                 "h2-shared" (NodeHttp2Handler multiplexing streams) or "http1" (NodeHttpHandler)
-//   BM_SCENARIO   "operations" | "concurrent" | "multiplex" | "abort"
+//   BM_SCENARIO   "operations" | "concurrent" | "multiplex" | "abort" | "bidi" | "bidi_abort" |
+//                 "bidi_exception" (InvokeModelWithBidirectionalStream: Nova Sonic)
 "use strict";
 const {
   BedrockRuntimeClient, ConverseCommand, ConverseStreamCommand, InvokeModelCommand,
-  InvokeModelWithResponseStreamCommand, CountTokensCommand,
+  InvokeModelWithResponseStreamCommand, CountTokensCommand, InvokeModelWithBidirectionalStreamCommand,
 } = require("@aws-sdk/client-bedrock-runtime");
 const { NodeHttpHandler, NodeHttp2Handler } = require("@smithy/node-http-handler");
 
@@ -136,9 +137,135 @@ async function abort(c) {
   return { id: r.$metadata.requestId, deltas, error, expected_input: 40, expected_output: 30 };
 }
 
+// --- InvokeModelWithBidirectionalStream (Nova Sonic) ---------------------------------------------
+// The session as the Nova Sonic docs describe it: sessionStart, promptStart, a SYSTEM text
+// content, then user turns (AUDIO: 16 kHz LPCM, base64; TEXT), promptEnd, sessionEnd. Each input
+// event is {chunk: {bytes}} with bytes the JSON {"event": {...}}; the SDK signs each one.
+const SONIC = "amazon.nova-sonic-v1:0";
+const enc = (event) => ({ chunk: { bytes: Buffer.from(JSON.stringify({ event })) } });
+
+// A promise the input generator waits on until the answer has reached a point: the next user
+// turn is sent only after the previous turn's usage event came back, which can only happen if
+// both directions stream at once (a proxy that waited for the whole input would hang here).
+function gate() {
+  let open;
+  const p = new Promise((r) => { open = r; });
+  return { p, open };
+}
+
+async function* sonicInput(turns, gates, text, system = "You are a helpful assistant.") {
+  const promptName = "p1";
+  yield enc({ sessionStart: { inferenceConfiguration: { maxTokens: 1024, topP: 0.9, temperature: 0.7 } } });
+  yield enc({ promptStart: { promptName, textOutputConfiguration: { mediaType: "text/plain" },
+    audioOutputConfiguration: { mediaType: "audio/lpcm", sampleRateHertz: 24000, sampleSizeBits: 16,
+      channelCount: 1, voiceId: "matthew", encoding: "base64", audioType: "SPEECH" } } });
+  yield enc({ contentStart: { promptName, contentName: "sys", type: "TEXT", interactive: false,
+    role: "SYSTEM", textInputConfiguration: { mediaType: "text/plain" } } });
+  yield enc({ textInput: { promptName, contentName: "sys", content: system } });
+  yield enc({ contentEnd: { promptName, contentName: "sys" } });
+  for (let t = 0; t < turns; t++) {
+    if (t % 2 === 0) {
+      const contentName = `audio${t}`;
+      yield enc({ contentStart: { promptName, contentName, type: "AUDIO", interactive: true, role: "USER",
+        audioInputConfiguration: { mediaType: "audio/lpcm", sampleRateHertz: 16000, sampleSizeBits: 16,
+          channelCount: 1, audioType: "SPEECH", encoding: "base64" } } });
+      for (let i = 0; i < 3; i++)
+        yield enc({ audioInput: { promptName, contentName, content: Buffer.alloc(3200).toString("base64") } });
+      yield enc({ contentEnd: { promptName, contentName } });
+    } else {
+      const contentName = `text${t}`;
+      yield enc({ contentStart: { promptName, contentName, type: "TEXT", interactive: true, role: "USER",
+        textInputConfiguration: { mediaType: "text/plain" } } });
+      yield enc({ textInput: { promptName, contentName, content: text } });
+      yield enc({ contentEnd: { promptName, contentName } });
+    }
+    await gates[t].p;
+  }
+  yield enc({ promptEnd: { promptName } });
+  yield enc({ sessionEnd: {} });
+}
+
+// Reads the answer; `onUsage(n)` after the n-th usage event. Returns what the SDK saw.
+async function readSonic(r, gates, onUsage) {
+  const seen = { usage: [], text: [], audio_bytes: 0, completion_end: null, events: 0 };
+  for await (const ev of r.body) {
+    if (!ev.chunk) continue;
+    const e = JSON.parse(Buffer.from(ev.chunk.bytes).toString()).event;
+    seen.events++;
+    if (e.textOutput) seen.text.push(e.textOutput.content);
+    if (e.audioOutput) seen.audio_bytes += Buffer.from(e.audioOutput.content, "base64").length;
+    if (e.completionEnd) seen.completion_end = e.completionEnd.stopReason;
+    if (e.usageEvent) {
+      seen.usage.push(e.usageEvent);
+      const n = seen.usage.length;
+      if (gates[n - 1]) gates[n - 1].open();
+      if (onUsage) onUsage(n);
+    }
+  }
+  return seen;
+}
+
+function lastTotals(seen) {
+  const u = seen.usage[seen.usage.length - 1];
+  if (!u) return null;
+  const t = u.details.total;
+  return { speech_input: t.input.speechTokens, text_input: t.input.textTokens,
+           speech_output: t.output.speechTokens, text_output: t.output.textTokens,
+           input: u.totalInputTokens, output: u.totalOutputTokens };
+}
+
+// Two user turns (audio, then text), each sent only after the previous answer's usage event.
+async function bidi(c) {
+  const gates = [gate(), gate()];
+  const r = await c.send(new InvokeModelWithBidirectionalStreamCommand({
+    modelId: SONIC, body: sonicInput(2, gates, "hello there") }));
+  const seen = await readSonic(r, gates);
+  return { id: r.$metadata.requestId, usage_events: seen.usage.length, text: seen.text,
+           audio_bytes: seen.audio_bytes, completion_end: seen.completion_end, totals: lastTotals(seen) };
+}
+
+// The client gives up after the first turn's usage event (AbortController: RST_STREAM).
+async function bidi_abort(c) {
+  const ac = new AbortController();
+  const gates = [gate(), gate(), gate(), gate()];
+  const r = await c.send(new InvokeModelWithBidirectionalStreamCommand({
+    modelId: SONIC, body: sonicInput(4, gates, "hello there") }), { abortSignal: ac.signal });
+  let error = null, seen = null;
+  try {
+    // No gate is ever opened: nothing more is sent after the first turn.
+    seen = await readSonic(r, [], (n) => { if (n === 1) ac.abort(); });
+  } catch (e) {
+    error = e.name;
+  }
+  return { id: r.$metadata.requestId, error, seen_usage: seen ? seen.usage.length : null };
+}
+
+// The simulator ends the answer with modelStreamErrorException after the first usage event.
+async function bidi_exception(c) {
+  const gates = [gate(), gate()];
+  const r = await c.send(new InvokeModelWithBidirectionalStreamCommand({
+    modelId: SONIC, body: sonicInput(2, gates, "hello there",
+                                     "You are terse. SIM{fault=stream_exception,after=1}") }));
+  const seen = { usage: [] };
+  let error = null, message = null;
+  try {
+    for await (const ev of r.body) {
+      if (!ev.chunk) continue;
+      const e = JSON.parse(Buffer.from(ev.chunk.bytes).toString()).event;
+      if (e.usageEvent) { seen.usage.push(e.usageEvent); gates[seen.usage.length - 1].open(); }
+    }
+  } catch (e) {
+    error = e.name;
+    message = e.message;
+  }
+  gates.forEach((g) => g.open());
+  return { id: r.$metadata.requestId, error, message, usage_events: seen.usage.length };
+}
+
 (async () => {
   const c = makeClient();
-  const scenario = { operations, concurrent, multiplex, abort }[process.env.BM_SCENARIO || "operations"];
+  const scenario = { operations, concurrent, multiplex, abort, bidi, bidi_abort, bidi_exception }[
+    process.env.BM_SCENARIO || "operations"];
   try {
     const result = await scenario(c);
     process.stdout.write(JSON.stringify(result) + "\n");

@@ -181,7 +181,9 @@ class bidi_relay {
         if (k == name) return v;  // HTTP/2 header names are lowercase
       return {};
     });
-    if (auto ec = co_await out_.write_head(ctx_.status, headers, std::nullopt); ec) co_return false;
+    const std::optional<std::uint64_t> unknown_length;  // named: see detail::upstream_failed
+    if (auto ec = co_await out_.write_head(ctx_.status, headers, unknown_length); ec)
+      co_return false;
     ctx_.result.response_started = true;
     co_return true;
   }
@@ -271,8 +273,8 @@ awaitable<void> forward_bidirectional(exchange_context& ctx, response_sink& out)
   auto up = std::make_shared<h2_upstream>(std::move(acq.conn));
   if (!up->start(ctx.req.method, ctx.req.target, *ctx.target, ctx.upstream_headers)) {
     up->close();
-    co_await detail::upstream_failed(ctx, out, upstream_failure::protocol,
-                                     make_error_code(net::error::no_memory), true);
+    const error_code ec = net::error::no_memory;
+    co_await detail::upstream_failed(ctx, out, upstream_failure::protocol, ec, true);
     co_return;
   }
   bidi_relay relay(ctx, out, std::move(up));

@@ -642,6 +642,252 @@ class SimulatorTest(unittest.TestCase):
         self.assertEqual(self.sim.stats()["requests"]["CountTokens"] - s["requests"]["CountTokens"], 1)
 
 
+# ---- InvokeModelWithBidirectionalStream over HTTP/2 (tests/js/sim-bidi.js, node's http2) --------
+
+JS_BIDI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "js", "sim-bidi.js")
+SONIC = "amazon.nova-sonic-v1:0"
+
+
+def run_bidi(port, scheme="http", **plan):
+    """Runs one bidirectional session with the node client; returns what it saw."""
+    plan.setdefault("endpoint", f"{scheme}://127.0.0.1:{port}")
+    plan.setdefault("region", REGION)
+    plan.setdefault("model", SONIC)
+    plan.setdefault("auth", "sigv4")
+    plan.setdefault("akid", AKID)
+    plan.setdefault("secret", SECRET)
+    plan.setdefault("bearer", BEARER)
+    r = subprocess.run(["node", JS_BIDI, json.dumps(plan)], capture_output=True, text=True,
+                       timeout=40)
+    lines = r.stdout.strip().splitlines()
+    if not lines:
+        raise AssertionError(f"sim-bidi.js printed nothing: {r.stderr}")
+    return json.loads(lines[-1])
+
+
+def ev(name, **body):
+    return {"event": {name: body}}
+
+
+def sonic_open(prompt="p1"):
+    return [ev("sessionStart", inferenceConfiguration={"maxTokens": 1024, "topP": 0.9,
+                                                        "temperature": 0.7}),
+            ev("promptStart", promptName=prompt,
+               textOutputConfiguration={"mediaType": "text/plain"},
+               audioOutputConfiguration={"mediaType": "audio/lpcm", "sampleRateHertz": 24000,
+                                         "sampleSizeBits": 16, "channelCount": 1,
+                                         "voiceId": "matthew", "encoding": "base64",
+                                         "audioType": "SPEECH"})]
+
+
+def sonic_text_turn(text, content="t1", prompt="p1"):
+    return [ev("contentStart", promptName=prompt, contentName=content, type="TEXT",
+               interactive=True, role="USER", textInputConfiguration={"mediaType": "text/plain"}),
+            ev("textInput", promptName=prompt, contentName=content, content=text),
+            ev("contentEnd", promptName=prompt, contentName=content)]
+
+
+def sonic_audio_turn(chunks, size, content="a1", prompt="p1"):
+    return ([ev("contentStart", promptName=prompt, contentName=content, type="AUDIO",
+                interactive=True, role="USER",
+                audioInputConfiguration={"mediaType": "audio/lpcm", "sampleRateHertz": 16000,
+                                         "sampleSizeBits": 16, "channelCount": 1,
+                                         "audioType": "SPEECH", "encoding": "base64"})] +
+            [{"audio": {"promptName": prompt, "contentName": content, "bytes": size}}] * chunks +
+            [ev("contentEnd", promptName=prompt, contentName=content)])
+
+
+def sonic_close(prompt="p1"):
+    return [ev("promptEnd", promptName=prompt), ev("sessionEnd"), {"end": True}]
+
+
+def usage_events(result):
+    return [e["body"] for e in result["events"] if e["name"] == "usageEvent"]
+
+
+def tokens(io):
+    return (io["speechTokens"], io["textTokens"])
+
+
+@unittest.skipUnless(shutil.which("node"), "node not installed")
+class SimulatorBidiTest(unittest.TestCase):
+    """InvokeModelWithBidirectionalStream over HTTP/2 with prior knowledge: signed envelopes,
+    full duplex, usage, faults."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not SIM or not os.path.exists(SIM):
+            raise unittest.SkipTest("BEDROCK_SIM not set")
+        cls.sim = Sim()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.sim.stop()
+        assert rc == 0, f"bedrock-sim exited {rc} on SIGTERM"
+
+    def test_bidi_usage_totals_full_duplex(self):
+        before = self.sim.stats()
+        steps = (sonic_open() + sonic_audio_turn(3, 3200) +
+                 # The request is still open: the answer to the first turn must come now.
+                 [{"wait": "usageEvent", "count": 1}] +
+                 sonic_text_turn("hello there") + [{"wait": "usageEvent", "count": 2}] +
+                 sonic_close())
+        r = run_bidi(self.sim.port, steps=steps)
+        self.assertIsNone(r["error"], r)
+        self.assertEqual(r["status"], 200)
+        self.assertEqual(r["headers"]["content-type"], "application/vnd.amazon.eventstream")
+        self.assertRegex(r["headers"]["x-amzn-requestid"], r"^[0-9a-f-]{36}$")
+        names = [e["name"] for e in r["events"]]
+        turn = ["contentStart", "textOutput", "contentEnd", "contentStart", "audioOutput",
+                "contentEnd", "usageEvent"]
+        self.assertEqual(names, ["completionStart"] + turn + turn +
+                         ["completionEnd", "usageEvent"])
+        self.assertTrue(all(e["type"] == "event" for e in r["events"]))
+        first = r["events"][0]["body"]
+        for e in r["events"]:
+            self.assertEqual(e["body"]["sessionId"], first["sessionId"])
+            self.assertEqual(e["body"]["completionId"], first["completionId"])
+            self.assertEqual(e["body"]["promptName"], "p1")
+        self.assertEqual(r["events"][2]["body"]["content"], "Simulated reply 1.")
+        self.assertEqual(r["events"][1]["body"]["role"], "ASSISTANT")
+        self.assertEqual(r["events"][4]["body"]["type"], "AUDIO")
+        self.assertEqual(len(base64.b64decode(r["events"][5]["body"]["content"])), 4000)
+        self.assertEqual(r["events"][-2]["body"]["stopReason"], "END_TURN")
+
+        u1, u2, last = usage_events(r)
+        self.assertEqual(tokens(u1["details"]["total"]["input"]), (12, 0))  # 3 x ceil(3200/1000)
+        self.assertEqual(tokens(u1["details"]["total"]["output"]), (4, 8))
+        self.assertEqual(tokens(u2["details"]["delta"]["input"]), (0, 3))  # ceil(11/4)
+        self.assertEqual(tokens(u2["details"]["delta"]["output"]), (4, 8))
+        self.assertEqual(tokens(u2["details"]["total"]["input"]), (12, 3))
+        self.assertEqual(tokens(u2["details"]["total"]["output"]), (8, 16))
+        self.assertEqual(tokens(last["details"]["delta"]["input"]), (0, 0))
+        self.assertEqual(tokens(last["details"]["delta"]["output"]), (0, 0))
+        self.assertEqual((last["totalInputTokens"], last["totalOutputTokens"],
+                          last["totalTokens"]), (15, 24, 39))
+
+        after = self.sim.stats()
+        sent = r["sent"]
+        self.assertEqual(sent, 12)
+        self.assertEqual(after["requests"]["InvokeModelWithBidirectionalStream"] -
+                         before["requests"]["InvokeModelWithBidirectionalStream"], 1)
+        self.assertEqual(after["bidi_input_events"] - before["bidi_input_events"], sent)
+        self.assertEqual(after["bidi_verified_events"] - before["bidi_verified_events"], sent)
+        self.assertEqual(after["bidi_signature_failures"], before["bidi_signature_failures"])
+        self.assertGreater(after["http2_connections"], before["http2_connections"])
+
+    def test_bidi_bad_event_signature_is_a_validation_exception(self):
+        before = self.sim.stats()
+        r = run_bidi(self.sim.port, sign="bad:3",
+                     steps=sonic_open() + sonic_text_turn("hi") + sonic_close())
+        self.assertEqual(r["status"], 200)
+        last = r["events"][-1]
+        self.assertEqual(last["type"], "exception")
+        self.assertEqual(last["name"], "validationException")
+        self.assertIn("event 3", last["body"]["message"])
+        self.assertIn("signature does not match", last["body"]["message"])
+        self.assertNotIn("usageEvent", [e["name"] for e in r["events"]])
+        after = self.sim.stats()
+        self.assertEqual(after["bidi_signature_failures"] - before["bidi_signature_failures"], 1)
+        self.assertEqual(after["bidi_verified_events"] - before["bidi_verified_events"], 2)
+
+    def test_bidi_unsigned_events_are_refused_when_the_request_is_signed(self):
+        r = run_bidi(self.sim.port, sign="bare", steps=sonic_open() + sonic_close())
+        self.assertEqual(r["events"][-1]["name"], "validationException")
+        self.assertIn(":chunk-signature", r["events"][-1]["body"]["message"])
+
+    def test_bidi_stream_exception_after_usage(self):
+        steps = (sonic_open() + sonic_text_turn("hi SIM{fault=stream_exception,after=1}") +
+                 [{"wait": "usageEvent", "count": 1}] + sonic_close())
+        r = run_bidi(self.sim.port, steps=steps)
+        names = [e["name"] for e in r["events"]]
+        self.assertEqual(names[-2:], ["usageEvent", "modelStreamErrorException"])
+        self.assertEqual(r["events"][-1]["type"], "exception")
+        self.assertIn("message", r["events"][-1]["body"])
+        r = run_bidi(self.sim.port, steps=sonic_open() + sonic_text_turn(
+            "SIM{fault=stream_exception,after=0,exception_type=throttlingException}") +
+            sonic_close())
+        self.assertEqual([e["name"] for e in r["events"]],
+                         ["completionStart", "throttlingException"])
+
+    def test_bidi_cut_resets_the_stream(self):
+        steps = (sonic_open() + sonic_text_turn("SIM{fault=cut,after=1}") +
+                 [{"wait": "usageEvent", "count": 1}] + sonic_close())
+        r = run_bidi(self.sim.port, steps=steps)
+        self.assertEqual(r["events"][-1]["name"], "usageEvent")
+        self.assertEqual(r["rst"], 2)  # INTERNAL_ERROR
+
+    def test_bidi_pacing(self):
+        t0 = time.monotonic()
+        r = run_bidi(self.sim.port, steps=sonic_open() + sonic_text_turn("SIM{pace_ms=100}") +
+                     [{"wait": "usageEvent", "count": 1}] + sonic_close())
+        self.assertEqual(len(r["events"]), 10)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.8)  # 9 gaps after completionStart
+
+    def test_bidi_bearer_token_and_bare_events(self):
+        before = self.sim.stats()
+        r = run_bidi(self.sim.port, auth="bearer", sign="bare",
+                     steps=sonic_open() + sonic_text_turn("hello there") + sonic_close())
+        self.assertIsNone(r["error"], r)
+        self.assertEqual(usage_events(r)[-1]["totalInputTokens"], 3)
+        after = self.sim.stats()
+        self.assertEqual(after["bidi_verified_events"], before["bidi_verified_events"])
+        self.assertEqual(after["bidi_input_events"] - before["bidi_input_events"], 7)
+
+    def test_bidi_refusals_before_the_stream(self):
+        r = run_bidi(self.sim.port, secret="wrong", steps=sonic_open() + sonic_close())
+        self.assertEqual(r["status"], 403)
+        self.assertTrue(r["headers"]["x-amzn-errortype"].startswith("InvalidSignatureException:"))
+        self.assertIn("signature", r["body"]["message"])
+        r = run_bidi(self.sim.port, auth="none", steps=sonic_open() + sonic_close())
+        self.assertEqual(r["status"], 403)
+        self.assertTrue(
+            r["headers"]["x-amzn-errortype"].startswith("MissingAuthenticationTokenException:"))
+        r = run_bidi(self.sim.port, model="amazon.nova-lite-v1:0", steps=sonic_close())
+        self.assertEqual(r["status"], 400)
+        self.assertTrue(r["headers"]["x-amzn-errortype"].startswith("ValidationException:"))
+        r = run_bidi(self.sim.port, model="us.amazon.nova-2-sonic-v1:0",
+                     steps=sonic_open() + sonic_close())
+        self.assertEqual(r["status"], 200)
+        self.assertEqual(r["events"][-2]["name"], "completionEnd")
+
+    def test_bidi_client_reset_is_quiet(self):
+        r = run_bidi(self.sim.port, close_after_first_event=True,
+                     steps=sonic_open() + [{"wait": "usageEvent"}])
+        self.assertEqual(len(r["events"]), 1)
+        self.sim.stats()  # still serving
+        r = run_bidi(self.sim.port, steps=sonic_open() + sonic_text_turn("again") + sonic_close())
+        self.assertEqual(usage_events(r)[-1]["totalOutputTokens"], 12)
+
+    @unittest.skipUnless(os.path.isdir(os.path.join(os.path.dirname(JS_BIDI), "node_modules")),
+                         "tests/js/node_modules missing (scripts/install-deps)")
+    def test_bidi_with_the_js_sdk(self):
+        # The SDK's own signing (request and envelopes) and event-stream parsing.
+        before = self.sim.stats()
+        r = subprocess.run(["node", os.path.join(os.path.dirname(JS_BIDI), "sim-bidi-sdk.js"),
+                            str(self.sim.port), AKID, SECRET],
+                           capture_output=True, text=True, timeout=40)
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertNotIn("error", out, r.stderr)
+        self.assertEqual(out["names"][0], "completionStart")
+        self.assertEqual(out["names"][-2:], ["completionEnd", "usageEvent"])
+        self.assertEqual((out["usage"]["totalInputTokens"], out["usage"]["totalOutputTokens"]),
+                         (3, 12))
+        after = self.sim.stats()
+        self.assertEqual(after["bidi_verified_events"] - before["bidi_verified_events"], 7)
+        self.assertEqual(after["bidi_signature_failures"], before["bidi_signature_failures"])
+
+    @unittest.skipUnless(shutil.which("nghttp"), "nghttp not installed")
+    def test_http2_stats_and_other_operations(self):
+        out = subprocess.run(["nghttp", f"http://127.0.0.1:{self.sim.port}/__sim/stats"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        self.assertIn("bidi_input_events", json.loads(out))
+        out = subprocess.run(["nghttp", "-v", "-d", "-", "-H", ":method: POST",
+                              f"http://127.0.0.1:{self.sim.port}/model/m/converse"],
+                             input="{}", capture_output=True, text=True, timeout=10).stdout
+        self.assertIn(":status: 400", out)
+
+
 class SimulatorTlsThreadsTest(unittest.TestCase):
     """TLS and several worker threads, through boto3 over https."""
 
@@ -676,6 +922,14 @@ class SimulatorTlsThreadsTest(unittest.TestCase):
         stats = self.https_stats()
         self.assertGreaterEqual(stats["requests"]["Converse"], 6)
         self.assertGreaterEqual(stats["requests"]["ConverseStream"], 1)
+
+    @unittest.skipUnless(shutil.which("node"), "node not installed")
+    def test_bidi_over_tls_alpn_h2(self):
+        steps = sonic_open() + sonic_audio_turn(2, 1500) + sonic_close()
+        r = run_bidi(self.sim.port, scheme="https", steps=steps)
+        self.assertIsNone(r["error"], r)
+        self.assertEqual(r["status"], 200)
+        self.assertEqual(usage_events(r)[-1]["details"]["total"]["input"]["speechTokens"], 4)
 
     def https_stats(self):
         conn = http.client.HTTPSConnection("127.0.0.1", self.sim.port, timeout=10,

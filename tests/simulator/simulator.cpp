@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iostream>
@@ -20,9 +22,12 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <sys/socket.h>
+
+#include <nghttp2/nghttp2.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -44,6 +49,7 @@
 #include <boost/json/value.hpp>
 
 #include "aws/sigv4.hpp"
+#include "tests/simulator/sim_bidi.hpp"
 #include "tests/simulator/sim_bodies.hpp"
 #include "tests/simulator/sim_codec.hpp"
 #include "tests/simulator/sim_logic.hpp"
@@ -97,6 +103,12 @@ struct shared_state {
   std::atomic<std::uint64_t> auth_failures{0};
   std::atomic<std::uint64_t> faults{0};
   std::atomic<std::uint64_t> connections{0};
+  std::atomic<std::uint64_t> http2_connections{0};
+  // InvokeModelWithBidirectionalStream: frames read from request streams, those whose envelope
+  // signature was checked and held, and those refused by the envelope check.
+  std::atomic<std::uint64_t> bidi_input_events{0};
+  std::atomic<std::uint64_t> bidi_verified_events{0};
+  std::atomic<std::uint64_t> bidi_signature_failures{0};
   std::mutex async_mu;
   std::vector<async_record> async;
   std::unique_ptr<ssl::context> tls;
@@ -247,29 +259,36 @@ std::optional<reply> signature_refusal(const aws::sigv4::verified& v, std::strin
   }
 }
 
+// How a request was let in; for SigV4 also what continues its event signature chain.
+struct admission {
+  std::optional<reply> refusal;  ///< set when refused
+  bool sigv4 = false;            ///< signed with an issued key (not --no-auth, not a bearer token)
+  std::string secret;            ///< the signing key's secret
+  std::string region;            ///< the credential scope's region
+};
+
 // Authenticates as AWS does: a SigV4 signature for service `bedrock` in the configured region,
-// or a Bedrock API key as `Authorization: Bearer`. Returns the refusal, or nothing when allowed.
-std::optional<reply> authenticate(const shared_state& st, const request& req) {
-  const options& opt = st.opt;
-  if (opt.no_auth) return std::nullopt;
-  const std::string_view auth = req[http::field::authorization];
+// or a Bedrock API key as `Authorization: Bearer`. `headers` as received (an HTTP/2 request's
+// `:authority` among them); `payload_hash` is the body's hash, or the streaming literal.
+admission admit(const options& opt, std::string_view method, std::string_view target,
+                const aws::sigv4::header_list& headers, std::string_view auth,
+                std::string_view payload_hash) {
+  admission a;
+  if (opt.no_auth) return a;
   if (auth.starts_with("Bearer ")) {
     const std::string_view token = auth.substr(7);
     if (!opt.bearer_token.empty() && aws::sigv4::constant_time_equal(token, opt.bearer_token)) {
-      return std::nullopt;
+      return a;
     }
-    return make_error(403, "AccessDeniedException",
-                      "Authentication failed: Please make sure your API Key is valid.");
+    a.refusal = make_error(403, "AccessDeniedException",
+                           "Authentication failed: Please make sure your API Key is valid.");
+    return a;
   }
   if (auth.empty()) {
-    return make_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
+    a.refusal =
+        make_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
+    return a;
   }
-  aws::sigv4::header_list headers;
-  headers.reserve(16);
-  for (const auto& f : req) {
-    headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-  }
-  const std::string body_hash = aws::sigv4::sha256_hex(req.body());
   aws::sigv4::verify_options vo;
   vo.service = "bedrock";
   vo.now = std::chrono::system_clock::now();
@@ -277,9 +296,26 @@ std::optional<reply> authenticate(const shared_state& st, const request& req) {
     auto it = opt.keys.find(id);
     return it == opt.keys.end() ? nullptr : &it->second;
   };
-  const auto v =
-      aws::sigv4::verify(req.method_string(), req.target(), headers, body_hash, lookup, vo);
-  return signature_refusal(v, opt.region);
+  const auto v = aws::sigv4::verify(method, target, headers, payload_hash, lookup, vo);
+  a.refusal = signature_refusal(v, opt.region);
+  if (!a.refusal) {
+    a.sigv4 = true;
+    a.secret = opt.keys.find(v.access_key_id)->second.secret_access_key;
+    a.region = v.region;
+  }
+  return a;
+}
+
+std::optional<reply> authenticate(const shared_state& st, const request& req) {
+  if (st.opt.no_auth) return std::nullopt;
+  aws::sigv4::header_list headers;
+  headers.reserve(16);
+  for (const auto& f : req) {
+    headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  }
+  return admit(st.opt, req.method_string(), req.target(), headers, req[http::field::authorization],
+               aws::sigv4::sha256_hex(req.body()))
+      .refusal;
 }
 std::string stats_body(const shared_state& st) {
   std::string out = "{\"requests\":{";
@@ -298,6 +334,11 @@ std::string stats_body(const shared_state& st) {
   out.append(",\"auth_failures\":").append(std::to_string(st.auth_failures.load()));
   out.append(",\"faults\":").append(std::to_string(st.faults.load()));
   out.append(",\"connections\":").append(std::to_string(st.connections.load()));
+  out.append(",\"http2_connections\":").append(std::to_string(st.http2_connections.load()));
+  out.append(",\"bidi_input_events\":").append(std::to_string(st.bidi_input_events.load()));
+  out.append(",\"bidi_verified_events\":").append(std::to_string(st.bidi_verified_events.load()));
+  out.append(",\"bidi_signature_failures\":")
+      .append(std::to_string(st.bidi_signature_failures.load()));
   out.push_back('}');
   return out;
 }
@@ -505,6 +546,9 @@ std::optional<reply> unauthenticated_reply(shared_state& st, const sim_route& ro
       for (auto& c : st.per_op) c.store(0, std::memory_order_relaxed);
       st.auth_failures = 0;
       st.faults = 0;
+      st.bidi_input_events = 0;
+      st.bidi_verified_events = 0;
+      st.bidi_signature_failures = 0;
       return ok_reply("{}");
     case sim_op::unknown:
       return make_error(404, "UnknownOperationException",
@@ -531,8 +575,8 @@ std::optional<reply> planless_reply(worker& w, const sim_route& route, const req
   switch (route.op) {
     case sim_op::invoke_model_with_bidirectional_stream:
       return make_error(400, "ValidationException",
-                        "InvokeModelWithBidirectionalStream requires HTTP/2; the simulator speaks "
-                        "HTTP/1.1.");
+                        "InvokeModelWithBidirectionalStream requires HTTP/2 (prior knowledge on "
+                        "cleartext, or ALPN h2 over TLS).");
     case sim_op::apply_guardrail: return ok_reply(apply_guardrail_body(d));
     case sim_op::invoke_guardrail_checks: return ok_reply(invoke_guardrail_checks_body(req.body()));
     case sim_op::start_async_invoke: return start_async(w, req.body());
@@ -674,9 +718,13 @@ awaitable<bool> handle(Stream& s, worker& w, const request& req) {
   }
   co_return co_await write_reply(s, req, request_id, std::move(a.whole));
 }
+// Serves HTTP/1.1 until the client leaves; `initial` holds bytes already read from the client.
 template <class Stream>
-awaitable<void> serve(Stream& s, worker& w) {
+awaitable<void> serve(Stream& s, worker& w, std::string_view initial = {}) {
   beast::flat_buffer buffer;
+  if (!initial.empty()) {
+    buffer.commit(net::buffer_copy(buffer.prepare(initial.size()), net::buffer(initial)));
+  }
   for (;;) {
     // A fresh parser per request (Beast parsers are single-use); the buffer carries pipelined
     // bytes over to the next request.
@@ -702,12 +750,579 @@ awaitable<void> serve(Stream& s, worker& w) {
   close_transport(s);
 }
 
-awaitable<void> plain_session(tcp_socket sock, worker* w) { co_await serve(sock, *w); }
+// ---- HTTP/2: InvokeModelWithBidirectionalStream ----
+//
+// One coroutine pair per connection owns the socket, as in the proxy's HTTP/2 sessions: the
+// reader feeds nghttp2_session_mem_recv, the writer drains nghttp2_session_mem_send. A stream's
+// request headers start its coroutine at once (the request body is a stream of events, answered
+// as they arrive); its DATA is queued on the stream and consumed from the flow-control window
+// only when the coroutine takes it, so a client cannot make the simulator buffer more than a
+// window. Responses go out through a deferred data provider.
+
+constexpr std::string_view h2_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+constexpr std::size_t h2_max_header_list_bytes = 64 * 1024;
+constexpr std::uint32_t h2_max_concurrent_streams = 128;
+constexpr auto h2_write_timeout = std::chrono::seconds(30);  // a client window shut this long
+
+struct h2_stream {
+  h2_stream(const executor& ex, std::int32_t sid) : id(sid), wake(ex) {}
+  std::int32_t id;
+  std::string method, path, authority;
+  aws::sigv4::header_list headers;
+  std::size_t header_bytes = 0;
+  bool dispatched = false;
+  bool reading = false;  // the stream's coroutine takes its DATA; otherwise it is dropped
+  bool in_end = false;   // the client's END_STREAM arrived
+  bool closed = false;   // closed by either side, or the connection is gone
+  std::string in;        // request bytes not taken yet (not yet consumed from the window)
+  // Response side: bytes nghttp2 has not framed yet, and the end of the response.
+  std::string out;
+  std::size_t out_off = 0;
+  bool eof = false;
+  bool deferred = false;
+  steady_timer wake;  // cancelled when input arrives, output was framed, or the stream closed
+};
+
+template <class Stream>
+class h2_connection {
+ public:
+  h2_connection(Stream& s, worker& w)
+      : s_(s), w_(w), writer_wake_(w.ioc.get_executor()), idle_wake_(w.ioc.get_executor()) {}
+  h2_connection(const h2_connection&) = delete;
+  h2_connection& operator=(const h2_connection&) = delete;
+  ~h2_connection() {
+    if (session_ != nullptr) nghttp2_session_del(session_);
+  }
+
+  bool init() {
+    nghttp2_session_callbacks* cbs = nullptr;
+    if (nghttp2_session_callbacks_new(&cbs) != 0) return false;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, &on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &on_frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &on_stream_close);
+    nghttp2_option* opt = nullptr;
+    nghttp2_option_new(&opt);
+    nghttp2_option_set_no_auto_window_update(opt, 1);  // consumed when the stream takes it
+    const int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    if (rv != 0) return false;
+    const std::array<nghttp2_settings_entry, 2> iv{{
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h2_max_concurrent_streams},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+         static_cast<std::uint32_t>(h2_max_header_list_bytes)},
+    }};
+    return nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv.data(), iv.size()) == 0;
+  }
+
+  awaitable<void> run(std::string initial) {
+    if (!initial.empty() && !feed(initial)) read_done_ = true;
+    ++tasks_;
+    net::co_spawn(w_.ioc.get_executor(), write_loop(this), net::detached);
+    co_await read_loop();
+    // Stream coroutines and the writer reference this connection: wait for them.
+    while (tasks_ > 0 || active_ > 0) {
+      signal_write();
+      idle_wake_.expires_at(steady_timer::time_point::max());
+      co_await idle_wake_.async_wait(use_ec);
+    }
+  }
+
+ private:
+  bool feed(std::string_view bytes) {
+    const auto rv = nghttp2_session_mem_recv(
+        session_, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+    if (rv < 0) {
+      nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+      return false;
+    }
+    return true;
+  }
+
+  awaitable<void> read_loop() {
+    std::vector<char> buf(std::size_t{16} * 1024);
+    while (!dead_ && !read_done_) {
+      auto [ec, n] = co_await s_.async_read_some(net::buffer(buf), use_ec);
+      if (ec) {
+        fail();  // the client left: every open stream ends quietly
+        break;
+      }
+      if (!feed(std::string_view(buf.data(), n))) read_done_ = true;
+      signal_write();
+      if (nghttp2_session_want_read(session_) == 0) read_done_ = true;
+    }
+    read_done_ = true;
+    signal_write();
+  }
+
+  static awaitable<void> write_loop(h2_connection* self) {
+    co_await self->write_loop_impl();
+    --self->tasks_;
+    self->idle_wake_.cancel();
+  }
+
+  awaitable<void> write_loop_impl() {
+    std::string out;
+    for (;;) {
+      write_pending_ = false;
+      if (dead_) break;
+      out.clear();
+      for (;;) {
+        const std::uint8_t* data = nullptr;
+        const auto n = nghttp2_session_mem_send(session_, &data);
+        if (n < 0) {
+          fail();
+          co_return;
+        }
+        if (n == 0) break;
+        out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+        if (out.size() >= std::size_t{64} * 1024) break;
+      }
+      if (!out.empty()) {
+        auto [ec, n] = co_await net::async_write(s_, net::buffer(out), use_ec);
+        if (ec) {
+          fail();
+          break;
+        }
+        continue;
+      }
+      const bool want_read = nghttp2_session_want_read(session_) != 0;
+      const bool want_write = nghttp2_session_want_write(session_) != 0;
+      if (!want_read && !want_write) {
+        if (active_ > 0) fail();  // nothing can be sent any more: release the streams
+        break;
+      }
+      if (read_done_ && !want_write && active_ == 0) break;
+      if (write_pending_) continue;
+      writer_wake_.expires_at(steady_timer::time_point::max());
+      co_await writer_wake_.async_wait(use_ec);
+    }
+  }
+
+  void signal_write() {
+    write_pending_ = true;
+    writer_wake_.cancel();
+  }
+
+  // The connection is unusable: both loops stop, every stream is closed and woken.
+  void fail() {
+    if (dead_) return;
+    dead_ = true;
+    error_code ignored;
+    beast::get_lowest_layer(s_).cancel(ignored);
+    for (auto& [id, st] : streams_) {
+      st->closed = true;
+      st->wake.cancel();
+    }
+    for (auto& st : running_) {
+      st->closed = true;
+      st->wake.cancel();
+    }
+    signal_write();
+  }
+
+  h2_stream* find(std::int32_t id) {
+    const auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+
+  // --- nghttp2 callbacks (user_data is the connection) ---
+
+  static h2_connection& self(void* p) { return *static_cast<h2_connection*>(p); }
+
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    auto& c = self(user);
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    c.streams_.emplace(frame->hd.stream_id,
+                       std::make_shared<h2_stream>(c.w_.ioc.get_executor(), frame->hd.stream_id));
+    return 0;
+  }
+
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
+                       std::size_t namelen, const std::uint8_t* value, std::size_t valuelen,
+                       std::uint8_t, void* user) {
+    auto& c = self(user);
+    h2_stream* s = c.find(frame->hd.stream_id);
+    if (s == nullptr || frame->hd.type != NGHTTP2_HEADERS ||
+        frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+      return 0;  // trailers are ignored
+    }
+    s->header_bytes += namelen + valuelen + 32;
+    if (s->header_bytes > h2_max_header_list_bytes) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    const std::string_view n(reinterpret_cast<const char*>(name), namelen);
+    std::string v(reinterpret_cast<const char*>(value), valuelen);
+    if (n == ":method") {
+      s->method = std::move(v);
+    } else if (n == ":path") {
+      s->path = std::move(v);
+    } else if (n == ":authority") {
+      s->authority = std::move(v);
+    } else if (!n.starts_with(':')) {
+      s->headers.emplace_back(std::string(n), std::move(v));  // nghttp2 refuses uppercase names
+    }
+    return 0;
+  }
+
+  static int on_data_chunk(nghttp2_session* session, std::uint8_t, std::int32_t stream_id,
+                           const std::uint8_t* data, std::size_t len, void* user) {
+    auto& c = self(user);
+    h2_stream* s = c.find(stream_id);
+    if (s != nullptr && s->reading) {
+      s->in.append(reinterpret_cast<const char*>(data), len);
+      s->wake.cancel();
+    } else {
+      nghttp2_session_consume(session, stream_id, len);  // nobody reads it: dropped
+    }
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    auto& c = self(user);
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+    const auto it = c.streams_.find(frame->hd.stream_id);
+    if (it == c.streams_.end()) return 0;
+    const std::shared_ptr<h2_stream>& s = it->second;
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+      s->in_end = true;
+      s->wake.cancel();
+    }
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST &&
+        !s->dispatched) {
+      c.dispatch(s);
+    }
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t, void* user) {
+    auto& c = self(user);
+    const auto it = c.streams_.find(stream_id);
+    if (it == c.streams_.end()) return 0;
+    it->second->closed = true;
+    it->second->wake.cancel();
+    c.streams_.erase(it);  // a running stream coroutine keeps its own reference
+    return 0;
+  }
+
+  static ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
+                           std::uint32_t* flags, nghttp2_data_source* source, void*) {
+    auto* s = static_cast<h2_stream*>(source->ptr);
+    const std::size_t left = s->out.size() - s->out_off;
+    if (left > 0) {
+      const std::size_t n = std::min(left, length);
+      std::memcpy(buf, s->out.data() + s->out_off, n);
+      s->out_off += n;
+      if (s->out_off == s->out.size()) {
+        s->out.clear();
+        s->out_off = 0;
+        s->wake.cancel();  // every queued byte is framed now
+        if (s->eof) *flags |= NGHTTP2_DATA_FLAG_EOF;
+      }
+      return static_cast<ssize_t>(n);
+    }
+    if (s->eof) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      return 0;
+    }
+    s->deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+
+  // --- streams ---
+
+  void dispatch(const std::shared_ptr<h2_stream>& s) {
+    s->dispatched = true;
+    if (!s->authority.empty()) {
+      // HTTP/2 clients may sign `:authority` instead of `host` (the JS SDK does): both are
+      // offered to the verifier, which uses the one named in SignedHeaders.
+      const bool has_host = std::any_of(s->headers.begin(), s->headers.end(),
+                                        [](const auto& h) { return h.first == "host"; });
+      if (!has_host) s->headers.emplace_back("host", s->authority);
+      s->headers.emplace_back(":authority", s->authority);
+    }
+    ++active_;
+    running_.push_back(s);
+    net::co_spawn(w_.ioc.get_executor(), run_stream(this, s), net::detached);
+  }
+
+  static awaitable<void> run_stream(h2_connection* c, std::shared_ptr<h2_stream> s) {
+    co_await c->serve_stream(*s);
+    s->reading = false;
+    if (!s->in.empty() && !c->dead_) {
+      nghttp2_session_consume(c->session_, s->id, s->in.size());
+      s->in.clear();
+    }
+    c->running_.erase(std::remove(c->running_.begin(), c->running_.end(), s), c->running_.end());
+    --c->active_;
+    c->signal_write();
+    c->idle_wake_.cancel();
+  }
+
+  // Submits the response head; the body follows through `send` / `finish`.
+  bool submit_head(h2_stream& s, unsigned status, const std::string& request_id,
+                   std::string_view content_type, const extra_headers& extra) {
+    std::vector<std::pair<std::string, std::string>> owned;
+    owned.reserve(extra.size() + 3);
+    owned.emplace_back(":status", std::to_string(status));
+    owned.emplace_back("content-type", std::string(content_type));
+    owned.emplace_back("x-amzn-requestid", request_id);
+    for (const auto& [k, v] : extra) {
+      std::string name = k;
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      owned.emplace_back(std::move(name), v);
+    }
+    std::vector<nghttp2_nv> nv;
+    nv.reserve(owned.size());
+    for (auto& [k, v] : owned) {
+      nv.push_back(nghttp2_nv{reinterpret_cast<std::uint8_t*>(k.data()),
+                              reinterpret_cast<std::uint8_t*>(v.data()), k.size(), v.size(),
+                              NGHTTP2_NV_FLAG_NONE});
+    }
+    nghttp2_data_provider prd{};
+    prd.source.ptr = &s;
+    prd.read_callback = &read_body;
+    const bool ok = nghttp2_submit_response(session_, s.id, nv.data(), nv.size(), &prd) == 0;
+    signal_write();
+    return ok;
+  }
+
+  void resume(h2_stream& s) {
+    if (s.deferred) {
+      s.deferred = false;
+      nghttp2_session_resume_data(session_, s.id);
+    }
+    signal_write();
+  }
+
+  // Queues bytes and waits until nghttp2 has framed them all (the client's flow-control window
+  // is the back-pressure). False when the stream or connection is gone, or stayed shut too long.
+  awaitable<bool> send(h2_stream& s, std::string_view bytes) {
+    if (s.closed || dead_) co_return false;
+    s.out.append(bytes);
+    resume(s);
+    const auto deadline = std::chrono::steady_clock::now() + h2_write_timeout;
+    while (s.out_off < s.out.size() && !s.closed && !dead_) {
+      s.wake.expires_at(deadline);
+      co_await s.wake.async_wait(use_ec);
+      if (std::chrono::steady_clock::now() >= deadline) {
+        reset(s);
+        co_return false;
+      }
+    }
+    co_return !s.closed && !dead_;
+  }
+
+  void finish(h2_stream& s) {
+    if (s.closed || dead_) return;
+    s.eof = true;
+    resume(s);
+  }
+
+  void reset(h2_stream& s) {
+    if (s.closed || dead_) return;
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
+    signal_write();
+  }
+
+  // A whole answer (errors, stats): head, body, END_STREAM.
+  void answer(h2_stream& s, const std::string& request_id, reply r) {
+    if (!submit_head(s, static_cast<unsigned>(r.status), request_id, r.content_type, r.headers)) {
+      return;
+    }
+    s.out = std::move(r.body);
+    finish(s);
+  }
+
+  awaitable<void> serve_stream(h2_stream& s) {
+    shared_state& st = *w_.shared;
+    const std::string request_id = w_.ids.uuid();
+    const sim_route route = parse_route(s.method, s.path);
+    st.per_op[static_cast<std::size_t>(route.op)].fetch_add(1, std::memory_order_relaxed);
+    switch (route.op) {
+      case sim_op::stats: answer(s, request_id, ok_reply(stats_body(st))); co_return;
+      case sim_op::unknown:
+        answer(s, request_id,
+               make_error(404, "UnknownOperationException",
+                          "Unknown operation: " + s.method + " " + s.path));
+        co_return;
+      case sim_op::invoke_model_with_bidirectional_stream: break;
+      default:
+        answer(s, request_id,
+               make_error(400, "ValidationException",
+                          "Over HTTP/2 the simulator serves only "
+                          "InvokeModelWithBidirectionalStream and /__sim/stats; use HTTP/1.1 for " +
+                              std::string(op_name(route.op)) + "."));
+        co_return;
+    }
+    std::string_view auth;
+    for (const auto& [k, v] : s.headers) {
+      if (k == "authorization") auth = v;
+    }
+    admission a = admit(st.opt, s.method, s.path, s.headers, auth, streaming_payload_hash);
+    if (a.refusal) {
+      st.auth_failures.fetch_add(1, std::memory_order_relaxed);
+      answer(s, request_id, std::move(*a.refusal));
+      co_return;
+    }
+    if (route.bad_encoding) {
+      answer(s, request_id, make_error(400, "ValidationException", "Malformed path encoding."));
+      co_return;
+    }
+    if (!is_sonic_model(route.model_id)) {
+      answer(s, request_id,
+             make_error(400, "ValidationException",
+                        "The model " + route.model_id +
+                            " does not support InvokeModelWithBidirectionalStream."));
+      co_return;
+    }
+    co_await sleep_ms(st.opt.latency_ms);
+    if (s.closed || dead_) co_return;
+    if (!submit_head(s, 200, request_id, "application/vnd.amazon.eventstream", {})) co_return;
+    s.reading = true;
+    const std::optional<std::string> seed = authorization_signature(auth);
+    envelope_opener opener =
+        a.sigv4 ? envelope_opener::verifying(a.secret, a.region, seed.value_or(std::string{}))
+                : envelope_opener::accepting();
+    co_await converse(s, opener, a.sigv4);
+  }
+
+  // Sends one step's frames (pacing them), then ends or resets the stream when the step says.
+  // False when the session is over, either way.
+  awaitable<bool> play(h2_stream& s, sonic_session::step step, std::uint64_t pace_ms,
+                       std::uint64_t& sent) {
+    for (const auto& frame : step.frames) {
+      if (sent > 0 && pace_ms > 0) co_await sleep_ms(pace_ms);
+      ++sent;
+      if (!co_await send(s, frame)) co_return false;
+    }
+    if (step.reset) {
+      reset(s);
+      co_return false;
+    }
+    if (step.end) {
+      finish(s);
+      co_return false;
+    }
+    co_return true;
+  }
+
+  // The full-duplex loop: frames are answered as they arrive, not after the request ends.
+  awaitable<void> converse(h2_stream& s, envelope_opener& opener, bool verifying) {
+    shared_state& st = *w_.shared;
+    sonic_session session(id_source(w_.ids.next()));
+    frame_splitter splitter(max_bidi_envelope_bytes);
+    std::uint64_t sent = 0;  // output frames so far: pacing waits before every one but the first
+    for (;;) {
+      if (s.closed || dead_) co_return;
+      if (!s.in.empty()) {
+        splitter.append(s.in);
+        nghttp2_session_consume(session_, s.id, s.in.size());
+        signal_write();
+        s.in.clear();
+      }
+      for (;;) {
+        auto next = splitter.next();
+        if (!next) {
+          const sonic_session::step refused =
+              session.fail("validationException", next.error().message);
+          co_await play(s, refused, 0, sent);
+          co_return;
+        }
+        if (!*next) break;
+        st.bidi_input_events.fetch_add(1, std::memory_order_relaxed);
+        auto opened = opener.open(**next);
+        if (!opened) {
+          if (verifying) st.bidi_signature_failures.fetch_add(1, std::memory_order_relaxed);
+          const sonic_session::step refused =
+              session.fail("validationException", opened.error().message);
+          co_await play(s, refused, 0, sent);
+          co_return;
+        }
+        if (opened->verified) st.bidi_verified_events.fetch_add(1, std::memory_order_relaxed);
+        if (opened->inner.empty()) continue;  // an empty envelope closes the signed input
+        if (opened->inner.size() > max_bidi_event_bytes) {
+          const sonic_session::step refused = session.fail(
+              "validationException", "event of " + std::to_string(opened->inner.size()) +
+                                         " bytes exceeds the limit of " +
+                                         std::to_string(max_bidi_event_bytes) + " bytes");
+          co_await play(s, refused, 0, sent);
+          co_return;
+        }
+        auto event = parse_input_event(opened->inner);
+        sonic_session::step step = event
+                                       ? session.on_event(*event)
+                                       : session.fail("validationException", event.error().message);
+        if (!co_await play(s, std::move(step), session.pace_ms(), sent)) co_return;
+      }
+      if (s.closed || dead_) co_return;
+      if (s.in.empty() && s.in_end) {
+        sonic_session::step last = session.on_input_end();
+        co_await play(s, std::move(last), session.pace_ms(), sent);
+        co_return;
+      }
+      if (s.in.empty()) {
+        s.wake.expires_at(steady_timer::time_point::max());
+        co_await s.wake.async_wait(use_ec);
+      }
+    }
+  }
+
+  Stream& s_;
+  worker& w_;
+  nghttp2_session* session_ = nullptr;
+  std::unordered_map<std::int32_t, std::shared_ptr<h2_stream>> streams_;
+  std::vector<std::shared_ptr<h2_stream>> running_;
+  steady_timer writer_wake_;
+  steady_timer idle_wake_;
+  int active_ = 0;  // stream coroutines running
+  int tasks_ = 0;   // the writer
+  bool write_pending_ = false;
+  bool read_done_ = false;
+  bool dead_ = false;
+};
+
+template <class Stream>
+awaitable<void> serve_h2(Stream& s, worker& w, std::string initial) {
+  w.shared->http2_connections.fetch_add(1, std::memory_order_relaxed);
+  {
+    h2_connection<Stream> conn(s, w);
+    if (conn.init()) co_await conn.run(std::move(initial));
+  }
+  close_transport(s);
+}
+
+// Cleartext carries both protocols: a client opening with the HTTP/2 preface (prior knowledge)
+// speaks HTTP/2, any other first byte means HTTP/1.1. The first read is handed on either way, so
+// an HTTP/1.1 connection costs no extra read.
+awaitable<void> plain_session(tcp_socket sock, worker* w) {
+  std::string first;
+  std::array<char, 4096> buf{};
+  for (;;) {
+    auto [ec, n] = co_await sock.async_read_some(net::buffer(buf), use_ec);
+    if (ec) co_return;
+    first.append(buf.data(), n);
+    const std::size_t k = std::min(first.size(), h2_preface.size());
+    if (std::string_view(first).substr(0, k) != h2_preface.substr(0, k)) break;  // HTTP/1.x
+    if (k == h2_preface.size()) {
+      co_await serve_h2(sock, *w, std::move(first));
+      co_return;
+    }
+  }
+  co_await serve(sock, *w, first);
+}
 
 awaitable<void> tls_session(tcp_socket sock, worker* w) {
   tls_stream stream(std::move(sock), *w->shared->tls);
   if (auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, use_ec); ec) co_return;
-  co_await serve(stream, *w);
+  const unsigned char* alpn = nullptr;
+  unsigned alpn_len = 0;
+  SSL_get0_alpn_selected(stream.native_handle(), &alpn, &alpn_len);
+  if (alpn_len == 2 && alpn[0] == 'h' && alpn[1] == '2') {
+    co_await serve_h2(stream, *w, {});
+  } else {
+    co_await serve(stream, *w);
+  }
 }
 
 awaitable<void> accept_loop(worker* w) {
@@ -730,12 +1345,13 @@ awaitable<void> accept_loop(worker* w) {
   }
 }
 
-int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-                  unsigned int inlen, void*) {
-  // Only HTTP/1.1 is spoken; pick it when offered, else continue without ALPN.
-  static constexpr unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void*) {
+  // h2 when the client offers it (the JS SDK), else HTTP/1.1 (boto3); without either, no ALPN.
+  static constexpr unsigned char protos[] = {2,   'h', '2', 8,   'h', 't',
+                                             't', 'p', '/', '1', '.', '1'};
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, http11, sizeof(http11), in, inlen) ==
+  if (SSL_select_next_proto(&selected, outlen, protos, sizeof(protos), in, inlen) ==
       OPENSSL_NPN_NEGOTIATED) {
     *out = selected;
     return SSL_TLSEXT_ERR_OK;
@@ -743,7 +1359,7 @@ int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const 
   return SSL_TLSEXT_ERR_NOACK;
 }
 
-// The server context for --tls-cert / --tls-key: TLS 1.2 and up, ALPN answers http/1.1.
+// The server context for --tls-cert / --tls-key: TLS 1.2 and up, ALPN picks h2 or http/1.1.
 boost::system::result<std::unique_ptr<ssl::context>, startup_error> make_tls_context(
     const options& opt) {
   auto tls = std::make_unique<ssl::context>(ssl::context::tls_server);
@@ -753,7 +1369,7 @@ boost::system::result<std::unique_ptr<ssl::context>, startup_error> make_tls_con
   tls->use_certificate_chain_file(opt.tls_cert, ec);
   if (!ec) tls->use_private_key_file(opt.tls_key, ssl::context::pem, ec);
   if (ec) return startup_error{"cannot load TLS certificate/key: " + ec.message()};
-  SSL_CTX_set_alpn_select_cb(tls->native_handle(), select_http11, nullptr);
+  SSL_CTX_set_alpn_select_cb(tls->native_handle(), select_alpn, nullptr);
   return tls;
 }
 

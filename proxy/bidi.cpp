@@ -46,7 +46,8 @@ class bidi_relay {
     net::co_spawn(ctx_.w.get_executor(), pump(this), net::detached);
     const auto head_deadline =
         steady_clock::now() + step(ctx_.deadline, ctx_.cfg.upstream.first_byte_timeout);
-    if (const auto hec = co_await up_->read_head(head_deadline)) {
+    const error_code hec = co_await up_->read_head(head_deadline);
+    if (hec) {
       co_await stop_pump();
       co_await no_answer(hec);
       co_return;
@@ -182,8 +183,8 @@ class bidi_relay {
       return {};
     });
     const std::optional<std::uint64_t> unknown_length;  // named: see detail::upstream_failed
-    if (auto ec = co_await out_.write_head(ctx_.status, headers, unknown_length); ec)
-      co_return false;
+    const error_code ec = co_await out_.write_head(ctx_.status, headers, unknown_length);
+    if (ec) co_return false;
     ctx_.result.response_started = true;
     co_return true;
   }
@@ -205,7 +206,8 @@ class bidi_relay {
         ctx_.meter->on_body(chunk);
         journal_progress(ctx_);
         if (client_alive) {
-          if (co_await out_.write_body(chunk)) {
+          const error_code wec = co_await out_.write_body(chunk);
+          if (wec) {
             client_alive = false;
             up_->end();  // the session ends; its final usage event still comes
             if (!draining.start()) break;
@@ -236,7 +238,8 @@ class bidi_relay {
       const auto frame =
           metering::encode_exception("validationException", boost::json::serialize(body));
       ctx_.meter->on_body(frame);
-      if (co_await out_.write_body(frame))
+      const error_code fec = co_await out_.write_body(frame);
+      if (fec)
         client_alive = false;
       else
         ctx_.bytes_out += frame.size();

@@ -287,6 +287,8 @@ awaitable<bool> h2_upstream::wait(steady_timer& t, time_point deadline) {
   co_return !ec && std::chrono::steady_clock::now() >= deadline;
 }
 
+// Awaited results are named, never awaited inside a condition: GCC 12 compiled a co_return under
+// `if (co_await ...)` in a loop into falling off the coroutine's end (UBSan trapped it).
 awaitable<error_code> h2_upstream::write(std::string_view bytes, time_point deadline) {
   if (dead_ || closed_ || out_eof_) co_return net::error::connection_reset;
   if (bytes.empty()) co_return error_code{};
@@ -297,7 +299,8 @@ awaitable<error_code> h2_upstream::write(std::string_view bytes, time_point dead
   }
   signal_write();
   while (out_off_ < out_.size() && !closed_ && !dead_) {
-    if (co_await wait(write_wake_, deadline)) co_return net::error::timed_out;
+    const bool timed_out = co_await wait(write_wake_, deadline);
+    if (timed_out) co_return net::error::timed_out;
   }
   if (!out_.empty() || closed_ || dead_) co_return net::error::connection_reset;
   co_return error_code{};
@@ -306,7 +309,8 @@ awaitable<error_code> h2_upstream::write(std::string_view bytes, time_point dead
 awaitable<error_code> h2_upstream::read_head(time_point deadline) {
   while (!head_done_) {
     if (closed_ || dead_) co_return net::error::connection_reset;
-    if (co_await wait(read_wake_, deadline)) co_return net::error::timed_out;
+    const bool timed_out = co_await wait(read_wake_, deadline);
+    if (timed_out) co_return net::error::timed_out;
   }
   co_return error_code{};
 }
@@ -316,7 +320,8 @@ awaitable<error_code> h2_upstream::read(std::string& out, time_point deadline) {
   while (in_.empty()) {
     if (in_eof_) co_return error_code{};
     if (closed_ || dead_) co_return net::error::connection_reset;
-    if (co_await wait(read_wake_, deadline)) co_return net::error::timed_out;
+    const bool timed_out = co_await wait(read_wake_, deadline);
+    if (timed_out) co_return net::error::timed_out;
   }
   out.swap(in_);
   if (!dead_) {

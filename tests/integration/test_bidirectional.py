@@ -129,12 +129,10 @@ class BidirectionalJs(unittest.TestCase):
         self.assertGreater(row["bytes_in"], 0)
         # Every input event the proxy forwarded carried the proxy's own valid signature.
         sim = self.sim.stats()
-        bidi = sim.get("bidi", {})
-        before = sim_before.get("bidi", {})
-        sent = bidi.get("events_verified", 0) - before.get("events_verified", 0)
-        self.assertEqual(sent, bidi.get("events_received", 0) - before.get("events_received", 0))
+        sent = sim["bidi_verified_events"] - sim_before["bidi_verified_events"]
+        self.assertEqual(sent, sim["bidi_input_events"] - sim_before["bidi_input_events"])
         self.assertGreaterEqual(sent, 14)
-        self.assertEqual(bidi.get("signature_failures", 0), before.get("signature_failures", 0))
+        self.assertEqual(sim["bidi_signature_failures"], sim_before["bidi_signature_failures"])
         return row
 
     def test_a_session_over_cleartext_http2_is_relayed_both_ways_and_metered(self):
@@ -284,9 +282,10 @@ class BidirectionalForgedEvent(unittest.TestCase):
                 row = last_row(proxy.ledger_path)
                 self.assertEqual((row["operation"], row["outcome"]),
                                  ("InvokeModelWithBidirectionalStream", "stream_error"))
-                bidi = sim.stats().get("bidi", {})
+                stats = sim.stats()
                 # Only the first event reached the simulator, with the proxy's valid signature.
-                self.assertEqual((bidi.get("events_received"), bidi.get("events_verified")), (1, 1))
+                self.assertEqual((stats["bidi_input_events"], stats["bidi_verified_events"],
+                                  stats["bidi_signature_failures"]), (1, 1, 0))
         finally:
             sim.stop()
 

@@ -36,6 +36,9 @@ struct slot_fields {
   std::uint64_t bytes_out;
   std::uint8_t op, latency, usage_source, outcome;
   std::uint16_t len[8];
+  // Added after the rest, in what was padding before text_base: a journal left by an older
+  // build has zeros here (slots are never written past their fields), read as no speech.
+  std::uint64_t speech_input, speech_output;
 };
 enum text : std::size_t { request_id, team, app, principal, model, region, tier, stop, texts };
 constexpr std::array<std::size_t, texts> text_cap = {96, 128, 128, 128, 1024, 48, 48, 96};
@@ -123,6 +126,8 @@ m::settlement row_of(const unsigned char* slot, const m::rate_table* table,
     u.cache_read = f.cache_read;
     u.cache_write = f.cache_write;
     u.cache_write_1h = f.cache_write_1h;
+    u.speech_input = f.speech_input;
+    u.speech_output = f.speech_output;
     u.source = static_cast<m::usage_source>(f.usage_source);
   }
   x.usage = u;
@@ -277,6 +282,8 @@ void inflight_journal::settled(slot_id s, const m::settlement& row) noexcept {
   f->cache_read = row.cache_read_tokens;
   f->cache_write = row.cache_write_tokens;
   f->cache_write_1h = row.cache_write_1h_tokens;
+  f->speech_input = row.speech_input_tokens;
+  f->speech_output = row.speech_output_tokens;
   f->duration_us = row.duration_us;
   f->first_byte_us = row.first_byte_us;
   f->bytes_out = row.bytes_out;

@@ -64,7 +64,7 @@ template <typename T>
 using ledger_result = boost::system::result<T, ledger_error>;
 
 /// The schema version this build writes. `open` migrates older files up to it and refuses newer.
-inline constexpr int ledger_schema_version = 3;
+inline constexpr int ledger_schema_version = 4;
 
 /// Sums for one Prometheus series group, to restore the FinOps counters at start.
 struct ledger_totals_row {

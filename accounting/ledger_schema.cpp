@@ -185,6 +185,13 @@ CREATE TRIGGER spend_daily_delete AFTER DELETE ON requests BEGIN
     AND model_base = OLD.model_base;
 END;
 )sql",
+    // 3 -> 4: the speech parts of input_tokens and output_tokens (Nova Sonic,
+    // InvokeModelWithBidirectionalStream), priced at their own rates. Rows written before are
+    // text only.
+    R"sql(
+ALTER TABLE requests ADD COLUMN speech_input_tokens  INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN speech_output_tokens INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 // Checks a freshly opened connection holds a ledger (or is empty) and returns its user_version.
@@ -365,6 +372,8 @@ void bind_record(sqlite3_stmt* s, std::int64_t id, const ledger_record& r,
     sqlite3_bind_int64(s, i++, static_cast<std::int64_t>(p->hash));  // the bits, as SQLite's type
     sqlite3_bind_int64(s, i++, clamp_i64(p->bytes));
   }
+  sqlite3_bind_int64(s, i++, clamp_i64(r.speech_input_tokens));
+  sqlite3_bind_int64(s, i++, clamp_i64(r.speech_output_tokens));
 }
 
 void read_record(sqlite3_stmt* s, int base, ledger_record& r) {
@@ -419,6 +428,8 @@ void read_record(sqlite3_stmt* s, int base, ledger_record& r) {
     p->hash = static_cast<std::uint64_t>(sqlite3_column_int64(s, i++));
     p->bytes = as_u64(sqlite3_column_int64(s, i++));
   }
+  r.speech_input_tokens = as_u64(sqlite3_column_int64(s, i++));
+  r.speech_output_tokens = as_u64(sqlite3_column_int64(s, i++));
 }
 
 // --- sums per Prometheus series group -----------------------------------------------------------

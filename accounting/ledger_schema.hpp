@@ -46,7 +46,7 @@ inline constexpr std::string_view record_columns =
     "unpriced_reason, rate_table_version, rate_entry, duration_us, first_byte_us, bytes_in, "
     "bytes_out, has_traits, max_tokens, stop_reason, tools, structured_output, system_prefix_hash, "
     "system_prefix_bytes, conversation_prefix_hash, conversation_prefix_bytes, prompt_hash, "
-    "prompt_bytes";
+    "prompt_bytes, speech_input_tokens, speech_output_tokens";
 /// How many columns `record_columns` names (a query's next column comes after them).
 inline constexpr std::size_t record_column_count =
     static_cast<std::size_t>(std::ranges::count(record_columns, ',')) + 1;

@@ -34,11 +34,11 @@ json::value rate(std::optional<metering::rate_micro_per_m> v) {
 }
 
 json::object rates_json(const metering::token_rates& r) {
-  return {{"input", billing::micro_usd_text(r.input)},
-          {"output", billing::micro_usd_text(r.output)},
-          {"cache_read", rate(r.cache_read)},
-          {"cache_write", rate(r.cache_write_5m)},
-          {"cache_write_1h", rate(r.cache_write_1h)}};
+  return {
+      {"input", billing::micro_usd_text(r.input)}, {"output", billing::micro_usd_text(r.output)},
+      {"cache_read", rate(r.cache_read)},          {"cache_write", rate(r.cache_write_5m)},
+      {"cache_write_1h", rate(r.cache_write_1h)},  {"speech_input", rate(r.speech_input)},
+      {"speech_output", rate(r.speech_output)}};
 }
 
 json::value day_or_null(const std::optional<std::chrono::sys_days>& d) {
@@ -130,6 +130,8 @@ json::object record_json(const accounting::ledger_record& r) {
                  {"cache_read_tokens", r.cache_read_tokens},
                  {"cache_write_tokens", r.cache_write_tokens},
                  {"cache_write_1h_tokens", r.cache_write_1h_tokens},
+                 {"speech_input_tokens", r.speech_input_tokens},
+                 {"speech_output_tokens", r.speech_output_tokens},
                  {"usage_source", metering::to_string(r.usage_source)},
                  {"input_cost_usd", usd(r.input_cost)},
                  {"output_cost_usd", usd(r.output_cost)},

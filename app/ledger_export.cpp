@@ -50,6 +50,8 @@ std::vector<field> fields_of(const accounting::ledger_record& r) {
           {"cache_read_tokens", u(r.cache_read_tokens)},
           {"cache_write_tokens", u(r.cache_write_tokens)},
           {"cache_write_1h_tokens", u(r.cache_write_1h_tokens)},
+          {"speech_input_tokens", u(r.speech_input_tokens)},
+          {"speech_output_tokens", u(r.speech_output_tokens)},
           {"usage_source", std::string(to_string(r.usage_source))},
           {"cost_usd", usd(r.total_cost)},
           {"input_cost_usd", usd(r.input_cost)},

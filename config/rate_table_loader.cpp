@@ -34,15 +34,18 @@ constexpr std::array<std::string_view, 8> profile_prefixes = {"us", "eu", "apac"
 
 constexpr std::array<std::string_view, 6> top_keys = {"version", "currency",    "unit",
                                                       "entries", "provisioned", "caching"};
-constexpr std::array<std::string_view, 16> entry_keys = {
-    "model",          "regions",      "scope",  "tier",    "latency",    "batch",
-    "effective_from", "effective_to", "input",  "output",  "cache_read", "cache_write_5m",
-    "cache_write_1h", "long_context", "source", "variants"};
-constexpr std::array<std::string_view, 10> variant_keys = {
-    "tier",       "latency",        "batch",          "input",        "output",
-    "cache_read", "cache_write_5m", "cache_write_1h", "long_context", "source"};
-constexpr std::array<std::string_view, 6> long_context_keys = {
-    "above_input_tokens", "input", "output", "cache_read", "cache_write_5m", "cache_write_1h"};
+constexpr std::array<std::string_view, 18> entry_keys = {
+    "model",        "regions",        "scope",          "tier",         "latency",
+    "batch",        "effective_from", "effective_to",   "input",        "output",
+    "cache_read",   "cache_write_5m", "cache_write_1h", "speech_input", "speech_output",
+    "long_context", "source",         "variants"};
+constexpr std::array<std::string_view, 12> variant_keys = {
+    "tier",         "latency",       "batch",          "input",
+    "output",       "cache_read",    "cache_write_5m", "cache_write_1h",
+    "speech_input", "speech_output", "long_context",   "source"};
+constexpr std::array<std::string_view, 8> long_context_keys = {
+    "above_input_tokens", "input",          "output",       "cache_read",
+    "cache_write_5m",     "cache_write_1h", "speech_input", "speech_output"};
 constexpr std::array<std::string_view, 5> provisioned_keys = {"model", "regions", "model_unit",
                                                               "model_units", "reserved"};
 constexpr std::array<std::string_view, 3> model_unit_keys = {"input_tpm", "output_tpm", "source"};
@@ -514,10 +517,14 @@ class loader {
     bool ok = in.has_value() && out.has_value();
     if (in) r.input = *in;
     if (out) r.output = *out;
-    using cache_rate = std::pair<std::string_view, std::optional<m::rate_micro_per_m>*>;
-    for (const auto& [key, dest] :
-         {cache_rate{"cache_read", &r.cache_read}, cache_rate{"cache_write_5m", &r.cache_write_5m},
-          cache_rate{"cache_write_1h", &r.cache_write_1h}}) {
+    // Optional rates: a missing cache rate falls back to the input rate; a missing speech rate
+    // leaves speech tokens unpriced (metering/rate_table.hpp).
+    using optional_rate = std::pair<std::string_view, std::optional<m::rate_micro_per_m>*>;
+    for (const auto& [key, dest] : {optional_rate{"cache_read", &r.cache_read},
+                                    optional_rate{"cache_write_5m", &r.cache_write_5m},
+                                    optional_rate{"cache_write_1h", &r.cache_write_1h},
+                                    optional_rate{"speech_input", &r.speech_input},
+                                    optional_rate{"speech_output", &r.speech_output}}) {
       if (s.get(key) == nullptr) continue;
       *dest = read_price(s, key, false);
       ok &= dest->has_value();

@@ -90,6 +90,8 @@ void read_record(const result& r, int row, accounting::ledger_record& rec) {
     p->hash = static_cast<std::uint64_t>(num());
     p->bytes = unum();
   }
+  rec.speech_input_tokens = unum();
+  rec.speech_output_tokens = unum();
   rec.tags = accounting::tags_from_json(r.text(row, 5));
 }
 

@@ -129,6 +129,14 @@ CREATE TRIGGER spend_daily_add AFTER INSERT ON requests REFERENCING NEW TABLE AS
   FOR EACH STATEMENT EXECUTE FUNCTION bm_spend_daily_add();
 )sql";
 
+// Schema 3: the speech parts of input_tokens and output_tokens (Nova Sonic), as in the SQLite
+// journal's schema 4. ADD COLUMN on the partitioned table reaches every month; with a constant
+// default PostgreSQL 11+ rewrites no rows. Rows shipped before are text only.
+constexpr std::string_view schema_v3 = R"sql(
+ALTER TABLE requests ADD COLUMN speech_input_tokens  bigint NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN speech_output_tokens bigint NOT NULL DEFAULT 0;
+)sql";
+
 /// [first ms of the month holding `ms`, first ms of the next month), UTC.
 std::pair<std::int64_t, std::int64_t> month_of(std::int64_t ms) {
   using namespace std::chrono;
@@ -177,6 +185,11 @@ accounting::ledger_result<void> ensure_schema(connection& c) {
   if (version < 2) {
     if (auto r = c.exec(schema_v2); !r) return fail(r.error());
     if (auto r = c.exec("UPDATE bm_meta SET value = '2' WHERE key = 'schema_version'"); !r)
+      return fail(r.error());
+  }
+  if (version < 3) {
+    if (auto r = c.exec(schema_v3); !r) return fail(r.error());
+    if (auto r = c.exec("UPDATE bm_meta SET value = '3' WHERE key = 'schema_version'"); !r)
       return fail(r.error());
   }
   if (auto r = c.exec("COMMIT"); !r) return r.error();

@@ -12,7 +12,7 @@
 namespace bedrock_meter::fleet {
 
 /// The schema version this build writes.
-inline constexpr int pg_schema_version = 2;
+inline constexpr int pg_schema_version = 3;
 
 /// Creates or migrates the schema. Many replicas may call it at once: a transaction-scoped
 /// advisory lock lets one migrate while the others wait, then find nothing left to do.

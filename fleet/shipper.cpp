@@ -78,6 +78,8 @@ void copy_row(std::string& out, const std::string& journal, const std::string& r
     field(out, static_cast<std::int64_t>(p->hash));
     field(out, clamp(p->bytes));
   }
+  field(out, clamp(r.speech_input_tokens));
+  field(out, clamp(r.speech_output_tokens));
   out.back() = '\n';
 }
 

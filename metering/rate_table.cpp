@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
 
 namespace bedrock_meter::metering {
 namespace {
@@ -126,6 +127,14 @@ token_rates effective_rates(const rate_entry& e, bool long_context, const token_
     r.cache_write_1h = base.cache_write_1h;
     fallback(write_1h > 0, "no long-context cache_write_1h rate: normal rate used");
   }
+  if (!r.speech_input && base.speech_input) {
+    r.speech_input = base.speech_input;
+    fallback(u.speech_input > 0, "no long-context speech_input rate: normal rate used");
+  }
+  if (!r.speech_output && base.speech_output) {
+    r.speech_output = base.speech_output;
+    fallback(u.speech_output > 0, "no long-context speech_output rate: normal rate used");
+  }
   return r;
 }
 
@@ -234,6 +243,36 @@ struct token_costs {
   i128 write = 0;  ///< 5m + 1h
 };
 
+/// Speech tokens by direction, each capped at the direction's count (the rest is text).
+struct speech_split {
+  std::uint64_t input = 0;
+  std::uint64_t output = 0;
+};
+
+inline speech_split split_speech(const token_usage& u) noexcept {
+  return {std::min(u.speech_input, u.input), std::min(u.speech_output, u.output)};
+}
+
+/// Rule 5's speech check: speech tokens need their own rate. Priced at the text rate they would
+/// cost about 50x too little, which is worse than unpriced (counted, alertable).
+bool speech_rates_missing(const rate_entry& e, const token_rates& r, const speech_split& sp,
+                          std::string& note) {
+  const bool no_in = sp.input > 0 && !r.speech_input;
+  const bool no_out = sp.output > 0 && !r.speech_output;
+  if (!no_in && !no_out) return false;
+  std::string text(speech_unpriced_note);
+  text += no_in && no_out ? " (speech_input, speech_output)"
+          : no_in         ? " (speech_input)"
+                          : " (speech_output)";
+  text += " for ";
+  text += e.model;
+  text += " at ";
+  text += e.location;
+  text += ": speech tokens are never priced at the text rate";
+  note = std::move(text);  // the whole note: a long-context caveat says nothing about $0
+  return true;
+}
+
 token_costs costs_of(const token_rates& r, const token_usage& u, const cache_writes& w,
                      std::string& note) {
   // The caveats are noted in this order: read, 5m write, 1h write.
@@ -242,9 +281,14 @@ token_costs costs_of(const token_rates& r, const token_usage& u, const cache_wri
   const rate_micro_per_m write_5m_rate = rate_or_input(
       r.cache_write_5m, r.input, w.five_min, "no cache_write_5m rate: priced at input rate", note);
   const rate_micro_per_m write_1h = write_1h_rate(r, w.one_hour, note);
+  // Speech without its rate (only cost_at gets here with one: price() refuses it first) is
+  // priced at the text rate, what cost_at's callers can at least compare.
+  const speech_split sp = split_speech(u);
   token_costs c;
-  c.input = static_cast<i128>(u.input) * r.input;
-  c.output = static_cast<i128>(u.output) * r.output;
+  c.input = static_cast<i128>(u.input - sp.input) * r.input +
+            static_cast<i128>(sp.input) * r.speech_input.value_or(r.input);
+  c.output = static_cast<i128>(u.output - sp.output) * r.output +
+             static_cast<i128>(sp.output) * r.speech_output.value_or(r.output);
   c.read = static_cast<i128>(u.cache_read) * read_rate;
   c.write =
       static_cast<i128>(w.five_min) * write_5m_rate + static_cast<i128>(w.one_hour) * write_1h;
@@ -264,6 +308,11 @@ void price_from_entry(const rate_entry& e, const token_usage& usage, priced& out
   out.long_context = exceeds_long_context(e, usage);
   const token_rates r =
       effective_rates(e, out.long_context, usage, w.five_min, w.one_hour, out.note);
+  if (speech_rates_missing(e, r, split_speech(usage), out.note)) {
+    out.entry = nullptr;
+    out.long_context = false;
+    return;
+  }
   const token_costs c = costs_of(r, usage, w, out.note);
   if (!fits_in_pico(c)) {
     out.entry = nullptr;

@@ -35,12 +35,18 @@ std::string_view to_string(latency_mode m) noexcept;
 /// the quote says so (a missing `cache_write_1h` falls back to `cache_write_5m` first, then to
 /// the input rate). Pricing cached tokens as plain input is what they would have cost uncached:
 /// it never invents a discount and never leaves tokens unpriced.
+///
+/// Speech rates (Nova Sonic) are the other way round: speech tokens cost some 50x their text
+/// counterpart, so speech tokens on an entry without the matching speech rate make the request
+/// unpriced rather than priced at the text rate (see `price`).
 struct token_rates {
   rate_micro_per_m input = 0;
   rate_micro_per_m output = 0;
   std::optional<rate_micro_per_m> cache_read;
   std::optional<rate_micro_per_m> cache_write_5m;
   std::optional<rate_micro_per_m> cache_write_1h;
+  std::optional<rate_micro_per_m> speech_input;   ///< speech (audio) input tokens
+  std::optional<rate_micro_per_m> speech_output;  ///< speech (audio) output tokens
 };
 
 /// One row of the table: who it applies to, from when, at what rates.
@@ -148,8 +154,8 @@ struct price_query {
 };
 
 struct cost_breakdown {
-  pico_usd input = 0;
-  pico_usd output = 0;
+  pico_usd input = 0;   ///< text and speech input
+  pico_usd output = 0;  ///< text and speech output
   pico_usd cache_read = 0;
   pico_usd cache_write = 0;  ///< 5m + 1h
   pico_usd total() const noexcept { return input + output + cache_read + cache_write; }
@@ -198,6 +204,9 @@ money_total cost_at(const rate_entry& e, const token_usage& usage, bool long_con
 
 /// Prices one request. Billable input = input + cache read + cache write, each at its own rate;
 /// cache writes split into `cache_write_1h` tokens at the 1h rate and the rest at the 5m rate.
+/// Speech tokens (`speech_input`, a part of `input`; `speech_output`, a part of `output`) are
+/// priced at the speech rates and the rest at the text rates; both land in the input and output
+/// costs.
 ///
 /// Rules, first that applies:
 ///  1. No tokens at all (every count zero: CountTokens, errors, usage source none, a
@@ -208,10 +217,15 @@ money_total cost_at(const rate_entry& e, const token_usage& usage, bool long_con
 ///  3. No base model (unknown id, or an ARN without a mapping): unpriced, with a note.
 ///  4. No matching entry (`find_rate`): unpriced, with a note naming model, region and dimensions.
 ///  5. Otherwise priced from the entry (long-context rates when the threshold is exceeded).
+///     Speech tokens on an entry without the matching speech rate are unpriced, with the note
+///     `speech_unpriced_note` starts with: never priced at the text rate, ~50x too low.
 ///     Token counts whose cost would not fit in int64 pico-USD (~9.2M USD) are unpriced.
 /// `table_version` is always recorded; `base_model` is the matched table model (candidate) or,
 /// when nothing matched, the resolved base model.
 priced price(const rate_table& table, const token_usage& usage, const price_query& q);
+
+/// How the note of a request unpriced for want of a speech rate begins (rule 5).
+inline constexpr std::string_view speech_unpriced_note = "unpriced: no speech rate";
 
 /// Same as above, into `out` (every field overwritten). Reusing one `priced` per worker makes
 /// the common path allocation-free once its strings have grown to size.

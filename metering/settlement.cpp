@@ -62,6 +62,8 @@ void copy_usage(const token_usage& u, settlement& s) {
   s.cache_read_tokens = u.cache_read;
   s.cache_write_tokens = u.cache_write;
   s.cache_write_1h_tokens = u.cache_write_1h;
+  s.speech_input_tokens = u.speech_input;
+  s.speech_output_tokens = u.speech_output;
   s.usage_source = u.source;
 }
 

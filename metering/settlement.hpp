@@ -94,6 +94,8 @@ struct settlement {
   std::uint64_t cache_read_tokens = 0;
   std::uint64_t cache_write_tokens = 0;     ///< all cache writes (5m + 1h)
   std::uint64_t cache_write_1h_tokens = 0;  ///< the part of cache_write_tokens with a 1-hour TTL
+  std::uint64_t speech_input_tokens = 0;   ///< the part of input_tokens that is speech (Nova Sonic)
+  std::uint64_t speech_output_tokens = 0;  ///< the part of output_tokens that is speech
   metering::usage_source usage_source = metering::usage_source::none;
 
   pico_usd input_cost = 0;

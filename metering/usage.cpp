@@ -74,6 +74,11 @@ shape_order shapes_for(model_family f) noexcept {
 
 std::uint64_t min_u64(std::uint64_t a, std::uint64_t b) noexcept { return a < b ? a : b; }
 
+/// a + b, saturating: counts come from the network.
+std::uint64_t sat_add(std::uint64_t a, std::uint64_t b) noexcept {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 /// The counts of one shape as a token_usage (source left to the caller).
 token_usage usage_of(const counts& c, shape s, const extractor& ex) noexcept {
   token_usage u;
@@ -178,7 +183,8 @@ struct usage_observer::impl {
     converse_body,
     invoke_body,
     converse_stream,
-    invoke_stream
+    invoke_stream,
+    bidi_stream,  ///< InvokeModelWithBidirectionalStream (Nova Sonic)
   };
 
   impl(operation op, std::string_view model_id)
@@ -192,7 +198,12 @@ struct usage_observer::impl {
     const header_lookup none = [](std::string_view) { return std::string_view{}; };
     const header_lookup& headers = lookup ? lookup : none;
     tier_ = headers("x-amzn-bedrock-service-tier").substr(0, max_tier_bytes);
-    if (status < 200 || status > 299 || !billed_by_tokens(op_)) {
+    // InvokeModelWithBidirectionalStream is metered here but is not `billed_by_tokens`: that
+    // says which requests the proxy may estimate from the request body's size, and a session's
+    // body is audio, not text.
+    const bool metered =
+        billed_by_tokens(op_) || op_ == operation::invoke_model_with_bidirectional_stream;
+    if (status < 200 || status > 299 || !metered) {
       mode_ = mode::none;
       return;
     }
@@ -203,6 +214,7 @@ struct usage_observer::impl {
         break;
       case operation::converse_stream: mode_ = mode::converse_stream; break;
       case operation::invoke_model_with_response_stream: mode_ = mode::invoke_stream; break;
+      case operation::invoke_model_with_bidirectional_stream: mode_ = mode::bidi_stream; break;
       case operation::invoke_model: {
         mode_ = mode::invoke_body;
         ex_.kind = doc_kind::invoke_body;
@@ -226,6 +238,7 @@ struct usage_observer::impl {
       case mode::invoke_body: body(bytes); return;
       case mode::converse_stream:
       case mode::invoke_stream:
+      case mode::bidi_stream:
         if (decoder_.error() != event_stream_error::none) return;
         if (decoder_.feed(bytes, on_frame_) != event_stream_error::none) ++decode_errors_;
         return;
@@ -270,6 +283,10 @@ struct usage_observer::impl {
       return;
     }
     if (m.message_type != "event") return;
+    if (mode_ == mode::bidi_stream) {
+      bidi_frame(m);
+      return;
+    }
     if (mode_ == mode::converse_stream) {
       // Deltas carry the text, messageStop the stop reason, metadata the usage.
       const bool delta = m.event_type == "contentBlockDelta";
@@ -291,6 +308,63 @@ struct usage_observer::impl {
     if (!parse_whole(doc_kind::invoke_chunk, model_json_)) ++decode_errors_;
     if (ex_.text_in_doc) ++delta_events_;
     if (!usage_seen_ && stream_terminal()) usage_seen_ = true;
+  }
+
+  /// One InvokeModelWithBidirectionalStream event: a `chunk` whose `bytes` is base64 JSON
+  /// `{"event": {NAME: {...}}}`. A `usageEvent` replaces the session's usage (its counts are
+  /// running totals); one that arrives after `completionEnd` is the final count.
+  void bidi_frame(const event_message& m) {
+    if (m.event_type != "chunk") return;
+    ex_.bytes_out = &b64_;
+    b64_.clear();
+    if (!parse_whole(doc_kind::chunk_wrapper, m.payload) || b64_.empty() ||
+        !base64_decode(b64_, model_json_)) {
+      ++decode_errors_;
+      return;
+    }
+    ex_.text_in_doc = false;
+    ex_.usage_event_in_doc = false;
+    ex_.completion_end_in_doc = false;
+    ex_.shapes[index_of(shape::sonic_details)] = counts{};
+    ex_.shapes[index_of(shape::sonic_totals)] = counts{};
+    if (!parse_whole(doc_kind::bidi_event, model_json_)) {
+      ++decode_errors_;  // a usageEvent in a malformed document is not believed
+      return;
+    }
+    if (ex_.text_in_doc) ++delta_events_;
+    if (ex_.completion_end_in_doc) completion_end_seen_ = true;
+    if (!ex_.usage_event_in_doc) return;
+    if (const auto u = sonic_usage()) {
+      sonic_last_ = *u;
+      ++sonic_usage_events_;
+      if (completion_end_seen_) usage_seen_ = true;
+    }
+  }
+
+  /// The usage one `usageEvent` carries. `details.total` splits each direction into speech and
+  /// text tokens; a direction without it falls back to `totalInputTokens` /
+  /// `totalOutputTokens`, counted as speech (docs/usage-sources.md: the dearer rate, so a
+  /// session is never priced 50x too low for want of the split). nullopt: no count at all.
+  [[nodiscard]] std::optional<token_usage> sonic_usage() const noexcept {
+    const counts& d = ex_.shapes[index_of(shape::sonic_details)];
+    const counts& t = ex_.shapes[index_of(shape::sonic_totals)];
+    token_usage u;
+    bool any = false;
+    const auto direction = [&](field text, field speech, std::uint64_t& all,
+                               std::uint64_t& speech_part) {
+      if (d.has(text) || d.has(speech)) {
+        speech_part = d.get(speech);
+        all = sat_add(d.get(text), speech_part);
+        any = true;
+      } else if (t.has(text)) {
+        all = speech_part = t.get(text);
+        any = true;
+      }
+    };
+    direction(field::input, field::speech_input, u.input, u.speech_input);
+    direction(field::output, field::speech_output, u.output, u.speech_output);
+    if (!any) return std::nullopt;
+    return u;
   }
 
   bool parse_whole(doc_kind kind, std::string_view doc) {
@@ -354,7 +428,7 @@ struct usage_observer::impl {
     return u;
   }
 
-  void finish(bool /*complete*/) {
+  void finish(bool complete) {
     if (finished_) return;
     finished_ = true;
     switch (mode_) {
@@ -369,7 +443,22 @@ struct usage_observer::impl {
         settle_invoke_body();
         return;
       case mode::invoke_stream: settle_invoke_stream(); return;
+      case mode::bidi_stream: settle_bidi(complete); return;
     }
+  }
+
+  /// The last usageEvent's running totals: `reported` when the stream ended cleanly (complete,
+  /// no exception event, nothing undecodable that could have hidden a later usageEvent), else
+  /// `estimated` (Bedrock billed at least that much). Without any usageEvent: estimated from the
+  /// text seen, as for the other streams (speech tokens cannot be estimated from it).
+  void settle_bidi(bool complete) {
+    if (sonic_usage_events_ == 0) {
+      usage_ = estimate(std::nullopt);
+      return;
+    }
+    usage_ = sonic_last_;
+    const bool clean = complete && !exception_seen_ && decode_errors_ == 0;
+    usage_.source = clean ? usage_source::reported : usage_source::estimated;
   }
 
   void flush_body() {
@@ -461,6 +550,11 @@ struct usage_observer::impl {
   std::string exception_;
   bool usage_seen_ = false;
   bool finished_ = false;
+  // InvokeModelWithBidirectionalStream: the last usageEvent's counts, how many were read, and
+  // whether completionEnd has passed.
+  token_usage sonic_last_;
+  std::uint64_t sonic_usage_events_ = 0;
+  bool completion_end_seen_ = false;
   token_usage usage_;
 };
 

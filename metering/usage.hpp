@@ -4,9 +4,12 @@
 /// Where usage comes from (first that applies; docs/usage-sources.md has the details per family):
 ///   Converse                       body `usage`
 ///   ConverseStream                 the final `metadata` event's `usage`
-///   InvokeModel                    `X-Amzn-Bedrock-*-Token-Count` headers, else the family's body
-///   usage InvokeModelWithResponseStream  last chunk's `amazon-bedrock-invocationMetrics`, else
-///   family events CountTokens                    not billed (a request, zero tokens)
+///   InvokeModel                    `X-Amzn-Bedrock-*-Token-Count` headers, else the family's
+///                                  body usage
+///   InvokeModelWithResponseStream  last chunk's `amazon-bedrock-invocationMetrics`, else the
+///                                  family's events
+///   InvokeModelWithBidirectionalStream  the last `usageEvent` (running totals, speech and text)
+///   CountTokens                    not billed (a request, zero tokens)
 /// `input` excludes cached tokens; billable input = input + cache_read + cache_write.
 /// A provider-reported zero is a zero, never replaced by an estimate.
 ///
@@ -37,6 +40,10 @@ struct token_usage {
   std::uint64_t cache_read = 0;
   std::uint64_t cache_write = 0;     ///< all cache writes (5m + 1h)
   std::uint64_t cache_write_1h = 0;  ///< the part of cache_write written with a 1-hour TTL
+  /// The part of `input` that is speech (audio) tokens, priced at the entry's speech_input rate
+  /// (Nova Sonic, InvokeModelWithBidirectionalStream); the rest of `input` is text.
+  std::uint64_t speech_input = 0;
+  std::uint64_t speech_output = 0;  ///< the part of `output` that is speech tokens
   usage_source source = usage_source::none;
 };
 
@@ -89,7 +96,9 @@ class usage_observer {
   /// ConverseStream, when that header is absent, the body's / metadata event's `serviceTier.type`),
   /// empty if not sent.
   [[nodiscard]] std::string_view service_tier() const noexcept;
-  /// True once a usage record (metadata event / invocation metrics / body usage) has been seen.
+  /// True once a usage record (metadata event / invocation metrics / body usage) has been seen;
+  /// for InvokeModelWithBidirectionalStream, once a `usageEvent` arrived after the
+  /// `completionEnd` (the session's final count; earlier ones are running totals).
   /// Live while the body streams: the proxy may use it to decide whether a stream whose client
   /// went away still needs draining to learn its exact counts.
   [[nodiscard]] bool usage_seen() const noexcept;

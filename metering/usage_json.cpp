@@ -89,6 +89,21 @@ constexpr std::array invoke_chunk_rules{
     rule{"response.meta.billed_units.output_tokens", shape::cohere, field::output},
 };
 
+// InvokeModelWithBidirectionalStream (Nova Sonic): `usageEvent` carries running totals for the
+// session, split by speech and text in `details.total`; `totalInputTokens` / `totalOutputTokens`
+// are the same sums without the split. `details.delta` (the change since the last event) is not
+// read: the last total is the session's usage.
+constexpr std::array bidi_rules{
+    rule{"event.usageEvent.details.total.input.textTokens", shape::sonic_details, field::input},
+    rule{"event.usageEvent.details.total.input.speechTokens", shape::sonic_details,
+         field::speech_input},
+    rule{"event.usageEvent.details.total.output.textTokens", shape::sonic_details, field::output},
+    rule{"event.usageEvent.details.total.output.speechTokens", shape::sonic_details,
+         field::speech_output},
+    rule{"event.usageEvent.totalInputTokens", shape::sonic_totals, field::input},
+    rule{"event.usageEvent.totalOutputTokens", shape::sonic_totals, field::output},
+};
+
 // Generated text, counted only to estimate output when usage never arrives.
 constexpr std::array<std::string_view, 2> converse_body_text{
     "output.message.content[].text",
@@ -251,6 +266,7 @@ void extractor::number(std::string_view path, std::uint64_t v) noexcept {
       return;
     case doc_kind::invoke_body: apply(find_rule(invoke_body_rules, path), v); return;
     case doc_kind::invoke_chunk: apply(find_rule(invoke_chunk_rules, path), v); return;
+    case doc_kind::bidi_event: apply(find_rule(bidi_rules, path), v); return;
     case doc_kind::chunk_wrapper: return;
   }
 }
@@ -308,6 +324,16 @@ void extractor::string_part(std::string_view path, std::string_view s, bool firs
         if (path == "stop_reason" || path == "completionReason") stop_seen = true;
       }
       return;
+    case doc_kind::bidi_event:
+      // textOutput carries the transcript of what the user said as well as the assistant's
+      // text (its `role` may come after `content`, so the two are not told apart): counted as
+      // generated text, an estimate that errs high.
+      if (path == "event.textOutput.content") {
+        count_text(s, first, last);
+      } else if (path == "event.completionEnd.stopReason") {
+        stop_part(s, first, last);
+      }
+      return;
   }
 }
 
@@ -357,6 +383,13 @@ void extractor::object_end(std::string_view path) noexcept {
       return;
     case doc_kind::invoke_body:
       if (path == "usage" || path == "meta") usage_closed = true;
+      return;
+    case doc_kind::bidi_event:
+      if (path == "event.usageEvent") {
+        usage_event_in_doc = true;
+      } else if (path == "event.completionEnd") {
+        completion_end_in_doc = true;
+      }
       return;
     case doc_kind::invoke_chunk:
     case doc_kind::chunk_wrapper: return;

@@ -22,7 +22,8 @@
 
 namespace bedrock_meter::metering::detail {
 
-/// JSON nesting tracked by path. Every usage field sits at depth <= 4; deeper containers (tool
+/// JSON nesting tracked by path. Every usage field sits at depth <= 6 (Nova Sonic's
+/// `event.usageEvent.details.total.input.speechTokens`); deeper containers (tool
 /// input documents) are walked but not named, so the path buffer never grows.
 constexpr std::size_t max_tracked_depth = 16;
 /// Key bytes kept per path segment; longer keys cannot name a usage field and are marked
@@ -70,11 +71,25 @@ enum class shape : std::uint8_t {
   openai,              ///< OpenAI chat completions (gpt-oss, DeepSeek, Mistral chat, Jamba)
   cohere,              ///< Cohere `meta.billed_units`
   invocation_metrics,  ///< stream only: `amazon-bedrock-invocationMetrics`
+  /// InvokeModelWithBidirectionalStream `usageEvent.details.total`: input / output are the text
+  /// tokens, speech_input / speech_output the speech tokens (running totals of the session)
+  sonic_details,
+  /// InvokeModelWithBidirectionalStream `usageEvent.totalInputTokens` / `totalOutputTokens`
+  sonic_totals,
   count_,
 };
 constexpr std::size_t shape_count = static_cast<std::size_t>(shape::count_);
 
-enum class field : std::uint8_t { input, output, cache_read, cache_write, cache_write_1h, count_ };
+enum class field : std::uint8_t {
+  input,
+  output,
+  cache_read,
+  cache_write,
+  cache_write_1h,
+  speech_input,   ///< sonic_details only: speech input tokens
+  speech_output,  ///< sonic_details only: speech output tokens
+  count_
+};
 constexpr std::size_t field_count = static_cast<std::size_t>(field::count_);
 
 constexpr std::size_t index_of(shape s) noexcept { return static_cast<std::size_t>(s); }
@@ -104,6 +119,7 @@ enum class doc_kind : std::uint8_t {
   invoke_body,     ///< InvokeModel response body (model-native JSON)
   invoke_chunk,    ///< one InvokeModelWithResponseStream chunk, base64-decoded
   chunk_wrapper,   ///< the `{"bytes": ..., "p": ...}` payload of a `chunk` event
+  bidi_event,      ///< one InvokeModelWithBidirectionalStream chunk, base64-decoded
 };
 
 struct rule;
@@ -135,6 +151,9 @@ struct extractor {
   std::uint64_t text_bytes = 0;
   std::uint64_t pending_text_bytes = 0;  // of a string still being parsed
   bool text_in_doc = false;              ///< the current document carried generated text
+  /// bidi_event: the current document closed a `usageEvent` / a `completionEnd` object.
+  bool usage_event_in_doc = false;
+  bool completion_end_in_doc = false;
   std::string tier;  ///< `serviceTier.type` (Converse body, ConverseStream metadata)
   std::string* bytes_out = nullptr;  ///< chunk_wrapper: where the `bytes` string goes
 

@@ -53,7 +53,8 @@ GEO_REGIONS = {
     "us-gov": ["us-gov-east-1", "us-gov-west-1"],
 }
 
-RATE_FIELDS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
+RATE_FIELDS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h", "speech_input",
+               "speech_output")
 
 # ---- NOTES.md corrections ------------------------------------------------------------------
 # (base model, csv model_id filter or None for every row of the model,
@@ -115,6 +116,24 @@ LATENCY_OPTIMIZED = {
     "meta.llama3-1-70b-instruct-v1:0": (D("0.90"), D("0.90")),
 }
 
+# Speech-to-speech models (InvokeModelWithBidirectionalStream). The CSV has no speech columns and
+# no row for them, and NOTES.md says nothing of them: these are hand-written, per 1M tokens
+# (the AWS page quotes per 1K: x 1000). Text tokens at input/output, speech tokens at
+# speech_input/speech_output (docs/pricing.md, "Speech tokens"). The figures are the us-east-1
+# on-demand prices; like the CSV's `*` rows they are applied to every region.
+SPEECH_MODELS = [
+    ("amazon.nova-2-sonic-v1:0",
+     dict(input=D("0.33"), output=D("2.75"), speech_input=D("3.00"), speech_output=D("12.00")),
+     "not in the CSV: AWS Bedrock pricing page, Amazon Nova 2 Sonic on-demand, us-east-1, "
+     "transcribed by hand (per 1K tokens: speech input 0.003, speech output 0.012, text input "
+     "0.00033, text output 0.00275); applied to every region, unverified outside us-east-1"),
+    ("amazon.nova-sonic-v1:0",
+     dict(input=D("0.06"), output=D("0.24"), speech_input=D("3.40"), speech_output=D("13.60")),
+     "not in the CSV: AWS Bedrock pricing page, Amazon Nova Sonic on-demand, us-east-1, "
+     "transcribed by hand (per 1K tokens: speech input 0.0034, speech output 0.0136, text input "
+     "0.00006, text output 0.00024); applied to every region, unverified outside us-east-1"),
+]
+
 # The same (model_id, region) listed twice with different prices: which CSV row wins, and why.
 CONFLICTS = {
     ("moonshotai.kimi-k2.5", "*"): (
@@ -159,6 +178,8 @@ class Rates:
     cache_read: Decimal | None = None
     cache_write_5m: Decimal | None = None
     cache_write_1h: Decimal | None = None
+    speech_input: Decimal | None = None
+    speech_output: Decimal | None = None
 
     def key(self):
         return tuple(getattr(self, f) for f in RATE_FIELDS)
@@ -569,12 +590,22 @@ def capacity_text() -> str:
             "edit it there) ----\n" + text)
 
 
+def add_speech_models(entries: list[Entry]) -> list[Entry]:
+    """SPEECH_MODELS as `*` entries, in model order among the CSV's (a stable sort keeps the CSV
+    entries' own order)."""
+    for model, rates, source in SPEECH_MODELS:
+        if any(e.model == model for e in entries):
+            sys.exit(f"{model} is in the CSV now: drop it from SPEECH_MODELS or decide by hand")
+        entries.append(Entry(model, ["*"], None, Rates(**rates), None, source))
+    return sorted(entries, key=lambda e: e.model)
+
+
 def generate() -> str:
     rows, skipped = read_rows(CSV_PATH)
     rows = merge_duplicates(rows)
     apply_corrections(rows)
     derive(rows)
-    return render(build_entries(rows), skipped) + capacity_text()
+    return render(add_speech_models(build_entries(rows)), skipped) + capacity_text()
 
 
 def main() -> int:

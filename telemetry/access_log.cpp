@@ -87,6 +87,9 @@ std::string access_log_line(const metering::settlement& s, const connection_info
   f.add("output_tokens", s.output_tokens);
   f.add("cache_read_tokens", s.cache_read_tokens);
   f.add("cache_write_tokens", s.cache_write_tokens);
+  // Only Nova Sonic sessions have speech: other lines stay as they were.
+  if (s.speech_input_tokens != 0) f.add("speech_input_tokens", s.speech_input_tokens);
+  if (s.speech_output_tokens != 0) f.add("speech_output_tokens", s.speech_output_tokens);
   f.add("usage_source", to_string(s.usage_source));
   if (s.service_tier != "default") f.add("service_tier", s.service_tier);
   if (s.latency_mode != "standard") f.add("latency", s.latency_mode);

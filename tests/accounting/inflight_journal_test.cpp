@@ -174,3 +174,37 @@ TEST_F(InflightJournal, AFileItDidNotWriteIsRefusedNamingIt) {
   EXPECT_NE(r.error().find(path_), std::string::npos) << r.error();
   EXPECT_NE(r.error().find("move it aside"), std::string::npos) << r.error();
 }
+
+TEST_F(InflightJournal, ASettledSonicSessionKeepsItsSpeechTokens) {
+  {
+    auto j = create(1);
+    auto s = start("sonic-1", 96'000);
+    s.op = m::operation::invoke_model_with_bidirectional_stream;
+    s.model_id = "amazon.nova-sonic-v1:0";
+    const auto slot = j->take(0, s);
+    ASSERT_NE(slot, inflight_journal::none);
+    m::settlement row;
+    row.request_id = "sonic-1";
+    row.status = 200;
+    row.input_tokens = 1'545;
+    row.speech_input_tokens = 1'500;
+    row.output_tokens = 2'480;
+    row.speech_output_tokens = 2'400;
+    row.usage_source = m::usage_source::reported;
+    j->settled(slot, row);
+    // A live session has no estimate: its body is audio, not text (billed_by_tokens is false).
+    EXPECT_NE(j->take(0, s), inflight_journal::none);
+  }
+  const auto rows = recover();
+  ASSERT_EQ(rows.size(), 2u);
+  const auto& done = rows[0].outcome == m::request_outcome::ok ? rows[0] : rows[1];
+  const auto& live = rows[0].outcome == m::request_outcome::ok ? rows[1] : rows[0];
+  EXPECT_EQ(done.operation, "InvokeModelWithBidirectionalStream");
+  EXPECT_EQ(done.input_tokens, 1'545u);
+  EXPECT_EQ(done.speech_input_tokens, 1'500u);
+  EXPECT_EQ(done.output_tokens, 2'480u);
+  EXPECT_EQ(done.speech_output_tokens, 2'400u);
+  EXPECT_EQ(live.outcome, m::request_outcome::interrupted);
+  EXPECT_EQ(live.input_tokens, 0u);
+  EXPECT_EQ(live.speech_input_tokens, 0u);
+}

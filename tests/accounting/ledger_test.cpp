@@ -294,15 +294,17 @@ TEST(LedgerOpen, AVersion1LedgerIsMigratedInPlaceAndKeepsItsRows) {
     ASSERT_TRUE(l->append(make_record(7, 1)));
     l->close();
   }
-  // Turn the file back into what a v1 build wrote: the v2 columns and the v3 table did not exist.
+  // Turn the file back into what a v1 build wrote: the v2 and v4 columns and the v3 table did
+  // not exist.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   exec_or_fail(db,
                "DROP TRIGGER spend_daily_insert; DROP TRIGGER spend_daily_delete; "
                "DROP TABLE spend_daily");
-  for (const char* col : {"has_traits", "max_tokens", "stop_reason", "tools", "structured_output",
-                          "system_prefix_hash", "system_prefix_bytes", "conversation_prefix_hash",
-                          "conversation_prefix_bytes", "prompt_hash", "prompt_bytes"})
+  for (const char* col :
+       {"speech_input_tokens", "speech_output_tokens", "has_traits", "max_tokens", "stop_reason",
+        "tools", "structured_output", "system_prefix_hash", "system_prefix_bytes",
+        "conversation_prefix_hash", "conversation_prefix_bytes", "prompt_hash", "prompt_bytes"})
     exec_or_fail(db, (std::string("ALTER TABLE requests DROP COLUMN ") + col).c_str());
   exec_or_fail(db, "PRAGMA user_version = 1");
   sqlite3_close(db);
@@ -348,7 +350,8 @@ TEST(LedgerOpen, AVersion2LedgerGetsItsDailySpendFromTheRowsItHolds) {
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   exec_or_fail(db,
                "DROP TRIGGER spend_daily_insert; DROP TRIGGER spend_daily_delete; "
-               "DROP TABLE spend_daily; PRAGMA user_version = 2");
+               "DROP TABLE spend_daily; ALTER TABLE requests DROP COLUMN speech_input_tokens; "
+               "ALTER TABLE requests DROP COLUMN speech_output_tokens; PRAGMA user_version = 2");
   sqlite3_close(db);
 
   auto l = open_or_die(path);  // migrates 2 -> 3: spend_daily from the six rows
@@ -375,6 +378,56 @@ TEST(LedgerOpen, AVersion2LedgerGetsItsDailySpendFromTheRowsItHolds) {
   sqlite3_finalize(st);
   sqlite3_close(db);
   l->close();
+}
+
+TEST(LedgerOpen, AVersion3LedgerGainsSpeechColumnsAndItsRowsReadAsTextOnly) {
+  temp_dir dir;
+  const auto path = dir.file("v3.db");
+  {
+    auto l = open_or_die(path);
+    ASSERT_TRUE(l);
+    ASSERT_TRUE(l->append(make_record(8, 1)));
+    l->close();
+  }
+  // What a v3 build wrote: no speech columns.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  exec_or_fail(db,
+               "ALTER TABLE requests DROP COLUMN speech_input_tokens; "
+               "ALTER TABLE requests DROP COLUMN speech_output_tokens; PRAGMA user_version = 3");
+  sqlite3_close(db);
+
+  auto l = open_or_die(path);  // migrates 3 -> 4
+  ASSERT_TRUE(l);
+  ledger_record sonic = make_record(8, 2);
+  sonic.operation = "InvokeModelWithBidirectionalStream";
+  sonic.model_requested = sonic.model_base = "amazon.nova-sonic-v1:0";
+  sonic.input_tokens = 1'545;
+  sonic.speech_input_tokens = 1'500;
+  sonic.output_tokens = 2'480;
+  sonic.speech_output_tokens = 2'400;
+  ASSERT_TRUE(l->append(sonic));
+  ASSERT_TRUE(l->flush());
+  auto rows = l->reader().records(0, INT64_MAX);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0], make_record(8, 1)) << "a v3 row reads back whole, with no speech";
+  EXPECT_EQ((*rows)[0].speech_input_tokens, 0u);
+  EXPECT_EQ((*rows)[1], sonic) << "the speech columns round-trip";
+  l->close();
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT sum(speech_input_tokens), sum(speech_output_tokens), "
+                               "(SELECT user_version FROM pragma_user_version) FROM requests",
+                               -1, &st, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), 1'500);
+  EXPECT_EQ(sqlite3_column_int64(st, 1), 2'400);
+  EXPECT_EQ(sqlite3_column_int(st, 2), 4);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }
 
 // --- crash durability

@@ -536,6 +536,29 @@ TEST_F(shipped_table_test, nova_cache_reads_from_notes) {
   EXPECT_EQ(at("amazon.nova-pro-v1:0", "us-gov-west-1")->rates.cache_read, micro(240'000));
 }
 
+TEST_F(shipped_table_test, nova_sonic_prices_speech_and_text_apart) {
+  ASSERT_NE(result_->table, nullptr);
+  // AWS per 1K: speech in 0.0034 / out 0.0136, text in 0.00006 / out 0.00024 (x 1000 per 1M).
+  const auto* v1 = at("amazon.nova-sonic-v1:0", "us-east-1");
+  ASSERT_NE(v1, nullptr);
+  EXPECT_EQ(v1->rates.input, micro(60'000));
+  EXPECT_EQ(v1->rates.output, micro(240'000));
+  EXPECT_EQ(v1->rates.speech_input, micro(3'400'000));
+  EXPECT_EQ(v1->rates.speech_output, micro(13'600'000));
+  // Nova 2 Sonic per 1K: speech in 0.003 / out 0.012, text in 0.00033 / out 0.00275.
+  const auto* v2 = at("amazon.nova-2-sonic-v1:0", "us-east-1");
+  ASSERT_NE(v2, nullptr);
+  EXPECT_EQ(v2->rates.input, micro(330'000));
+  EXPECT_EQ(v2->rates.output, micro(2'750'000));
+  EXPECT_EQ(v2->rates.speech_input, micro(3'000'000));
+  EXPECT_EQ(v2->rates.speech_output, micro(12'000'000));
+  // No other shipped entry has a speech rate.
+  for (const auto& e : table().entries) {
+    if (e.model.find("sonic") != std::string::npos) continue;
+    EXPECT_FALSE(e.rates.speech_input || e.rates.speech_output) << e.location;
+  }
+}
+
 TEST_F(shipped_table_test, claude_cache_rates_follow_the_input_price) {
   ASSERT_NE(result_->table, nullptr);
   const auto* sonnet = at("anthropic.claude-3-5-sonnet-20241022-v2:0", "us-east-1");
@@ -923,6 +946,71 @@ TEST(rate_table_loader, prices_above_the_largest_accepted_are_refused_naming_it)
         << e->message;
   }
   EXPECT_EQ(r.errors.size(), 3u) << all(r.errors);  // 100000 itself is accepted
+}
+
+TEST(rate_table_loader, speech_rates_load_in_entries_variants_and_long_context) {
+  const auto r = load(std::string(header) + R"(entries:
+  - model: amazon.nova-sonic-v1:0
+    regions: ["*"]
+    input: "0.06"
+    output: "0.24"
+    speech_input: "3.40"
+    speech_output: 13.6
+    long_context: { above_input_tokens: 1000, input: "0.12", output: "0.48", speech_input: "6.8" }
+    source: s
+    variants:
+      - batch: true
+        input: "0.03"
+        output: "0.12"
+        speech_output: "6.80"
+  - model: amazon.nova-lite-v1:0
+    regions: ["*"]
+    input: "0.06"
+    output: "0.24"
+    source: s
+)");
+  ASSERT_NE(r.table, nullptr) << all(r.errors);
+  EXPECT_TRUE(r.warnings.empty()) << all(r.warnings);
+  const auto& e = r.table->entries;
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[0].rates.speech_input, micro(3'400'000));
+  EXPECT_EQ(e[0].rates.speech_output, micro(13'600'000));
+  EXPECT_EQ(e[0].long_context_rates.speech_input, micro(6'800'000));
+  EXPECT_EQ(e[0].long_context_rates.speech_output, std::nullopt);
+  // A variant inherits no rate: its own speech_output only.
+  EXPECT_EQ(e[1].rates.speech_input, std::nullopt);
+  EXPECT_EQ(e[1].rates.speech_output, micro(6'800'000));
+  EXPECT_EQ(e[2].rates.speech_input, std::nullopt);
+  EXPECT_EQ(e[2].rates.speech_output, std::nullopt);
+}
+
+TEST(rate_table_loader, speech_rates_are_checked_like_other_prices) {
+  const auto r = load(std::string(header) + R"(entries:
+  - model: amazon.nova-sonic-v1:0
+    regions: ["*"]
+    input: "0.06"
+    output: "0.24"
+    speech_input: "-3.40"
+    speech_output: "100000.000001"
+    long_context: { above_input_tokens: 1000, input: "1", output: "1", speech_output: 3.4e0 }
+    source: s
+    variants:
+      - batch: true
+        input: "0.03"
+        output: "0.12"
+        speech_inptu: "1.70"
+)");
+  EXPECT_EQ(r.table, nullptr);
+  EXPECT_NE(error_at(r, "entries[0].speech_input"), nullptr);
+  const auto* big = error_at(r, "entries[0].speech_output");
+  ASSERT_NE(big, nullptr);
+  EXPECT_TRUE(contains(big->message, "largest price accepted, 100000 USD per 1M tokens"))
+      << big->message;
+  EXPECT_NE(error_at(r, "entries[0].long_context.speech_output"), nullptr);
+  const auto* typo = error_at(r, "entries[0].variants[0].speech_inptu");
+  ASSERT_NE(typo, nullptr);
+  EXPECT_TRUE(contains(typo->message, "speech_input")) << typo->message;  // did you mean
+  EXPECT_EQ(r.errors.size(), 4u) << all(r.errors);
 }
 
 TEST(rate_table_loader, capacity_unknown_and_duplicate_keys_are_reported) {

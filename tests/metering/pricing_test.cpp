@@ -493,6 +493,88 @@ TEST(Pricing, AbsurdCountsAreUnpricedRatherThanOverflowing) {
   EXPECT_FALSE(max.priced);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Speech tokens (Nova Sonic, InvokeModelWithBidirectionalStream)
+
+constexpr std::string_view nova_sonic = "amazon.nova-sonic-v1:0";
+
+/// Nova Sonic on-demand, us-east-1: text in $0.00006 / out $0.00024 per 1K (0.06 / 0.24 per 1M),
+/// speech in $0.0034 / out $0.0136 per 1K (3.40 / 13.60 per 1M).
+rate_entry make_sonic() {
+  rate_entry e = make(nova_sonic, 60'000, 240'000);
+  e.rates.speech_input = 3'400'000;
+  e.rates.speech_output = 13'600'000;
+  e.location = "rates.yaml:7";
+  return e;
+}
+
+token_usage sonic_tokens(std::uint64_t speech_in, std::uint64_t text_in, std::uint64_t speech_out,
+                         std::uint64_t text_out) {
+  token_usage u = tokens(speech_in + text_in, speech_out + text_out);
+  u.speech_input = speech_in;
+  u.speech_output = speech_out;
+  return u;
+}
+
+TEST(Pricing, SpeechAndTextTokensArePricedApartIntoInputAndOutput) {
+  const rate_table t = table_of({make_sonic()});
+  const priced p = price(t, sonic_tokens(1'500, 45, 2'400, 80), query(nova_sonic));
+  ASSERT_TRUE(p.priced) << p.note;
+  // input:  1,500 speech x 3,400,000 = 5,100,000,000 + 45 text x 60,000 = 2,700,000
+  //         = 5,102,700,000 pico ($0.0051027)
+  EXPECT_EQ(p.cost.input, 5'102'700'000);
+  // output: 2,400 speech x 13,600,000 = 32,640,000,000 + 80 text x 240,000 = 19,200,000
+  //         = 32,659,200,000 pico ($0.0326592)
+  EXPECT_EQ(p.cost.output, 32'659'200'000);
+  EXPECT_EQ(p.cost.total(), 37'761'900'000);  // $0.0377619
+  EXPECT_EQ(format_usd(p.cost.total()), "0.037762");
+  EXPECT_EQ(p.note, "");
+  // Text only on the same entry: the text rates; speech beyond the direction's count is capped.
+  EXPECT_EQ(price(t, tokens(1'000, 1'000), query(nova_sonic)).cost.total(),
+            300'000'000);  // 1,000 x 60,000 + 1,000 x 240,000
+  token_usage over = sonic_tokens(10, 0, 0, 0);
+  over.speech_input = 99;  // more speech than input: only the 10 input tokens are speech
+  EXPECT_EQ(price(t, over, query(nova_sonic)).cost.input, 34'000'000);  // 10 x 3,400,000
+}
+
+TEST(Pricing, SpeechTokensWithoutASpeechRateAreUnpricedNeverAtTheTextRate) {
+  rate_entry no_speech = make_sonic();
+  no_speech.rates.speech_input.reset();
+  no_speech.rates.speech_output.reset();
+  const rate_table t = table_of({no_speech});
+  const priced p = price(t, sonic_tokens(1'500, 45, 2'400, 80), query(nova_sonic));
+  EXPECT_FALSE(p.priced);
+  EXPECT_EQ(p.cost.total(), 0);
+  EXPECT_EQ(p.entry, nullptr);
+  EXPECT_EQ(p.base_model, nova_sonic);
+  EXPECT_EQ(p.note,
+            "unpriced: no speech rate (speech_input, speech_output) for amazon.nova-sonic-v1:0 at "
+            "rates.yaml:7: speech tokens are never priced at the text rate");
+  EXPECT_TRUE(p.note.starts_with(speech_unpriced_note));
+  // One direction missing is enough; text-only traffic on the same entry is priced.
+  rate_entry out_only = make_sonic();
+  out_only.rates.speech_input.reset();
+  const rate_table t2 = table_of({out_only});
+  const priced half = price(t2, sonic_tokens(10, 0, 20, 0), query(nova_sonic));
+  EXPECT_FALSE(half.priced);
+  EXPECT_NE(half.note.find("(speech_input) for"), std::string::npos) << half.note;
+  EXPECT_TRUE(price(t2, sonic_tokens(0, 10, 20, 0), query(nova_sonic)).priced);
+  EXPECT_TRUE(price(t, tokens(10, 10), query(nova_sonic)).priced);
+}
+
+TEST(Pricing, LongContextRatesWithoutSpeechKeepTheNormalSpeechRate) {
+  rate_entry e = make_sonic();
+  e.long_context_threshold = 100;
+  e.long_context_rates.input = 120'000;
+  e.long_context_rates.output = 480'000;
+  const rate_table t = table_of({e});
+  const priced p = price(t, sonic_tokens(200, 0, 0, 0), query(nova_sonic));
+  ASSERT_TRUE(p.priced) << p.note;
+  EXPECT_TRUE(p.long_context);
+  EXPECT_EQ(p.cost.input, 680'000'000);  // 200 x 3,400,000
+  EXPECT_EQ(p.note, "no long-context speech_input rate: normal rate used");
+}
+
 TEST(Pricing, FindRateOverloadsAgree) {
   rate_entry global = make(sonnet45, 3'000'000, 15'000'000);
   global.scope = inference_scope::global;

@@ -82,6 +82,45 @@ TEST(Settlement, AnsweredRequestIsPricedFromTheTableWithItsLabels) {
   EXPECT_FALSE(s.streaming());
 }
 
+TEST(Settlement, ASonicSessionKeepsItsSpeechSplitAndPricesItApart) {
+  rate_entry e;
+  e.model = "amazon.nova-sonic-v1:0";
+  e.regions = {"*"};
+  e.rates.input = 60'000;              // text $0.06 / 1M
+  e.rates.output = 240'000;            // text $0.24 / 1M
+  e.rates.speech_input = 3'400'000;    // $3.40 / 1M
+  e.rates.speech_output = 13'600'000;  // $13.60 / 1M
+  rate_table t;
+  t.version = "test-1";
+  t.entries = {e};
+  t.index();
+  const route r{operation::invoke_model_with_bidirectional_stream, "amazon.nova-sonic-v1:0", {}};
+  token_usage u;
+  u.input = 1'545;
+  u.speech_input = 1'500;
+  u.output = 2'480;
+  u.speech_output = 2'400;
+  const auto s = settle(answered(r, u), &t, {});
+  EXPECT_EQ(s.speech_input_tokens, 1'500u);
+  EXPECT_EQ(s.speech_output_tokens, 2'400u);
+  EXPECT_EQ(s.input_tokens, 1'545u);
+  // 1,500 x 3.4e6 + 45 x 0.06e6 = 5,102,700,000; 2,400 x 13.6e6 + 80 x 0.24e6 = 32,659,200,000
+  EXPECT_EQ(s.input_cost, 5'102'700'000);
+  EXPECT_EQ(s.output_cost, 32'659'200'000);
+  EXPECT_EQ(s.total_cost, 37'761'900'000);
+  EXPECT_TRUE(s.priced);
+  EXPECT_TRUE(s.streaming());
+  // The same session against an entry without speech rates: unpriced, never the text price.
+  t.entries[0].rates.speech_input.reset();
+  t.entries[0].rates.speech_output.reset();
+  const auto u2 = settle(answered(r, u), &t, {});
+  EXPECT_FALSE(u2.priced);
+  EXPECT_EQ(u2.total_cost, 0);
+  EXPECT_TRUE(u2.unpriced_reason.starts_with(speech_unpriced_note)) << u2.unpriced_reason;
+  EXPECT_EQ(u2.model_label, "amazon.nova-sonic-v1:0");
+  EXPECT_EQ(u2.speech_input_tokens, 1'500u);
+}
+
 TEST(Settlement, CarriesTheRequestTraitsAndTheStopReason) {
   const auto table = haiku_table();
   const auto r = converse_route(std::string(haiku));

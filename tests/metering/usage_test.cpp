@@ -134,15 +134,18 @@ struct outcome {
   bool seen = false;
   std::uint64_t decode_errors = 0;
   std::string stop;
+  std::string exception;
+  std::uint64_t text_bytes = 0;
 };
 
 std::string describe(const outcome& o) {
   std::ostringstream s;
   s << "input=" << o.usage.input << " output=" << o.usage.output
     << " cache_read=" << o.usage.cache_read << " cache_write=" << o.usage.cache_write
-    << " cache_write_1h=" << o.usage.cache_write_1h
-    << " source=" << static_cast<int>(o.usage.source) << " tier=" << o.tier << " seen=" << o.seen
-    << " decode_errors=" << o.decode_errors << " stop=" << o.stop;
+    << " cache_write_1h=" << o.usage.cache_write_1h << " speech_input=" << o.usage.speech_input
+    << " speech_output=" << o.usage.speech_output << " source=" << static_cast<int>(o.usage.source)
+    << " tier=" << o.tier << " seen=" << o.seen << " decode_errors=" << o.decode_errors
+    << " stop=" << o.stop << " exception=" << o.exception << " text_bytes=" << o.text_bytes;
   return s.str();
 }
 
@@ -178,8 +181,10 @@ outcome observe(const request& r, chunking how, std::uint32_t seed = 0, std::siz
       break;
   }
   obs.finish(r.complete);
-  return outcome{obs.usage(), std::string(obs.service_tier()), obs.usage_seen(),
-                 obs.decode_errors(), std::string(obs.stop_reason())};
+  return outcome{
+      obs.usage(),         std::string(obs.service_tier()), obs.usage_seen(),
+      obs.decode_errors(), std::string(obs.stop_reason()),  std::string(obs.stream_exception()),
+      obs.text_bytes()};
 }
 
 /// Runs the request whole, in 1-byte chunks and at seeded random boundaries; all must agree.
@@ -211,6 +216,8 @@ void expect_usage(const token_usage& got, const token_usage& want) {
   EXPECT_EQ(got.cache_read, want.cache_read);
   EXPECT_EQ(got.cache_write, want.cache_write);
   EXPECT_EQ(got.cache_write_1h, want.cache_write_1h);
+  EXPECT_EQ(got.speech_input, want.speech_input);
+  EXPECT_EQ(got.speech_output, want.speech_output);
   EXPECT_EQ(static_cast<int>(got.source), static_cast<int>(want.source));
 }
 
@@ -712,6 +719,150 @@ TEST(usage_invoke_stream, usage_seen_turns_true_when_the_final_count_arrives) {
   expect_usage(obs.usage(), tokens(25, 57, 4000, 3000, 2000, reported));
   obs.finish(false);  // idempotent
   EXPECT_EQ(static_cast<int>(obs.usage().source), static_cast<int>(reported));
+}
+
+// ---------------------------------------------------------------------------------------------
+// InvokeModelWithBidirectionalStream (Nova Sonic)
+
+/// A Nova Sonic answer: `chunk` lines wrapped as `{"bytes":"<base64>"}`, exception lines as
+/// exception frames; the first `count` lines only.
+std::string encode_bidi(const std::vector<stream_line>& lines,
+                        std::size_t count = static_cast<std::size_t>(-1)) {
+  std::string out;
+  for (std::size_t i = 0; i < lines.size() && i < count; ++i) {
+    const stream_line& l = lines[i];
+    out += l.exception ? encode_exception(l.type, l.json)
+                       : encode_event(l.type, R"({"bytes":")" + base64(l.json) + R"("})");
+  }
+  return out;
+}
+
+request bidi(std::string body, bool complete = true) {
+  request r;
+  r.op = operation::invoke_model_with_bidirectional_stream;
+  r.model = "amazon.nova-sonic-v1:0";
+  r.body = std::move(body);
+  r.complete = complete;
+  return r;
+}
+
+token_usage sonic(std::uint64_t speech_in, std::uint64_t text_in, std::uint64_t speech_out,
+                  std::uint64_t text_out, usage_source source) {
+  token_usage u = tokens(speech_in + text_in, speech_out + text_out, 0, 0, 0, source);
+  u.speech_input = speech_in;
+  u.speech_output = speech_out;
+  return u;
+}
+
+/// Observes `r` whole, in 1-byte and random chunks, and cut in two at every byte: all agree.
+outcome observe_every_split(const request& r) {
+  const outcome whole = observe_all_ways(r);
+  for (std::size_t i = 1; i < r.body.size(); ++i) {
+    const outcome o = observe(r, chunking::two_pieces, 0, i);
+    if (describe(o) != describe(whole)) {
+      ADD_FAILURE() << "cut at byte " << i << ": " << describe(o) << "; whole: " << describe(whole);
+      break;
+    }
+  }
+  return whole;
+}
+
+// The fixture's text: a USER transcript and the assistant's answer (textOutput counts both).
+constexpr std::string_view sonic_text = "What is the weather like today?It is sunny and warm.";
+
+TEST(usage_bidi, last_usage_event_is_the_session_usage_split_by_speech_and_text) {
+  const auto r = bidi(encode_bidi(read_events("bidi_nova_sonic.events")));
+  const outcome o = observe_every_split(r);
+  // The last usageEvent's details.total (the earlier two are running totals).
+  expect_usage(o.usage, sonic(1500, 45, 2400, 80, reported));
+  EXPECT_TRUE(o.seen);
+  EXPECT_EQ(o.stop, "end_turn");  // completionEnd's END_TURN, not a contentEnd's PARTIAL_TURN
+  EXPECT_EQ(o.decode_errors, 0u);
+  EXPECT_EQ(o.exception, "");
+  EXPECT_EQ(o.text_bytes, sonic_text.size());
+}
+
+TEST(usage_bidi, usage_seen_only_once_a_usage_event_follows_completion_end) {
+  const auto lines = read_events("bidi_nova_sonic.events");
+  usage_observer obs(operation::invoke_model_with_bidirectional_stream, "amazon.nova-sonic-v1:0");
+  obs.on_head(200, {});
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    obs.on_body(encode_bidi({lines[i]}));
+    // usageEvents at 4 and 11 are running totals; completionEnd is 12; the final count 13.
+    EXPECT_EQ(obs.usage_seen(), i >= 13) << "after event " << i;
+  }
+  obs.finish(true);
+  expect_usage(obs.usage(), sonic(1500, 45, 2400, 80, reported));
+}
+
+TEST(usage_bidi, cut_stream_is_estimated_at_the_last_running_totals) {
+  const auto lines = read_events("bidi_nova_sonic.events");
+  // Cut after the second usageEvent, before completionEnd: Bedrock billed at least that much.
+  const outcome o = observe_every_split(bidi(encode_bidi(lines, 12), /*complete=*/false));
+  expect_usage(o.usage, sonic(1200, 40, 2000, 70, estimated));
+  EXPECT_FALSE(o.seen);
+  EXPECT_EQ(o.stop, "");
+  // The whole session, but the client went away before the end was confirmed.
+  expect_usage(observe_all_ways(bidi(encode_bidi(lines), false)).usage,
+               sonic(1500, 45, 2400, 80, estimated));
+}
+
+TEST(usage_bidi, cut_before_any_usage_event_is_estimated_from_text) {
+  const auto lines = read_events("bidi_nova_sonic.events");
+  const outcome o = observe_every_split(bidi(encode_bidi(lines, 4), /*complete=*/false));
+  // Output from the one transcript seen (31 bytes / 4, rounded up); no speech can be estimated.
+  expect_usage(o.usage,
+               sonic(0, 0, 0, text_estimate("What is the weather like today?"), estimated));
+  EXPECT_EQ(o.text_bytes, 31u);
+}
+
+TEST(usage_bidi, exception_event_ends_the_stream_estimated_and_surfaces) {
+  auto lines = read_events("bidi_nova_sonic.events");
+  lines.resize(12);
+  lines.push_back({"modelStreamErrorException", R"({"message":"The model failed."})", true});
+  const outcome o = observe_every_split(bidi(encode_bidi(lines)));
+  expect_usage(o.usage, sonic(1200, 40, 2000, 70, estimated));
+  EXPECT_EQ(o.exception, "modelStreamErrorException");
+  EXPECT_FALSE(o.seen);
+  EXPECT_EQ(o.decode_errors, 0u);
+}
+
+TEST(usage_bidi, totals_without_details_are_counted_as_speech) {
+  std::vector<stream_line> lines{
+      {"chunk", R"({"event":{"completionEnd":{"stopReason":"INTERRUPTED"}}})"},
+      {"chunk", R"({"event":{"usageEvent":{"totalInputTokens":900,"totalOutputTokens":300,)"
+                R"("totalTokens":1200}}})"}};
+  const outcome o = observe_all_ways(bidi(encode_bidi(lines)));
+  expect_usage(o.usage, sonic(900, 0, 300, 0, reported));
+  EXPECT_EQ(o.stop, "other");
+  // details for one direction only: the other falls back to its total.
+  lines[1].json = R"({"event":{"usageEvent":{"details":{"total":{"output":{"speechTokens":250,)"
+                  R"("textTokens":50}}},"totalInputTokens":900,"totalOutputTokens":300}}})";
+  expect_usage(observe_all_ways(bidi(encode_bidi(lines))).usage, sonic(900, 0, 250, 50, reported));
+}
+
+TEST(usage_bidi, malformed_bytes_are_counted_and_skipped) {
+  auto lines = read_events("bidi_nova_sonic.events");
+  std::string body = encode_bidi(lines, 12);
+  body += encode_event("chunk", R"({"bytes":"%%% not base64 %%%"})");
+  body += encode_event("chunk",
+                       R"({"bytes":")" + base64(R"({"event":{"usageEvent":{"total)") + R"("})");
+  body += encode_bidi({lines[12], lines[13]});
+  const outcome o = observe_every_split(bidi(body));
+  // The later usageEvent still counts, but what was skipped might have been one: estimated.
+  expect_usage(o.usage, sonic(1500, 45, 2400, 80, estimated));
+  EXPECT_EQ(o.decode_errors, 2u);
+  EXPECT_TRUE(o.seen);
+  // Garbage instead of frames stops metering without a crash.
+  const outcome g = observe_all_ways(bidi(std::string(64, '\x7f')));
+  EXPECT_EQ(g.decode_errors, 1u);
+  EXPECT_EQ(static_cast<int>(g.usage.source), static_cast<int>(estimated));
+}
+
+TEST(usage_bidi, non_2xx_bills_nothing) {
+  request r = bidi(encode_bidi(read_events("bidi_nova_sonic.events")));
+  r.status = 400;
+  expect_usage(observe_all_ways(r).usage, sonic(0, 0, 0, 0, none));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -64,6 +64,23 @@ TEST(AccessLog, AnsweredRequestCarriesLabelsCountsAndCost) {
   EXPECT_FALSE(o.contains("pricing_note"));
 }
 
+TEST(AccessLog, SpeechTokensAreShownOnlyWhenThereAreSome) {
+  const auto text = parse(access_log_line(answered(), {7, "HTTP/2", "127.0.0.1:5000"}));
+  EXPECT_FALSE(text.contains("speech_input_tokens"));
+  EXPECT_FALSE(text.contains("speech_output_tokens"));
+  metering::settlement s = answered();
+  s.operation = "InvokeModelWithBidirectionalStream";
+  s.input_tokens = 1'545;
+  s.speech_input_tokens = 1'500;
+  s.output_tokens = 2'480;
+  s.speech_output_tokens = 2'400;
+  const auto o = parse(access_log_line(s, {7, "HTTP/2", "127.0.0.1:5000"}));
+  EXPECT_EQ(o.at("input_tokens").as_int64(), 1'545) << "input still counts speech and text";
+  EXPECT_EQ(o.at("speech_input_tokens").as_int64(), 1'500);
+  EXPECT_EQ(o.at("output_tokens").as_int64(), 2'480);
+  EXPECT_EQ(o.at("speech_output_tokens").as_int64(), 2'400);
+}
+
 TEST(AccessLog, ARefusalBeforeAuthenticationNamesNobody) {
   metering::settlement s;
   s.request_id = "req-2";

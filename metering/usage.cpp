@@ -447,17 +447,19 @@ struct usage_observer::impl {
     }
   }
 
-  /// The last usageEvent's running totals: `reported` when the stream ended cleanly (complete,
-  /// no exception event, nothing undecodable that could have hidden a later usageEvent), else
-  /// `estimated` (Bedrock billed at least that much). Without any usageEvent: estimated from the
-  /// text seen, as for the other streams (speech tokens cannot be estimated from it).
+  /// The last usageEvent's running totals: `reported` when they are the session's final count
+  /// (the stream ended cleanly, or the usageEvent after completionEnd arrived, as when the proxy
+  /// drains a session whose client left) with no exception event and nothing undecodable that
+  /// could have hidden a later usageEvent; else `estimated` (Bedrock billed at least that much).
+  /// Without any usageEvent: estimated from the text seen, as for the other streams (speech tokens
+  /// cannot be estimated from it).
   void settle_bidi(bool complete) {
     if (sonic_usage_events_ == 0) {
       usage_ = estimate(std::nullopt);
       return;
     }
     usage_ = sonic_last_;
-    const bool clean = complete && !exception_seen_ && decode_errors_ == 0;
+    const bool clean = (complete || usage_seen_) && !exception_seen_ && decode_errors_ == 0;
     usage_.source = clean ? usage_source::reported : usage_source::estimated;
   }
 

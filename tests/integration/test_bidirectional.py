@@ -2,8 +2,8 @@
 own InvokeModelWithBidirectionalStreamCommand over HTTP/2 (cleartext and TLS), both directions
 streaming at once, every input event's signature checked and re-signed (the simulator verifies
 the proxy's chain independently), metered from the usage events with speech and text tokens
-priced apart; client abort, an exception event, budget refusal, a forged event signature and
-HTTP/1.1 callers."""
+priced apart; client abort, an upstream cut, an exception event, budget refusal and a forged
+event signature. (HTTP/1.1 callers are refused: test_robustness.)"""
 import base64
 import hashlib
 import hmac
@@ -148,7 +148,8 @@ class BidirectionalJs(unittest.TestCase):
         # input, so Bedrock closes the session, and drains the answer to its final usage event:
         # one turn's tokens, as reported, not an estimate.
         out = self.run_js(self.plain, "bidi_abort")
-        self.assertEqual((out["seen_usage"], out["error"]), (None, "AbortError"))
+        self.assertEqual((out["aborted"], out["seen_usage"]), (True, 1))
+        self.assertIn(out["error"], (None, "AbortError"))
         row = ledger_row(self.proxy.ledger_path, out["id"])
         self.assertEqual((row["outcome"], row["usage_source"]), ("client_abort", "reported"))
         self.assertEqual((row["speech_input_tokens"], row["input_tokens"],
@@ -164,6 +165,22 @@ class BidirectionalJs(unittest.TestCase):
                          ("stream_error", "modelStreamErrorException"))
         # At least the usage Bedrock reported before the exception is billed.
         self.assertGreaterEqual(row["speech_input_tokens"], 12)
+
+    def test_an_upstream_cut_resets_the_client_and_is_estimated_at_the_last_totals(self):
+        # Bedrock resets the stream after the first turn's usage event: the client's stream is
+        # reset too (as for any stream cut mid-answer), and the ledger keeps the running totals
+        # Bedrock reported before the cut, estimated (it billed at least that much).
+        out = self.run_js(self.plain, "bidi_cut")
+        self.assertEqual((out["usage_events"], out["error"]), (1, "Error"))
+        self.assertIn("INTERNAL_ERROR", out["message"])
+        row = ledger_row(self.proxy.ledger_path, out["id"])
+        self.assertEqual((row["outcome"], row["usage_source"]), ("upstream_cut", "estimated"))
+        self.assertEqual((row["speech_input_tokens"], row["speech_output_tokens"],
+                          row["output_tokens"]), (12, 4, 12))
+        # Text input: the system prompt "You are terse. SIM{fault=cut,after=1}" (37 bytes, 10
+        # tokens) only; the second turn's text was never sent.
+        self.assertEqual(row["input_tokens"], 12 + 10)
+        self.assertEqual(row["total_cost"], pico(sonic_cost(12, 10, 4, 8)))
 
     def test_a_wrong_client_secret_is_refused_before_bedrock(self):
         before = self.sim.stats()["requests"].get("InvokeModelWithBidirectionalStream", 0)
@@ -245,47 +262,82 @@ def signed_envelope(inner: bytes, prior: str, secret: str, when: datetime) -> tu
 
 
 class BidirectionalForgedEvent(unittest.TestCase):
-    """An input event whose signature does not chain is refused: never forwarded, and the client
-    is told with a validationException event (what Bedrock's SDKs raise as ValidationException)."""
+    """An input event whose signature does not chain is refused and never forwarded. Once
+    Bedrock's answer has begun the client is told with a validationException event (what the SDKs
+    raise as ValidationException); before it, with a plain 400 ValidationException answer."""
 
-    def test_a_forged_event_signature_ends_the_session(self):
+    def open_session(self, proxy):
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
         from botocore.credentials import Credentials
+        path = f"/model/{SONIC.replace(':', '%3A')}/invoke-with-bidirectional-stream"
+        req = AWSRequest(method="POST", url=f"http://127.0.0.1:{proxy.port}{path}", headers={
+            "content-type": "application/vnd.amazon.eventstream",
+            "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-EVENTS"})
+        SigV4Auth(Credentials(CLIENT_AKID, CLIENT_SECRET), "bedrock", "us-east-1").add_auth(req)
+        seed = req.headers["Authorization"].rsplit("Signature=", 1)[1]
+        fields = [(":method", "POST"), (":scheme", "http"), (":path", path),
+                  (":authority", f"127.0.0.1:{proxy.port}")]
+        fields += [(k.lower(), v) for k, v in req.headers.items() if k.lower() != "host"]
+        now = datetime.now(timezone.utc)
+        first, _ = signed_envelope(chunk_event({"sessionStart": {}}), seed, CLIENT_SECRET, now)
+        # The second event is signed as if it were the first (a replay): wrong chain.
+        forged, _ = signed_envelope(chunk_event({"promptStart": {"promptName": "p"}}), seed,
+                                    CLIENT_SECRET, now)
+        s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        s.sendall(PREFACE + frame(SETTINGS, 0, 0, b"") +
+                  frame(HEADERS, END_HEADERS, 1, hpack_literal(fields)) + frame(DATA, 0, 1, first))
+        return s, forged
+
+    @staticmethod
+    def until_ended(reader):
+        return reader.until(lambda fs: any(f[2] == 1 and f[1] & END_STREAM for f in fs
+                                           if f[0] in (DATA, HEADERS)), timeout=15)
+
+    def test_a_forged_event_after_the_answer_began_ends_it_with_a_validation_exception(self):
         sim = Simulator()
         try:
             with Proxy(base_config(sim.url)) as proxy:
-                path = f"/model/{SONIC.replace(':', '%3A')}/invoke-with-bidirectional-stream"
-                req = AWSRequest(method="POST", url=f"http://127.0.0.1:{proxy.port}{path}", headers={
-                    "content-type": "application/vnd.amazon.eventstream",
-                    "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-EVENTS"})
-                SigV4Auth(Credentials(CLIENT_AKID, CLIENT_SECRET), "bedrock", "us-east-1").add_auth(req)
-                seed = req.headers["Authorization"].rsplit("Signature=", 1)[1]
-                fields = [(":method", "POST"), (":scheme", "http"), (":path", path),
-                          (":authority", f"127.0.0.1:{proxy.port}")]
-                fields += [(k.lower(), v) for k, v in req.headers.items() if k.lower() != "host"]
-                now = datetime.now(timezone.utc)
-                first, sig1 = signed_envelope(chunk_event({"sessionStart": {}}), seed, CLIENT_SECRET, now)
-                # The second event is signed as if it were the first (a replay): wrong chain.
-                second, _ = signed_envelope(chunk_event({"promptStart": {"promptName": "p"}}), seed,
-                                            CLIENT_SECRET, now)
-                with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
-                    s.sendall(PREFACE + frame(SETTINGS, 0, 0, b"") +
-                              frame(HEADERS, END_HEADERS, 1, hpack_literal(fields)) +
-                              frame(DATA, 0, 1, first) + frame(DATA, 0, 1, second))
+                s, forged = self.open_session(proxy)
+                with s:
                     reader = FrameReader(s)
-                    frames = reader.until(lambda fs: any(f[2] == 1 and f[1] & END_STREAM for f in fs
-                                                         if f[0] in (DATA, HEADERS)), timeout=15)
+                    # Bedrock's 200 head reached the client: the answer has begun.
+                    reader.until(lambda fs: any(f[0] == HEADERS and f[2] == 1 for f in fs))
+                    s.sendall(frame(DATA, 0, 1, forged))
+                    frames = self.until_ended(reader)
                 body = b"".join(f[3] for f in frames if f[0] == DATA and f[2] == 1)
                 self.assertIn(b"validationException", body)
                 self.assertIn(b"signature of input event 2 does not match", body)
                 row = last_row(proxy.ledger_path)
-                self.assertEqual((row["operation"], row["outcome"]),
-                                 ("InvokeModelWithBidirectionalStream", "stream_error"))
+                self.assertEqual((row["operation"], row["status"], row["outcome"]),
+                                 ("InvokeModelWithBidirectionalStream", 200, "stream_error"))
                 stats = sim.stats()
-                # Only the first event reached the simulator, with the proxy's valid signature.
+                # The first event reached the simulator with the proxy's valid signature; the
+                # forged one never did.
                 self.assertEqual((stats["bidi_input_events"], stats["bidi_verified_events"],
                                   stats["bidi_signature_failures"]), (1, 1, 0))
+        finally:
+            sim.stop()
+
+    def test_a_forged_event_before_the_answer_began_is_a_400_validation_exception(self):
+        # Bedrock (the simulator) takes 3 s to answer the head; the forged event comes first.
+        sim = Simulator("--latency-ms", "3000")
+        try:
+            with Proxy(base_config(sim.url)) as proxy:
+                s, forged = self.open_session(proxy)
+                with s:
+                    s.sendall(frame(DATA, 0, 1, forged))
+                    frames = self.until_ended(FrameReader(s))
+                body = b"".join(f[3] for f in frames if f[0] == DATA and f[2] == 1)
+                self.assertEqual(json.loads(body)["message"],
+                                 "The signature of input event 2 does not match (each event's "
+                                 ":chunk-signature chains from the previous one's).")
+                row = last_row(proxy.ledger_path)
+                self.assertEqual((row["operation"], row["status"], row["outcome"]),
+                                 ("InvokeModelWithBidirectionalStream", 400, "stream_error"))
+                access = [l for l in proxy.access_log() if l["request_id"] == row["request_id"]]
+                self.assertEqual(access[0]["status"], 400)
+                self.assertEqual(sim.stats()["bidi_signature_failures"], 0)
         finally:
             sim.stop()
 

@@ -367,7 +367,7 @@ class Fleet(unittest.TestCase):
                     break
                 time.sleep(0.1)
             self.assertEqual(self.pg.psql("SELECT value FROM bm_meta WHERE key = "
-                                          "'schema_version'"), "2")
+                                          "'schema_version'"), "3")
             self.assertEqual(self.pg.psql("SELECT value FROM bm_meta WHERE key = "
                                           "'migrations_run'"), "1", "migrated once")
             self.assertEqual(self.pg.psql("SELECT count(*) FROM pg_class WHERE relname = "

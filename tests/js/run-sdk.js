@@ -4,7 +4,7 @@
 //   BM_HANDLER    "default" (the client's own: NodeHttp2Handler, one connection per request),
 //                 "h2-shared" (NodeHttp2Handler multiplexing streams) or "http1" (NodeHttpHandler)
 //   BM_SCENARIO   "operations" | "concurrent" | "multiplex" | "abort" | "bidi" | "bidi_abort" |
-//                 "bidi_exception" (InvokeModelWithBidirectionalStream: Nova Sonic)
+//                 "bidi_exception" | "bidi_cut" (InvokeModelWithBidirectionalStream: Nova Sonic)
 "use strict";
 const {
   BedrockRuntimeClient, ConverseCommand, ConverseStreamCommand, InvokeModelCommand,
@@ -230,22 +230,23 @@ async function bidi_abort(c) {
   const gates = [gate(), gate(), gate(), gate()];
   const r = await c.send(new InvokeModelWithBidirectionalStreamCommand({
     modelId: SONIC, body: sonicInput(4, gates, "hello there") }), { abortSignal: ac.signal });
-  let error = null, seen = null;
+  let error = null, usage = 0;
   try {
-    // No gate is ever opened: nothing more is sent after the first turn.
-    seen = await readSonic(r, [], (n) => { if (n === 1) ac.abort(); });
+    // No gate is ever opened: nothing more is sent after the first turn. The SDK (3.1164) ends
+    // the answer's iterator quietly after an abort rather than throwing AbortError.
+    await readSonic(r, [], (n) => { usage = n; if (n === 1) ac.abort(); });
   } catch (e) {
     error = e.name;
   }
-  return { id: r.$metadata.requestId, error, seen_usage: seen ? seen.usage.length : null };
+  gates.forEach((g) => g.open());
+  return { id: r.$metadata.requestId, error, aborted: ac.signal.aborted, seen_usage: usage };
 }
 
-// The simulator ends the answer with modelStreamErrorException after the first usage event.
-async function bidi_exception(c) {
+// The simulator breaks the answer off after the first usage event, as `directive` says.
+async function bidiFault(c, directive) {
   const gates = [gate(), gate()];
   const r = await c.send(new InvokeModelWithBidirectionalStreamCommand({
-    modelId: SONIC, body: sonicInput(2, gates, "hello there",
-                                     "You are terse. SIM{fault=stream_exception,after=1}") }));
+    modelId: SONIC, body: sonicInput(2, gates, "hello there", `You are terse. SIM{${directive}}`) }));
   const seen = { usage: [] };
   let error = null, message = null;
   try {
@@ -262,9 +263,16 @@ async function bidi_exception(c) {
   return { id: r.$metadata.requestId, error, message, usage_events: seen.usage.length };
 }
 
+// modelStreamErrorException after the first usage event.
+const bidi_exception = (c) => bidiFault(c, "fault=stream_exception,after=1");
+// Bedrock resets the stream (RST_STREAM INTERNAL_ERROR) after the first usage event.
+const bidi_cut = (c) => bidiFault(c, "fault=cut,after=1");
+
 (async () => {
   const c = makeClient();
-  const scenario = { operations, concurrent, multiplex, abort, bidi, bidi_abort, bidi_exception }[
+  const scenario = {
+    operations, concurrent, multiplex, abort, bidi, bidi_abort, bidi_exception, bidi_cut,
+  }[
     process.env.BM_SCENARIO || "operations"];
   try {
     const result = await scenario(c);

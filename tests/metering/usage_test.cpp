@@ -802,9 +802,10 @@ TEST(usage_bidi, cut_stream_is_estimated_at_the_last_running_totals) {
   expect_usage(o.usage, sonic(1200, 40, 2000, 70, estimated));
   EXPECT_FALSE(o.seen);
   EXPECT_EQ(o.stop, "");
-  // The whole session, but the client went away before the end was confirmed.
+  // The client went away, but the proxy drained the session to its final usageEvent (after
+  // completionEnd): Bedrock's own final count, reported as for any drained stream.
   expect_usage(observe_all_ways(bidi(encode_bidi(lines), false)).usage,
-               sonic(1500, 45, 2400, 80, estimated));
+               sonic(1500, 45, 2400, 80, reported));
 }
 
 TEST(usage_bidi, cut_before_any_usage_event_is_estimated_from_text) {

@@ -296,32 +296,32 @@ struct usage_observer::impl {
       if (ex_.shapes[index_of(shape::converse)].any_tokens()) usage_seen_ = true;
       return;
     }
-    if (m.event_type != "chunk") return;
-    ex_.bytes_out = &b64_;
-    b64_.clear();
-    if (!parse_whole(doc_kind::chunk_wrapper, m.payload) || b64_.empty() ||
-        !base64_decode(b64_, model_json_)) {
-      ++decode_errors_;
-      return;
-    }
+    if (!chunk_document(m)) return;
     ex_.text_in_doc = false;
     if (!parse_whole(doc_kind::invoke_chunk, model_json_)) ++decode_errors_;
     if (ex_.text_in_doc) ++delta_events_;
     if (!usage_seen_ && stream_terminal()) usage_seen_ = true;
   }
 
-  /// One InvokeModelWithBidirectionalStream event: a `chunk` whose `bytes` is base64 JSON
-  /// `{"event": {NAME: {...}}}`. A `usageEvent` replaces the session's usage (its counts are
-  /// running totals); one that arrives after `completionEnd` is the final count.
-  void bidi_frame(const event_message& m) {
-    if (m.event_type != "chunk") return;
+  /// A `chunk` event's model document (`{"bytes": "<base64>"}` decoded) into model_json_. False
+  /// for other events, and for a chunk that does not decode (counted in decode_errors_).
+  bool chunk_document(const event_message& m) {
+    if (m.event_type != "chunk") return false;
     ex_.bytes_out = &b64_;
     b64_.clear();
     if (!parse_whole(doc_kind::chunk_wrapper, m.payload) || b64_.empty() ||
         !base64_decode(b64_, model_json_)) {
       ++decode_errors_;
-      return;
+      return false;
     }
+    return true;
+  }
+
+  /// One InvokeModelWithBidirectionalStream event: a `chunk` whose `bytes` is base64 JSON
+  /// `{"event": {NAME: {...}}}`. A `usageEvent` replaces the session's usage (its counts are
+  /// running totals); one that arrives after `completionEnd` is the final count.
+  void bidi_frame(const event_message& m) {
+    if (!chunk_document(m)) return;
     ex_.text_in_doc = false;
     ex_.usage_event_in_doc = false;
     ex_.completion_end_in_doc = false;

@@ -10,6 +10,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/write.hpp>
 
+#include "io/nghttp2_output.hpp"
 #include "proxy/http2_session.hpp"
 
 namespace bedrock_meter::proxy {
@@ -211,16 +212,9 @@ awaitable<void> h2_upstream::write_loop(Stream& s) {
   while (!dead_) {
     write_pending_ = false;
     out.clear();
-    for (;;) {
-      const std::uint8_t* data = nullptr;
-      const auto n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) {
-        fail();
-        co_return;
-      }
-      if (n == 0) break;
-      out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-      if (out.size() >= std::size_t{64} * 1024) break;
+    if (!io::take_h2_output(session_, out)) {
+      fail();
+      co_return;
     }
     if (!out.empty()) {
       auto [ec, n] = co_await net::async_write(s, net::buffer(out), use_ec);

@@ -49,6 +49,7 @@
 #include <boost/json/value.hpp>
 
 #include "aws/sigv4.hpp"
+#include "io/nghttp2_output.hpp"
 #include "tests/simulator/sim_bidi.hpp"
 #include "tests/simulator/sim_bodies.hpp"
 #include "tests/simulator/sim_codec.hpp"
@@ -869,16 +870,9 @@ class h2_connection {
       write_pending_ = false;
       if (dead_) break;
       out.clear();
-      for (;;) {
-        const std::uint8_t* data = nullptr;
-        const auto n = nghttp2_session_mem_send(session_, &data);
-        if (n < 0) {
-          fail();
-          co_return;
-        }
-        if (n == 0) break;
-        out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-        if (out.size() >= std::size_t{64} * 1024) break;
+      if (!io::take_h2_output(session_, out)) {
+        fail();
+        co_return;
       }
       if (!out.empty()) {
         auto [ec, n] = co_await net::async_write(s_, net::buffer(out), use_ec);

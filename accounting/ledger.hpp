@@ -166,6 +166,8 @@ struct scan_row {
   unsigned status = 0;
   std::uint64_t input_tokens = 0, output_tokens = 0, cache_read_tokens = 0, cache_write_tokens = 0,
                 cache_write_1h_tokens = 0;
+  /// Nova Sonic's speech tokens, parts of input_tokens and output_tokens.
+  std::uint64_t speech_input_tokens = 0, speech_output_tokens = 0;
   metering::pico_usd total_cost = 0;
   bool priced = false;
   std::uint64_t bytes_in = 0;

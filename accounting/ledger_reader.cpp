@@ -420,7 +420,8 @@ constexpr std::string_view scan_columns =
     "latency_mode, outcome, stop_reason, batch, status, input_tokens, output_tokens, "
     "cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, total_cost, priced, bytes_in, "
     "has_traits, max_tokens, tools, structured_output, system_prefix_hash, system_prefix_bytes, "
-    "conversation_prefix_hash, conversation_prefix_bytes, prompt_hash, prompt_bytes";
+    "conversation_prefix_hash, conversation_prefix_bytes, prompt_hash, prompt_bytes, "
+    "speech_input_tokens, speech_output_tokens";
 
 std::string_view text_at(sqlite3_stmt* s, int i) {
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
@@ -454,6 +455,8 @@ void read_scan_row(sqlite3_stmt* s, scan_row& r) {
     p->hash = static_cast<std::uint64_t>(sqlite3_column_int64(s, i++));
     p->bytes = as_u64(sqlite3_column_int64(s, i++));
   }
+  r.speech_input_tokens = as_u64(sqlite3_column_int64(s, i++));
+  r.speech_output_tokens = as_u64(sqlite3_column_int64(s, i++));
 }
 
 }  // namespace

@@ -84,11 +84,21 @@ std::optional<std::map<b::usage_key, b::usage_totals>> ledger_sums(const config:
     k.batch = r.batch;
     k.latency_optimized = r.latency_mode == "optimized";
     auto& t = out[k];
-    t.tokens[0] += r.input_tokens;
-    t.tokens[1] += r.output_tokens;
-    t.tokens[2] += r.cache_read_tokens;
-    t.tokens[3] += r.cache_write_tokens - std::min(r.cache_write_tokens, r.cache_write_1h_tokens);
-    t.tokens[4] += r.cache_write_1h_tokens;
+    const auto at = [&](b::token_class c) -> std::uint64_t& {
+      return t.tokens[static_cast<std::size_t>(c)];
+    };
+    // The bill counts text and speech tokens under separate usage types; the ledger's input and
+    // output hold both.
+    const auto speech_in = std::min(r.input_tokens, r.speech_input_tokens);
+    const auto speech_out = std::min(r.output_tokens, r.speech_output_tokens);
+    at(b::token_class::input) += r.input_tokens - speech_in;
+    at(b::token_class::output) += r.output_tokens - speech_out;
+    at(b::token_class::speech_input) += speech_in;
+    at(b::token_class::speech_output) += speech_out;
+    at(b::token_class::cache_read) += r.cache_read_tokens;
+    at(b::token_class::cache_write_5m) +=
+        r.cache_write_tokens - std::min(r.cache_write_tokens, r.cache_write_1h_tokens);
+    at(b::token_class::cache_write_1h) += r.cache_write_1h_tokens;
     t.cost += r.total_cost;
     return true;
   });
@@ -182,7 +192,8 @@ void print_text(const b::reconcile_report& r, const b::cur_result& bill, double 
             << ": " << bill.used_rows << " of " << bill.bedrock_rows << " Bedrock usage lines ("
             << bill.rows << " lines read)\n";
   std::cout << "            ledger          bill\n";
-  for (std::size_t i = 0; i < 5; ++i) {
+  for (std::size_t i = 0; i < b::token_classes; ++i) {
+    if (b::is_speech(i) && r.ledger_total.tokens[i] == 0 && r.bill_total.tokens[i] == 0) continue;
     std::cout << std::left << std::setw(15) << b::token_class_names[i] << std::right
               << std::setw(12) << r.ledger_total.tokens[i] << std::setw(14)
               << r.bill_total.tokens[i] << '\n';
@@ -194,7 +205,7 @@ void print_text(const b::reconcile_report& r, const b::cur_result& bill, double 
     if (row.status == b::match_status::match) continue;
     ++shown;
     std::cout << b::to_string(row.status) << "  " << key_text(row.key) << '\n';
-    for (std::size_t i = 0; i < 5; ++i) {
+    for (std::size_t i = 0; i < b::token_classes; ++i) {
       if (row.ledger.tokens[i] == row.bill.tokens[i]) continue;
       std::cout << "    " << b::token_class_names[i] << ": ledger " << row.ledger.tokens[i]
                 << ", bill " << row.bill.tokens[i] << '\n';

@@ -163,6 +163,8 @@ std::optional<token_class> class_of(meter_kind k) {
     case meter_kind::cache_read: return token_class::cache_read;
     case meter_kind::cache_write_5m: return token_class::cache_write_5m;
     case meter_kind::cache_write_1h: return token_class::cache_write_1h;
+    case meter_kind::speech_input: return token_class::speech_input;
+    case meter_kind::speech_output: return token_class::speech_output;
     default: return std::nullopt;
   }
 }

@@ -47,9 +47,27 @@ class csv_reader {
   bool any_ = false;         ///< the current record has content
 };
 
-enum class token_class : std::uint8_t { input, output, cache_read, cache_write_5m, cache_write_1h };
-inline constexpr std::array<std::string_view, 5> token_class_names = {
-    "input", "output", "cache_read", "cache_write_5m", "cache_write_1h"};
+/// What a bill line or a ledger row counts. `input` and `output` are text tokens: a Nova Sonic
+/// session's speech tokens are billed under their own usage types (`...-speech-input-tokens`),
+/// so the ledger's speech tokens are taken out of its input and output and compared apart.
+enum class token_class : std::uint8_t {
+  input,
+  output,
+  cache_read,
+  cache_write_5m,
+  cache_write_1h,
+  speech_input,
+  speech_output
+};
+inline constexpr std::size_t token_classes = 7;
+inline constexpr std::array<std::string_view, token_classes> token_class_names = {
+    "input",          "output",       "cache_read",   "cache_write_5m",
+    "cache_write_1h", "speech_input", "speech_output"};
+/// Speech classes are shown only where a side has speech tokens (most bills have none).
+constexpr bool is_speech(std::size_t cls) noexcept {
+  return cls == static_cast<std::size_t>(token_class::speech_input) ||
+         cls == static_cast<std::size_t>(token_class::speech_output);
+}
 
 /// Where the bill and the ledger are compared. `scope` is "global" or "regional" (the bill
 /// prices in-region calls and geographic profiles alike); `model` is a base model id.
@@ -65,8 +83,8 @@ struct usage_key {
 };
 
 struct usage_totals {
-  std::array<std::uint64_t, 5> tokens{};  ///< by token_class
-  metering::money_total cost = 0;         ///< pico-USD
+  std::array<std::uint64_t, token_classes> tokens{};  ///< by token_class
+  metering::money_total cost = 0;                     ///< pico-USD
 };
 
 /// One usage type's unit price on the bill, against which the rate table is checked.

@@ -32,6 +32,8 @@ enum class meter_kind : std::uint8_t {
   cache_read,
   cache_write_5m,
   cache_write_1h,
+  speech_input,     ///< Nova Sonic speech (audio) input tokens; its text tokens are input/output
+  speech_output,    ///< Nova Sonic speech (audio) output tokens
   model_unit_hour,  ///< Provisioned Throughput, per model unit per hour
   reserved_input,   ///< Reserved tier, per 1,000 input tokens per minute per hour
   reserved_output,  ///< Reserved tier, per 1,000 output tokens per minute per hour

@@ -46,6 +46,8 @@ void put_rates(const m::token_rates& r, const std::string& prefix, fields& out) 
   if (r.cache_read) out[prefix + "cache_read"] = *r.cache_read;
   if (r.cache_write_5m) out[prefix + "cache_write_5m"] = *r.cache_write_5m;
   if (r.cache_write_1h) out[prefix + "cache_write_1h"] = *r.cache_write_1h;
+  if (r.speech_input) out[prefix + "speech_input"] = *r.speech_input;
+  if (r.speech_output) out[prefix + "speech_output"] = *r.speech_output;
 }
 
 table_rows rows_of(const m::rate_table& t) {

@@ -34,6 +34,8 @@ std::optional<std::int64_t> table_rate(const m::rate_entry& e, token_class c) {
     case token_class::cache_read: return e.rates.cache_read;
     case token_class::cache_write_5m: return e.rates.cache_write_5m;
     case token_class::cache_write_1h: return e.rates.cache_write_1h;
+    case token_class::speech_input: return e.rates.speech_input;
+    case token_class::speech_output: return e.rates.speech_output;
   }
   return std::nullopt;
 }

@@ -52,7 +52,7 @@ struct head {
 classification refuse(std::string why) { return {std::nullopt, std::move(why), {}}; }
 
 constexpr std::string_view not_text_tokens =
-    "not priced per text token (speech, image, video, search units and storage are outside "
+    "not priced per text or speech token (image, video, search units and storage are outside "
     "the rate table)";
 
 // ---- AmazonBedrock: <RC>-<ModelKey>-<meter>[-<qualifier>...], meter words in lowercase ----
@@ -64,8 +64,8 @@ constexpr std::array ab_heads{
     head{{"cache", "write", "input", "tokens"}, 4, meter_kind::cache_write_5m, {}},
     head{{"text", "input", "tokens"}, 3, meter_kind::input, {}},
     head{{"text", "output", "tokens"}, 3, meter_kind::output, {}},
-    head{{"speech", "input", "tokens"}, 3, std::nullopt, not_text_tokens},
-    head{{"speech", "output", "tokens"}, 3, std::nullopt, not_text_tokens},
+    head{{"speech", "input", "tokens"}, 3, meter_kind::speech_input, {}},
+    head{{"speech", "output", "tokens"}, 3, meter_kind::speech_output, {}},
     head{{"input", "image", "token", "count"}, 4, std::nullopt, not_text_tokens},
     head{{"input", "tokens"}, 2, meter_kind::input, {}},
     head{{"output", "tokens"}, 2, meter_kind::output, {}},
@@ -355,6 +355,8 @@ std::string_view to_string(meter_kind k) noexcept {
     case meter_kind::cache_read: return "cache_read";
     case meter_kind::cache_write_5m: return "cache_write_5m";
     case meter_kind::cache_write_1h: return "cache_write_1h";
+    case meter_kind::speech_input: return "speech_input";
+    case meter_kind::speech_output: return "speech_output";
     case meter_kind::model_unit_hour: return "model_unit_hour";
     case meter_kind::reserved_input: return "reserved_input";
     case meter_kind::reserved_output: return "reserved_output";

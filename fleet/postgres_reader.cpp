@@ -25,7 +25,8 @@ constexpr std::string_view scan_columns =
     "latency_mode, outcome, stop_reason, batch, status, input_tokens, output_tokens, "
     "cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, total_cost, priced, bytes_in, "
     "has_traits, max_tokens, tools, structured_output, system_prefix_hash, system_prefix_bytes, "
-    "conversation_prefix_hash, conversation_prefix_bytes, prompt_hash, prompt_bytes";
+    "conversation_prefix_hash, conversation_prefix_bytes, prompt_hash, prompt_bytes, "
+    "speech_input_tokens, speech_output_tokens";
 
 std::uint64_t u64(const result& r, int row, int col) {
   const auto v = r.i64(row, col);
@@ -326,6 +327,8 @@ class postgres_reader final : public accounting::ledger_reader {
       p->hash = static_cast<std::uint64_t>(r.i64(row, i++));
       p->bytes = u64(r, row, i++);
     }
+    s.speech_input_tokens = u64(r, row, i++);
+    s.speech_output_tokens = u64(r, row, i++);
   }
 
   std::mutex mu_;

@@ -38,7 +38,8 @@ std::vector<config::price_list_model> mapping() {
       {"Nova Pro", "", {"amazon.nova-pro-v1:0"}, std::nullopt, "m:3"},
       {"Nova 2.0 Lite", "", {"amazon.nova-2-lite-v1:0"}, std::nullopt, "m:4"},
       {"Llama 3.1 405B", "", {"meta.llama3-1-405b-instruct-v1:0"}, std::nullopt, "m:5"},
-      {"gpt-oss-120b", "", {"openai.gpt-oss-120b-1:0"}, std::nullopt, "m:6"}};
+      {"gpt-oss-120b", "", {"openai.gpt-oss-120b-1:0"}, std::nullopt, "m:6"},
+      {"Nova Sonic", "", {"amazon.nova-sonic-v1:0"}, std::nullopt, "m:8"}};
 }
 
 TEST(BillNames, UsageTypeKeysAndProductNamesFindTheMappedModel) {
@@ -133,6 +134,62 @@ TEST(CurSummer, LegacyMarketplaceAndFirstPartyLines) {
                          "several)"));
   ASSERT_EQ(r.rates.size(), 3U);
   EXPECT_EQ(r.rates[1].micro_per_m, 1'600'000) << "0.0016 per 1K = 1.60 per 1M";
+}
+
+TEST(CurSummer, NovaSonicSpeechAndTextLinesAreCountedApart) {
+  // Nova Sonic bills speech and text tokens under their own usage types; text is input/output.
+  const std::string text =
+      legacy_header +
+      "Usage,AmazonBedrock,AWS,USE1-NovaSonic-speech-input-tokens,2026-11-02T00:00:00Z,0.6,"
+      "1K tokens,speech in,0.0034,0.00204,Amazon Bedrock\n"
+      "Usage,AmazonBedrock,AWS,USE1-NovaSonic-text-input-tokens,2026-11-02T00:00:00Z,0.4,"
+      "1K tokens,text in,0.00006,0.000024,Amazon Bedrock\n"
+      "Usage,AmazonBedrock,AWS,USE1-NovaSonic-speech-output-tokens,2026-11-02T00:00:00Z,0.3,"
+      "1K tokens,speech out,0.0136,0.00408,Amazon Bedrock\n"
+      "Usage,AmazonBedrock,AWS,USE1-NovaSonic-text-output-tokens,2026-11-02T00:00:00Z,0.2,"
+      "1K tokens,text out,0.00024,0.000048,Amazon Bedrock\n";
+  const cur_result r = sum({{"sonic.csv", text}});
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front();
+  EXPECT_EQ(r.used_rows, 4U);
+  EXPECT_TRUE(r.skipped.empty());
+  const usage_key k{"2026-11-02", "us-east-1", "amazon.nova-sonic-v1:0", "regional", "standard"};
+  ASSERT_TRUE(r.bill.contains(k));
+  const auto& t = r.bill.at(k);
+  EXPECT_EQ(t.tokens[static_cast<std::size_t>(token_class::speech_input)], 600U);
+  EXPECT_EQ(t.tokens[static_cast<std::size_t>(token_class::input)], 400U);
+  EXPECT_EQ(t.tokens[static_cast<std::size_t>(token_class::speech_output)], 300U);
+  EXPECT_EQ(t.tokens[static_cast<std::size_t>(token_class::output)], 200U);
+  EXPECT_EQ(t.cost, 6'192'000'000) << "$0.006192";
+  ASSERT_EQ(r.rates.size(), 4U);
+  EXPECT_EQ(r.rates[0].cls, token_class::speech_input);
+  EXPECT_EQ(r.rates[0].micro_per_m, 3'400'000);
+
+  // Against a table with Sonic's four prices: no stale rate; one with another speech output
+  // price: that one is named, with the table's speech rate, not its text rate.
+  const auto table = config::load_rate_table_string(
+      "version: t\ncurrency: USD\nunit: per_million_tokens\nentries:\n"
+      "  - {model: amazon.nova-sonic-v1:0, regions: ['*'], input: '0.06', output: '0.24', "
+      "speech_input: '3.40', speech_output: '13.60', source: s}\n",
+      "t.yaml");
+  ASSERT_NE(table.table, nullptr);
+  usage_totals ledger = t;
+  const auto same = reconcile({{k, ledger}}, r, table.table.get(), 0.0);
+  EXPECT_TRUE(same.within_tolerance);
+  EXPECT_TRUE(same.stale.empty());
+  const auto dearer = config::load_rate_table_string(
+      "version: t\ncurrency: USD\nunit: per_million_tokens\nentries:\n"
+      "  - {model: amazon.nova-sonic-v1:0, regions: ['*'], input: '0.06', output: '0.24', "
+      "speech_input: '3.40', speech_output: '12.00', source: s}\n",
+      "t.yaml");
+  ASSERT_NE(dearer.table, nullptr);
+  const auto stale = reconcile({{k, ledger}}, r, dearer.table.get(), 0.0);
+  ASSERT_EQ(stale.stale.size(), 1U);
+  EXPECT_EQ(stale.stale[0].billed.cls, token_class::speech_output);
+  EXPECT_EQ(stale.stale[0].table_micro_per_m, 12'000'000);
+  // Speech tokens the ledger counted as text would differ, never match silently.
+  ledger.tokens[static_cast<std::size_t>(token_class::input)] += 600;
+  ledger.tokens[static_cast<std::size_t>(token_class::speech_input)] = 0;
+  EXPECT_EQ(reconcile({{k, ledger}}, r, nullptr, 0.01).rows[0].status, match_status::differs);
 }
 
 TEST(CurSummer, Cur2ProductMapAndRegionColumn) {

@@ -63,6 +63,19 @@ TEST(ClassifyUsageType, AmazonBedrockMetersAndQualifiers) {
   EXPECT_FALSE(classify_ok(ab, "USE1-NovaPro-input-tokens").scope.has_value());
 }
 
+TEST(ClassifyUsageType, NovaSonicSpeechTokensAreTheirOwnMetersAndItsTextTokensAreInputAndOutput) {
+  const classification speech = classify_usage_type(ab, "USE1-NovaSonic-speech-input-tokens");
+  ASSERT_TRUE(speech.m.has_value()) << speech.why_not;
+  EXPECT_EQ(speech.m->kind, meter_kind::speech_input);
+  EXPECT_EQ(speech.model_key, "NovaSonic");
+  EXPECT_EQ(classify_ok(ab, "USE1-NovaSonic-speech-output-tokens").kind, meter_kind::speech_output);
+  EXPECT_EQ(classify_ok(ab, "USE1-NovaSonic-text-input-tokens").kind, meter_kind::input);
+  EXPECT_EQ(classify_ok(ab, "USE1-NovaSonic-text-output-tokens").kind, meter_kind::output);
+  EXPECT_EQ(to_string(meter_kind::speech_input), "speech_input");
+  EXPECT_EQ(normalise_price(meter_kind::speech_output, "1K tokens", "", "0.0136").micro,
+            13'600'000);
+}
+
 TEST(ClassifyUsageType, ProvisionedThroughputTerms) {
   const meter nc = classify_ok(ab, "USE1-Nova2.0Lite-ProvisionedThroughput-NoCommit-ModelUnits");
   EXPECT_EQ(nc.kind, meter_kind::model_unit_hour);
@@ -158,11 +171,10 @@ TEST(ClassifyUsageType, WhatIsNotATextTokenPriceIsRefusedWithAReason) {
         "USE1-MP:USE1_search_units-Units", "USE1-MP:USE1_Cohere_Embed_V4-Units"}) {
     EXPECT_FALSE(refused(fm, ut).empty()) << ut;
   }
-  for (const auto* ut :
-       {"USE1-NovaSonic-speech-input-tokens", "USE1-cohere.rerank-english-v3-search-units",
-        "USE1-Guardrail-AutomatedReasoningPolicyUnitsConsumed",
-        "USE1-Nova2.0Pro-input-image-token-count-cross-region-global",
-        "USE1-Nova2.0Lite-Customization-Training"}) {
+  for (const auto* ut : {"USE1-cohere.rerank-english-v3-search-units",
+                         "USE1-Guardrail-AutomatedReasoningPolicyUnitsConsumed",
+                         "USE1-Nova2.0Pro-input-image-token-count-cross-region-global",
+                         "USE1-Nova2.0Lite-Customization-Training"}) {
     EXPECT_FALSE(refused(ab, ut).empty()) << ut;
   }
   EXPECT_NE(refused(ab, "USE1-NovaPro-cache-write-input-token-count-custom-model").find("custom"),
@@ -289,12 +301,12 @@ TEST_F(ImportedFixture, WritesATableTheLoaderAccepts) {
   ASSERT_TRUE(result_->errors.empty());
   ASSERT_NE(*table_, nullptr);
   EXPECT_EQ(table().version, "price-list-20260901183649");
-  // 57 rows in the selected region: 41 priced, 2 legacy-Claude duplicates of the same price
-  // (AmazonBedrock and AmazonBedrockFoundationModels), 14 reported.
-  EXPECT_EQ(result_->rows_read, 57U);
-  EXPECT_EQ(result_->rows_priced, 41U);
-  EXPECT_EQ(result_->skipped.size(), 14U);
-  EXPECT_EQ(result_->entries, 14U);
+  // 60 rows in the selected region: 45 priced, 2 legacy-Claude duplicates of the same price
+  // (AmazonBedrock and AmazonBedrockFoundationModels), 13 reported.
+  EXPECT_EQ(result_->rows_read, 60U);
+  EXPECT_EQ(result_->rows_priced, 45U);
+  EXPECT_EQ(result_->skipped.size(), 13U);
+  EXPECT_EQ(result_->entries, 15U);
   EXPECT_EQ(result_->provisioned, 2U);
 }
 
@@ -315,6 +327,30 @@ TEST_F(ImportedFixture, EachPriceIsTheOffersInUsdPerMillion) {
             std::string::npos);
   EXPECT_NE(nova->source.find("AmazonBedrock 20260901183649"), std::string::npos);
   EXPECT_NE(nova->source.find("effective 2026-09-01"), std::string::npos);
+}
+
+TEST_F(ImportedFixture, NovaSonicGetsItsSpeechAndTextRatesInOneEntry) {
+  // $0.0034 / $0.0136 per 1K speech tokens, $0.00006 / $0.00024 per 1K text tokens.
+  m::price_query q;
+  q.model_id = "amazon.nova-sonic-v1:0";
+  q.region = "us-east-1";
+  const auto* sonic =
+      m::find_rate(table(), "amazon.nova-sonic-v1:0", m::inference_scope::in_region, q);
+  ASSERT_NE(sonic, nullptr);
+  EXPECT_EQ(sonic->rates.speech_input, 3'400'000);
+  EXPECT_EQ(sonic->rates.speech_output, 13'600'000);
+  EXPECT_EQ(sonic->rates.input, 60'000);
+  EXPECT_EQ(sonic->rates.output, 240'000);
+  EXPECT_NE(sonic->source.find("speech_input AmazonBedrock 20260901183649 "
+                               "USE1-NovaSonic-speech-input-tokens SKU ABSONICSP000001"),
+            std::string::npos)
+      << sonic->source;
+  EXPECT_EQ(reason_for("USE1-NovaSonic-speech-input-tokens"), "");
+  // A session of 1,000 input tokens (600 speech) and 500 output tokens (300 speech):
+  // (600 x 3.40 + 400 x 0.06 + 300 x 13.60 + 200 x 0.24) / 1M = $0.006192.
+  EXPECT_EQ(cost("amazon.nova-sonic-v1:0",
+                 {.input = 1000, .output = 500, .speech_input = 600, .speech_output = 300}),
+            6'192'000'000);
 }
 
 TEST_F(ImportedFixture, RoundTripPricesARequestAtTheOffersDollars) {

@@ -45,6 +45,17 @@ TEST(RatesDiff, AChangedPriceNamesTheRowTheFieldAndBothValues) {
             "changed amazon.nova-pro-v1:0 * input 800000 880000\n");
 }
 
+TEST(RatesDiff, SpeechRatesAreComparedToo) {
+  const auto a = table(
+      "  - {model: amazon.nova-sonic-v1:0, regions: ['*'], input: '0.06', output: '0.24', "
+      "speech_input: '3.40', speech_output: '13.60', source: s}\n");
+  const auto b = table(
+      "  - {model: amazon.nova-sonic-v1:0, regions: ['*'], input: '0.06', output: '0.24', "
+      "speech_input: '3.40', speech_output: '12.00', source: s}\n");
+  EXPECT_EQ(text(diff_rate_tables(*a, *b)),
+            "changed amazon.nova-sonic-v1:0 * speech_output 13600000 12000000\n");
+}
+
 TEST(RatesDiff, ARegionRowIsComparedWithTheStarRowItOverrides) {
   // The shipped table prices every region with "*"; an import names us-east-1. In us-east-1
   // the new row replaces the "*" price; elsewhere the "*" row is gone.

@@ -5,6 +5,7 @@ the proxy's chain independently), metered from the usage events with speech and 
 priced apart; client abort, an upstream cut, an exception event, budget refusal and a forged
 event signature. (HTTP/1.1 callers are refused: test_robustness.)"""
 import base64
+import csv
 import hashlib
 import hmac
 import json
@@ -19,10 +20,11 @@ import time
 import unittest
 import zlib
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from harness import CLIENT_AKID, CLIENT_SECRET, ROOT, Proxy, Simulator, base_config, make_ca
+from harness import (CLIENT_AKID, CLIENT_SECRET, PROXY_BIN, ROOT, Proxy, Simulator, base_config,
+                     make_ca)
 from test_http2 import (DATA, END_HEADERS, END_STREAM, HEADERS, PREFACE, SETTINGS, FrameReader,
                         frame, hpack_literal)
 
@@ -214,6 +216,74 @@ class BidirectionalBudget(unittest.TestCase):
                 self.assertEqual((row["operation"], row["outcome"], row["status"]),
                                  ("InvokeModelWithBidirectionalStream", "refused", 400))
                 self.assertEqual(sim.stats()["requests"].get("InvokeModelWithBidirectionalStream", 0), 0)
+        finally:
+            sim.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BidirectionalReconcile(unittest.TestCase):
+    """A Nova Sonic session reconciles with a bill that counts speech and text tokens apart.
+
+    The bill is written the way AWS writes Nova Sonic's lines (a CUR 2.0 export: one usage type
+    each for speech and text, input and output, unit 1K tokens) from the token counts the SDK
+    itself received, not from the ledger, at the rate table's prices."""
+
+    def test_speech_and_text_tokens_match_the_bills_own_lines(self):
+        tmp = Path(tempfile.mkdtemp(prefix="bm-bidi-reconcile-"))
+        sim = Simulator()
+        try:
+            with Proxy(base_config(sim.url)) as proxy:
+                env = {**os.environ, "BM_ENDPOINT": proxy.url, "BM_HANDLER": "default",
+                       "BM_SCENARIO": "bidi", "BM_AKID": CLIENT_AKID, "BM_SECRET": CLIENT_SECRET,
+                       "AWS_EC2_METADATA_DISABLED": "true"}
+                r = subprocess.run(["node", str(JS_DIR / "run-sdk.js")], capture_output=True,
+                                   timeout=90, env=env)
+                self.assertEqual(r.returncode, 0, r.stderr.decode()[-2000:])
+                out = json.loads(r.stdout.decode().strip().splitlines()[-1])
+                t = out["totals"]
+                ledger_row(proxy.ledger_path, out["id"])  # committed
+                day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+                lines = [("speech-input-tokens", t["speech_input"], SPEECH_IN),
+                         ("text-input-tokens", t["text_input"], TEXT_IN),
+                         ("speech-output-tokens", t["speech_output"], SPEECH_OUT),
+                         ("text-output-tokens", t["text_output"], TEXT_OUT)]
+                cur = tmp / "cur.csv"
+                with cur.open("w", newline="") as f:
+                    w = csv.writer(f)
+                    w.writerow(["line_item_line_item_type", "line_item_product_code",
+                                "bill_billing_entity", "line_item_usage_type",
+                                "line_item_usage_start_date", "line_item_usage_amount",
+                                "pricing_unit", "line_item_line_item_description",
+                                "line_item_unblended_rate", "line_item_unblended_cost",
+                                "product_region_code", "product"])
+                    for meter, tokens, per_m in lines:
+                        per_1k, amount = per_m / 1000, Decimal(tokens) / 1000
+                        w.writerow(["Usage", "AmazonBedrock", "AWS", f"USE1-NovaSonic-{meter}",
+                                    f"{day}T00:00:00Z", f"{amount:f}", "1K tokens",
+                                    f"${per_1k:f} per 1K {meter}", f"{per_1k:f}",
+                                    f"{amount * per_1k:.12f}", "us-east-1",
+                                    json.dumps({"product_name": "Amazon Bedrock"})])
+                rec = subprocess.run([PROXY_BIN, "reconcile", "--config", str(proxy.config_path),
+                                      "--cur", str(cur), "--format", "json"],
+                                     capture_output=True, text=True, timeout=60)
+                self.assertEqual(rec.returncode, 0, rec.stdout + rec.stderr)
+                doc = json.loads(rec.stdout)
+                self.assertTrue(doc["within_tolerance"], doc)
+                [row] = [r for r in doc["rows"] if r["model"] == SONIC]
+                self.assertEqual(row["status"], "match")
+                want = {"speech_input": t["speech_input"], "input": t["text_input"],
+                        "speech_output": t["speech_output"], "output": t["text_output"]}
+                for side in ("ledger", "bill"):
+                    self.assertEqual({k: row[side][k] for k in want}, want, side)
+                self.assertEqual(Decimal(row["ledger"]["cost_usd"]), Decimal(row["bill"]["cost_usd"]))
+                self.assertEqual(Decimal(row["bill"]["cost_usd"]),
+                                 sonic_cost(t["speech_input"], t["text_input"], t["speech_output"],
+                                            t["text_output"]).quantize(Decimal("0.000001"), ROUND_HALF_UP))
+                self.assertEqual(doc["stale_rates"], [], "the bill's speech rates are the table's")
+                self.assertEqual(doc["skipped"], {})
+                text = subprocess.run([PROXY_BIN, "reconcile", "--config", str(proxy.config_path),
+                                       "--cur", str(cur)], capture_output=True, text=True, timeout=60)
+                self.assertRegex(text.stdout, rf"speech_input\s+{t['speech_input']}\s+{t['speech_input']}")
         finally:
             sim.stop()
             shutil.rmtree(tmp, ignore_errors=True)

@@ -107,7 +107,7 @@ class Rates(unittest.TestCase):
             out = Path(d) / "rates.yaml"
             r = self.import_to(out)
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("14 entries, 2 provisioned entries from 41 of 57 rows; 14 skipped", r.stderr)
+            self.assertIn("15 entries, 2 provisioned entries from 45 of 60 rows; 13 skipped", r.stderr)
             self.assertIn("'Palmyra Vision 7' is not in the model mapping", r.stderr)
             # The imported table prices a US-profile Haiku 4.5 request at the offer's regional
             # rates: 1,000 x $1.10/M + 200 x $5.50/M.

@@ -151,9 +151,9 @@ class RatesFetch(unittest.TestCase):
         self.assertTrue(all(c["Filters"] == [{"Type": "TERM_MATCH", "Field": "regionCode",
                                               "Value": "us-east-1"}] for c in StandIn.calls))
         pages = {s: sum(1 for c in StandIn.calls if c["ServiceCode"] == s) for s in CATALOGUE}
-        # AmazonBedrock: 29 us-east-1 products, 3 pages; FoundationModels: 27, 3 pages; each
+        # AmazonBedrock: 32 us-east-1 products, 4 pages; FoundationModels: 27, 3 pages; each
         # page's first call throttled once.
-        self.assertEqual(pages, {"AmazonBedrock": 6, "AmazonBedrockFoundationModels": 6})
+        self.assertEqual(pages, {"AmazonBedrock": 8, "AmazonBedrockFoundationModels": 6})
         offers = [str(DATA / f) for f in ("amazonbedrock-us-east-1.json",
                                           "foundationmodels-us-east-1-page1.json",
                                           "foundationmodels-us-east-1-page2.json")]

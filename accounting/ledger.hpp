@@ -177,6 +177,14 @@ struct scan_row {
   bool structured_output = false;
   metering::prompt_prefix system_prefix, conversation_prefix, full_prompt;
 };
+/// The columns of a `scan_row`, in the order every reader (SQLite, PostgreSQL) reads them.
+inline constexpr std::string_view scan_columns =
+    "time_ms, team, app, operation, model_requested, model_base, region, scope, service_tier, "
+    "latency_mode, outcome, stop_reason, batch, status, input_tokens, output_tokens, "
+    "cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, total_cost, priced, bytes_in, "
+    "has_traits, max_tokens, tools, structured_output, system_prefix_hash, system_prefix_bytes, "
+    "conversation_prefix_hash, conversation_prefix_bytes, prompt_hash, prompt_bytes, "
+    "speech_input_tokens, speech_output_tokens";
 
 /// A read-only view of a ledger: the local SQLite file (`open`: its own connection, safe beside a
 /// running writer, WAL) or the fleet's PostgreSQL database (fleet/postgres_reader.hpp). Used by

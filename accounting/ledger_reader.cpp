@@ -415,14 +415,6 @@ ledger_result<std::vector<ledger_record>> sqlite_reader::records(std::int64_t fr
 
 namespace {
 
-constexpr std::string_view scan_columns =
-    "time_ms, team, app, operation, model_requested, model_base, region, scope, service_tier, "
-    "latency_mode, outcome, stop_reason, batch, status, input_tokens, output_tokens, "
-    "cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, total_cost, priced, bytes_in, "
-    "has_traits, max_tokens, tools, structured_output, system_prefix_hash, system_prefix_bytes, "
-    "conversation_prefix_hash, conversation_prefix_bytes, prompt_hash, prompt_bytes, "
-    "speech_input_tokens, speech_output_tokens";
-
 std::string_view text_at(sqlite3_stmt* s, int i) {
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
   return p == nullptr ? std::string_view()

@@ -18,18 +18,23 @@ const {
 
 const SONIC = "amazon.nova-sonic-v1:0";
 
+const REQUIRED = ["direct", "proxy", "akid", "secret"];  // text; the other options are numbers
+
 function options(argv) {
   const o = { sessions: 20, turns: 5, concurrency: 4, rounds: 2 };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, "");
-    if (!(key in o) && !["direct", "proxy", "akid", "secret"].includes(key))
-      throw new Error(`unknown option ${argv[i]}`);
-    o[key] = ["direct", "proxy", "akid", "secret"].includes(key) ? argv[i + 1] : Number(argv[i + 1]);
+    const text = REQUIRED.includes(key);
+    if (!text && !(key in o)) throw new Error(`unknown option ${argv[i]}`);
+    o[key] = text ? argv[i + 1] : Number(argv[i + 1]);
   }
-  for (const need of ["direct", "proxy", "akid", "secret"])
+  for (const need of REQUIRED)
     if (!o[need]) throw new Error(`--${need} is required`);
   return o;
 }
+
+// What one side measured, in ms.
+const tally = () => ({ open: [], first: [], usage: [], sessions: 0, errors: 0, last_error: null });
 
 const enc = (event) => ({ chunk: { bytes: Buffer.from(JSON.stringify({ event })) } });
 
@@ -114,15 +119,14 @@ const pct = (xs, p) => {
     direct: { client: client(o.direct, "AKIDBENCHDIRECT", "unused-by-a-no-auth-simulator") },
     proxy: { client: client(o.proxy, o.akid, o.secret) },
   };
-  for (const s of Object.values(sides)) Object.assign(s, { open: [], first: [], usage: [], sessions: 0, errors: 0 });
+  for (const s of Object.values(sides)) Object.assign(s, tally());
   // Warm-up: the SDK's modules, the simulator and the proxy's first HTTP/2 client session.
-  await run(sides.direct.client, { ...o, sessions: 2, concurrency: 1 }, { open: [], first: [], usage: [], sessions: 0, errors: 0 });
-  await run(sides.proxy.client, { ...o, sessions: 2, concurrency: 1 }, { open: [], first: [], usage: [], sessions: 0, errors: 0 });
+  for (const s of Object.values(sides)) await run(s.client, { ...o, sessions: 2, concurrency: 1 }, tally());
   for (let round = 0; round < o.rounds; round++)
     for (const name of ["direct", "proxy"]) await run(sides[name].client, o, sides[name]);
   const out = { sessions_per_side: o.sessions * o.rounds, turns: o.turns, concurrency: o.concurrency };
   for (const [name, s] of Object.entries(sides)) {
-    out[name] = { sessions: s.sessions, errors: s.errors, last_error: s.last_error || null,
+    out[name] = { sessions: s.sessions, errors: s.errors, last_error: s.last_error,
                   open_p50: pct(s.open, 50), open_p99: pct(s.open, 99),
                   first_p50: pct(s.first, 50), first_p99: pct(s.first, 99),
                   turn_p50: pct(s.usage, 50), turn_p99: pct(s.usage, 99) };

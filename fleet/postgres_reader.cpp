@@ -19,15 +19,6 @@ using metering::money_total;
 
 constexpr std::size_t fetch_rows = 10'000;
 
-// As the SQLite reader's scan: the columns the advisor reads.
-constexpr std::string_view scan_columns =
-    "time_ms, team, app, operation, model_requested, model_base, region, scope, service_tier, "
-    "latency_mode, outcome, stop_reason, batch, status, input_tokens, output_tokens, "
-    "cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, total_cost, priced, bytes_in, "
-    "has_traits, max_tokens, tools, structured_output, system_prefix_hash, system_prefix_bytes, "
-    "conversation_prefix_hash, conversation_prefix_bytes, prompt_hash, prompt_bytes, "
-    "speech_input_tokens, speech_output_tokens";
-
 std::uint64_t u64(const result& r, int row, int col) {
   const auto v = r.i64(row, col);
   return v < 0 ? 0 : static_cast<std::uint64_t>(v);
@@ -205,7 +196,8 @@ class postgres_reader final : public accounting::ledger_reader {
       const accounting::scan_filter& f,
       const std::function<bool(const accounting::scan_row&)>& fn) override {
     std::lock_guard lk(mu_);
-    std::string sql = "DECLARE scan NO SCROLL CURSOR FOR SELECT " + std::string(scan_columns) +
+    std::string sql = "DECLARE scan NO SCROLL CURSOR FOR SELECT " +
+                      std::string(accounting::scan_columns) +
                       " FROM requests WHERE time_ms >= $1 AND time_ms < $2";
     std::vector<std::string> params{std::to_string(f.from_ms), std::to_string(f.to_ms)};
     if (!f.team.empty()) {

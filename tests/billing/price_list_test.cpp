@@ -277,6 +277,14 @@ class ImportedFixture : public ::testing::Test {
     return out;
   }
 
+  /// The in-region us-east-1 entry the pricer would use for `model_id`, or null.
+  static const m::rate_entry* us_east_1_entry(std::string_view model_id) {
+    m::price_query q;
+    q.model_id = model_id;
+    q.region = "us-east-1";
+    return m::find_rate(table(), model_id, m::inference_scope::in_region, q);
+  }
+
   /// The cost of one request, in pico-USD; -1 when unpriced.
   static m::pico_usd cost(std::string_view model_id, m::token_usage u,
                           m::service_tier tier = m::service_tier::standard, bool batch = false) {
@@ -312,11 +320,7 @@ TEST_F(ImportedFixture, WritesATableTheLoaderAccepts) {
 
 TEST_F(ImportedFixture, EachPriceIsTheOffersInUsdPerMillion) {
   // Nova Pro, us-east-1: $0.0008 / $0.0032 per 1K -> 0.80 / 3.20 per 1M; cache read 0.0002.
-  m::price_query q;
-  q.model_id = "amazon.nova-pro-v1:0";
-  q.region = "us-east-1";
-  const auto* nova =
-      m::find_rate(table(), "amazon.nova-pro-v1:0", m::inference_scope::in_region, q);
+  const auto* nova = us_east_1_entry("amazon.nova-pro-v1:0");
   ASSERT_NE(nova, nullptr);
   EXPECT_EQ(nova->rates.input, 800'000);
   EXPECT_EQ(nova->rates.output, 3'200'000);
@@ -331,11 +335,7 @@ TEST_F(ImportedFixture, EachPriceIsTheOffersInUsdPerMillion) {
 
 TEST_F(ImportedFixture, NovaSonicGetsItsSpeechAndTextRatesInOneEntry) {
   // $0.0034 / $0.0136 per 1K speech tokens, $0.00006 / $0.00024 per 1K text tokens.
-  m::price_query q;
-  q.model_id = "amazon.nova-sonic-v1:0";
-  q.region = "us-east-1";
-  const auto* sonic =
-      m::find_rate(table(), "amazon.nova-sonic-v1:0", m::inference_scope::in_region, q);
+  const auto* sonic = us_east_1_entry("amazon.nova-sonic-v1:0");
   ASSERT_NE(sonic, nullptr);
   EXPECT_EQ(sonic->rates.speech_input, 3'400'000);
   EXPECT_EQ(sonic->rates.speech_output, 13'600'000);

@@ -69,6 +69,23 @@ def last_row(path: Path, timeout=10.0) -> dict:
     raise AssertionError("no ledger row")
 
 
+def run_sdk(endpoint: str, scenario: str, akid=CLIENT_AKID, secret=CLIENT_SECRET,
+            ca: Path | None = None) -> subprocess.CompletedProcess:
+    """tests/js/run-sdk.js: the JS SDK's own commands, `scenario` of them, against `endpoint`."""
+    env = {**os.environ, "BM_ENDPOINT": endpoint, "BM_HANDLER": "default", "BM_SCENARIO": scenario,
+           "BM_AKID": akid, "BM_SECRET": secret, "AWS_EC2_METADATA_DISABLED": "true"}
+    if ca is not None:
+        env["NODE_EXTRA_CA_CERTS"] = str(ca)
+    return subprocess.run(["node", str(JS_DIR / "run-sdk.js")], capture_output=True, timeout=90,
+                          env=env)
+
+
+def sdk_result(test: unittest.TestCase, r: subprocess.CompletedProcess) -> dict:
+    """The JSON line run-sdk.js printed last, once it exited 0."""
+    test.assertEqual(r.returncode, 0, r.stderr.decode()[-2000:])
+    return json.loads(r.stdout.decode().strip().splitlines()[-1])
+
+
 def pico(usd: Decimal) -> int:
     return int(usd * Decimal(10) ** 12)
 
@@ -96,15 +113,8 @@ class BidirectionalJs(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def run_js(self, endpoint, scenario, akid=CLIENT_AKID, secret=CLIENT_SECRET, ok=True):
-        env = {**os.environ, "BM_ENDPOINT": endpoint, "BM_HANDLER": "default",
-               "BM_SCENARIO": scenario, "BM_AKID": akid, "BM_SECRET": secret,
-               "NODE_EXTRA_CA_CERTS": str(self.ca["ca"]), "AWS_EC2_METADATA_DISABLED": "true"}
-        r = subprocess.run(["node", str(JS_DIR / "run-sdk.js")], capture_output=True,
-                           timeout=90, env=env)
-        if not ok:
-            return r
-        self.assertEqual(r.returncode, 0, r.stderr.decode()[-2000:])
-        return json.loads(r.stdout.decode().strip().splitlines()[-1])
+        r = run_sdk(endpoint, scenario, akid, secret, ca=self.ca["ca"])
+        return sdk_result(self, r) if ok else r
 
     def check_session(self, endpoint):
         sim_before = self.sim.stats()
@@ -204,11 +214,7 @@ class BidirectionalBudget(unittest.TestCase):
                 {"name": "voice", "scope": {"team": "search"}, "period": "daily",
                  "limit_usd": "0.000001", "action": "block"}]})
             with Proxy(cfg) as proxy:
-                env = {**os.environ, "BM_ENDPOINT": proxy.url, "BM_HANDLER": "default",
-                       "BM_SCENARIO": "bidi", "BM_AKID": CLIENT_AKID, "BM_SECRET": CLIENT_SECRET,
-                       "AWS_EC2_METADATA_DISABLED": "true"}
-                r = subprocess.run(["node", str(JS_DIR / "run-sdk.js")], capture_output=True,
-                                   timeout=90, env=env)
+                r = run_sdk(proxy.url, "bidi")
                 self.assertNotEqual(r.returncode, 0)
                 self.assertIn(b"ServiceQuotaExceededException", r.stderr)
                 self.assertIn(b"voice", r.stderr)
@@ -233,13 +239,7 @@ class BidirectionalReconcile(unittest.TestCase):
         sim = Simulator()
         try:
             with Proxy(base_config(sim.url)) as proxy:
-                env = {**os.environ, "BM_ENDPOINT": proxy.url, "BM_HANDLER": "default",
-                       "BM_SCENARIO": "bidi", "BM_AKID": CLIENT_AKID, "BM_SECRET": CLIENT_SECRET,
-                       "AWS_EC2_METADATA_DISABLED": "true"}
-                r = subprocess.run(["node", str(JS_DIR / "run-sdk.js")], capture_output=True,
-                                   timeout=90, env=env)
-                self.assertEqual(r.returncode, 0, r.stderr.decode()[-2000:])
-                out = json.loads(r.stdout.decode().strip().splitlines()[-1])
+                out = sdk_result(self, run_sdk(proxy.url, "bidi"))
                 t = out["totals"]
                 ledger_row(proxy.ledger_path, out["id"])  # committed
                 day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
@@ -263,9 +263,12 @@ class BidirectionalReconcile(unittest.TestCase):
                                     f"${per_1k:f} per 1K {meter}", f"{per_1k:f}",
                                     f"{amount * per_1k:.12f}", "us-east-1",
                                     json.dumps({"product_name": "Amazon Bedrock"})])
-                rec = subprocess.run([PROXY_BIN, "reconcile", "--config", str(proxy.config_path),
-                                      "--cur", str(cur), "--format", "json"],
-                                     capture_output=True, text=True, timeout=60)
+                def reconcile(*args):
+                    return subprocess.run([PROXY_BIN, "reconcile", "--config", str(proxy.config_path),
+                                           "--cur", str(cur), *args],
+                                          capture_output=True, text=True, timeout=60)
+
+                rec = reconcile("--format", "json")
                 self.assertEqual(rec.returncode, 0, rec.stdout + rec.stderr)
                 doc = json.loads(rec.stdout)
                 self.assertTrue(doc["within_tolerance"], doc)
@@ -281,8 +284,7 @@ class BidirectionalReconcile(unittest.TestCase):
                                             t["text_output"]).quantize(Decimal("0.000001"), ROUND_HALF_UP))
                 self.assertEqual(doc["stale_rates"], [], "the bill's speech rates are the table's")
                 self.assertEqual(doc["skipped"], {})
-                text = subprocess.run([PROXY_BIN, "reconcile", "--config", str(proxy.config_path),
-                                       "--cur", str(cur)], capture_output=True, text=True, timeout=60)
+                text = reconcile()
                 self.assertRegex(text.stdout, rf"speech_input\s+{t['speech_input']}\s+{t['speech_input']}")
         finally:
             sim.stop()
